@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("reproduce", help="regenerate a study under results/",
                          description="Regenerate a reproduction of published results: its "
                          "README table, plot and JSON data.")
-    rep.add_argument("study", choices=sorted(STUDIES), help="which study")
+    rep.add_argument("study", choices=sorted(_studies()), help="which study")
     rep.add_argument("-o", "--out", help="output folder (default results/<study folder>)")
 
     lst = sub.add_parser("list", help="list hardware presets and models")
@@ -130,15 +130,35 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--plot", metavar="PNG", help="also draw step times and the time by op "
                       "kind to this PNG file")
     show.add_argument("--json", action="store_true")
+    for module in _command_modules():
+        _HANDLERS.update(module.add_commands(sub))
     return parser
+
+
+#: Handlers of the commands that `sim/cli_*.py` modules add, filled by `build_parser`.
+_HANDLERS: dict = {}
+
+
+def _command_modules():
+    """Every ``sim/cli_<unit>.py`` module, in name order. Each defines
+    ``add_commands(sub) -> {command: handler(args, argv) -> int}`` (adding its subparsers to
+    ``sub``; heavy imports belong inside the handlers) and may define ``STUDIES`` like the one
+    below, merged into ``pdsim reproduce``."""
+    import importlib
+    import pkgutil
+
+    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
+                   if m.name.startswith("cli_"))
+    return [importlib.import_module(f"{__package__}.{name}") for name in names]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
-        return {"run": _run, "gemm": _gemm, "reproduce": _reproduce, "list": _list,
-                "describe": _describe, "show": _show}[args.command](args, argv)
+        handlers = {"run": _run, "gemm": _gemm, "reproduce": _reproduce, "list": _list,
+                    "describe": _describe, "show": _show, **_HANDLERS}
+        return handlers[args.command](args, argv)
     except PdsimError as exc:
         print(f"pdsim {args.command}: error: {exc}", file=sys.stderr)
         return 2
@@ -232,7 +252,8 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
                "n": args.n, "k": args.k, "folds": r.folds, "cycles_per_fold": r.cycles_per_fold,
                "compute_cycles": r.compute_cycles, "stall_cycles": r.stall_cycles,
                "cycles": r.cycles, "utilization": r.utilization, "sram_reads": r.sram_reads,
-               "sram_writes": r.sram_writes, "next_level_words": r.next_level_words}
+               "sram_writes": r.sram_writes, "sram_words": r.sram_words,
+               "next_level_words": r.next_level_words}
     if args.json:
         print(to_json(out))
     else:
@@ -247,9 +268,16 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
 STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad:write_spad_chips")}
 
 
+def _studies() -> dict[str, tuple[str, str]]:
+    out = dict(STUDIES)
+    for module in _command_modules():
+        out.update(getattr(module, "STUDIES", {}))
+    return out
+
+
 def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     import importlib
-    folder, target = STUDIES[args.study]
+    folder, target = _studies()[args.study]
     module, func = target.split(":")
     out = Path(args.out or folder)
     for path in getattr(importlib.import_module(module), func)(out):

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from .hardware import System
+from . import costmodel
+from .errors import ConfigError
+from .hardware import Chip, System
+from .presets import load_hardware
 from .schema import to_dict
 
 
@@ -59,12 +63,58 @@ def describe(system: System) -> dict[str, Any]:
         "cost_usd": chip.cost_usd,
         "tdp_w": chip.tdp_w,
         "area_mm2": chip.area_mm2,
+        "spad_cost_model": spad_cost_model(chip),
         "num_chips": system.num_chips,
         "tensor_parallel": system.tensor_parallel,
         "interconnect_bandwidth_bytes_per_s": (system.interconnect.bandwidth_bytes_per_s
                                                if system.interconnect else None),
         "config": to_dict(system),
     }
+
+
+@lru_cache(maxsize=1)
+def _h100_estimate() -> costmodel.CostEstimate:
+    return costmodel.estimate(load_hardware("h100").system.chip)
+
+
+def spad_cost_model(chip: Chip) -> dict[str, Any] | None:
+    """SPAD's cost and TDP model (`sim.costmodel`) applied to ``chip``, with cost and TDP
+    relative to the ``h100`` preset under the same model; None where the model does not apply
+    (no die area, another process node, a memory type it has no price or energy figure for)."""
+    try:
+        est = costmodel.estimate(chip)
+    except ConfigError:
+        return None
+    ref = _h100_estimate()
+    return {
+        "die_cost_usd": est.die_cost_usd,
+        "memory_cost_usd": est.memory_cost_usd,
+        "cost_usd": est.cost_usd,
+        "dies_per_wafer": est.dies_per_wafer,
+        "die_power_w": est.die_power_w,
+        "memory_power_w": est.memory_power_w,
+        "tdp_w": est.tdp_w,
+        "cost_vs_h100": est.cost_usd / ref.cost_usd,
+        "tdp_vs_h100": est.tdp_w / ref.tdp_w,
+    }
+
+
+def _modeled_rows(chip: Chip, m: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if m is None:
+        try:
+            costmodel.estimate(chip)
+            reason = "not modeled"
+        except ConfigError as exc:
+            reason = str(exc)
+        return [("modeled cost/TDP", f"n/a ({reason})")]
+    factor = 1 + costmodel.SPAD.regulator_overhead
+    return [
+        ("modeled cost", f"${m['die_cost_usd']:,.0f} die + ${m['memory_cost_usd']:,.0f} memory "
+                         f"= ${m['cost_usd']:,.0f} ({m['cost_vs_h100']:.2f} of h100)"),
+        ("modeled TDP", f"{m['tdp_w']:.0f} W = ({m['die_power_w']:.0f} W die + "
+                        f"{m['memory_power_w']:.0f} W memory) x {factor:g} "
+                        f"({m['tdp_vs_h100']:.2f} of h100)"),
+    ]
 
 
 def describe_text(system: System) -> str:
@@ -96,6 +146,7 @@ def describe_text(system: System) -> str:
         ("die", f"{_num(chip.area_mm2)} mm2 at {_num(chip.process_nm)} nm, TDP "
                 f"{_num(chip.tdp_w)} W"),
         ("cost", money),
+        *_modeled_rows(chip, d["spad_cost_model"]),
         ("system", f"{system.num_chips} chips, tensor parallel {system.tensor_parallel}"
                    + (f", interconnect {si(system.interconnect.bandwidth_bytes_per_s, 'B/s')}"
                       f" per direction, {seconds(system.interconnect.latency_s)}"

@@ -71,6 +71,9 @@ def _run_array(rows, cols, df, sr, sc, t, word_bytes, sram_words, bw_bytes_per_c
     p_out, u_out = df == 0, df != 0
     sram_reads = 0
     sram_writes = 0
+    acc_p = 0
+    acc_q = 0
+    acc_u = 0
     moved_p = 0
     moved_q = 0
     moved_u = 0
@@ -82,6 +85,9 @@ def _run_array(rows, cols, df, sr, sc, t, word_bytes, sram_words, bw_bytes_per_c
             cu = min(cols, sc - fc * cols)
             tile_p, tile_q, tile_u = ru * cu, ru * t, cu * t
             words = 0
+            acc_p += tile_p
+            acc_q += tile_q
+            acc_u += tile_u
             # P: the stationary tile (or the output tile of os)
             if p_out:
                 sram_writes += tile_p
@@ -125,6 +131,9 @@ def _run_array(rows, cols, df, sr, sc, t, word_bytes, sram_words, bw_bytes_per_c
     out[6] = moved_p
     out[7] = moved_q
     out[8] = moved_u
+    out[9] = acc_p
+    out[10] = acc_q
+    out[11] = acc_u
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +148,8 @@ class ArrayResult:
     sram_reads: int
     sram_writes: int
     next_level_words: dict[str, int]
+    #: SRAM words moved to or from the array, by operand ("A", "B" read; "C" written).
+    sram_words: dict[str, int]
 
     @property
     def cycles(self) -> float:
@@ -166,7 +177,7 @@ def array_gemm(*, rows: int, cols: int, dataflow: str, m: int, n: int, k: int,
     if bandwidth_bytes_per_cycle is not None and not bandwidth_bytes_per_cycle > 0:
         raise ConfigError(f"bandwidth: must be > 0, got {bandwidth_bytes_per_cycle}")
     sr, sc, t = spatial_temporal(dataflow, m, n, k)
-    out = np.zeros(9)
+    out = np.zeros(12)
     sram_words = (2**62 if sram_bytes is None else sram_bytes // word_bytes)
     bw = np.inf if bandwidth_bytes_per_cycle is None else float(bandwidth_bytes_per_cycle)
     _run_array(rows, cols, _DF[dataflow], sr, sc, t, word_bytes, sram_words, bw, out)
@@ -176,4 +187,5 @@ def array_gemm(*, rows: int, cols: int, dataflow: str, m: int, n: int, k: int,
                        stall_cycles=float(out[3]),
                        utilization=m * n * k / (rows * cols * (compute + 1 + out[3])),
                        sram_reads=int(out[4]), sram_writes=int(out[5]),
-                       next_level_words={roles[i]: int(out[6 + i]) for i in range(3)})
+                       next_level_words={roles[i]: int(out[6 + i]) for i in range(3)},
+                       sram_words={roles[i]: int(out[9 + i]) for i in range(3)})

@@ -39,7 +39,8 @@ OP_DTYPE = np.dtype([
     ("dtype", "S8"), *[(f, "i8") for f in STEP_FIELDS],
     ("start_s", "f8"), ("end_s", "f8"), ("period_s", "f8"), ("time_s", "f8"),
     ("compute_s", "f8"), ("memory_s", "f8"), ("comm_s", "f8"), ("bound", "S8"),
-    ("energy_j", "f8"), ("dram_bytes", "f8"), ("cycles", "f8"), ("stall_cycles", "f8"), ("utilization", "f8"),
+    ("energy_j", "f8"), ("dram_bytes", "f8"), ("cycles", "f8"), ("stall_cycles", "f8"),
+    ("utilization", "f8"),
 ])
 
 
