@@ -102,15 +102,16 @@ def main() -> None:
         ratios = []
         for (label, df, cycles, seconds), (_, r, c, _, m, n, k) in zip(rows, CASES):
             if m * n * k > 2**30:
-                print(f"  {label:<36}{df:>3}  not run (out of memory on 24 GB after ~17 CPU-min)")
+                print(f"  {label:<36}{df:>3}  not run (reported to run out of memory on a 24 GB machine after ~17 CPU-min)")
                 continue
             out, wall, cpu, rss = _scalesim_case({"m": m, "n": n, "k": k, "rows": r,
                                                   "cols": c, "dataflow": df})
             same = "same cycles" if out["compute_cycles"] == cycles else \
                 f"DIFFERENT: {out['compute_cycles']}"
-            ratios.append((label, df, wall / seconds))
+            ratios.append((label, df, cpu / seconds))
             print(f"  {label:<36}{df:>3}  {wall:8.1f} s wall, {cpu:8.1f} s CPU, peak RSS "
-                  f"{rss / 2**20:,.0f} MiB, {same}; pdsim is {wall / seconds:,.0f}x faster")
+                  f"{rss / 2**20:,.0f} MiB, {same}; pdsim is {cpu / seconds:,.0f}x faster "
+                  f"(SCALE-Sim CPU s / pdsim wall s; both single-threaded)")
         gemv = [x for lbl, _, x in ratios if lbl.startswith("GEMV")]
         if gemv:
             print(f"  GEMV speed-up, smallest of the three dataflows: {min(gemv):,.0f}x")
