@@ -17,12 +17,12 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, for tests/
+from benchmarks.timing import median_time  # noqa: E402
 
 from sim.presets import load_hardware
 from sim.systolic import array_gemm
@@ -39,16 +39,6 @@ CASES = [
 ]
 
 
-def _median(fn, repeat: int) -> float:
-    fn()  # compile / load the Numba cache
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=20)
@@ -58,7 +48,7 @@ def main() -> None:
     rows = []
     for label, r, c, df, m, n, k in CASES:
         res = array_gemm(rows=r, cols=c, dataflow=df, m=m, n=n, k=k)
-        seconds = _median(lambda r=r, c=c, df=df, m=m, n=n, k=k:
+        seconds = median_time(lambda r=r, c=c, df=df, m=m, n=n, k=k:
                           array_gemm(rows=r, cols=c, dataflow=df, m=m, n=n, k=k),
                           args.repeat)
         rows.append((label, df, res.compute_cycles, seconds))
@@ -68,7 +58,7 @@ def main() -> None:
         map_gemm.cache_clear()
         return map_gemm(chip, "fp16", 1, 2048, 4096, 4096)
 
-    search_s = _median(search, args.repeat)
+    search_s = median_time(search, args.repeat)
 
     from dataclasses import replace
 
@@ -83,7 +73,7 @@ def main() -> None:
         return compile_step(bloom, spad, phase=Phase.PREFILL, batch=2, new_tokens=1024,
                             context=0, precision=Precision())
 
-    bloom_s = _median(bloom_step, max(3, args.repeat // 4))
+    bloom_s = median_time(bloom_step, max(3, args.repeat // 4))
     print(f"pdsim, warm, median of {args.repeat}:")
     for label, df, cycles, seconds in rows:
         print(f"  {label:<36}{df:>3}  {cycles:>12,} cycles  {seconds * 1e3:9.3f} ms")
@@ -102,7 +92,8 @@ def main() -> None:
         ratios = []
         for (label, df, cycles, seconds), (_, r, c, _, m, n, k) in zip(rows, CASES):
             if m * n * k > 2**30:
-                print(f"  {label:<36}{df:>3}  not run (reported to run out of memory on a 24 GB machine after ~17 CPU-min)")
+                print(f"  {label:<36}{df:>3}  not run (reported to run out of memory on a 24 GB "
+                      f"machine after ~17 CPU-min)")
                 continue
             out, wall, cpu, rss = _scalesim_case({"m": m, "n": n, "k": k, "rows": r,
                                                   "cols": c, "dataflow": df})

@@ -17,24 +17,16 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
+from benchmarks.timing import median_time  # noqa: E402
 from mappers.models import load_model
 from sim.engine import Workload, simulate
 from sim.presets import load_hardware
-
-
-def _median_time(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def main() -> None:
@@ -52,14 +44,14 @@ def main() -> None:
         cmd = [sys.executable, "-m", "sim.cli", "run", "-o", os.path.join(tmp, "t.h5")]
         subprocess.run(cmd, check=True, capture_output=True)  # warm the file cache
         rows = {
-            "pdsim run (default, fresh process)": _median_time(
+            "pdsim run (default, fresh process)": median_time(
                 lambda: subprocess.run(cmd, check=True, capture_output=True), args.repeat),
         }
-    rows["simulate default (in-process)"] = _median_time(
+    rows["simulate default (in-process)"] = median_time(
         lambda: simulate(system, model, default), args.repeat)
-    rows["simulate 32k prompt + 1k gen, exact"] = _median_time(
+    rows["simulate 32k prompt + 1k gen, exact"] = median_time(
         lambda: simulate(system, model, long), args.repeat)
-    rows["simulate 32k prompt + 1k gen, decode_sample=64"] = _median_time(
+    rows["simulate 32k prompt + 1k gen, decode_sample=64"] = median_time(
         lambda: simulate(system, model, long, decode_sample=64), args.repeat)
 
     if args.json:

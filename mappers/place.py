@@ -1,9 +1,13 @@
 """Pass 2, ``place``: name the unit of the chip that runs each op.
 
-For now every op runs on the one chip type of the system (all chips of a tensor-parallel
-group do the same work): matrix products on the systolic arrays (``tensor``), elementwise
-work on the vector units (``vector``), pure data movement on the DMA engines (``dma``), and
-collectives on the interconnect (``link``). Later issues add CiD and CiM units here.
+Every op runs on the one chip type of the system (all chips of a tensor-parallel group do the
+same work): matrix products on the systolic arrays (``tensor``), elementwise work on the
+vector units (``vector``), pure data movement on the DMA engines (``dma``), and collectives on
+the interconnect (``link``). A chip with a compute-in-DRAM unit (``chip.cid``) takes the op
+kinds that unit lists for the step's phase (``decode_ops`` / ``prefill_ops``) onto ``cid``;
+one with an analog compute-in-memory unit (``chip.cim``) takes the GEMM kinds its slot lists
+onto ``cim``. Memory-side units are looked up in `MEMORY_UNITS`; the chip's validation keeps
+an op kind on at most one of them per phase.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from dataclasses import replace
 
 from sim.hardware import System
 
-from .ir import Graph, OpKind
+from .ir import Graph, Op, OpKind, Phase
 
 UNIT_OF_KIND: dict[OpKind, str] = {
     OpKind.GEMM: "tensor",
@@ -30,11 +34,26 @@ UNIT_OF_KIND: dict[OpKind, str] = {
 }
 
 
+#: Optional units of a chip that can take ops: (unit name, chip attribute). The attribute
+#: holds a description with ``decode_ops`` and ``prefill_ops`` (op kind names).
+MEMORY_UNITS: tuple[tuple[str, str], ...] = (("cid", "cid"), ("cim", "cim"))
+
+
 def place(graph: Graph, system: System) -> Graph:
-    """Return ``graph`` with every op's ``unit`` set. ``system`` is where later placements
-    look for CiD/CiM units; with one chip type the mapping depends on the op kind alone."""
-    del system  # one chip type: the placement is fixed by kind
-    segments = tuple(replace(seg, ops=tuple(replace(op, unit=UNIT_OF_KIND[op.kind])
-                                            for op in seg.ops))
+    """Return ``graph`` with every op's ``unit`` set: a memory-side unit of the chip where it
+    lists the op's kind for this phase, else the chip's own unit for the kind."""
+    targets: dict[str, str] = {}
+    for unit, attr in MEMORY_UNITS:
+        desc = getattr(system.chip, attr, None)
+        if desc is None:
+            continue
+        kinds = desc.decode_ops if graph.phase is Phase.DECODE else desc.prefill_ops
+        for kind in kinds:
+            targets.setdefault(kind, unit)
+
+    def unit_of(op: Op) -> str:
+        return targets.get(op.kind.value, UNIT_OF_KIND[op.kind])
+
+    segments = tuple(replace(seg, ops=tuple(replace(op, unit=unit_of(op)) for op in seg.ops))
                      for seg in graph.segments)
     return replace(graph, segments=segments)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -20,7 +21,7 @@ from . import __version__
 from .dtypes import DTYPE_BITS
 from .engine import Workload, simulate
 from .errors import PdsimError
-from .presets import load_hardware, preset_names
+from .presets import load_hardware, preset_names, referenced_texts
 from .report import describe, describe_text, ops_text, summary_text
 from .systolic import array_gemm
 from .tile import map_gemm
@@ -156,6 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     try:
+        code = _dispatch(args, argv)
+        sys.stdout.flush()  # inside the try: a reader that left shows up here, not at exit
+        return code
+    except BrokenPipeError:  # `pdsim show ... | head`: the reader left; not an error of ours
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
+        return 0
+
+
+def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
+    try:
         handlers = {"run": _run, "gemm": _gemm, "reproduce": _reproduce, "list": _list,
                     "describe": _describe, "show": _show, **_HANDLERS}
         return handlers[args.command](args, argv)
@@ -189,6 +201,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "command_line": shlex.join(["pdsim", *argv]),
             "hardware_source": hw.source,
             "hardware_yaml": hw.text,
+            "referenced_yaml": json.dumps(referenced_texts(system)),
             "tensor_parallel": system.tensor_parallel,
             "model_source": model.source,
             "model_config": model.text,

@@ -20,9 +20,10 @@ from typing import Callable
 import numpy as np
 
 from mappers.ir import Phase, Precision
-from mappers.lower import shard_heads
+from mappers.lower import lower, shard_heads
 from mappers.models import ModelConfig
 from mappers.pipeline import compile_step
+from mappers.place import place
 from mappers.schedule import StepSchedule
 
 from .dtypes import nbytes
@@ -64,6 +65,7 @@ class Step:
     memory_bound_s: float
     dram_bytes: float
     schedule: StepSchedule | None
+    write_bound_s: float = 0.0  # in ops bound by reprogramming CiM crossbars (bound "write")
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,15 +110,20 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     if detail not in ("tile", "roofline"):
         raise ConfigError(f"--detail: unknown detail {detail!r} (allowed: tile, roofline)")
     p = workload.precision
-    system.chip.core.systolic_array.macs_per_pe_per_cycle(p.activation)  # refuse early
     shard_heads(model, system.tensor_parallel)
+    _check_tensor_dtype(model, system, p)  # refuse early, before any step is simulated
     weights_b, kv_b = footprint(model, system, workload)
     capacity = system.chip.memory.capacity_bytes
-    if check_capacity and weights_b + kv_b > capacity:
+    cid = system.chip.cid
+    held = cid.holds if cid is not None else ()
+    on_chip = (0 if "weights" in held else weights_b) + (0 if "kv" in held else kv_b)
+    if check_capacity and on_chip > capacity:
         raise ConfigError(
             f"workload does not fit: one chip needs {weights_b / 1e9:.1f} GB of weights + "
             f"{kv_b / 1e9:.1f} GB of KV cache, {system.name} has {capacity / 1e9:.1f} GB "
             f"(raise --tp, shrink --batch/--prompt/--gen, or pass --no-capacity-check)")
+    if check_capacity and held:
+        _check_cid_capacity(system, weights_b, kv_b)
     n_decode = workload.gen_tokens - 1
     if decode_sample is not None and decode_sample < 2:
         raise ConfigError(f"--decode-sample: must be >= 2, got {decode_sample}")
@@ -139,8 +146,65 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
             progress(done + 1, len(sampled))
     steps += _decode_steps(scheds, contexts, prefill.time_s)
     summary = _summary(system, workload, steps, weights_b, kv_b, model)
+    cim = system.chip.cim
+    if cim is not None and (cim.prefill_ops or cim.decode_ops):
+        summary.update(_cim_summary(system, prefill))
+        for phase, group in (("prefill", steps[:1]), ("decode", steps[1:])):
+            time = sum(s.time_s for s in group)
+            summary[f"{phase}_write_bound_fraction"] = (
+                sum(s.write_bound_s for s in group) / time if time else math.nan)
     return RunResult(system=system, model=model, workload=workload, steps=tuple(steps),
                      summary=summary)
+
+
+def _check_tensor_dtype(model: ModelConfig, system: System, precision: Precision) -> None:
+    """The systolic arrays must support the activation dtype if any op of either phase is
+    placed on them; a chip whose matrix products all go to memory-side units (CENT's) runs any
+    dtype those take. Placement depends on the phase and the op kinds only, so a one-token
+    graph of each phase decides it."""
+    for phase in Phase:
+        graph = place(lower(model, phase=phase, batch=1, new_tokens=1,
+                            context=0 if phase is Phase.PREFILL else 1, precision=precision,
+                            tp=system.tensor_parallel), system)
+        if any(op.unit == "tensor" for seg in graph.segments for op in seg.ops):
+            system.chip.core.systolic_array.macs_per_pe_per_cycle(precision.activation)
+            return
+
+
+def _cim_summary(system: System, prefill: StepSchedule) -> dict[str, float | int | bool]:
+    """Weight residency of the chip's CiM unit over the run (`sim.crossbar.slot_plan`, the
+    same for every step). Resident weights are programmed once at load, before the first
+    request: that time and energy are reported here and are in no step. Weights that do not
+    fit are programmed before every op instance of every step, inside the steps' costs, and
+    the load figures are 0."""
+    from .crossbar import slot_plan  # the CiM model; loaded only for chips with one
+
+    plan = slot_plan(system, prefill.graph)
+    return {"cim_weights_resident": plan.resident,
+            "cim_crossbars_needed": plan.crossbars_needed,
+            "cim_crossbars": plan.crossbars,
+            "cim_load_program_s": plan.initial_program_s if plan.resident else 0.0,
+            "cim_load_program_j": plan.initial_program_j if plan.resident else 0.0}
+
+
+def _check_cid_capacity(system: System, weights_b: int, kv_b: int) -> None:
+    """What the CiD unit holds (weights, KV cache) must fit in its stacks."""
+    from .cid_ops import unit_device  # numba-backed; loaded only for CiD systems
+
+    cid = system.chip.cid
+    need = ("weights" in cid.holds) * weights_b + ("kv" in cid.holds) * kv_b
+    have = unit_device(cid).org.capacity_bytes * cid.stacks
+    if need > have:
+        parts = []
+        if "weights" in cid.holds:
+            parts.append(f"{weights_b / 1e9:.1f} GB of weights")
+        if "kv" in cid.holds:
+            parts.append(f"{kv_b / 1e9:.1f} GB of KV cache")
+        what = " + ".join(parts)
+        raise ConfigError(
+            f"workload does not fit: the CiD unit of {system.name} must hold {what} but its "
+            f"{cid.stacks} x {cid.dram} hold {have / 1e9:.1f} GB (shrink --batch/--prompt/--gen, "
+            f"add stacks, or pass --no-capacity-check)")
 
 
 def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
@@ -149,7 +213,7 @@ def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
                 start_s=start, time_s=sched.time_s, energy_j=sched.energy_j,
                 totals={f: sched.graph.total(f) for f in STEP_FIELDS},
                 memory_bound_s=sched.total_time_where("memory"), dram_bytes=sched.dram_bytes,
-                schedule=sched)
+                schedule=sched, write_bound_s=sched.total_time_where("write"))
 
 
 def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
@@ -165,6 +229,7 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
     times = interp([scheds[j].time_s for j in known])
     energy = interp([scheds[j].energy_j for j in known])
     membound = interp([scheds[j].total_time_where("memory") for j in known])
+    writebound = interp([scheds[j].total_time_where("write") for j in known])
     dram = interp([scheds[j].dram_bytes for j in known])
     totals = {f: np.rint(interp([scheds[j].graph.total(f) for j in known])).astype(np.int64)
               for f in STEP_FIELDS}
@@ -178,7 +243,8 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
                               energy_j=float(energy[j]),
                               totals={f: int(totals[f][j]) for f in STEP_FIELDS},
                               memory_bound_s=float(membound[j]),
-                              dram_bytes=float(dram[j]), schedule=None))
+                              dram_bytes=float(dram[j]), schedule=None,
+                              write_bound_s=float(writebound[j])))
         start += steps[-1].time_s
     return steps
 

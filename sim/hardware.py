@@ -194,9 +194,100 @@ class Energy:
         _non_negative(self.vector_pj_per_flop, "vector_pj_per_flop")
 
 
+#: Op kinds a compute-in-DRAM unit can run (sim/cid_ops.py costs each).
+CID_OP_KINDS = ("gemm", "lm_head", "attn_score", "attn_value", "kv_write")
+CID_HOLDS = ("weights", "kv")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CidUnit:
+    """Compute-in-DRAM beside (or instead of) a chip's own memory: ``stacks`` HBM stacks or
+    GDDR devices of the DRAM described by ``dram`` (a preset in ``sim/presets/dram/`` or a YAML
+    path), with MAC units placed as ``mode`` says (docs/cid.md).
+
+    ``decode_ops`` and ``prefill_ops`` list the op kinds the placer puts on this unit in each
+    phase; everything else stays on the chip. ``holds`` says what lives in these stacks
+    (``weights``, ``kv``), for the capacity check. ``tccd_ab`` overrides the DRAM preset's
+    all-bank MAC delay (AttAcc's power limit: 6 cycles, 4 without it).
+    """
+
+    dram: str
+    stacks: int = 1
+    mode: str = "bank"
+    tccd_ab: int | None = None
+    decode_ops: tuple[str, ...] = CID_OP_KINDS
+    prefill_ops: tuple[str, ...] = ()
+    holds: tuple[str, ...] = CID_HOLDS
+
+    def __post_init__(self) -> None:
+        from .dram import PIM_MODES, load_dram  # sim.dram reads files; keep it off import
+        _at_least_one(self.stacks, "stacks")
+        if self.mode not in PIM_MODES:
+            raise ConfigError(f"mode: unknown PIM mode {self.mode!r} "
+                              f"(allowed: {', '.join(PIM_MODES)})")
+        if self.tccd_ab is not None:
+            _at_least_one(self.tccd_ab, "tccd_ab")
+        for name in ("decode_ops", "prefill_ops"):
+            for kind in getattr(self, name):
+                if kind not in CID_OP_KINDS:
+                    raise ConfigError(f"{name}: {kind!r} cannot run on a CiD unit "
+                                      f"(allowed: {', '.join(CID_OP_KINDS)})")
+        for what in self.holds:
+            if what not in CID_HOLDS:
+                raise ConfigError(f"holds: unknown {what!r} (allowed: {', '.join(CID_HOLDS)})")
+        try:
+            device = load_dram(self.dram)
+        except ConfigError as exc:
+            raise ConfigError(f"dram: {exc}") from None
+        if self.mode == "aim" and device.global_buffer_bytes == 0:
+            raise ConfigError(f"mode: 'aim' needs a DRAM with a global buffer; {self.dram} has "
+                              f"global_buffer_bytes 0")
+
+
+#: Op kinds an analog CiM unit can run: the weight GEMMs and the LM head (sim/crossbar.py).
+#: Attention is not among them: its operands (queries, the KV cache) change every token, and a
+#: crossbar holds a static matrix that costs a program-and-verify write to change.
+CIM_OP_KINDS = ("gemm", "lm_head")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CimSlot:
+    """An analog compute-in-memory unit on the chip: ``unit`` names a CiM description (a
+    preset in ``sim/presets/cim/`` such as ``halo-cim``, or a YAML path) that fixes the
+    crossbars, their periphery and the path weights are programmed over (docs/cim.md).
+
+    ``prefill_ops`` and ``decode_ops`` list the op kinds the placer puts on it in each phase
+    (HALO's phase-aware mapping: prefill GEMMs only, the default). The weights it runs are
+    programmed from the chip's memory; whether they stay resident across steps is decided per
+    step by `sim.crossbar.plan_weights` (docs/cim.md, "In the engine").
+    """
+
+    unit: str
+    prefill_ops: tuple[str, ...] = CIM_OP_KINDS
+    decode_ops: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        from .crossbar import load_cim  # reads a file; keep it off import
+        for name in ("prefill_ops", "decode_ops"):
+            kinds = getattr(self, name)
+            for kind in kinds:
+                if kind not in CIM_OP_KINDS:
+                    raise ConfigError(f"{name}: {kind!r} cannot run on a CiM unit "
+                                      f"(allowed: {', '.join(CIM_OP_KINDS)})")
+            if len(set(kinds)) != len(kinds):
+                raise ConfigError(f"{name}: lists an op kind twice, got {list(kinds)}")
+        try:
+            load_cim(self.unit)
+        except ConfigError as exc:
+            raise ConfigError(f"unit: {str(exc).removeprefix('--hw: ')}") from None
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Chip:
-    """One accelerator die with its memory. Costs in US dollars, power in watts."""
+    """One accelerator die with its memory. Costs in US dollars, power in watts. ``cid``, when
+    given, is a compute-in-DRAM unit the placer can put decode (or prefill) ops on; ``cim`` an
+    analog compute-in-memory unit for GEMMs. An op kind goes to at most one of them per phase.
+    """
 
     name: str
     cores: int
@@ -212,10 +303,18 @@ class Chip:
     tdp_w: float | None = None
     die_cost_usd: float | None = None
     memory_cost_usd: float | None = None
+    cid: CidUnit | None = None
+    cim: CimSlot | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("name: must not be empty")
+        if self.cid is not None and self.cim is not None:
+            for phase in ("prefill_ops", "decode_ops"):
+                both = sorted(set(getattr(self.cid, phase)) & set(getattr(self.cim, phase)))
+                if both:
+                    raise ConfigError(f"cim.{phase}: {', '.join(both)} also in cid.{phase}; "
+                                      f"an op kind runs on one unit per phase")
         _at_least_one(self.cores, "cores")
         _positive(self.tensor_freq_hz, "tensor_freq_hz")
         _positive(self.vector_freq_hz, "vector_freq_hz")

@@ -7,11 +7,9 @@ YAML files shipped in ``sim/presets/``. A name that is not a preset is treated a
 from __future__ import annotations
 
 from dataclasses import dataclass
-import yaml
 
-from .errors import ConfigError
 from .hardware import System
-from .schema import build
+from .schema import parse_yaml
 from .shipped import Shelf
 
 
@@ -42,14 +40,18 @@ def load_hardware(spec: str) -> HardwareSpec:
 
 def parse_hardware(text: str, where: str) -> System:
     """Parse YAML text into a validated `System`; errors name ``where`` and the field."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from None
-    try:
-        return build(System, data)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+    return parse_yaml(System, text, where)
+
+
+def referenced_texts(system: System) -> dict[str, str]:
+    """Texts of the files a system names rather than contains (a CiD unit's DRAM, a CiM unit's
+    crossbar description), keyed by field path, so a trace can store everything it ran on."""
+    out = {}
+    chip = system.chip
+    if chip.cid is not None:
+        from .dram import DRAM_PRESETS
+        out["chip.cid.dram"] = DRAM_PRESETS.read(chip.cid.dram)[0]
+    if chip.cim is not None:
+        from .crossbar import CIM_PRESETS
+        out["chip.cim.unit"] = CIM_PRESETS.read(chip.cim.unit)[0]
+    return out

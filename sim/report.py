@@ -68,8 +68,49 @@ def describe(system: System) -> dict[str, Any]:
         "tensor_parallel": system.tensor_parallel,
         "interconnect_bandwidth_bytes_per_s": (system.interconnect.bandwidth_bytes_per_s
                                                if system.interconnect else None),
+        "cid": describe_cid(system),
+        "cim": describe_cim(system),
         "config": to_dict(system),
     }
+
+
+def describe_cim(system: System) -> dict[str, Any] | None:
+    """Derived figures of the chip's analog CiM unit, or None without one."""
+    slot = system.chip.cim
+    if slot is None:
+        return None
+    from .crossbar import peak_macs_per_s, slot_unit  # the CiM model, on demand
+
+    unit = slot_unit(slot)
+    xb = unit.crossbar
+    return {"unit": unit.name, "source": slot.unit, "crossbars": unit.crossbars,
+            "crossbar_rows": xb.rows, "crossbar_cols": xb.cols, "weight_bits": xb.weight_bits,
+            "input_bits": xb.input_bits, "encoding": xb.encoding,
+            "weight_capacity": unit.weight_capacity(),
+            "weight_capacity_bytes": unit.weight_capacity() * xb.weight_bits // 8,
+            "peak_macs_per_s": peak_macs_per_s(unit),
+            "weight_load_bandwidth_bytes_per_s": unit.weight_load_bandwidth_bytes_per_s,
+            "write_parallel_crossbars": unit.write_parallel_crossbars,
+            "prefill_ops": list(slot.prefill_ops), "decode_ops": list(slot.decode_ops)}
+
+
+def describe_cid(system: System) -> dict[str, Any] | None:
+    """Derived figures of the chip's compute-in-DRAM unit, or None without one."""
+    cid = system.chip.cid
+    if cid is None:
+        return None
+    from .cid_ops import peak_internal_bytes_per_s, unit_device  # numba-backed, on demand
+
+    device = unit_device(cid)
+    external = device.org.bandwidth_bytes_per_s * cid.stacks
+    peak = peak_internal_bytes_per_s(device, cid.mode) * cid.stacks
+    return {"dram": device.name, "type": device.type, "stacks": cid.stacks, "mode": cid.mode,
+            "tCCD_AB": device.timing.tCCD_AB,
+            "capacity_bytes": device.org.capacity_bytes * cid.stacks,
+            "external_bandwidth_bytes_per_s": external,
+            "peak_internal_bandwidth_bytes_per_s": peak,
+            "decode_ops": list(cid.decode_ops), "prefill_ops": list(cid.prefill_ops),
+            "holds": list(cid.holds)}
 
 
 @lru_cache(maxsize=1)
@@ -152,6 +193,33 @@ def describe_text(system: System) -> str:
                       f" per direction, {seconds(system.interconnect.latency_s)}"
                       if system.interconnect else "")),
     ]
+    c = d["cid"]
+    if c is not None:
+        peak, pins = c["peak_internal_bandwidth_bytes_per_s"], c["external_bandwidth_bytes_per_s"]
+        rows += [
+            ("compute-in-DRAM", f"{c['stacks']} x {c['dram']} ({c['type']}), {c['mode']} mode, "
+                                f"tCCD_AB {c['tCCD_AB']}, {c['capacity_bytes'] / 2**30:.0f} GiB"),
+            ("CiD bandwidth", f"internal peak {si(peak, 'B/s')} = {peak / pins:.2f}x the pins' "
+                              f"{si(pins, 'B/s')}"),
+            ("CiD runs", f"decode: {', '.join(c['decode_ops']) or 'nothing'}; prefill: "
+                         f"{', '.join(c['prefill_ops']) or 'nothing'}; holds "
+                         f"{' and '.join(c['holds']) or 'nothing'}"),
+        ]
+    m = d["cim"]
+    if m is not None:
+        rows += [
+            ("analog CiM", f"{m['unit']}: {m['crossbars']} crossbars of {m['crossbar_rows']}x"
+                           f"{m['crossbar_cols']}, {m['encoding']}, W{m['weight_bits']}"
+                           f"A{m['input_bits']}"),
+            ("CiM capacity", f"{m['weight_capacity'] / 1e6:.4g} M weights "
+                             f"({si(m['weight_capacity_bytes'], 'B')}) resident at once"),
+            ("CiM peak", f"{si(2 * m['peak_macs_per_s'], 'OP/s')} at W{m['weight_bits']}A"
+                         f"{m['input_bits']}; weights programmed at "
+                         f"{si(m['weight_load_bandwidth_bytes_per_s'], 'B/s')}, "
+                         f"{m['write_parallel_crossbars']} crossbars at a time"),
+            ("CiM runs", f"prefill: {', '.join(m['prefill_ops']) or 'nothing'}; decode: "
+                         f"{', '.join(m['decode_ops']) or 'nothing'}"),
+        ]
     return table(rows, f"{system.name}: {system.description}")
 
 
@@ -174,7 +242,10 @@ def summary_text(summary: dict[str, Any], title: str) -> str:
              f"DRAM {si(s[f'{phase}_dram_bytes'], 'B')}"),
             (f"{phase} intensity", f"{_num(s[f'{phase}_intensity_flop_per_byte'])} FLOP/B, "
                                    f"{_pct(s[f'{phase}_memory_bound_fraction'])} of time "
-                                   f"memory-bound"),
+                                   f"memory-bound" + (
+                                       f", {_pct(s[f'{phase}_write_bound_fraction'])} bound "
+                                       f"by CiM reprogramming"
+                                       if f"{phase}_write_bound_fraction" in s else "")),
             (f"{phase} energy", si(s[f"{phase}_energy_j"], "J")),
         ]
     rows += [
@@ -184,6 +255,13 @@ def summary_text(summary: dict[str, Any], title: str) -> str:
                             f"{si(s['memory_capacity_bytes'], 'B')}"),
         ("decode steps", f"{s['decode_steps']} ({s['decode_steps_simulated']} simulated)"),
     ]
+    if "cim_weights_resident" in s:
+        need = f"{s['cim_crossbars_needed']} crossbars needed of {s['cim_crossbars']}"
+        rows.append(("CiM weights",
+                     f"resident ({need}): programmed once at load, "
+                     f"{seconds(s['cim_load_program_s'])} and {si(s['cim_load_program_j'], 'J')}"
+                     f", in no step" if s["cim_weights_resident"] else
+                     f"not resident ({need}): reprogrammed before every op, every step"))
     return table(rows, title)
 
 

@@ -14,9 +14,11 @@ import dataclasses
 import math
 import types
 import typing
-from typing import Any, Mapping
+from typing import Any, Mapping, TypeVar
 
 from .errors import ConfigError
+
+T = TypeVar("T")
 
 
 def build(cls: type, data: Any, path: str = "") -> Any:
@@ -120,3 +122,21 @@ def to_dict(obj: Any) -> Any:
             return {k: to_dict(v) for k, v in obj}
         return [to_dict(v) for v in obj]
     return obj
+
+
+def parse_yaml(cls: type[T], text: str, where: str) -> T:
+    """Parse YAML ``text`` into a validated ``cls``; every error is one line that starts with
+    ``where`` (the preset name or file path) and names the line or field."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from None
+    try:
+        return build(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None

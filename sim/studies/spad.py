@@ -14,9 +14,6 @@ batch 64, one new token per sequence on a 1024-token KV cache. Performance is no
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,6 +25,8 @@ from mappers.schedule import StepSchedule
 from sim.hardware import Chip, System
 from sim.presets import load_hardware
 from sim.report import spad_cost_model
+
+from . import write_study
 from sim.tile import map_gemm
 
 COMMAND = "pdsim reproduce spad-chips"
@@ -244,29 +243,7 @@ def write_spad_chips(out_dir: Path) -> list[Path]:
     ``spad_chips.png`` and ``spad_chips.json`` (every number). Each file is written to a
     temporary file in ``out_dir`` and renamed, so none is ever half-written. Returns the
     paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data = spad_chips("tile")
-    text = json.dumps(data, indent=2, allow_nan=False) + "\n"
-    return [
-        _atomic(out_dir / "spad_chips.json", lambda tmp: tmp.write_text(text)),
-        _atomic(out_dir / "spad_chips.png", lambda tmp: _plot(data, tmp)),
-        _atomic(out_dir / "README.md", lambda tmp: tmp.write_text(readme(data))),
-    ]
-
-
-def _atomic(path: Path, write: Callable[[Path], object]) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
-    try:
-        write(tmp)
-        tmp.chmod(0o644)  # mkstemp makes 0600; these are shared results
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return write_study(Path(out_dir), "spad_chips", spad_chips("tile"), _plot, readme)
 
 
 # ---------------------------------------------------------------- plot

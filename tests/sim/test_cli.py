@@ -132,3 +132,28 @@ def test_show_plot(in_tmp, capsys):
     png = in_tmp / "figs" / "t.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in png.parent.iterdir()) == ["t.png"]  # no temp file left
+
+
+def test_trace_stores_the_files_the_hardware_names(in_tmp, capsys):
+    """A CiD unit names a DRAM file and a CiM unit a crossbar file: both texts are stored."""
+    from sim.crossbar import CIM_PRESETS
+    from sim.dram import DRAM_PRESETS
+
+    assert main(["run", "--hw", "halo", "--dtype", "int8", "--prompt", "64", "--gen", "2",
+                 "--out", "h.h5"]) == 0
+    stored = json.loads(read_trace("h.h5").meta["referenced_yaml"])
+    chip = load_hardware("halo").system.chip
+    assert stored == {"chip.cid.dram": DRAM_PRESETS.read(chip.cid.dram)[0],
+                      "chip.cim.unit": CIM_PRESETS.read(chip.cim.unit)[0]}
+    assert main(["run", "--prompt", "64", "--gen", "2", "--out", "g.h5"]) == 0
+    assert json.loads(read_trace("g.h5").meta["referenced_yaml"]) == {}
+
+
+def test_output_into_a_closed_pipe_is_quiet(tmp_path):
+    """`pdsim list | head -1`: the reader leaves early; no traceback, exit 0."""
+    code = ("import os, sys\n"
+            "r, w = os.pipe(); os.close(r); os.dup2(w, 1)\n"
+            "from sim.cli import main\n"
+            "sys.exit(main(['list']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.stderr == "" and proc.returncode == 0

@@ -1,0 +1,84 @@
+"""Speed of the analog CiM models (`sim.cim_numerics`, `sim.crossbar`).
+
+    python benchmarks/bench_cim.py [--repeat 5] [--json]
+
+Times (median of ``--repeat``, after one warm-up call that compiles or loads the Numba
+kernel):
+  * one 4096x4096 MVM (one token, int8) through the numerical model on `halo-cim`'s crossbar,
+    with ideal devices and with the preset's programming and read noise (read-noise draws
+    included; programming the weights, done once per weight matrix, is timed separately);
+  * the timing model costing every GEMM and the LM head of a llama2-7b prefill (2048 tokens,
+    int8): `mappers.lower`, `plan_weights` and `cim_op_cost` for each op.
+Targets (issue 5): MVM < 0.5 s warm; whole-prefill costing < 1 s. Speed claims quote this
+script's output, never a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
+from benchmarks.timing import median_time  # noqa: E402
+import numpy as np
+
+from mappers.ir import Phase, Precision
+from mappers.lower import lower
+from mappers.models import load_model
+from sim.cim_numerics import mvm, program
+from sim.crossbar import CIM_KINDS, cim_op_cost, load_cim, plan_weights
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    unit = load_cim("halo-cim").unit
+    xb = unit.crossbar
+    ideal = dataclasses.replace(xb, programming_noise=0.0, read_noise=0.0)
+    rng = np.random.default_rng(0)
+    w = rng.integers(-127, 128, size=(4096, 4096))
+    x = rng.integers(-127, 128, size=(1, 4096))
+    t = time.perf_counter()
+    prog_ideal = program(ideal, w, rng=rng)
+    program_ideal_s = time.perf_counter() - t
+    t = time.perf_counter()
+    prog_noisy = program(xb, w, rng=rng)
+    program_noisy_s = time.perf_counter() - t
+    out = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+        "mvm_4096x4096_ideal_s": median_time(lambda: mvm(prog_ideal, x, rng=rng), args.repeat),
+        "mvm_4096x4096_noisy_s": median_time(lambda: mvm(prog_noisy, x, rng=rng), args.repeat),
+        "program_4096x4096_ideal_s": program_ideal_s,
+        "program_4096x4096_noisy_s": program_noisy_s,
+    }
+
+    cfg = load_model("llama2-7b").config
+
+    def prefill() -> float:
+        g = lower(cfg, phase=Phase.PREFILL, batch=1, new_tokens=2048, context=0,
+                  precision=Precision(weight="int8", activation="int8", kv="int8"))
+        plan = plan_weights(g, unit)
+        return sum(seg.repeat * cim_op_cost(op, unit,
+                                            resident_weights_bytes=plan.resident_bytes(op)).time_s
+                   for seg in g.segments for op in seg.ops if op.kind in CIM_KINDS)
+
+    out["timing_model_llama2_7b_prefill_s"] = median_time(prefill, args.repeat)
+    out["llama2_7b_prefill_gemm_time_on_halo_cim_s"] = prefill()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    for key, value in out.items():
+        print(f"{key:<44} {value:.4g}" if isinstance(value, float) else f"{key:<44} {value}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,501 @@
+"""Command-level DRAM timing engine for compute-in-DRAM (PIM) operations, and its checker.
+
+One pseudo-channel (PC) is simulated command by command: the program of a PIM operation is
+expanded into DRAM commands, each issued **in program order at the earliest cycle that every
+timing parameter allows** (`sim.dram.DramTiming`), with all-bank refresh every ``tREFI``. All
+PCs of a stack run the same program in lockstep (the host broadcasts the commands, as AttAcc
+and AiM do), so one PC's cycle count is the operation's; the op layer (`sim.cid_ops`) simulates
+each distinct per-PC program once.
+
+Modes (``MODES``), after AttAcc (ASPLOS'24) and CENT / GDDR6-AiM (ASPLOS'25):
+
+``bank``
+    A MAC unit per bank; all banks of the PC work in lockstep: ``ACT_AB`` opens the same row in
+    every bank, each ``MAC_AB`` reads one burst from every bank, ``PRE_AB`` closes them.
+    Consecutive MACs are ``tCCD_AB`` apart (the power-limited all-bank column delay).
+``bankgroup``
+    A MAC unit per bank group; ``ACT_SB k`` / ``MAC_SB k`` / ``PRE_SB k`` address bank ``k`` of
+    every group at once. Banks within a group take turns, so the next bank's activate hides
+    under the current bank's MACs.
+``buffer``
+    The MAC units sit on the buffer (base) die: ordinary ``RD`` bursts over the PC's data
+    path, interleaved over bank groups and banks; the internal bandwidth is the pin bandwidth.
+``aim``
+    GDDR6-AiM: a per-bank mode with 16 banks per channel in which the input vector is first
+    written into the channel's global buffer (``WRGB``) and broadcast to all banks' MAC units.
+``write``
+    Ordinary ``WR`` bursts (a KV-cache append), interleaved like ``buffer``.
+
+Every mode may write the input vector into the global buffer (``WRGB``) at the start of each
+input chunk and read results out (``RDRES``) after each step. Refresh: when ``tREFI`` has
+elapsed, the engine closes the open rows at the next step boundary, issues ``REF`` and re-opens
+(postponing a refresh by less than one step, well inside JEDEC's allowance of 8 postponed).
+
+The fast path counts cycles and commands; with ``record=True`` it also returns the command
+stream (cycle, command, bank group, bank, row, column), which `check_stream` re-verifies
+pair by pair, independently of the engine's bookkeeping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from .dram import PIM_MODES, TIMING_FIELDS, DramDevice
+from .errors import ConfigError
+
+MODES = PIM_MODES + ("write",)  # "write": a plain write stream (KV-cache append)
+
+#: Command codes of the stream.
+COMMANDS = ("ACT", "PRE", "RD", "WR", "REF", "ACT_AB", "PRE_AB", "MAC_AB", "ACT_SB", "PRE_SB",
+            "MAC_SB", "WRGB", "RDRES")
+(ACT, PRE, RD, WR, REF, ACT_AB, PRE_AB, MAC_AB, ACT_SB, PRE_SB, MAC_SB, WRGB,
+ RDRES) = range(len(COMMANDS))
+ROW_COMMANDS = frozenset({ACT, PRE, REF, ACT_AB, PRE_AB, ACT_SB, PRE_SB})
+_NT = len(TIMING_FIELDS)
+(_BL, _CL, _CWL, _RCD, _RP, _RAS, _RC, _CCDS, _CCDL, _CCDAB, _RRDS, _RRDL, _FAW, _WR, _RTP,
+ _WTR, _REFI, _RFC) = range(_NT)
+
+_NEVER = -(1 << 40)
+# Scalar state slots.
+(_S_NOW, _S_ROWBUS, _S_COLBUS, _S_COL, _S_MAC, _S_RD, _S_WR, _S_ACT, _S_REF, _S_DUE,
+ _S_FAWPOS, _S_N, _S_NREF) = range(13)
+_S_FAW = 13  # four slots from here
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelRun:
+    """Result of one PC's program. ``cycles`` is the cycle after the last command's data
+    (last command + its latency: tCL + tBL for reads and MACs, tCWL + tBL for writes).
+    ``counts`` maps command names to how many were issued; ``stream`` is None unless recorded:
+    an int64 array of rows (cycle, command, bank group, bank, row, column), -1 where a field
+    does not apply (bank group -1 with bank k means bank k of every group; both -1, all banks).
+    """
+
+    cycles: int
+    counts: dict[str, int]
+    stream: np.ndarray | None
+
+
+@njit(cache=True)
+def _bank_ok(cmd, b, bpg, g_sel, k_sel):
+    """Whether bank ``b`` is addressed by a command with group ``g_sel``, bank ``k_sel``."""
+    if g_sel < 0 and k_sel < 0:
+        return True
+    if g_sel < 0:
+        return b % bpg == k_sel
+    return b == g_sel * bpg + k_sel
+
+
+@njit(cache=True)
+def _issue(cmd, g_sel, k_sel, row, col, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row,
+           actg_t, colg_t, counts, rec, record):
+    """Issue one command at its earliest legal cycle; update the state; return the cycle."""
+    at = S[_S_NOW]
+    is_row = (cmd == ACT or cmd == PRE or cmd == REF or cmd == ACT_AB or cmd == PRE_AB
+              or cmd == ACT_SB or cmd == PRE_SB)
+    if is_row:
+        at = max(at, S[_S_ROWBUS] + 1)
+    else:
+        at = max(at, S[_S_COLBUS] + 1)
+    if cmd == ACT or cmd == ACT_AB or cmd == ACT_SB:
+        at = max(at, S[_S_ACT] + t[_RRDS], S[_S_REF] + t[_RFC])
+        at = max(at, S[_S_FAW + (S[_S_FAWPOS] % 4)] + t[_FAW])
+        for b in range(nb):
+            if _bank_ok(cmd, b, bpg, g_sel, k_sel):
+                at = max(at, pre_t[b] + t[_RP], act_t[b] + t[_RC], actg_t[b // bpg] + t[_RRDL])
+    elif cmd == PRE or cmd == PRE_AB or cmd == PRE_SB:
+        for b in range(nb):
+            if _bank_ok(cmd, b, bpg, g_sel, k_sel) and open_row[b] >= 0:
+                at = max(at, act_t[b] + t[_RAS], colb_t[b] + t[_RTP],
+                         wr_t[b] + t[_CWL] + t[_BL] + t[_WR])
+    elif cmd == REF:
+        at = max(at, S[_S_REF] + t[_RFC])
+        for b in range(nb):
+            at = max(at, pre_t[b] + t[_RP], act_t[b] + t[_RC])
+    elif cmd == RD or cmd == WR:
+        b = g_sel * bpg + k_sel
+        at = max(at, act_t[b] + t[_RCD], colg_t[g_sel] + t[_CCDL], S[_S_COL] + t[_CCDS],
+                 S[_S_MAC] + t[_CCDL])
+        if cmd == RD:
+            at = max(at, S[_S_WR] + t[_CWL] + t[_BL] + t[_WTR])
+        else:
+            at = max(at, S[_S_RD] + t[_CL] + t[_BL] + 2 - t[_CWL])
+    elif cmd == MAC_AB or cmd == MAC_SB:
+        at = max(at, S[_S_MAC] + t[_CCDAB], S[_S_COL] + t[_CCDL])
+        for b in range(nb):
+            if _bank_ok(cmd, b, bpg, g_sel, k_sel):
+                at = max(at, act_t[b] + t[_RCD])
+    else:  # WRGB, RDRES: a burst over the data bus, no bank
+        at = max(at, S[_S_COL] + t[_CCDS], S[_S_MAC] + t[_CCDL])
+        if cmd == RDRES:
+            at = max(at, S[_S_WR] + t[_CWL] + t[_BL] + t[_WTR])
+        else:
+            at = max(at, S[_S_RD] + t[_CL] + t[_BL] + 2 - t[_CWL])
+
+    # Update the state.
+    if is_row:
+        S[_S_ROWBUS] = at
+    else:
+        S[_S_COLBUS] = at
+    if cmd == ACT or cmd == ACT_AB or cmd == ACT_SB:
+        S[_S_ACT] = at
+        S[_S_FAW + (S[_S_FAWPOS] % 4)] = at
+        S[_S_FAWPOS] += 1
+        for b in range(nb):
+            if _bank_ok(cmd, b, bpg, g_sel, k_sel):
+                act_t[b] = at
+                open_row[b] = row
+                actg_t[b // bpg] = at
+    elif cmd == PRE or cmd == PRE_AB or cmd == PRE_SB:
+        for b in range(nb):
+            if _bank_ok(cmd, b, bpg, g_sel, k_sel) and open_row[b] >= 0:
+                pre_t[b] = at
+                open_row[b] = -1
+    elif cmd == REF:
+        S[_S_REF] = at
+        S[_S_NREF] += 1
+    elif cmd == RD or cmd == WR:
+        b = g_sel * bpg + k_sel
+        colg_t[g_sel] = at
+        S[_S_COL] = at
+        if cmd == RD:
+            colb_t[b] = at
+            S[_S_RD] = at
+        else:
+            wr_t[b] = at
+            S[_S_WR] = at
+    elif cmd == MAC_AB or cmd == MAC_SB:
+        S[_S_MAC] = at
+        for b in range(nb):
+            if _bank_ok(cmd, b, bpg, g_sel, k_sel):
+                colb_t[b] = at
+    else:
+        S[_S_COL] = at
+        if cmd == RDRES:
+            S[_S_RD] = at
+        else:
+            S[_S_WR] = at
+    S[_S_NOW] = at
+    counts[cmd] += 1
+    n = S[_S_N]
+    if record and n < rec.shape[0]:
+        rec[n, 0] = at
+        rec[n, 1] = cmd
+        rec[n, 2] = g_sel
+        rec[n, 3] = k_sel
+        rec[n, 4] = row
+        rec[n, 5] = col
+    S[_S_N] = n + 1
+    return at
+
+
+@njit(cache=True)
+def _close_all(nb, bpg, t, S, act_t, pre_t, colb_t, wr_t, open_row, actg_t, colg_t, counts,
+               rec, record):
+    any_open = False
+    for b in range(nb):
+        if open_row[b] >= 0:
+            any_open = True
+    if not any_open:
+        return
+    _issue(PRE_AB, -1, -1, -1, -1, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row, actg_t,
+           colg_t, counts, rec, record)
+
+
+@njit(cache=True)
+def _target(mode, gstep, nb, bpg, rows):
+    """(bank k, row) of step ``gstep``; lockstep modes use every bank (k = -1)."""
+    if mode == 0 or mode == 3:
+        return -1, gstep % rows
+    return gstep % bpg, (gstep // bpg) % rows
+
+
+@njit(cache=True)
+def _open(mode, g, k, row, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row, actg_t, colg_t,
+          counts, rec, record):
+    """Open ``row`` in the banks of a target (group ``g`` of interleaved modes, or all)."""
+    b0 = 0 if k < 0 else (k if g < 0 else g * bpg + k)
+    if open_row[b0] == row:
+        return
+    if mode == 0 or mode == 3:
+        pre, act = PRE_AB, ACT_AB
+    elif mode == 1:
+        pre, act = PRE_SB, ACT_SB
+    else:
+        pre, act = PRE, ACT
+    if open_row[b0] >= 0:
+        _issue(pre, g, k, -1, -1, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row, actg_t,
+               colg_t, counts, rec, record)
+    _issue(act, g, k, row, -1, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row, actg_t,
+           colg_t, counts, rec, record)
+
+
+@njit(cache=True)
+def _simulate(mode, nb, bpg, rows, t, chunks, steps, cols, cols_last, gb_writes, reads,
+              refresh, record, rec):
+    """One PC's program: ``chunks`` x (``gb_writes`` WRGB, then ``steps`` row steps of
+    ``cols`` column commands (``cols_last`` in every step of the last chunk), each followed by
+    ``reads`` RDRES). Returns (end cycle, counts per command, commands issued).
+
+    Step ``s`` reads row ``s // bpg`` of bank ``s % bpg`` in every group (interleaved modes;
+    bursts go round-robin over the groups, so a step has up to groups x columns bursts) or
+    row ``s`` of every bank (lockstep modes)."""
+    S = np.full(_S_FAW + 4, _NEVER, dtype=np.int64)
+    S[_S_NOW] = 0
+    S[_S_FAWPOS] = 0
+    S[_S_N] = 0
+    S[_S_NREF] = 0
+    S[_S_DUE] = t[_REFI]
+    act_t = np.full(nb, _NEVER, dtype=np.int64)
+    pre_t = np.full(nb, _NEVER, dtype=np.int64)
+    colb_t = np.full(nb, _NEVER, dtype=np.int64)
+    wr_t = np.full(nb, _NEVER, dtype=np.int64)
+    open_row = np.full(nb, -1, dtype=np.int64)
+    ng = nb // bpg
+    actg_t = np.full(ng, _NEVER, dtype=np.int64)
+    colg_t = np.full(ng, _NEVER, dtype=np.int64)
+    counts = np.zeros(13, dtype=np.int64)
+    lockstep = mode == 0 or mode == 3
+    per_group = mode == 2 or mode == 4
+    colcmd = MAC_AB if lockstep else (MAC_SB if mode == 1 else (RD if mode == 2 else WR))
+    lat = t[_CWL] + t[_BL] if mode == 4 else t[_CL] + t[_BL]
+    last_data = 0
+    gstep = 0
+    total = chunks * steps
+    for c in range(chunks):
+        for w in range(gb_writes):
+            at = _issue(WRGB, -1, -1, -1, w, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t,
+                        open_row, actg_t, colg_t, counts, rec, record)
+            last_data = max(last_data, at + t[_CWL] + t[_BL])
+        for _ in range(steps):
+            n_col = cols_last if c == chunks - 1 else cols
+            k, row = _target(mode, gstep, nb, bpg, rows)
+            if refresh and S[_S_NOW] >= S[_S_DUE]:
+                _close_all(nb, bpg, t, S, act_t, pre_t, colb_t, wr_t, open_row, actg_t,
+                           colg_t, counts, rec, record)
+                while S[_S_NOW] >= S[_S_DUE]:
+                    _issue(REF, -1, -1, -1, -1, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t,
+                           open_row, actg_t, colg_t, counts, rec, record)
+                    S[_S_DUE] += t[_REFI]
+            if per_group:
+                for g in range(min(ng, n_col)):
+                    _open(mode, g, k, row, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row,
+                          actg_t, colg_t, counts, rec, record)
+            else:
+                _open(mode, -1, k, row, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row,
+                      actg_t, colg_t, counts, rec, record)
+            # Interleaved modes open the next step's banks while this step's bursts stream:
+            # one group's activate after every `spacing` bursts (tRRD/tFAW spread them).
+            nxt = gstep + 1
+            ahead = (not lockstep) and nxt < total
+            nk, nrow = _target(mode, nxt, nb, bpg, rows)
+            if ahead and nk == k:
+                ahead = False
+            n_ahead = ng if per_group else 1
+            spacing = max(1, n_col // (n_ahead + 1))
+            for j in range(n_col):
+                g = j % ng if per_group else -1
+                colidx = j // ng if per_group else j
+                at = _issue(colcmd, g, k, row, colidx, t, nb, bpg, S, act_t, pre_t, colb_t,
+                            wr_t, open_row, actg_t, colg_t, counts, rec, record)
+                last_data = max(last_data, at + lat)
+                if ahead and (j + 1) % spacing == 0 and (j + 1) // spacing <= n_ahead:
+                    if not (refresh and S[_S_NOW] >= S[_S_DUE]):
+                        ga = (j + 1) // spacing - 1 if per_group else -1
+                        # Close the previous step's bank first, so the next bank's activate
+                        # never waits on a precharge of its own.
+                        pk = (k + bpg - 1) % bpg
+                        pb = pk if ga < 0 else ga * bpg + pk
+                        if pk != k and pk != nk and open_row[pb] >= 0:
+                            _issue(PRE_SB if mode == 1 else PRE, ga, pk, -1, -1, t, nb, bpg, S,
+                                   act_t, pre_t, colb_t, wr_t, open_row, actg_t, colg_t, counts,
+                                   rec, record)
+                        _open(mode, ga, nk, nrow, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t,
+                              open_row, actg_t, colg_t, counts, rec, record)
+            if lockstep:
+                _issue(PRE_AB, -1, -1, -1, -1, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t,
+                       open_row, actg_t, colg_t, counts, rec, record)
+            for r in range(reads):
+                at = _issue(RDRES, -1, -1, -1, r, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t,
+                            open_row, actg_t, colg_t, counts, rec, record)
+                last_data = max(last_data, at + t[_CL] + t[_BL])
+            gstep += 1
+    _close_all(nb, bpg, t, S, act_t, pre_t, colb_t, wr_t, open_row, actg_t, colg_t, counts,
+               rec, record)
+    return max(last_data, S[_S_NOW] + 1), counts, S[_S_N]
+
+
+def run_channel(device: DramDevice, mode: str, *, steps: int, cols: int,
+                cols_last: int | None = None, chunks: int = 1, gb_writes: int = 0,
+                reads: int = 0, refresh: bool = True, record: bool = False,
+                timing: tuple[int, ...] | None = None) -> ChannelRun:
+    """Simulate one PC running ``chunks`` x (``gb_writes`` global-buffer writes, ``steps`` row
+    steps of ``cols`` column commands, ``reads`` result reads after each step).
+
+    ``cols_last`` (default ``cols``) is the column count of the steps of the last chunk (a
+    partial chunk of the input vector). ``timing``
+    overrides the device's timing tuple (`DramTiming.as_tuple` order), e.g. for tests.
+    """
+    if mode not in MODES:
+        raise ConfigError(f"mode: unknown PIM mode {mode!r} (allowed: {', '.join(MODES)})")
+    cols_last = cols if cols_last is None else cols_last
+    org = device.org
+    for name, value, low in (("steps", steps, 1), ("chunks", chunks, 1), ("cols", cols, 1),
+                             ("cols_last", cols_last, 1), ("gb_writes", gb_writes, 0),
+                             ("reads", reads, 0)):
+        if value < low:
+            raise ConfigError(f"{name}: must be >= {low}, got {value}")
+    per_step = org.columns * (org.groups_per_pc if mode in ("buffer", "write") else 1)
+    if max(cols, cols_last) > per_step:
+        raise ConfigError(f"cols: a {mode}-mode step has at most {per_step} column commands "
+                          f"(one row per bank it opens), got {max(cols, cols_last)}")
+    if mode == "aim" and device.global_buffer_bytes == 0:
+        raise ConfigError(f"mode: 'aim' needs a global buffer; {device.name} has "
+                          f"global_buffer_bytes 0")
+    t = np.array(device.timing.as_tuple() if timing is None else timing, dtype=np.int64)
+    nb, bpg = org.banks_per_pc, org.banks_per_group
+    mode_id = MODES.index(mode)
+    args = (mode_id, nb, bpg, org.rows, t, chunks, steps, cols, cols_last, gb_writes, reads,
+            refresh)
+    empty = np.zeros((0, 6), dtype=np.int64)
+    cycles, counts, n = _simulate(*args, False, empty)
+    stream = None
+    if record:
+        rec = np.zeros((int(n), 6), dtype=np.int64)
+        cycles, counts, n = _simulate(*args, True, rec)
+        stream = rec
+    return ChannelRun(cycles=int(cycles),
+                      counts={c: int(v) for c, v in zip(COMMANDS, counts) if v},
+                      stream=stream)
+
+
+def check_stream(stream: np.ndarray, device: DramDevice,
+                 timing: tuple[int, ...] | None = None) -> list[str]:
+    """Every violated constraint of a recorded one-PC stream, as readable lines (empty: legal).
+
+    Independent of the engine: each command is compared with **every** earlier command that
+    shares a bank, a bank group or a bus with it, using the pairwise minimum gaps of
+    docs/cid.md, and bank states (open, closed, row) are replayed from the stream alone.
+    """
+    t = dict(zip(TIMING_FIELDS, device.timing.as_tuple() if timing is None else timing))
+    org = device.org
+    nb, bpg = org.banks_per_pc, org.banks_per_group
+    if nb > 62:
+        raise ValueError("check_stream: at most 62 banks per PC (bank sets are int64 masks)")
+    n = len(stream)
+    cyc = stream[:, 0]
+    cmd = stream[:, 1]
+    masks = np.zeros(n, dtype=np.int64)
+    gmask = np.zeros(n, dtype=np.int64)
+    all_banks = (1 << nb) - 1
+    for i in range(n):
+        g, k = int(stream[i, 2]), int(stream[i, 3])
+        c = int(cmd[i])
+        if c in (WRGB, RDRES):
+            m = 0
+        elif c == REF or (g < 0 and k < 0):
+            m = all_banks
+        elif g < 0:
+            m = sum(1 << (gg * bpg + k) for gg in range(nb // bpg))
+        else:
+            m = 1 << (g * bpg + k)
+        masks[i] = m
+        gm = 0
+        for b in range(nb):
+            if m >> b & 1:
+                gm |= 1 << (b // bpg)
+        gmask[i] = gm
+
+    acts = np.isin(cmd, (ACT, ACT_AB, ACT_SB))
+    pres = np.isin(cmd, (PRE, PRE_AB, PRE_SB))
+    reads = np.isin(cmd, (RD,))
+    macs = np.isin(cmd, (MAC_AB, MAC_SB))
+    writes = cmd == WR
+    refs = cmd == REF
+    bus_rd = np.isin(cmd, (RD, RDRES))
+    bus_wr = np.isin(cmd, (WR, WRGB))
+    rowcmd = np.isin(cmd, list(ROW_COMMANDS))
+    errors: list[str] = []
+
+    def need(j: int, earlier: np.ndarray, gap: int, what: str) -> None:
+        idx = np.nonzero(earlier[:j])[0]
+        if len(idx):
+            bad = idx[cyc[j] - cyc[idx] < gap]
+            if len(bad):
+                i = int(bad[-1])
+                errors.append(f"{what}: {COMMANDS[cmd[i]]}@{cyc[i]} -> "
+                              f"{COMMANDS[cmd[j]]}@{cyc[j]} is {cyc[j] - cyc[i]} cycles, "
+                              f"needs >= {gap}")
+
+    for j in range(n):
+        c = int(cmd[j])
+        share_b = (masks & masks[j]) != 0
+        share_g = (gmask & gmask[j]) != 0
+        if j and cyc[j] < cyc[j - 1]:
+            errors.append(f"order: command {j} at {cyc[j]} before command {j - 1}")
+        same_bus = rowcmd if c in ROW_COMMANDS else ~rowcmd
+        need(j, same_bus, 1, "command bus")
+        if c in (ACT, ACT_AB, ACT_SB):
+            need(j, acts & share_b, t["tRC"], "tRC")
+            need(j, pres & share_b, t["tRP"], "tRP")
+            need(j, acts, t["tRRD_S"], "tRRD_S")
+            need(j, acts & share_g, t["tRRD_L"], "tRRD_L")
+            need(j, refs, t["tRFC"], "tRFC")
+            prev = np.nonzero(acts[:j])[0]
+            if len(prev) >= 4 and cyc[j] - cyc[prev[-4]] < t["tFAW"]:
+                errors.append(f"tFAW: five activates within {cyc[j] - cyc[prev[-4]]} cycles "
+                              f"(ending {cyc[j]}), needs >= {t['tFAW']}")
+        elif c in (PRE, PRE_AB, PRE_SB):
+            need(j, acts & share_b, t["tRAS"], "tRAS")
+            need(j, (reads | macs) & share_b, t["tRTP"], "tRTP")
+            need(j, writes & share_b, t["tCWL"] + t["tBL"] + t["tWR"], "tWR")
+        elif c == REF:
+            need(j, pres, t["tRP"], "tRP before REF")
+            need(j, acts, t["tRC"], "tRC before REF")
+            need(j, refs, t["tRFC"], "tRFC")
+        else:  # column commands
+            if c in (RD, WR, MAC_AB, MAC_SB):
+                need(j, acts & share_b, t["tRCD"], "tRCD")
+            if c in (MAC_AB, MAC_SB):
+                need(j, macs, t["tCCD_AB"], "tCCD_AB")
+                need(j, ~rowcmd & ~macs, t["tCCD_L"], "tCCD_L (MAC after column)")
+            else:
+                need(j, ~rowcmd & ~macs, t["tCCD_S"], "tCCD_S")
+                need(j, macs, t["tCCD_L"], "tCCD_L (column after MAC)")
+                if c in (RD, WR):
+                    need(j, (reads | writes) & share_g, t["tCCD_L"], "tCCD_L")
+                if c in (RD, RDRES):
+                    need(j, bus_wr, t["tCWL"] + t["tBL"] + t["tWTR"], "tWTR")
+                else:
+                    need(j, bus_rd, t["tCL"] + t["tBL"] + 2 - t["tCWL"], "read-to-write")
+    errors += _replay_states(stream, nb, bpg, masks)
+    return errors
+
+
+def _replay_states(stream: np.ndarray, nb: int, bpg: int, masks: np.ndarray) -> list[str]:
+    """Bank-state rules: activate only closed banks, access only the open row, refresh only
+    with every bank closed."""
+    open_row = [-1] * nb
+    errors = []
+    for i, (cycle, c, _g, _k, row, _col) in enumerate(stream.tolist()):
+        banks = [b for b in range(nb) if masks[i] >> b & 1]
+        if c in (ACT, ACT_AB, ACT_SB):
+            for b in banks:
+                if open_row[b] >= 0:
+                    errors.append(f"state: ACT@{cycle} to open bank {b}")
+                open_row[b] = row
+        elif c in (PRE, PRE_AB, PRE_SB):
+            for b in banks:
+                open_row[b] = -1
+        elif c == REF:
+            if any(r >= 0 for r in open_row):
+                errors.append(f"state: REF@{cycle} with a bank open")
+        elif c in (RD, WR, MAC_AB, MAC_SB):
+            for b in banks:
+                if open_row[b] != row:
+                    errors.append(f"state: {COMMANDS[c]}@{cycle} to bank {b} whose open row "
+                                  f"is {open_row[b]}, not {row}")
+    return errors

@@ -1,0 +1,378 @@
+"""LLM decode ops on compute-in-DRAM: the GEMV layout and its functional model, decode
+attention, KV-cache append, energy per op, and the `Cost` of an IR op on a CiD unit.
+
+The GEMV layout (docs/cid.md has the picture): ``y[N] = W[N, K] @ x[K]`` on ``pcs``
+pseudo-channels (PCs) with ``units`` MAC units per PC (every bank in the ``bank``/``aim``
+modes, every bank group in ``bankgroup``, one buffer-die unit in ``buffer``).
+
+* A *step* is what one unit reads between an activate and its precharge: one DRAM row
+  (``E`` elements; in ``buffer`` mode one row in each bank group, ``groups x E``).
+* ``K <= E``: ``r = (E / lanes) // ceil(K / lanes)`` weight rows are packed per step, each
+  padded to whole bursts. ``K > E``: each weight row is cut into ``C = ceil(K / E)`` chunks,
+  one step each.
+* Weight rows go round-robin over *unit groups*: row ``n`` to group ``n mod G`` as its local
+  row ``n div G``. When there are fewer rows than units, a row's chunks are also split over
+  ``s`` PCs (``s`` a power of two dividing the PCs used, at most ``C``), chunk ``c`` to part
+  ``c mod s``, and the partial sums are reduced across those PCs by the near-memory adder.
+* The input vector (the chunk a step needs) is written into each PC's global buffer and
+  broadcast to the PC's units; every unit keeps one accumulator per packed row and the
+  accumulators are read out after each step (``RDRES``). Partial sums of the chunks of a row
+  are added outside the banks (near-memory or host), as are those of split parts.
+
+Batched decode (B > 1): the modelled MAC units hold one input vector and one accumulator set,
+so each of the B vectors re-streams the weights (B times the single-vector time and energy).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from mappers.ir import Op, OpKind
+
+from .cid import ChannelRun, run_channel
+from .cost import Cost
+from .dram import DramDevice, load_dram
+from .dtypes import DTYPE_BITS
+from .errors import ConfigError
+from .hardware import CidUnit, System
+
+ACC_BYTES = 4  # int32 / fp32 accumulators read out of the MAC units
+_PJ = 1e-12
+
+
+@dataclass(frozen=True, slots=True)
+class GemvLayout:
+    """Where every element of ``W[N, K]`` lives, and the per-PC program that streams it."""
+
+    mode: str
+    n: int
+    k: int
+    bits: int
+    pcs: int
+    units: int          # MAC units per PC
+    lanes: int          # elements per burst
+    step_elems: int     # E: elements one unit reads per step
+    pack: int           # r: weight rows per step (1 when K > E)
+    cols_per_row: int   # bursts per packed weight row
+    chunks: int         # C: chunks per weight row
+    split: int          # s: PCs a row's chunks are spread over
+    groups: int         # G: unit groups
+    local_rows: int     # L: weight rows per unit
+    steps: int          # steps per chunk per unit
+    chunks_local: int   # chunks per unit
+    cols: int
+    cols_last: int
+    gb_writes: int
+    reads: int
+
+    def address(self, n: np.ndarray, kk: np.ndarray) -> tuple[np.ndarray, ...]:
+        """(pc, unit, local chunk, step, column, lane) of elements ``W[n, kk]``."""
+        gi, loc = n % self.groups, n // self.groups
+        pcg, unit = gi % (self.pcs // self.split), gi // (self.pcs // self.split)
+        if self.chunks == 1:
+            step, slot = loc // self.pack, loc % self.pack
+            col = slot * self.cols_per_row + kk // self.lanes
+            return pcg * self.split, unit, np.zeros_like(n), step, col, kk % self.lanes
+        c, within = kk // self.step_elems, kk % self.step_elems
+        pc = pcg * self.split + c % self.split
+        return pc, unit, c // self.split, loc, within // self.lanes, within % self.lanes
+
+
+def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
+                pcs: int | None = None) -> GemvLayout:
+    """The layout of an ``n x k`` GEMV of ``dtype`` weights on ``pcs`` PCs of ``device``."""
+    org = device.org
+    pcs = org.pcs if pcs is None else pcs
+    if n < 1 or k < 1:
+        raise ConfigError(f"gemv: rows and cols must be >= 1, got {n} x {k}")
+    if pcs < 1 or pcs & (pcs - 1):
+        raise ConfigError(f"gemv: PCs used must be a power of two, got {pcs}")
+    if dtype not in DTYPE_BITS:
+        raise ConfigError(f"--dtype: unknown dtype {dtype!r} (allowed: {', '.join(DTYPE_BITS)})")
+    bits = DTYPE_BITS[dtype]
+    lanes = org.burst_bytes * 8 // bits
+    units = {"bank": org.banks_per_pc, "aim": org.banks_per_pc,
+             "bankgroup": org.groups_per_pc, "buffer": 1}[mode]
+    row_elems = org.row_bytes * 8 // bits
+    if mode in ("bank", "aim", "bankgroup") and device.global_buffer_bytes:
+        row_elems = min(row_elems, device.global_buffer_bytes * 8 // bits)
+    step_elems = row_elems * (org.groups_per_pc if mode == "buffer" else 1)
+    cpr = -(-min(k, step_elems) // lanes)
+    if k <= step_elems:
+        pack, chunks = max(1, (step_elems // lanes) // cpr), 1
+    else:
+        pack, chunks = 1, -(-k // step_elems)
+    total_units = pcs * units
+    split = 1
+    if n < total_units and chunks > 1:
+        split = min(pcs, 1 << int(math.log2(min(chunks, total_units // n))))
+    groups = (pcs // split) * units
+    local_rows = -(-n // groups)
+    chunks_local = -(-chunks // split)
+    steps = -(-local_rows // pack)
+    if chunks == 1:
+        cols = cols_last = pack * cpr if local_rows >= pack else local_rows * cpr
+    else:
+        cols = step_elems // lanes
+        tail = k - (chunks - 1) * step_elems
+        cols_last = -(-tail // lanes) if split == 1 else cols
+    gb_writes = -(-min(k, step_elems) * bits // 8 // org.burst_bytes)
+    reads = -(-min(pack, local_rows) * units * ACC_BYTES // org.burst_bytes)
+    needed = pcs * units * chunks_local * steps * (step_elems * bits // 8)
+    have = pcs * org.banks_per_pc * org.rows * org.row_bytes
+    if needed > have:
+        raise ConfigError(f"gemv: {n} x {k} {dtype} needs {needed / 2**30:.2f} GiB laid out on "
+                          f"{pcs} PCs of {device.name}, which hold {have / 2**30:.2f} GiB")
+    return GemvLayout(mode=mode, n=n, k=k, bits=bits, pcs=pcs, units=units, lanes=lanes,
+                      step_elems=step_elems, pack=pack, cols_per_row=cpr, chunks=chunks,
+                      split=split, groups=groups, local_rows=local_rows, steps=steps,
+                      chunks_local=chunks_local, cols=cols, cols_last=cols_last,
+                      gb_writes=gb_writes, reads=reads)
+
+
+def gemv_functional(layout: GemvLayout, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Execute the layout bank by bank on integer data: place ``w`` in the units' rows, write
+    ``x`` into each PC's global buffer, let every unit multiply-accumulate burst by burst,
+    read the accumulators out and reduce the partial sums. Returns ``y`` (int64)."""
+    lay = layout
+    n_idx, k_idx = np.meshgrid(np.arange(lay.n), np.arange(lay.k), indexing="ij")
+    pc, unit, cl, step, col, lane = lay.address(n_idx.ravel(), k_idx.ravel())
+    ncols = lay.step_elems // lay.lanes
+    store = np.zeros((lay.pcs, lay.units, lay.chunks_local, lay.steps, ncols, lay.lanes),
+                     dtype=np.int64)
+    flat = np.ravel_multi_index((pc, unit, cl, step, col, lane), store.shape)
+    if len(np.unique(flat)) != flat.size:
+        raise AssertionError("gemv layout maps two weight elements to one place")
+    store.flat[flat] = w.ravel()
+    y = np.zeros(lay.n, dtype=np.int64)
+    for p in range(lay.pcs):
+        for c in range(lay.chunks_local):
+            # The PC's global buffer for this chunk, as the bursts of one step see it.
+            gb = np.zeros(ncols * lay.lanes, dtype=np.int64)
+            if lay.chunks == 1:
+                seg = np.zeros(lay.cols_per_row * lay.lanes, dtype=np.int64)
+                seg[:lay.k] = x
+                gb[:lay.pack * len(seg)] = np.tile(seg, lay.pack)
+            else:
+                chunk = c * lay.split + p % lay.split
+                lo = chunk * lay.step_elems
+                part = x[lo:lo + lay.step_elems]
+                gb[:len(part)] = part
+            gb = gb.reshape(ncols, lay.lanes)
+            for u in range(lay.units):
+                # One MAC per burst: lanes products into the accumulator of the burst's row.
+                prods = (store[p, u, c] * gb[None]).sum(axis=2)          # (steps, ncols)
+                per_slot = prods[:, :lay.pack * lay.cols_per_row].reshape(
+                    lay.steps, lay.pack, lay.cols_per_row).sum(axis=2)   # accumulators
+                if lay.chunks > 1:
+                    per_slot = prods.sum(axis=1, keepdims=True)
+                # Read out and reduce into y: which weight row each accumulator holds.
+                for s in range(lay.steps):
+                    for slot in range(per_slot.shape[1]):
+                        loc = s * lay.pack + slot if lay.chunks == 1 else s
+                        pcg = p // lay.split
+                        gi = u * (lay.pcs // lay.split) + pcg
+                        row = loc * lay.groups + gi
+                        if row < lay.n:
+                            y[row] += per_slot[s, slot]
+    return y
+
+
+@dataclass(frozen=True, slots=True)
+class CidRun:
+    """Time, traffic and energy of one op on one stack or device (all PCs used together)."""
+
+    cycles: int
+    time_s: float
+    internal_bytes: float       # bytes read out of the banks into MAC units (all PCs)
+    useful_bytes: float         # the op's own operand bytes
+    energy_j: float
+    counts: dict[str, int]
+    pcs: int
+
+    @property
+    def internal_bandwidth_bytes_per_s(self) -> float:
+        return self.internal_bytes / self.time_s
+
+
+@lru_cache(maxsize=4096)
+def _channel(device: DramDevice, mode: str, steps: int, cols: int, cols_last: int, chunks: int,
+             gb_writes: int, reads: int) -> ChannelRun:
+    return run_channel(device, mode, steps=steps, cols=cols, cols_last=cols_last,
+                       chunks=chunks, gb_writes=gb_writes, reads=reads)
+
+
+def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) -> float:
+    """Energy of one PC's command counts times ``pcs``, from the device's pJ/bit figures."""
+    org, e = device.org, device.energy
+    burst_bits = org.burst_bytes * 8
+    row_bits = org.row_bytes * 8
+    c = counts.get
+    act_banks = (c("ACT_AB", 0) * org.banks_per_pc + c("ACT_SB", 0) * org.groups_per_pc
+                 + c("ACT", 0))
+    mac_bits = (c("MAC_AB", 0) * org.banks_per_pc + c("MAC_SB", 0) * org.groups_per_pc) \
+        * burst_bits
+    rd_bits = c("RD", 0) * burst_bits
+    pj = act_banks * row_bits * e.act_pj_per_bit
+    pj += (mac_bits + rd_bits) * e.read_pj_per_bit
+    if mode == "bankgroup":
+        pj += mac_bits * e.bank_group_pj_per_bit
+    pj += rd_bits * (e.bank_group_pj_per_bit + e.io_pj_per_bit)
+    pj += (mac_bits + (rd_bits if mode == "buffer" else 0)) * e.mac_pj_per_bit
+    pj += (c("WRGB", 0) + c("RDRES", 0)) * burst_bits * (e.io_pj_per_bit + e.offchip_pj_per_bit)
+    pj += c("WR", 0) * burst_bits * (e.write_pj_per_bit + e.bank_group_pj_per_bit
+                                     + e.io_pj_per_bit + e.offchip_pj_per_bit)
+    pj += c("REF", 0) * e.refresh_pj
+    return pj * pcs * _PJ
+
+
+def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
+         pcs: int | None = None) -> CidRun:
+    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``."""
+    lay = gemv_layout(device, mode, n, k, dtype, pcs)
+    run = _channel(device, mode, lay.steps, lay.cols, lay.cols_last, lay.chunks_local,
+                   lay.gb_writes, lay.reads)
+    org = device.org
+    per_cmd = {"MAC_AB": org.banks_per_pc, "MAC_SB": org.groups_per_pc, "RD": 1}
+    internal = sum(run.counts.get(cmd, 0) * m for cmd, m in per_cmd.items()) \
+        * org.burst_bytes * lay.pcs
+    return CidRun(cycles=run.cycles, time_s=run.cycles * device.timing.tck_s,
+                  internal_bytes=float(internal), useful_bytes=n * k * lay.bits / 8,
+                  energy_j=energy_j(device, run.counts, mode, lay.pcs), counts=run.counts,
+                  pcs=lay.pcs)
+
+
+def kv_append(device: DramDevice, nbytes: int) -> CidRun:
+    """Write ``nbytes`` of new K and V vectors, spread over all PCs (ordinary writes)."""
+    org = device.org
+    bursts = -(-nbytes // org.burst_bytes)
+    per_pc = -(-bursts // org.pcs)
+    per_step = org.groups_per_pc * org.columns
+    steps = -(-per_pc // per_step)
+    cols = min(per_pc, per_step)
+    last = per_pc - (steps - 1) * per_step
+    run = _channel(device, "write", steps, cols, cols if steps == 1 else last, 1, 0, 0)
+    if steps > 1 and last != cols:  # a partial last step: cost it as a second chunk
+        run = _channel(device, "write", steps - 1, cols, cols, 1, 0, 0)
+        tail = _channel(device, "write", 1, last, last, 1, 0, 0)
+        run = ChannelRun(cycles=run.cycles + tail.cycles,
+                         counts={c: run.counts.get(c, 0) + tail.counts.get(c, 0)
+                                 for c in set(run.counts) | set(tail.counts)}, stream=None)
+    return CidRun(cycles=run.cycles, time_s=run.cycles * device.timing.tck_s,
+                  internal_bytes=0.0, useful_bytes=float(nbytes),
+                  energy_j=energy_j(device, run.counts, "write", org.pcs), counts=run.counts,
+                  pcs=org.pcs)
+
+
+def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads: int,
+              queries: int, keys: int, head_dim: int, dtype: str,
+              pcs: int | None = None) -> CidRun:
+    """q.K^T (or p.V) of decode attention over a KV cache resident in the banks.
+
+    Each (sequence, KV head) has its own ``keys x head_dim`` matrix; matrices are spread over
+    the PCs (heads to PCs, as AttAcc maps heads to channels). With more matrices than PCs the
+    PCs take them in rounds; with fewer, a matrix's rows are spread over ``pcs / matrices``
+    PCs. Every query head of a group, and every query, streams its matrix once (a GEMV of
+    ``keys x head_dim``): the MAC units hold one input vector. p.V streams the same bytes
+    (V is stored token-major, each unit accumulating a partial output vector), so both use
+    this cost; the partial vectors are reduced by the near-memory vector unit.
+    """
+    pcs = device.org.pcs if pcs is None else pcs
+    mats = batch * kv_heads
+    rounds = -(-mats // pcs) if mats >= pcs else 1
+    per = 1 if mats >= pcs else 1 << int(math.log2(pcs // mats))
+    per_query = (heads // kv_heads) * queries
+    one = gemv(device, mode, keys, head_dim, dtype, pcs=per)
+    # Every matrix is streamed once per query head and query; a round keeps
+    # min(mats, pcs / per) matrices busy at once.
+    streams = mats * per_query
+    return CidRun(cycles=one.cycles * rounds * per_query,
+                  time_s=one.time_s * rounds * per_query,
+                  internal_bytes=one.internal_bytes * streams,
+                  useful_bytes=one.useful_bytes * streams,
+                  energy_j=one.energy_j * streams, counts=one.counts,
+                  pcs=min(mats * per, pcs))
+
+
+def peak_internal_bytes_per_s(device: DramDevice, mode: str) -> float:
+    """Bytes per second the MAC units of all PCs can consume with every row open."""
+    org, t = device.org, device.timing
+    per_pc = {"bank": org.banks_per_pc * org.burst_bytes / t.tCCD_AB,
+              "aim": org.banks_per_pc * org.burst_bytes / t.tCCD_AB,
+              "bankgroup": org.groups_per_pc * org.burst_bytes / t.tCCD_AB,
+              "buffer": org.burst_bytes / t.tCCD_S}[mode]
+    return per_pc * org.pcs / t.tck_s
+
+
+@lru_cache(maxsize=64)
+def unit_device(unit: CidUnit) -> DramDevice:
+    """The DRAM of a CiD unit, with its ``tccd_ab`` override applied."""
+    device = load_dram(unit.dram)
+    if unit.tccd_ab is not None:
+        device = device.with_timing(tCCD_AB=unit.tccd_ab)
+    return device
+
+
+def _dtype_of(nbytes: int, elements: int, fallback: str) -> str:
+    """The storage dtype whose width gives ``nbytes`` for ``elements`` (biases aside)."""
+    bits = round(nbytes * 8 / elements) if elements else 0
+    for name in ("fp16", "int8", "int4", "fp32"):
+        if DTYPE_BITS[name] == bits:
+            return name if DTYPE_BITS[fallback] != bits else fallback
+    return fallback
+
+
+def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str) -> CidRun:
+    """A GEMV on a whole CiD unit: its rows split evenly over the ``stacks`` (each stack runs
+    its share on all its PCs), time of one stack, energy and bytes of all."""
+    device = unit_device(unit)
+    per_stack = -(-n // unit.stacks)
+    one = gemv(device, unit.mode, per_stack, k, dtype)
+    return CidRun(cycles=one.cycles, time_s=one.time_s,
+                  internal_bytes=one.internal_bytes * unit.stacks,
+                  useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
+                  energy_j=one.energy_j * unit.stacks, counts=one.counts,
+                  pcs=one.pcs * unit.stacks)
+
+
+def cid_cost(system: System, op: Op) -> Cost:
+    """`Cost` of one instance of ``op`` on the system's CiD unit (``op.unit == "cid"``).
+
+    GEMMs of ``M`` tokens are ``M`` GEMVs that each re-stream the weights (module docstring);
+    attention streams the KV cache per query head (`attention`); KV writes are ordinary
+    writes. The op is bound by the banks' internal bandwidth, reported as ``memory``."""
+    unit = system.chip.cid
+    if unit is None:
+        raise ValueError(f"cid_cost: op {op.name} placed on 'cid' but the chip has no CiD unit")
+    device = unit_device(unit)
+    if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
+        m, n, k = op.dims
+        run = unit_gemv(unit, n, k, _dtype_of(op.weight_bytes, n * k, op.dtype))
+        reps = m
+    elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
+        batch, heads, kv_heads, queries, keys, hd = op.dims
+        kv_dtype = _dtype_of(op.kv_bytes, batch * kv_heads * keys * hd, op.dtype)
+        run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
+                        queries=queries, keys=keys, head_dim=hd, dtype=kv_dtype,
+                        pcs=device.org.pcs * unit.stacks)
+        reps = 1
+    elif op.kind is OpKind.KV_WRITE:
+        one = kv_append(device, -(-op.kv_bytes // unit.stacks))
+        run = CidRun(cycles=one.cycles, time_s=one.time_s, internal_bytes=0.0,
+                     useful_bytes=float(op.kv_bytes), energy_j=one.energy_j * unit.stacks,
+                     counts=one.counts, pcs=one.pcs * unit.stacks)
+        reps = 1
+    else:
+        raise ValueError(f"cid_cost: op kind {op.kind.value} has no CiD model")
+    time = run.time_s * reps
+    peak = peak_internal_bytes_per_s(device, unit.mode) * unit.stacks
+    moved = run.internal_bytes * reps
+    return Cost(time_s=time, compute_s=time, memory_s=time, comm_s=0.0,
+                energy_j=run.energy_j * reps, bound="memory",
+                dram_bytes=moved if moved else run.useful_bytes * reps,
+                cycles=float(run.cycles * reps), stall_cycles=math.nan,
+                utilization=moved / (peak * time) if moved else math.nan)

@@ -1,0 +1,143 @@
+"""CiD units in the whole pipeline: placement, op costs, capacity checks, the `pdsim cid`
+command, and the CENT study."""
+
+import json
+from dataclasses import replace
+
+import pytest
+
+from mappers.ir import Phase, Precision
+from mappers.lower import lower
+from mappers.models import load_model
+from mappers.pipeline import compile_step
+from mappers.place import place
+from sim import cid_ops
+from sim.cli import main
+from sim.engine import Workload, simulate
+from sim.errors import ConfigError
+from sim.presets import load_hardware, parse_hardware
+
+LLAMA = load_model("llama2-7b").config
+CENT = load_hardware("cent").system
+ATTACC = load_hardware("attacc").system
+
+
+def _units(system, phase):
+    graph = lower(LLAMA, phase=phase, batch=1, new_tokens=1 if phase is Phase.DECODE else 8,
+                  context=64, precision=Precision())
+    return {op.name: op.unit for seg in place(graph, system).segments for op in seg.ops}
+
+
+def test_placement_follows_the_cid_unit():
+    """CENT: every matrix product, attention and KV write on the AiM banks in both phases;
+    AttAcc: only decode attention (and KV writes) on the PIM stacks; H100: no CiD."""
+    for phase in Phase:
+        u = _units(CENT, phase)
+        assert u["qkv_proj"] == u["lm_head"] == u["attn_score"] == u["kv_write"] == "cid"
+        assert u["softmax"] == u["attn_norm"] == "vector"
+    dec, pre = _units(ATTACC, Phase.DECODE), _units(ATTACC, Phase.PREFILL)
+    assert dec["attn_score"] == dec["attn_value"] == dec["kv_write"] == "cid"
+    assert dec["qkv_proj"] == "tensor" and pre["attn_score"] == "tensor"
+    assert pre["kv_write"] == "cid"
+    assert "cid" not in _units(load_hardware("h100").system, Phase.DECODE).values()
+
+
+def test_cid_gemm_cost_is_the_engine_gemv_per_token():
+    """A decode GEMM on CENT costs the command-level GEMV of its weight matrix, once per
+    token; a GEMM of M tokens costs M times that (weights re-streamed)."""
+    sched = compile_step(LLAMA, CENT, phase=Phase.DECODE, batch=1, new_tokens=1, context=100,
+                         precision=Precision())
+    qkv = next(s for s in sched.ops if s.op.name == "qkv_proj")
+    m, n, k = qkv.op.dims
+    run = cid_ops.unit_gemv(CENT.chip.cid, n, k, "fp16")
+    assert qkv.cost.time_s == pytest.approx(run.time_s * m, rel=1e-12)
+    assert qkv.cost.bound == "memory" and 0 < qkv.cost.utilization <= 1
+    sched4 = compile_step(LLAMA, CENT, phase=Phase.DECODE, batch=4, new_tokens=1, context=100,
+                          precision=Precision())
+    qkv4 = next(s for s in sched4.ops if s.op.name == "qkv_proj")
+    assert qkv4.cost.time_s == pytest.approx(4 * qkv.cost.time_s, rel=1e-12)
+
+
+def test_cent_decode_step_is_bounded_by_internal_bandwidth():
+    """Llama2-7B decode on one AiM device: the step takes at least weights / peak internal
+    bandwidth (16.4 TB/s) and, with row switches, the input broadcast, refresh and the
+    vector ops, at most twice that."""
+    result = simulate(CENT, LLAMA, Workload(prompt_tokens=128, gen_tokens=3),
+                      decode_sample=2)
+    peak = cid_ops.peak_internal_bytes_per_s(cid_ops.unit_device(CENT.chip.cid), "aim")
+    floor = result.steps[1].totals["weight_bytes"] / peak
+    assert floor <= result.steps[1].time_s <= 2 * floor
+    assert result.summary["decode_energy_j"] > 0
+
+
+def test_kv_cache_bigger_than_the_cid_unit_is_refused():
+    with pytest.raises(ConfigError, match="the CiD unit of attacc must hold .* KV cache"):
+        simulate(ATTACC, LLAMA, Workload(batch=64, prompt_tokens=4000, gen_tokens=96))
+
+
+def test_runs_are_deterministic():
+    w = Workload(prompt_tokens=64, gen_tokens=8)
+    assert simulate(CENT, LLAMA, w).summary == simulate(CENT, LLAMA, w).summary
+
+
+def test_cid_unit_validation():
+    text = load_hardware("cent").text
+    with pytest.raises(ConfigError, match="chip.cid.mode: unknown PIM mode 'rank'"):
+        parse_hardware(text.replace("mode: aim", "mode: rank"), "x.yaml")
+    with pytest.raises(ConfigError, match="chip.cid.decode_ops: 'softmax' cannot run"):
+        parse_hardware(text.replace("decode_ops: [gemm,", "decode_ops: [softmax,"), "x.yaml")
+    with pytest.raises(ConfigError, match="chip.cid.dram: --dram: unknown DRAM preset"):
+        parse_hardware(text.replace("dram: gddr6-aim", "dram: ddr9"), "x.yaml")
+    plain = replace(CENT.chip.cid, dram="hbm3", mode="bank")
+    assert plain.mode == "bank"
+
+
+def test_pdsim_cid_json(capsys):
+    """The command's numbers are the op model's (no re-derivation in the CLI)."""
+    assert main(["cid", "--op", "gemv", "--rows", "4096", "--cols", "4096", "--hw", "hbm3",
+                 "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    run = cid_ops.gemv(cid_ops.unit_device(
+        replace(CENT.chip.cid, dram="hbm3", mode="bank", tccd_ab=None)), "bank", 4096, 4096,
+        "fp16")
+    assert out["cycles"] == run.cycles and out["energy_j"] == pytest.approx(run.energy_j)
+    assert out["internal_bandwidth_bytes_per_s"] == pytest.approx(
+        run.internal_bandwidth_bytes_per_s)
+    assert 1 < out["internal_over_external"] < 16 * 4 / 6
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["cid", "--hw", "h100", "--rows", "4", "--cols", "4"], "h100 has no CiD unit"),
+    (["cid", "--rows", "4"], "--rows and --cols: required"),
+    (["cid", "--op", "attention", "--context", "10000000"], "KV cache does not fit"),
+    (["cid", "--hw", "nope", "--rows", "4", "--cols", "4"], "unknown preset 'nope'"),
+    (["cid", "--rows", "-3", "--cols", "4"], "must be >= 1"),
+])
+def test_pdsim_cid_bad_input_exits_2(argv, message, capsys):
+    with pytest.raises(SystemExit) as exc:
+        raise SystemExit(main(argv))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_pdsim_cid_bad_dram_file_exits_2(tmp_path, capsys):
+    from sim.dram import load_dram
+    from sim.schema import to_dict
+    import yaml
+    data = to_dict(load_dram("hbm3"))
+    data["timing"]["tRCD"] = 0
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(data))
+    assert main(["cid", "--hw", str(path), "--rows", "4", "--cols", "4"]) == 2
+    assert "timing.tRCD: must be >= 1, got 0" in capsys.readouterr().err
+
+
+def test_cent_study_writes_its_folder(tmp_path):
+    """`pdsim reproduce cent` end to end: files written, and CENT's batch-1 decode faster
+    than both GPUs (the PIM's internal bandwidth is 16x a device's pins)."""
+    assert main(["reproduce", "cent", "-o", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "cent.json").read_text())
+    assert {p.name for p in tmp_path.iterdir()} == {"cent.json", "cent.png", "README.md"}
+    assert data["speedup_over"]["a100"] > data["speedup_over"]["h100"] > 1
+    assert "| `cent` |" in (tmp_path / "README.md").read_text()

@@ -1,0 +1,261 @@
+"""The analog CiM unit in the whole pipeline: the ``chip.cim`` slot, placement per phase, op
+costs through the step unit model, weight residency across steps, the HALO presets, ``pdsim
+describe``, bad input, and the dtype check that looks only at ops on the systolic arrays.
+
+References: `sim.crossbar.cim_op_cost` called directly (the engine must charge exactly what the
+model gives; relative tolerance 1e-12, the same arithmetic); crossbar counts and programming
+times in closed form from the model's dimensions (docs/cim.md), with the bound stated where
+per-op rounding makes an exact total pointless.
+"""
+
+import json
+import math
+
+import pytest
+
+from mappers.ir import OpKind, Phase, Precision
+from mappers.lower import lower
+from mappers.models import load_model
+from mappers.pipeline import compile_step, op_cost
+from mappers.place import place
+from sim.cli import main
+from sim.crossbar import cim_op_cost, cim_op_result, load_cim, plan_weights, slot_unit
+from sim.engine import Workload, simulate
+from sim.errors import ConfigError
+from sim.presets import load_hardware, parse_hardware
+from sim.schema import to_dict
+
+LLAMA = load_model("llama2-7b").config
+W8 = Precision(weight="int8", activation="int8", kv="int8")
+HALO = load_hardware("halo").system
+ALL_CIM = load_hardware("halo-all-cim").system
+ALL_CID = load_hardware("halo-all-cid").system
+REL = 1e-12
+
+
+def _units(system, phase):
+    graph = lower(LLAMA, phase=phase, batch=1, new_tokens=1 if phase is Phase.DECODE else 8,
+                  context=64, precision=W8)
+    return {op.name: op.unit for seg in place(graph, system).segments for op in seg.ops}
+
+
+def test_placement_per_phase():
+    """halo: prefill GEMMs and LM head on CiM, prefill attention on the host die's arrays, the
+    prompt's KV writes on CiD; decode GEMVs, attention and KV writes on CiD. All-CiM: GEMMs of
+    both phases on CiM, attention on the arrays. All-CiD: every matrix product on CiD. Vector
+    ops stay on the host die everywhere."""
+    pre, dec = _units(HALO, Phase.PREFILL), _units(HALO, Phase.DECODE)
+    assert pre["qkv_proj"] == pre["down_proj"] == pre["lm_head"] == "cim"
+    assert pre["attn_score"] == pre["attn_value"] == "tensor" and pre["kv_write"] == "cid"
+    assert dec["qkv_proj"] == dec["lm_head"] == dec["attn_score"] == dec["kv_write"] == "cid"
+    assert "cim" not in dec.values()
+    for phase in Phase:
+        cim, cid = _units(ALL_CIM, phase), _units(ALL_CID, phase)
+        assert cim["qkv_proj"] == cim["o_proj"] == cim["lm_head"] == "cim"
+        assert cim["attn_score"] == cim["attn_value"] == "tensor" and cim["kv_write"] == "dma"
+        assert cid["gate_up_proj"] == cid["lm_head"] == cid["attn_value"] == "cid"
+        assert "cim" not in cid.values()
+        for u in (cim, cid, _units(HALO, phase)):
+            assert u["softmax"] == u["attn_norm"] == u["act"] == "vector"
+
+
+def _crossbars_closed_form(model, rows=128, weights_per_row=16):
+    """One copy of every GEMM and the LM head at W8 differential (8 columns per weight, 16
+    weights per crossbar row): sum of ceil(K / rows) x ceil(N / 16), layers repeated."""
+    h, i, q, kv = model.hidden_size, model.intermediate_size, model.q_dim, model.kv_dim
+    xb = lambda n, k: -(-k // rows) * -(-n // weights_per_row)  # noqa: E731
+    layer = xb(q + 2 * kv, h) + xb(h, q) + xb(2 * i, h) + xb(h, i)
+    return model.num_layers * layer + xb(model.vocab_size, h)
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_cim_costs_are_the_crossbar_model(phase):
+    """Every op the engine put on CiM costs exactly `cim_op_cost` with the residency
+    `plan_weights` gives (llama2-7b needs 3.23 M crossbars, the chip has 16128: nothing is
+    resident, so every op is charged its programming)."""
+    sched = compile_step(LLAMA, ALL_CIM, phase=phase, batch=1,
+                         new_tokens=1 if phase is Phase.DECODE else 64, context=64, precision=W8)
+    unit = load_cim("halo-cim").unit
+    plan = plan_weights(sched.graph, unit)
+    assert plan.crossbars_needed == _crossbars_closed_form(LLAMA) == 3226112
+    assert not plan.resident
+    on_cim = [s for s in sched.ops if s.op.unit == "cim"]
+    assert {s.op.kind for s in on_cim} == {OpKind.GEMM, OpKind.LM_HEAD}
+    for s in on_cim:
+        want = cim_op_cost(s.op, unit, resident_weights_bytes=0)
+        assert s.cost == want
+        assert cim_op_result(s.op, unit).program_s > 0
+    with pytest.raises(ValueError, match="costed per step; use step_cost"):
+        op_cost(ALL_CIM, "tile", on_cim[0].op)
+
+
+def test_reprogramming_charged_every_step():
+    """Not resident: each decode step of the all-CiM mapping writes every crossbar of the model
+    once. Lower bound: needed / write_parallel_crossbars waves of 128 rows x 0.72 us; per-op
+    rounding of the last wave adds less than one wave per op instance (upper bound)."""
+    result = simulate(ALL_CIM, LLAMA, Workload(prompt_tokens=64, gen_tokens=3, precision=W8))
+    unit = load_cim("halo-cim").unit
+    xb = unit.crossbar
+    wave = xb.rows * -(-xb.cols // xb.write_cells_parallel) * xb.write_time_s
+    floor = _crossbars_closed_form(LLAMA) / unit.write_parallel_crossbars * wave
+    for step in result.steps[1:]:
+        instances = sum(s.segment.repeat for s in step.schedule.ops if s.op.unit == "cim")
+        program = sum(s.segment.repeat * cim_op_result(s.op, unit).program_s
+                      for s in step.schedule.ops if s.op.unit == "cim")
+        assert floor <= program <= floor + instances * wave
+        assert program <= step.time_s
+    s = result.summary
+    assert s["cim_weights_resident"] is False and s["cim_load_program_s"] == 0.0
+    assert s["decode_write_bound_fraction"] > 0.99  # decode is all reprogramming
+
+
+@pytest.fixture
+def big_cim_system(tmp_path):
+    """halo-all-cim with a CiM of 4 M crossbars: llama2-7b's 3.23 M fit, so they stay."""
+    cim = tmp_path / "big-cim.yaml"
+    cim.write_text(load_cim("halo-cim").text.replace("crossbars: 16128 ", "crossbars: 4000000 "))
+    hw = load_hardware("halo-all-cim").text.replace("unit: halo-cim", f"unit: {cim}")
+    return parse_hardware(hw, "big.yaml")
+
+
+def test_resident_weights_are_programmed_once_at_load(big_cim_system):
+    """Resident: no step pays programming (every CiM op costs `cim_op_cost` with its whole
+    weight resident); the one programming of the model is in the summary, outside TTFT, and
+    equals its closed form: ceil(needed / 2016) waves of 128 rows x 0.72 us (the write time
+    exceeds the 6.6 GB / 3.35 TB/s transfer), 128 x 128 cells per crossbar at 25.6 pJ plus
+    the weight bytes at 3.59 pJ/bit."""
+    result = simulate(big_cim_system, LLAMA, Workload(prompt_tokens=64, gen_tokens=3,
+                                                      precision=W8))
+    unit = slot_unit(big_cim_system.chip.cim)
+    for step in result.steps:
+        for s in step.schedule.ops:
+            if s.op.unit == "cim":
+                assert s.cost == cim_op_cost(s.op, unit, resident_weights_bytes=s.op.weight_bytes)
+                assert cim_op_result(s.op, unit,
+                                     resident_weights_bytes=s.op.weight_bytes).program_s == 0
+    s = result.summary
+    need = _crossbars_closed_form(LLAMA)
+    xb = unit.crossbar
+    assert s["cim_weights_resident"] is True and s["cim_crossbars_needed"] == need
+    waves = -(-need // unit.write_parallel_crossbars)
+    assert s["cim_load_program_s"] == pytest.approx(waves * 128 * xb.write_time_s, rel=REL)
+    weight_bytes = result.steps[0].schedule.graph  # every GEMM and the LM head, int8
+    wbytes = sum(seg.repeat * op.weight_bytes for seg in weight_bytes.segments
+                 for op in seg.ops if op.kind in (OpKind.GEMM, OpKind.LM_HEAD))
+    assert s["cim_load_program_j"] == pytest.approx(
+        need * 128 * 128 * xb.write_energy_j + wbytes * 8 * 3.59e-12, rel=REL)
+    small = simulate(ALL_CIM, LLAMA, Workload(prompt_tokens=64, gen_tokens=3, precision=W8))
+    assert s["tbt_mean_s"] < small.summary["tbt_mean_s"] / 100  # no per-step programming
+    assert s["decode_write_bound_fraction"] == 0
+
+
+def _package(system):
+    """The system as data without its names and the op lists of its slots."""
+    d = to_dict(system)
+    for k in ("name", "description"):
+        d.pop(k)
+    d["chip"].pop("cim")
+    for k in ("decode_ops", "prefill_ops"):
+        d["chip"]["cid"].pop(k)
+    return d
+
+
+def test_halo_presets_share_one_package():
+    """halo, halo-all-cim and halo-all-cid are halo-cid's system, host die and CiD unit field
+    for field, with the same CiM unit; they differ only in the op lists of the two slots."""
+    base = _package(load_hardware("halo-cid").system)
+    for system in (HALO, ALL_CIM, ALL_CID):
+        assert _package(system) == base
+        assert system.chip.cim.unit == "halo-cim"
+    assert HALO.chip.cid.decode_ops == ALL_CID.chip.cid.decode_ops
+    assert ALL_CIM.chip.cim.decode_ops == ("gemm", "lm_head") and not ALL_CID.chip.cim.prefill_ops
+
+
+def test_describe_shows_the_cim_unit(capsys):
+    assert main(["describe", "halo", "--json"]) == 0
+    cim = json.loads(capsys.readouterr().out)["cim"]
+    unit = load_cim("halo-cim").unit
+    assert cim["crossbars"] == 16128 and cim["weight_capacity"] == 16128 * 128 * 16
+    # ISAAC-style peak: all weights once per 7 reads of 100 ns (W8A8 differential)
+    assert cim["peak_macs_per_s"] == pytest.approx(16128 * 128 * 16 / (7 * 100e-9), rel=REL)
+    assert cim["prefill_ops"] == ["gemm", "lm_head"] and cim["decode_ops"] == []
+    assert unit.weight_capacity() == cim["weight_capacity"]
+    assert main(["describe", "halo-all-cim"]) == 0
+    text = capsys.readouterr().out
+    assert "analog CiM" in text and "16128 crossbars of 128x128" in text
+    assert "CiM runs            prefill: gemm, lm_head; decode: gemm, lm_head" in text
+    assert main(["describe", "h100", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["cim"] is None
+
+
+def test_run_prints_the_residency_and_writes_a_trace(tmp_path, capsys):
+    out = tmp_path / "t.h5"
+    assert main(["run", "--hw", "halo-all-cim", "--dtype", "int8", "--prompt", "64", "--gen",
+                 "3", "-o", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "CiM weights               not resident (3226112 crossbars needed of 16128)" in text
+    assert "bound by CiM reprogramming" in text
+    from sim.trace import read_trace
+    ops = read_trace(out).ops
+    assert b"write" in set(ops["bound"]) and b"cim" in set(ops["unit"])
+
+
+def _hw_text(**subs):
+    text = load_hardware("halo").text
+    for old, new in subs.values():
+        assert old in text
+        text = text.replace(old, new)
+    return text
+
+
+@pytest.mark.parametrize("subs, message", [
+    ({"a": ("unit: halo-cim", "unit: nope")},
+     "chip.cim.unit: unknown CiM preset 'nope'"),
+    ({"a": ("prefill_ops: [gemm, lm_head]", "prefill_ops: [gemm, softmax]")},
+     "chip.cim.prefill_ops: 'softmax' cannot run on a CiM unit (allowed: gemm, lm_head)"),
+    ({"a": ("prefill_ops: [gemm, lm_head]", "prefill_ops: [gemm, gemm]")},
+     "chip.cim.prefill_ops: lists an op kind twice"),
+    ({"a": ("prefill_ops: [kv_write]", "prefill_ops: [kv_write, gemm]")},
+     "chip.cim.prefill_ops: gemm also in cid.prefill_ops"),
+    ({"a": ("decode_ops: []", "decode_ops: [gemm]")},
+     "chip.cim.decode_ops: gemm also in cid.decode_ops"),
+    ({"a": ("    unit: halo-cim", "    unit: halo-cim\n    crossbars: 3")},
+     "chip.cim.crossbars: unknown field (allowed: unit, prefill_ops, decode_ops)"),
+])
+def test_bad_cim_slot_exits_2(tmp_path, capsys, subs, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(_hw_text(**subs))
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_hardware(path.read_text(), "bad.yaml")
+    assert main(["describe", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bad_cim_file_named_by_the_slot_exits_2(tmp_path, capsys):
+    cim = tmp_path / "cim.yaml"
+    cim.write_text(load_cim("halo-cim").text.replace("crossbars: 16128 ", "crossbars: 0 "))
+    path = tmp_path / "hw.yaml"
+    path.write_text(_hw_text(a=("unit: halo-cim", f"unit: {cim}")))
+    assert main(["run", "--hw", str(path), "--no-trace"]) == 2
+    err = capsys.readouterr().err
+    assert "chip.cim.unit: " in err and "crossbars: must be >= 1, got 0" in err
+
+
+def test_dtype_check_looks_only_at_ops_on_the_arrays(capsys):
+    """CENT puts every matrix product on its AiM banks, so int4 runs although its stand-in
+    systolic array has no int4; halo-all-cid likewise. The H100 and halo (prefill attention on
+    the host die's arrays) still refuse it, before any step is simulated."""
+    int4 = Precision(weight="int4", activation="int4", kv="int4")
+    w = Workload(prompt_tokens=32, gen_tokens=2, precision=int4)
+    cent = simulate(load_hardware("cent").system, LLAMA, w)
+    assert cent.summary["ttft_s"] > 0 and math.isfinite(cent.summary["tbt_mean_s"])
+    assert simulate(ALL_CID, LLAMA, w).summary["ttft_s"] > 0
+    for system in (load_hardware("h100").system, HALO):
+        with pytest.raises(ConfigError, match="dtype: 'int4' is not supported"):
+            simulate(system, LLAMA, w)
+    assert main(["run", "--hw", "cent", "--dtype", "int4", "--prompt", "32", "--gen", "2",
+                 "--no-trace"]) == 0
+    capsys.readouterr()
+    assert main(["run", "--hw", "h100", "--dtype", "int4", "--no-trace"]) == 2
+    assert "'int4' is not supported by this systolic array" in capsys.readouterr().err
