@@ -26,7 +26,8 @@ from mappers.ir import Phase, Precision
 from mappers.models import load_model
 from mappers.pipeline import compile_step
 from sim import cid_ops
-from sim.cid import check_stream, run_channel
+from sim.cid import run_channel
+from sim.cid_check import check_stream
 from sim.dram import load_dram
 from sim.presets import load_hardware
 

@@ -1,4 +1,4 @@
-"""Speed of the analog CiM models (`sim.cim_numerics`, `sim.crossbar`).
+"""Speed of the analog CiM models (`sim.cim_numerics`, `sim.cim_cost`).
 
     python benchmarks/bench_cim.py [--repeat 5] [--json]
 
@@ -32,7 +32,8 @@ from mappers.ir import Phase, Precision
 from mappers.lower import lower
 from mappers.models import load_model
 from sim.cim_numerics import mvm, program
-from sim.crossbar import CIM_KINDS, cim_op_cost, load_cim, plan_weights
+from sim.cim_cost import CIM_KINDS, cim_op_cost, plan_weights
+from sim.crossbar import load_cim
 
 
 def main() -> None:

@@ -32,7 +32,7 @@ UNIT_MODELS = {"cid": "sim.cid_ops:cid_cost"}
 #: "module:function"`` of a factory ``(system, graph) -> (op -> Cost)``, called once per step
 #: (the analog CiM unit plans which weights stay programmed on its crossbars from every GEMM
 #: of the step before it can cost one).
-STEP_UNIT_MODELS = {"cim": "sim.crossbar:cim_step_cost"}
+STEP_UNIT_MODELS = {"cim": "sim.cim_cost:cim_step_cost"}
 
 
 def _load(spec: str) -> Callable:

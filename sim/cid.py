@@ -1,4 +1,4 @@
-"""Command-level DRAM timing engine for compute-in-DRAM (PIM) operations, and its checker.
+"""Command-level DRAM timing engine for compute-in-DRAM (PIM) operations.
 
 One pseudo-channel (PC) is simulated command by command: the program of a PIM operation is
 expanded into DRAM commands, each issued **in program order at the earliest cycle that every
@@ -32,8 +32,8 @@ elapsed, the engine closes the open rows at the next step boundary, issues ``REF
 (postponing a refresh by less than one step, well inside JEDEC's allowance of 8 postponed).
 
 The fast path counts cycles and commands; with ``record=True`` it also returns the command
-stream (cycle, command, bank group, bank, row, column), which `check_stream` re-verifies
-pair by pair, independently of the engine's bookkeeping.
+stream (cycle, command, bank group, bank, row, column), which `sim.cid_check.check_stream`
+re-verifies pair by pair, independently of the engine's bookkeeping.
 """
 
 from __future__ import annotations
@@ -124,6 +124,11 @@ def _issue(cmd, g_sel, k_sel, row, col, t, nb, bpg, S, act_t, pre_t, colb_t, wr_
         else:
             at = max(at, S[_S_RD] + t[_CL] + t[_BL] + 2 - t[_CWL])
     elif cmd == MAC_AB or cmd == MAC_SB:
+        # Lockstep MACs, all-bank or same-bank, are tCCD_AB apart, as in AttAcc's cycle model
+        # (scale-snu/attacc_simulator c1540de, pim_ramulator_src/HBM3-PIM.cpp line 374:
+        # MACAB -> MACAB nCCDAB; line 390: MACSB -> MACSB nCCDSB, equal to nCCDAB in its
+        # 5.2 Gb/s rows, lines 35-36). AttAcc's summary 8x per bank group (src/config.py
+        # lines 152-164) instead assumes a burst per group every tCCD_S (docs/cid.md).
         at = max(at, S[_S_MAC] + t[_CCDAB], S[_S_COL] + t[_CCDL])
         for b in range(nb):
             if _bank_ok(cmd, b, bpg, g_sel, k_sel):
@@ -370,132 +375,3 @@ def run_channel(device: DramDevice, mode: str, *, steps: int, cols: int,
     return ChannelRun(cycles=int(cycles),
                       counts={c: int(v) for c, v in zip(COMMANDS, counts) if v},
                       stream=stream)
-
-
-def check_stream(stream: np.ndarray, device: DramDevice,
-                 timing: tuple[int, ...] | None = None) -> list[str]:
-    """Every violated constraint of a recorded one-PC stream, as readable lines (empty: legal).
-
-    Independent of the engine: each command is compared with **every** earlier command that
-    shares a bank, a bank group or a bus with it, using the pairwise minimum gaps of
-    docs/cid.md, and bank states (open, closed, row) are replayed from the stream alone.
-    """
-    t = dict(zip(TIMING_FIELDS, device.timing.as_tuple() if timing is None else timing))
-    org = device.org
-    nb, bpg = org.banks_per_pc, org.banks_per_group
-    if nb > 62:
-        raise ValueError("check_stream: at most 62 banks per PC (bank sets are int64 masks)")
-    n = len(stream)
-    cyc = stream[:, 0]
-    cmd = stream[:, 1]
-    masks = np.zeros(n, dtype=np.int64)
-    gmask = np.zeros(n, dtype=np.int64)
-    all_banks = (1 << nb) - 1
-    for i in range(n):
-        g, k = int(stream[i, 2]), int(stream[i, 3])
-        c = int(cmd[i])
-        if c in (WRGB, RDRES):
-            m = 0
-        elif c == REF or (g < 0 and k < 0):
-            m = all_banks
-        elif g < 0:
-            m = sum(1 << (gg * bpg + k) for gg in range(nb // bpg))
-        else:
-            m = 1 << (g * bpg + k)
-        masks[i] = m
-        gm = 0
-        for b in range(nb):
-            if m >> b & 1:
-                gm |= 1 << (b // bpg)
-        gmask[i] = gm
-
-    acts = np.isin(cmd, (ACT, ACT_AB, ACT_SB))
-    pres = np.isin(cmd, (PRE, PRE_AB, PRE_SB))
-    reads = np.isin(cmd, (RD,))
-    macs = np.isin(cmd, (MAC_AB, MAC_SB))
-    writes = cmd == WR
-    refs = cmd == REF
-    bus_rd = np.isin(cmd, (RD, RDRES))
-    bus_wr = np.isin(cmd, (WR, WRGB))
-    rowcmd = np.isin(cmd, list(ROW_COMMANDS))
-    errors: list[str] = []
-
-    def need(j: int, earlier: np.ndarray, gap: int, what: str) -> None:
-        idx = np.nonzero(earlier[:j])[0]
-        if len(idx):
-            bad = idx[cyc[j] - cyc[idx] < gap]
-            if len(bad):
-                i = int(bad[-1])
-                errors.append(f"{what}: {COMMANDS[cmd[i]]}@{cyc[i]} -> "
-                              f"{COMMANDS[cmd[j]]}@{cyc[j]} is {cyc[j] - cyc[i]} cycles, "
-                              f"needs >= {gap}")
-
-    for j in range(n):
-        c = int(cmd[j])
-        share_b = (masks & masks[j]) != 0
-        share_g = (gmask & gmask[j]) != 0
-        if j and cyc[j] < cyc[j - 1]:
-            errors.append(f"order: command {j} at {cyc[j]} before command {j - 1}")
-        same_bus = rowcmd if c in ROW_COMMANDS else ~rowcmd
-        need(j, same_bus, 1, "command bus")
-        if c in (ACT, ACT_AB, ACT_SB):
-            need(j, acts & share_b, t["tRC"], "tRC")
-            need(j, pres & share_b, t["tRP"], "tRP")
-            need(j, acts, t["tRRD_S"], "tRRD_S")
-            need(j, acts & share_g, t["tRRD_L"], "tRRD_L")
-            need(j, refs, t["tRFC"], "tRFC")
-            prev = np.nonzero(acts[:j])[0]
-            if len(prev) >= 4 and cyc[j] - cyc[prev[-4]] < t["tFAW"]:
-                errors.append(f"tFAW: five activates within {cyc[j] - cyc[prev[-4]]} cycles "
-                              f"(ending {cyc[j]}), needs >= {t['tFAW']}")
-        elif c in (PRE, PRE_AB, PRE_SB):
-            need(j, acts & share_b, t["tRAS"], "tRAS")
-            need(j, (reads | macs) & share_b, t["tRTP"], "tRTP")
-            need(j, writes & share_b, t["tCWL"] + t["tBL"] + t["tWR"], "tWR")
-        elif c == REF:
-            need(j, pres, t["tRP"], "tRP before REF")
-            need(j, acts, t["tRC"], "tRC before REF")
-            need(j, refs, t["tRFC"], "tRFC")
-        else:  # column commands
-            if c in (RD, WR, MAC_AB, MAC_SB):
-                need(j, acts & share_b, t["tRCD"], "tRCD")
-            if c in (MAC_AB, MAC_SB):
-                need(j, macs, t["tCCD_AB"], "tCCD_AB")
-                need(j, ~rowcmd & ~macs, t["tCCD_L"], "tCCD_L (MAC after column)")
-            else:
-                need(j, ~rowcmd & ~macs, t["tCCD_S"], "tCCD_S")
-                need(j, macs, t["tCCD_L"], "tCCD_L (column after MAC)")
-                if c in (RD, WR):
-                    need(j, (reads | writes) & share_g, t["tCCD_L"], "tCCD_L")
-                if c in (RD, RDRES):
-                    need(j, bus_wr, t["tCWL"] + t["tBL"] + t["tWTR"], "tWTR")
-                else:
-                    need(j, bus_rd, t["tCL"] + t["tBL"] + 2 - t["tCWL"], "read-to-write")
-    errors += _replay_states(stream, nb, bpg, masks)
-    return errors
-
-
-def _replay_states(stream: np.ndarray, nb: int, bpg: int, masks: np.ndarray) -> list[str]:
-    """Bank-state rules: activate only closed banks, access only the open row, refresh only
-    with every bank closed."""
-    open_row = [-1] * nb
-    errors = []
-    for i, (cycle, c, _g, _k, row, _col) in enumerate(stream.tolist()):
-        banks = [b for b in range(nb) if masks[i] >> b & 1]
-        if c in (ACT, ACT_AB, ACT_SB):
-            for b in banks:
-                if open_row[b] >= 0:
-                    errors.append(f"state: ACT@{cycle} to open bank {b}")
-                open_row[b] = row
-        elif c in (PRE, PRE_AB, PRE_SB):
-            for b in banks:
-                open_row[b] = -1
-        elif c == REF:
-            if any(r >= 0 for r in open_row):
-                errors.append(f"state: REF@{cycle} with a bank open")
-        elif c in (RD, WR, MAC_AB, MAC_SB):
-            for b in banks:
-                if open_row[b] != row:
-                    errors.append(f"state: {COMMANDS[c]}@{cycle} to bank {b} whose open row "
-                                  f"is {open_row[b]}, not {row}")
-    return errors

@@ -33,7 +33,7 @@ import numpy as np
 
 from mappers.ir import Op, OpKind
 
-from .cid import ChannelRun, run_channel
+from .cid import COMMANDS, ChannelRun, run_channel
 from .cost import Cost
 from .dram import DramDevice, load_dram
 from .dtypes import DTYPE_BITS
@@ -299,13 +299,46 @@ def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads
 
 
 def peak_internal_bytes_per_s(device: DramDevice, mode: str) -> float:
-    """Bytes per second the MAC units of all PCs can consume with every row open."""
+    """Bytes per second the MAC units of all PCs can consume with every row open.
+
+    Lockstep MACs (``MAC_AB``, and ``MAC_SB`` in ``bankgroup`` mode) are ``tCCD_AB`` apart, as
+    AttAcc's cycle model spaces its MACABs at nCCDAB and its MACSBs at nCCDSB (equal to nCCDAB
+    in its HBM3 5.2 Gb/s rows; docs/cid.md, "AttAcc's internal bandwidths")."""
     org, t = device.org, device.timing
     per_pc = {"bank": org.banks_per_pc * org.burst_bytes / t.tCCD_AB,
               "aim": org.banks_per_pc * org.burst_bytes / t.tCCD_AB,
               "bankgroup": org.groups_per_pc * org.burst_bytes / t.tCCD_AB,
               "buffer": org.burst_bytes / t.tCCD_S}[mode]
     return per_pc * org.pcs / t.tck_s
+
+
+_COLUMN_COMMAND = {"bank": "MAC_AB", "aim": "MAC_AB", "bankgroup": "MAC_SB", "buffer": "RD"}
+
+
+def internal_bandwidth_ratios(device: DramDevice, mode: str) -> tuple[float, float]:
+    """(peak, sustained) internal bandwidth of ``mode`` over the device's external (pin)
+    bandwidth, both measured on the engine.
+
+    Peak: bytes of one column command (every bank, every group, or one burst) over the median
+    gap between consecutive column commands of a recorded two-step stream with refresh off
+    (rows open; activates and row switches excluded). Sustained: a 2000-step stream of full
+    rows (one row per bank, every group's row in ``buffer`` mode) with refresh, bytes over its
+    cycles. AttAcc's 16x / 8x / 1x are quoted against the same external bandwidth."""
+    if mode not in _COLUMN_COMMAND:
+        raise ConfigError(f"mode: no internal-bandwidth ratio for {mode!r} "
+                          f"(allowed: {', '.join(_COLUMN_COMMAND)})")
+    org, t = device.org, device.timing
+    cmd = _COLUMN_COMMAND[mode]
+    units = {"MAC_AB": org.banks_per_pc, "MAC_SB": org.groups_per_pc, "RD": 1}[cmd]
+    per_cmd = units * org.burst_bytes * org.pcs
+    cols = org.columns * (org.groups_per_pc if mode == "buffer" else 1)
+    rec = run_channel(device, mode, steps=2, cols=cols, refresh=False, record=True).stream
+    at = rec[rec[:, 1] == COMMANDS.index(cmd), 0]
+    peak = per_cmd / (float(np.median(np.diff(at))) * t.tck_s)
+    run = run_channel(device, mode, steps=2000, cols=cols)
+    sustained = run.counts[cmd] * per_cmd / (run.cycles * t.tck_s)
+    external = org.bandwidth_bytes_per_s
+    return peak / external, sustained / external
 
 
 @lru_cache(maxsize=64)

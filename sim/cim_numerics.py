@@ -1,6 +1,6 @@
 """Functional model of a matrix product through an analog CiM crossbar (Numba kernel).
 
-The same ``Y[M,N] = X[M,K] @ W[K,N]`` that `sim.crossbar` times, computed the way the
+The same ``Y[M,N] = X[M,K] @ W[K,N]`` that `sim.cim_cost` times, computed the way the
 hardware computes it, on integers:
 
 1. **Weights to conductance levels** (`program`): with the ``offset`` encoding a signed

@@ -1,4 +1,4 @@
-"""``pdsim cim``: one GEMM on a bank of analog CiM crossbars (`sim.crossbar`), and the
+"""``pdsim cim``: one GEMM on a bank of analog CiM crossbars (`sim.cim_cost`), and the
 ``cim-accuracy`` (`sim.studies.cim_accuracy`) and ``extremes`` (`sim.studies.extremes`)
 studies for ``pdsim reproduce``."""
 
@@ -36,7 +36,8 @@ def add_commands(sub) -> dict:
 
 
 def _cim(args: argparse.Namespace, argv: list[str]) -> int:
-    from .crossbar import cim_gemm, load_cim
+    from .cim_cost import cim_gemm
+    from .crossbar import load_cim
     from .trace import to_json
 
     spec = load_cim(args.hw)

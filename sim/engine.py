@@ -172,12 +172,12 @@ def _check_tensor_dtype(model: ModelConfig, system: System, precision: Precision
 
 
 def _cim_summary(system: System, prefill: StepSchedule) -> dict[str, float | int | bool]:
-    """Weight residency of the chip's CiM unit over the run (`sim.crossbar.slot_plan`, the
+    """Weight residency of the chip's CiM unit over the run (`sim.cim_cost.slot_plan`, the
     same for every step). Resident weights are programmed once at load, before the first
     request: that time and energy are reported here and are in no step. Weights that do not
     fit are programmed before every op instance of every step, inside the steps' costs, and
     the load figures are 0."""
-    from .crossbar import slot_plan  # the CiM model; loaded only for chips with one
+    from .cim_cost import slot_plan  # the CiM model; loaded only for chips with one
 
     plan = slot_plan(system, prefill.graph)
     return {"cim_weights_resident": plan.resident,

@@ -244,7 +244,7 @@ class CidUnit:
                               f"global_buffer_bytes 0")
 
 
-#: Op kinds an analog CiM unit can run: the weight GEMMs and the LM head (sim/crossbar.py).
+#: Op kinds an analog CiM unit can run: the weight GEMMs and the LM head (sim/cim_cost.py).
 #: Attention is not among them: its operands (queries, the KV cache) change every token, and a
 #: crossbar holds a static matrix that costs a program-and-verify write to change.
 CIM_OP_KINDS = ("gemm", "lm_head")
@@ -259,7 +259,7 @@ class CimSlot:
     ``prefill_ops`` and ``decode_ops`` list the op kinds the placer puts on it in each phase
     (HALO's phase-aware mapping: prefill GEMMs only, the default). The weights it runs are
     programmed from the chip's memory; whether they stay resident across steps is decided per
-    step by `sim.crossbar.plan_weights` (docs/cim.md, "In the engine").
+    step by `sim.cim_cost.plan_weights` (docs/cim.md, "In the engine").
     """
 
     unit: str

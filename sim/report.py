@@ -79,7 +79,7 @@ def describe_cim(system: System) -> dict[str, Any] | None:
     slot = system.chip.cim
     if slot is None:
         return None
-    from .crossbar import peak_macs_per_s, slot_unit  # the CiM model, on demand
+    from .cim_cost import peak_macs_per_s, slot_unit  # the CiM model, on demand
 
     unit = slot_unit(slot)
     xb = unit.crossbar

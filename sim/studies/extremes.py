@@ -8,7 +8,7 @@ same axes. The three presets are one package (halo-cid's host die and CiD stacks
 Every number comes from `sim.engine.simulate` with ``decode_sample`` (the engine's fast mode:
 ``DECODE_SAMPLE`` evenly spaced decode steps simulated, the rest interpolated in the context
 length). The reasons are measured on the simulated steps: time by unit, the CiM reprogramming
-time of each step (`sim.crossbar.cim_op_result` of every op placed on ``cim``, repeats
+time of each step (`sim.cim_cost.cim_op_result` of every op placed on ``cim``, repeats
 included), and the CiD's weight re-streaming per prompt token.
 
 Precision: W8A8 with an int8 KV cache, CHOSEN because ``halo-cim``'s crossbars are W8A8
@@ -26,7 +26,7 @@ from typing import Any
 
 from mappers.ir import Precision
 from mappers.models import load_model
-from sim.crossbar import cim_op_result, slot_plan, slot_unit
+from sim.cim_cost import cim_op_result, slot_plan, slot_unit
 from sim.engine import RunResult, Step, Workload, simulate
 from sim.presets import load_hardware
 
@@ -223,7 +223,7 @@ and {_ratio(runs, hi, 'decode_s')} at 32k, and uses {_ratio(runs, lo, 'decode_en
 energy at 1k.**
 Llama2-7B needs {need / 1e6:.2f} M crossbars at W8, the chip has {step['cim_crossbars']}
 ({step['cim_crossbars'] / need:.2%} of the model), so no weight stays resident and the all-CiM
-mapping reprograms every crossbar before every GEMM, every step (`sim/crossbar.py`:
+mapping reprograms every crossbar before every GEMM, every step (`sim/cim_cost.py`:
 program-and-verify, {c['write_parallel_crossbars']} crossbars at a time, row by row). Of the
 first decode step's {_ms(step['first_decode_step_s'])},
 {_ms(step['first_decode_step_cim_program_s'])} is reprogramming, costing

@@ -2,7 +2,7 @@
 costs through the step unit model, weight residency across steps, the HALO presets, ``pdsim
 describe``, bad input, and the dtype check that looks only at ops on the systolic arrays.
 
-References: `sim.crossbar.cim_op_cost` called directly (the engine must charge exactly what the
+References: `sim.cim_cost.cim_op_cost` called directly (the engine must charge exactly what the
 model gives; relative tolerance 1e-12, the same arithmetic); crossbar counts and programming
 times in closed form from the model's dimensions (docs/cim.md), with the bound stated where
 per-op rounding makes an exact total pointless.
@@ -19,7 +19,8 @@ from mappers.models import load_model
 from mappers.pipeline import compile_step, op_cost
 from mappers.place import place
 from sim.cli import main
-from sim.crossbar import cim_op_cost, cim_op_result, load_cim, plan_weights, slot_unit
+from sim.cim_cost import cim_op_cost, cim_op_result, plan_weights, slot_unit
+from sim.crossbar import load_cim
 from sim.engine import Workload, simulate
 from sim.errors import ConfigError
 from sim.presets import load_hardware, parse_hardware
