@@ -376,8 +376,9 @@ def cid_cost(system: System, op: Op) -> Cost:
     """`Cost` of one instance of ``op`` on the system's CiD unit (``op.unit == "cid"``).
 
     GEMMs of ``M`` tokens are ``M`` GEMVs that each re-stream the weights (module docstring);
-    attention streams the KV cache per query head (`attention`); KV writes are ordinary
-    writes. The op is bound by the banks' internal bandwidth, reported as ``memory``."""
+    attention streams the KV cache per query head (`attention`), scaled to the (query, key)
+    pairs a causal mask keeps (time linear in keys streamed: exact up to the rounding of a
+    GEMV's rows onto banks); KV writes are ordinary writes. The op is bound by the banks' internal bandwidth, reported as ``memory``."""
     unit = system.chip.cid
     if unit is None:
         raise ValueError(f"cid_cost: op {op.name} placed on 'cid' but the chip has no CiD unit")
@@ -392,7 +393,10 @@ def cid_cost(system: System, op: Op) -> Cost:
         run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
                         queries=queries, keys=keys, head_dim=hd, dtype=kv_dtype,
                         pcs=device.org.pcs * unit.stacks)
-        reps = 1
+        # A causal prefill's query i reads only the first context + i + 1 keys; the banks
+        # then stream that share of the K/V rows (``op.flops`` counts exactly the kept
+        # pairs, mappers.lower.causal_pairs). 1 for decode and for bidirectional models.
+        reps = op.flops / (2 * batch * heads * queries * keys * hd)
     elif op.kind is OpKind.KV_WRITE:
         one = kv_append(device, -(-op.kv_bytes // unit.stacks))
         run = CidRun(cycles=one.cycles, time_s=one.time_s, internal_bytes=0.0,

@@ -58,6 +58,32 @@ def test_cid_gemm_cost_is_the_engine_gemv_per_token():
     assert qkv4.cost.time_s == pytest.approx(4 * qkv.cost.time_s, rel=1e-12)
 
 
+def test_causal_prefill_attention_streams_only_the_kept_keys():
+    """Prefill attention on CiD: a causal model's query i reads context + i + 1 keys, so the
+    banks stream L c + L (L + 1) / 2 of the L (c + L) key rows a bidirectional model (LLaDA)
+    of the same shape reads; decode (one query over every key) is unchanged. Times and
+    energies scale by exactly that ratio (the same GEMV per query, fewer rows)."""
+    llada = load_model("llada-8b").config
+    L, c = 64, 32
+
+    def score(model, phase, new_tokens):
+        sched = compile_step(model, CENT, phase=phase, batch=1, new_tokens=new_tokens,
+                             context=c, precision=Precision())
+        return next(s for s in sched.ops if s.op.name == "attn_score")
+
+    kept = L * c + L * (L + 1) // 2
+    causal = score(replace(llada, causal=True), Phase.PREFILL, L)
+    full = score(llada, Phase.PREFILL, L)
+    assert causal.op.dims == full.op.dims
+    assert causal.cost.time_s == pytest.approx(full.cost.time_s * kept / (L * (c + L)),
+                                               rel=1e-12)
+    assert causal.cost.energy_j == pytest.approx(full.cost.energy_j * kept / (L * (c + L)),
+                                                 rel=1e-12)
+    dec_causal = score(replace(llada, causal=True), Phase.DECODE, 1)
+    assert dec_causal.cost.time_s == pytest.approx(score(llada, Phase.DECODE, 1).cost.time_s,
+                                                   rel=1e-12)
+
+
 def test_cent_decode_step_is_bounded_by_internal_bandwidth():
     """Llama2-7B decode on one AiM device: the step takes at least weights / peak internal
     bandwidth (16.4 TB/s) and, with row switches, the input broadcast, refresh and the
