@@ -378,7 +378,8 @@ def cid_cost(system: System, op: Op) -> Cost:
     GEMMs of ``M`` tokens are ``M`` GEMVs that each re-stream the weights (module docstring);
     attention streams the KV cache per query head (`attention`), scaled to the (query, key)
     pairs a causal mask keeps (time linear in keys streamed: exact up to the rounding of a
-    GEMV's rows onto banks); KV writes are ordinary writes. The op is bound by the banks' internal bandwidth, reported as ``memory``."""
+    GEMV's rows onto banks); KV writes are ordinary writes. The op is bound by the banks'
+    internal bandwidth, reported as ``memory``."""
     unit = system.chip.cid
     if unit is None:
         raise ValueError(f"cid_cost: op {op.name} placed on 'cid' but the chip has no CiD unit")
