@@ -17,7 +17,13 @@ elementwise
 embedding                   (tokens, hidden)
 kv_write                    (tokens, kv_heads, head_dim)
 all_reduce                  (elements, tensor_parallel)
+p2p                         (elements, from_stage, to_stage): a pipeline stage's send
 ==========================  ==========================================================
+
+With pipeline parallelism (``pp`` stages) the layer stack is one `Segment` per stage, each
+but the last followed by a ``pp_send`` segment whose ``p2p`` op sends the step's activations
+to the next stage's chip; the graph spans every stage of the step, run one after another (one
+batch in flight).
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class OpKind(StrEnum):
     LM_HEAD = "lm_head"
     KV_WRITE = "kv_write"
     ALL_REDUCE = "all_reduce"
+    P2P = "p2p"
 
 
 #: Kinds whose FLOPs are matrix products (the "2 x parameters x tokens + attention" part).
@@ -106,7 +113,8 @@ class Segment:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Graph:
     """One step of one phase for ``batch`` sequences: ``new_tokens`` tokens each, on top of
-    ``context`` tokens already in the KV cache; per chip of a ``tp``-way group."""
+    ``context`` tokens already in the KV cache; per chip of a ``tp``-way group, through all
+    ``pp`` pipeline stages in turn."""
 
     model: str
     phase: Phase
@@ -116,6 +124,7 @@ class Graph:
     tp: int
     precision: Precision
     segments: tuple[Segment, ...]
+    pp: int = 1
 
     def total(self, field: str) -> int:
         """Exact sum of an integer op field over the step, repeats included."""

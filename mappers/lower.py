@@ -14,6 +14,9 @@ Conventions (docs/ops.md has the full table):
   and down projections by rows, each followed by an all-reduce of the hidden state; norms and
   the embedding table are replicated; the LM head is split over the vocabulary. KV heads are
   split when there are at least as many as chips, else replicated.
+* Pipeline parallelism splits the layers into ``pp`` contiguous stages of near-equal size
+  (`stage_layers`); after every stage but the last, a ``p2p`` op sends the step's activations
+  (tokens x hidden) to the next stage. One graph holds all stages, in order.
 """
 
 from __future__ import annotations
@@ -63,13 +66,26 @@ def shard_heads(model: ModelConfig, tp: int) -> tuple[int, int]:
     return model.num_heads // tp, max(1, kv // tp)
 
 
+def stage_layers(num_layers: int, pp: int) -> tuple[int, ...]:
+    """Layers of each of ``pp`` contiguous pipeline stages: near-equal, the first
+    ``num_layers % pp`` stages one layer longer (32 over 8: 4 each; 70 over 8: 9 x 6, 8 x 2).
+    `ConfigError` when there are fewer layers than stages."""
+    if pp < 1 or pp > num_layers:
+        raise ConfigError(f"pipeline_parallel: must be between 1 and the model's {num_layers} "
+                          f"layers, got {pp}")
+    base, extra = divmod(num_layers, pp)
+    return tuple(base + (s < extra) for s in range(pp))
+
+
 def lower(model: ModelConfig, *, phase: Phase, batch: int, new_tokens: int, context: int,
-          precision: Precision, tp: int = 1) -> Graph:
-    """The op graph of one step on one chip of a ``tp``-way tensor-parallel group."""
+          precision: Precision, tp: int = 1, pp: int = 1) -> Graph:
+    """The op graph of one step on one chip of a ``tp``-way tensor-parallel group, through
+    ``pp`` pipeline stages in turn."""
     if batch < 1 or new_tokens < 1 or context < 0:
         raise ValueError(f"lower: bad step batch={batch} new_tokens={new_tokens} "
                          f"context={context}")  # the CLI validates users' values first
     heads, kv_heads = shard_heads(model, tp)
+    stages = stage_layers(model.num_layers, pp)
     b = _Builder(model, precision, tp)
     tokens = batch * new_tokens
     d, hd, inter = model.hidden_size, model.head_dim, model.intermediate_size // tp
@@ -108,11 +124,17 @@ def lower(model: ModelConfig, *, phase: Phase, batch: int, new_tokens: int, cont
             b.gemm("lm_head", logit_rows, -(-model.vocab_size // tp), d, kind=OpKind.LM_HEAD,
                    bias=False)]
 
-    segments = (Segment(name="embed", layer=-1, repeat=1, ops=tuple(pre)),
-                Segment(name="layers", layer=0, repeat=model.num_layers, ops=tuple(layer)),
-                Segment(name="head", layer=-1, repeat=1, ops=tuple(post)))
+    segments = [Segment(name="embed", layer=-1, repeat=1, ops=tuple(pre))]
+    first = 0
+    for s, count in enumerate(stages):  # a stage's segment is named by its first layer
+        segments.append(Segment(name="layers", layer=first, repeat=count, ops=tuple(layer)))
+        first += count
+        if s + 1 < pp:
+            segments.append(Segment(name="pp_send", layer=-1, repeat=1,
+                                    ops=(b.p2p("pp_send", tokens * d, s),)))
+    segments.append(Segment(name="head", layer=-1, repeat=1, ops=tuple(post)))
     return Graph(model=model.name, phase=phase, batch=batch, new_tokens=new_tokens,
-                 context=context, tp=tp, precision=precision, segments=segments)
+                 context=context, tp=tp, precision=precision, segments=tuple(segments), pp=pp)
 
 
 class _Builder:
@@ -178,6 +200,13 @@ class _Builder:
                flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
                kv_bytes=nbytes(kv_tile, kv)),
         ]
+
+    def p2p(self, name: str, elements: int, stage: int) -> Op:
+        """Stage ``stage`` sends ``elements`` activations to stage ``stage + 1``: each chip of
+        the tensor-parallel group sends the whole hidden state to its peer (no DRAM bytes: the
+        activations leave from on-chip buffers, as for the all-reduce)."""
+        return Op(name=name, kind=OpKind.P2P, dims=(elements, stage, stage + 1),
+                  dtype=self.p.activation, flops=0, comm_bytes=self._act(elements))
 
     def all_reduce(self, name: str, elements: int) -> list[Op]:
         if self.tp == 1:

@@ -57,10 +57,14 @@ def step_cost(system: System, detail: str, graph: Graph) -> CostFn:
     used = {op.unit for seg in graph.segments for op in seg.ops}
     step_models = {u: _load(spec)(system, graph) for u, spec in STEP_UNIT_MODELS.items()
                    if u in used}
+    # Pipeline stages repeat the same layer ops: cost each distinct op once per step.
+    memo: dict[Op, Cost] = {}
 
     def cost(op: Op) -> Cost:
-        model = step_models.get(op.unit)
-        return model(op) if model is not None else op_cost(system, detail, op)
+        if op not in memo:
+            model = step_models.get(op.unit)
+            memo[op] = model(op) if model is not None else op_cost(system, detail, op)
+        return memo[op]
     return cost
 
 
@@ -69,6 +73,7 @@ def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int
                  detail: str = "tile") -> StepSchedule:
     """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``."""
     graph = lower(model, phase=phase, batch=batch, new_tokens=new_tokens, context=context,
-                  precision=precision, tp=system.tensor_parallel)
+                  precision=precision, tp=system.tensor_parallel,
+                  pp=system.pipeline_parallel)
     graph = place(graph, system)
     return schedule(graph, step_cost(system, detail, graph))

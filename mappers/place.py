@@ -2,12 +2,12 @@
 
 Every op runs on the one chip type of the system (all chips of a tensor-parallel group do the
 same work): matrix products on the systolic arrays (``tensor``), elementwise work on the
-vector units (``vector``), pure data movement on the DMA engines (``dma``), and collectives on
-the interconnect (``link``). A chip with a compute-in-DRAM unit (``chip.cid``) takes the op
-kinds that unit lists for the step's phase (``decode_ops`` / ``prefill_ops``) onto ``cid``;
-one with an analog compute-in-memory unit (``chip.cim``) takes the GEMM kinds its slot lists
-onto ``cim``. Memory-side units are looked up in `MEMORY_UNITS`; the chip's validation keeps
-an op kind on at most one of them per phase.
+vector units (``vector``), pure data movement on the DMA engines (``dma``), and collectives
+and pipeline sends on the interconnect (``link``). A chip with a compute-in-DRAM unit
+(``chip.cid``) takes the op kinds that unit lists for the step's phase (``decode_ops`` /
+``prefill_ops``) onto ``cid``; one with an analog compute-in-memory unit (``chip.cim``)
+takes the GEMM kinds its slot lists onto ``cim``. Memory-side units are looked up in
+`MEMORY_UNITS`; the chip's validation keeps an op kind on at most one of them per phase.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ UNIT_OF_KIND: dict[OpKind, str] = {
     OpKind.EMBEDDING: "dma",
     OpKind.KV_WRITE: "dma",
     OpKind.ALL_REDUCE: "link",
+    OpKind.P2P: "link",
 }
 
 

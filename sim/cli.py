@@ -77,6 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--kv-dtype", type=_dtype, help="override --dtype for the KV cache")
     run.add_argument("--tp", type=_int_at_least(1), help="tensor-parallel chips "
                      "(default: the preset's tensor_parallel)")
+    run.add_argument("--pp", type=_int_at_least(1), help="pipeline stages, each a contiguous "
+                     "run of layers on its own chips (default: the preset's pipeline_parallel)")
     run.add_argument("--detail", choices=("tile", "roofline"), default="tile",
                      help="unit models: tile-level systolic-array and vector models "
                      "(default) or the roofline baseline")
@@ -183,8 +185,14 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.tp is not None:
         from .schema import build, to_dict
         fields = to_dict(system) | {"tensor_parallel": args.tp,
-                                    "num_chips": max(system.num_chips, args.tp)}
+                                    "num_chips": max(system.num_chips,
+                                                     args.tp * system.pipeline_parallel)}
         system = build(type(system), fields, "--tp")
+    if args.pp is not None:
+        from .schema import build, to_dict
+        fields = to_dict(system) | {"pipeline_parallel": args.pp, "num_chips": max(
+            system.num_chips, system.tensor_parallel * args.pp)}
+        system = build(type(system), fields, "--pp")
     precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
                           kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
@@ -203,6 +211,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "hardware_yaml": hw.text,
             "referenced_yaml": json.dumps(referenced_texts(system)),
             "tensor_parallel": system.tensor_parallel,
+            "pipeline_parallel": system.pipeline_parallel,
             "model_source": model.source,
             "model_config": model.text,
             "workload": json.dumps({"batch": args.batch, "prompt_tokens": args.prompt,
@@ -217,8 +226,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         print(to_json({"summary": result.summary, "trace": str(out) if out else None}))
     else:
+        pp = system.pipeline_parallel
         title = (f"{model.config.name} on {system.name} (tp {system.tensor_parallel}, "
-                 f"{args.detail}), batch "
+                 + (f"pp {pp}, " if pp > 1 else "") + f"{args.detail}), batch "
                  f"{args.batch}, prompt {args.prompt}, generate {args.gen}, "
                  f"{precision.weight}/{precision.activation}/{precision.kv} (w/act/kv)")
         print(summary_text(result.summary, title))

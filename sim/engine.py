@@ -20,7 +20,7 @@ from typing import Callable
 import numpy as np
 
 from mappers.ir import Phase, Precision
-from mappers.lower import lower, shard_heads
+from mappers.lower import lower, shard_heads, stage_layers
 from mappers.models import ModelConfig
 from mappers.pipeline import compile_step
 from mappers.place import place
@@ -77,21 +77,38 @@ class RunResult:
     summary: dict[str, float | int | bool]
 
 
-def footprint(model: ModelConfig, system: System, workload: Workload) -> tuple[int, int]:
-    """Weight bytes and peak KV-cache bytes held by one chip of the tensor-parallel group."""
+def stage_footprints(model: ModelConfig, system: System,
+                     workload: Workload) -> tuple[tuple[int, int], ...]:
+    """Weight bytes and peak KV-cache bytes held by one chip of each pipeline stage's
+    tensor-parallel group, stage by stage (one stage without pipeline parallelism)."""
     tp, p = system.tensor_parallel, workload.precision
     counts = model.parameter_counts()
+    stages = stage_layers(model.num_layers, system.pipeline_parallel)
     vocab_shard = -(-model.vocab_size // tp) * model.hidden_size
     # Layers are sharded except their norms; the embedding table is replicated; an untied LM
-    # head is split over the vocabulary (a tied one is a slice of the replicated table).
+    # head is split over the vocabulary (a tied one is a slice of the replicated table, which
+    # the last stage holds a copy of when it is not also the first, as Megatron-LM does).
     norm_params = counts["per_layer"] - _layer_matmul_params(model)
-    layer_params = model.num_layers * ((counts["per_layer"] - norm_params) // tp + norm_params)
-    head = 0 if model.tie_word_embeddings else vocab_shard
-    weights = counts["embedding"] + layer_params + counts["final_norm"] + head
+    per_layer = (counts["per_layer"] - norm_params) // tp + norm_params
     _, kv_heads = shard_heads(model, tp)
     tokens = workload.batch * (workload.prompt_tokens + workload.gen_tokens - 1)
-    kv = nbytes(2 * model.num_layers * tokens * kv_heads * model.head_dim, p.kv)
-    return nbytes(weights, p.weight), kv
+    out = []
+    for s, layers in enumerate(stages):
+        weights = layers * per_layer
+        if s == 0:
+            weights += counts["embedding"]
+        if s == len(stages) - 1:
+            tied_here = model.tie_word_embeddings and len(stages) == 1
+            weights += counts["final_norm"] + (0 if tied_here else vocab_shard)
+        kv = nbytes(2 * layers * tokens * kv_heads * model.head_dim, p.kv)
+        out.append((nbytes(weights, p.weight), kv))
+    return tuple(out)
+
+
+def footprint(model: ModelConfig, system: System, workload: Workload) -> tuple[int, int]:
+    """Weight bytes and peak KV-cache bytes held by one chip: of the tensor-parallel group,
+    in the pipeline stage that holds the most (`stage_footprints`)."""
+    return max(stage_footprints(model, system, workload), key=sum)
 
 
 def _layer_matmul_params(model: ModelConfig) -> int:
@@ -112,18 +129,11 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     p = workload.precision
     shard_heads(model, system.tensor_parallel)
     _check_tensor_dtype(model, system, p)  # refuse early, before any step is simulated
-    weights_b, kv_b = footprint(model, system, workload)
-    capacity = system.chip.memory.capacity_bytes
-    cid = system.chip.cid
-    held = cid.holds if cid is not None else ()
-    on_chip = (0 if "weights" in held else weights_b) + (0 if "kv" in held else kv_b)
-    if check_capacity and on_chip > capacity:
-        raise ConfigError(
-            f"workload does not fit: one chip needs {weights_b / 1e9:.1f} GB of weights + "
-            f"{kv_b / 1e9:.1f} GB of KV cache, {system.name} has {capacity / 1e9:.1f} GB "
-            f"(raise --tp, shrink --batch/--prompt/--gen, or pass --no-capacity-check)")
-    if check_capacity and held:
-        _check_cid_capacity(system, weights_b, kv_b)
+    stages = stage_footprints(model, system, workload)
+    weights_b, kv_b = max(stages, key=sum)
+    if check_capacity:
+        for s, (stage_w, stage_kv) in enumerate(stages):
+            _check_capacity(system, stage_w, stage_kv, s)
     n_decode = workload.gen_tokens - 1
     if decode_sample is not None and decode_sample < 2:
         raise ConfigError(f"--decode-sample: must be >= 2, got {decode_sample}")
@@ -165,7 +175,7 @@ def _check_tensor_dtype(model: ModelConfig, system: System, precision: Precision
     for phase in Phase:
         graph = place(lower(model, phase=phase, batch=1, new_tokens=1,
                             context=0 if phase is Phase.PREFILL else 1, precision=precision,
-                            tp=system.tensor_parallel), system)
+                            tp=system.tensor_parallel, pp=system.pipeline_parallel), system)
         if any(op.unit == "tensor" for seg in graph.segments for op in seg.ops):
             system.chip.core.systolic_array.macs_per_pe_per_cycle(precision.activation)
             return
@@ -187,7 +197,27 @@ def _cim_summary(system: System, prefill: StepSchedule) -> dict[str, float | int
             "cim_load_program_j": plan.initial_program_j if plan.resident else 0.0}
 
 
-def _check_cid_capacity(system: System, weights_b: int, kv_b: int) -> None:
+def _check_capacity(system: System, weights_b: int, kv_b: int, stage: int) -> None:
+    """One chip of pipeline stage ``stage`` holds ``weights_b`` bytes of weights and ``kv_b``
+    of KV cache: what its memory holds must fit it, and what its CiD unit holds its stacks."""
+    capacity = system.chip.memory.capacity_bytes
+    cid = system.chip.cid
+    held = cid.holds if cid is not None else ()
+    on_chip = (0 if "weights" in held else weights_b) + (0 if "kv" in held else kv_b)
+    pp = system.pipeline_parallel
+    where = "" if pp == 1 else f" pipeline stage {stage} (of {pp})"
+    if on_chip > capacity:
+        raise ConfigError(
+            f"workload does not fit: one chip{where and ' of' + where} needs "
+            f"{weights_b / 1e9:.1f} GB of weights + "
+            f"{kv_b / 1e9:.1f} GB of KV cache, {system.name} has {capacity / 1e9:.1f} GB "
+            f"(raise --tp{'/--pp' if pp > 1 else ''}, shrink --batch/--prompt/--gen, or pass "
+            f"--no-capacity-check)")
+    if held:
+        _check_cid_capacity(system, weights_b, kv_b, where and " in" + where)
+
+
+def _check_cid_capacity(system: System, weights_b: int, kv_b: int, where: str) -> None:
     """What the CiD unit holds (weights, KV cache) must fit in its stacks."""
     from .cid_ops import unit_device  # numba-backed; loaded only for CiD systems
 
@@ -202,9 +232,10 @@ def _check_cid_capacity(system: System, weights_b: int, kv_b: int) -> None:
             parts.append(f"{kv_b / 1e9:.1f} GB of KV cache")
         what = " + ".join(parts)
         raise ConfigError(
-            f"workload does not fit: the CiD unit of {system.name} must hold {what} but its "
-            f"{cid.stacks} x {cid.dram} hold {have / 1e9:.1f} GB (shrink --batch/--prompt/--gen, "
-            f"add stacks, or pass --no-capacity-check)")
+            f"workload does not fit: the CiD unit of {system.name}{where} must hold {what} but "
+            f"its {cid.stacks} x {cid.dram} hold {have / 1e9:.1f} GB ("
+            + ("raise --pp, " if where else "") + "shrink --batch/--prompt/--gen, "
+            "add stacks, or pass --no-capacity-check)")
 
 
 def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
@@ -282,7 +313,7 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
     out["weight_bytes_per_chip"] = weights_b
     out["kv_cache_bytes_per_chip"] = kv_b
     out["memory_capacity_bytes"] = system.chip.memory.capacity_bytes
-    out["chips"] = system.tensor_parallel
+    out["chips"] = system.tensor_parallel * system.pipeline_parallel
     out["decode_steps"] = len(decode)
     out["decode_steps_simulated"] = sum(s.schedule is not None for s in decode)
     max_ctx = workload.prompt_tokens + workload.gen_tokens - 1

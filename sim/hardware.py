@@ -351,13 +351,17 @@ class Chip:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class System:
-    """``num_chips`` identical chips; a model is sharded over ``tensor_parallel`` of them."""
+    """``num_chips`` identical chips. A model's layers are split into ``pipeline_parallel``
+    contiguous stages, one per group of ``tensor_parallel`` chips that shard each layer
+    (docs/hardware-yaml.md, "Parallelism"); stages pass the step's activations to the next one
+    over ``interconnect``."""
 
     name: str
     chip: Chip
     description: str = ""
     num_chips: int = 1
     tensor_parallel: int = 1
+    pipeline_parallel: int = 1
     interconnect: Link | None = None
 
     def __post_init__(self) -> None:
@@ -368,5 +372,18 @@ class System:
         if self.tensor_parallel > self.num_chips:
             raise ConfigError(f"tensor_parallel: must be <= num_chips ({self.num_chips}), "
                               f"got {self.tensor_parallel}")
+        _at_least_one(self.pipeline_parallel, "pipeline_parallel")
+        if self.tensor_parallel * self.pipeline_parallel > self.num_chips:
+            raise ConfigError(f"pipeline_parallel: tensor_parallel x pipeline_parallel must be "
+                              f"<= num_chips ({self.num_chips}), got {self.tensor_parallel} x "
+                              f"{self.pipeline_parallel}")
         if self.tensor_parallel > 1 and self.interconnect is None:
             raise ConfigError("interconnect: required when tensor_parallel > 1")
+        if self.pipeline_parallel > 1 and self.interconnect is None:
+            raise ConfigError("interconnect: required when pipeline_parallel > 1")
+        if self.pipeline_parallel > 1 and self.chip.cim is not None:
+            # The CiM residency plan (sim/cim_cost.py) counts every layer's weights on one
+            # chip's crossbars; a per-stage plan is not modelled.
+            raise ConfigError("pipeline_parallel: must be 1 for a chip with a cim unit "
+                              f"(per-stage crossbar residency is not modelled), got "
+                              f"{self.pipeline_parallel}")

@@ -66,6 +66,7 @@ def describe(system: System) -> dict[str, Any]:
         "spad_cost_model": spad_cost_model(chip),
         "num_chips": system.num_chips,
         "tensor_parallel": system.tensor_parallel,
+        "pipeline_parallel": system.pipeline_parallel,
         "interconnect_bandwidth_bytes_per_s": (system.interconnect.bandwidth_bytes_per_s
                                                if system.interconnect else None),
         "cid": describe_cid(system),
@@ -189,6 +190,8 @@ def describe_text(system: System) -> str:
         ("cost", money),
         *_modeled_rows(chip, d["spad_cost_model"]),
         ("system", f"{system.num_chips} chips, tensor parallel {system.tensor_parallel}"
+                   + (f", pipeline parallel {system.pipeline_parallel}"
+                      if system.pipeline_parallel > 1 else "")
                    + (f", interconnect {si(system.interconnect.bandwidth_bytes_per_s, 'B/s')}"
                       f" per direction, {seconds(system.interconnect.latency_s)}"
                       if system.interconnect else "")),

@@ -7,14 +7,16 @@ All of an op's bytes are charged to DRAM (activations included): the roofline as
 reuse through L2 between ops, which is what the tile-level models refine.
 
 A ring all-reduce of ``S`` bytes over ``p`` chips sends ``2 (p - 1) / p * S`` bytes per chip in
-``2 (p - 1)`` latency-bound steps (Patarasuk and Yuan, JPDC 2009).
+``2 (p - 1)`` latency-bound steps (Patarasuk and Yuan, JPDC 2009). A pipeline stage's
+point-to-point send (``p2p``) of ``S`` bytes is one hop: ``S`` bytes over the link plus its
+latency.
 """
 
 from __future__ import annotations
 
 import math
 
-from mappers.ir import Op
+from mappers.ir import Op, OpKind
 from sim.hardware import System
 
 from .cost import Cost
@@ -33,10 +35,9 @@ def roofline_cost(system: System, op: Op) -> Cost:
     elif op.unit == "vector":
         compute_s = op.flops / (chip.peak_vector_flops * eff.vector)
     elif op.unit == "link":
-        p = op.dims[1]
         link = system.interconnect
-        comm_s = (2 * (p - 1) / p * op.comm_bytes / (link.bandwidth_bytes_per_s * eff.link)
-                  + 2 * (p - 1) * link.latency_s)
+        sent, hops = link_traffic(op)
+        comm_s = sent / (link.bandwidth_bytes_per_s * eff.link) + hops * link.latency_s
     elif op.unit != "dma":
         raise ValueError(f"roofline: op {op.name} placed on unknown unit {op.unit!r}")
 
@@ -48,9 +49,18 @@ def roofline_cost(system: System, op: Op) -> Cost:
                 dram_bytes=op.bytes)
 
 
+def link_traffic(op: Op) -> tuple[float, int]:
+    """Bytes one chip sends over its link for ``op``, and the latency-bound steps it takes: a
+    ring all-reduce over ``p = dims[1]`` chips, or one point-to-point hop."""
+    if op.kind == OpKind.P2P:
+        return float(op.comm_bytes), 1
+    p = op.dims[1]
+    return 2 * (p - 1) / p * op.comm_bytes, 2 * (p - 1)
+
+
 def energy_j(system: System, op: Op, dram_bytes: float) -> float:
     """Energy of one instance: FLOPs on its unit, ``dram_bytes`` of DRAM traffic, and the
-    all-reduce bits over the links where the interconnect has an energy figure."""
+    all-reduce or send bits over the links where the interconnect has an energy figure."""
     chip = system.chip
     if chip.energy is None or chip.memory.energy_pj_per_bit is None:
         return math.nan
@@ -59,6 +69,5 @@ def energy_j(system: System, op: Op, dram_bytes: float) -> float:
     joules = op.flops * per_flop * _PJ + dram_bytes * 8 * chip.memory.energy_pj_per_bit * _PJ
     link_pj = system.interconnect.energy_pj_per_bit if system.interconnect else None
     if op.comm_bytes and link_pj is not None:  # links without a figure add nothing (docs)
-        p = op.dims[1]
-        joules += 2 * (p - 1) / p * op.comm_bytes * 8 * link_pj * _PJ
+        joules += link_traffic(op)[0] * 8 * link_pj * _PJ
     return joules

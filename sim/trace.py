@@ -58,7 +58,7 @@ def step_table(result: RunResult) -> np.ndarray:
     rows = [(s.index, s.phase.value, result.workload.batch, s.new_tokens, s.context,
              s.start_s, s.start_s + s.time_s, s.time_s, *[s.totals[f] for f in STEP_FIELDS],
              s.energy_j, s.dram_bytes, s.schedule is not None) for s in result.steps]
-    return np.array(rows, dtype=STEP_DTYPE)
+    return _table(rows, STEP_DTYPE)
 
 
 def op_table(result: RunResult) -> np.ndarray:
@@ -76,7 +76,21 @@ def op_table(result: RunResult) -> np.ndarray:
                          start, start + c.time_s, so.period_s, c.time_s, c.compute_s,
                          c.memory_s, c.comm_s, c.bound, c.energy_j, c.dram_bytes, c.cycles,
                          c.stall_cycles, c.utilization))
-    return np.array(rows, dtype=OP_DTYPE)
+    return _table(rows, OP_DTYPE)
+
+
+def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
+    """``rows`` as a structured array; a text longer than its fixed-width column is a bug in
+    the writer's schema (numpy would cut it silently), so it raises instead."""
+    for i, (name, (field, _)) in enumerate(dtype.fields.items()):
+        if field.kind != "S":
+            continue
+        width = field.itemsize
+        for row in rows:
+            if len(str(row[i]).encode()) > width:
+                raise ValueError(f"trace column {name!r} holds {width} bytes; "
+                                 f"{row[i]!r} is longer (widen it in sim/trace.py)")
+    return np.array(rows, dtype=dtype)
 
 
 def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]) -> None:

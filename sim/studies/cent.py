@@ -3,12 +3,13 @@ and 3584 generated, on 8 GDDR6-AiM devices, against the ``a100`` and ``h100`` pr
 
 Parallelism: CENT pipelines Llama2-7B's 32 layers over its 8 devices (4 layers each; its
 power calculator maps transformer blocks to channel groups of devices). At batch 1 a pipeline
-has one token in flight, so a token's latency is every layer run in turn, each on its own
-device's 32 channels: one device running all layers, plus one device-to-device hop of the
-hidden state per stage boundary (7 per forward pass). That is what this study computes: the
-``cent`` preset (one device = one pdsim chip, everything placed on the AiM banks and the
-near-memory units) through `sim.engine.simulate`, plus the hops over the preset's CXL link.
-The GPUs run the model on one chip (tensor parallel 1: 7B fits), as CENT's batch-1 baseline.
+has one token in flight, so a token's latency is every stage run in turn, each on its own
+device's 32 channels, plus one device-to-device hop of the hidden state per stage boundary (7
+per forward pass). The ``cent`` preset says so (``pipeline_parallel: 8``; one device = one
+pdsim chip, everything placed on the AiM banks and the near-memory units) and
+`sim.engine.simulate` charges the stages and the hops (``p2p`` ops on the preset's CXL link);
+this study reads the engine's figures as they are. The GPUs run the model on one chip (tensor
+parallel 1: 7B fits), as CENT's batch-1 baseline.
 
 `cent_study` computes and touches no file; `write_cent` regenerates ``results/cent/``
 (``pdsim reproduce cent``), each file through a temporary file and ``os.replace``.
@@ -31,7 +32,6 @@ COMMAND = "pdsim reproduce cent"
 MODEL = "llama2-7b"
 SYSTEMS = ("cent", "a100", "h100")
 PROMPT, GEN, BATCH = 512, 3584, 1
-DEVICES = 8              # REFERENCE.md (CENT): 8 devices for Llama2-7B
 DECODE_SAMPLE = 48       # simulated decode steps; the engine interpolates the rest (< 0.1%)
 
 #: REFERENCE.md (CENT): batch-1 latency speed-up over its GPU baseline for Llama2-7B. The
@@ -40,7 +40,8 @@ PUBLISHED_SPEEDUP = 6.32
 
 _GROUP = {OpKind.GEMM: "GEMV / GEMM", OpKind.LM_HEAD: "GEMV / GEMM",
           OpKind.ATTN_SCORE: "attention", OpKind.ATTN_VALUE: "attention",
-          OpKind.SOFTMAX: "attention", OpKind.KV_WRITE: "KV append"}
+          OpKind.SOFTMAX: "attention", OpKind.KV_WRITE: "KV append",
+          OpKind.P2P: "pipeline hops (CXL)"}
 
 
 def _run(name: str) -> RunResult:
@@ -60,19 +61,16 @@ def _decode_breakdown(result: RunResult) -> dict[str, float]:
     return out
 
 
-def _pipeline_hops(result: RunResult, hidden: int) -> tuple[float, float]:
-    """Seconds and joules of moving the fp16 hidden state across the ``DEVICES - 1`` stage
-    boundaries, for the prompt (all its tokens at once) and for every decode step."""
-    link = result.system.interconnect
-    nbytes = hidden * 2
+def _hop_seconds(result: RunResult) -> float:
+    """Seconds the engine charged to pipeline hops (``p2p`` ops) over the run: the prefill's
+    and every decode step's, interpolated steps at their neighbours' (constant) figure."""
+    def hops(step) -> float:
+        return sum(s.segment.repeat * s.cost.time_s for s in step.schedule.ops
+                   if s.op.kind == OpKind.P2P)
 
-    def hop(tokens: int) -> float:
-        return tokens * nbytes / link.bandwidth_bytes_per_s + link.latency_s
-
-    stages = DEVICES - 1
-    seconds = stages * (hop(PROMPT * BATCH) + (GEN - 1) * hop(BATCH))
-    bits = stages * nbytes * 8 * (PROMPT + GEN - 1) * BATCH
-    return seconds, bits * (link.energy_pj_per_bit or 0.0) * 1e-12
+    decode = [s for s in result.steps[1:] if s.schedule is not None]
+    per_decode_step = hops(decode[0]) if decode else 0.0  # one token: the same every step
+    return hops(result.steps[0]) + per_decode_step * (len(result.steps) - 1)
 
 
 def cent_softmax_s(tokens: int, heads: int, layers: int) -> float:
@@ -91,24 +89,22 @@ def cent_softmax_s(tokens: int, heads: int, layers: int) -> float:
 
 def cent_study() -> dict[str, Any]:
     """The study's numbers (JSON-serialisable): per system end-to-end latency, tokens/s,
-    energy per token, TTFT and TBT, decode time by op group; CENT's pipeline hops; the
-    speed-ups against CENT's published 6.32x."""
+    energy per token, TTFT and TBT, decode time by op group; CENT's pipeline hops (inside
+    the engine's figures); the speed-ups against CENT's published 6.32x."""
     model = load_model(MODEL).config
     systems: dict[str, Any] = {}
     for name in SYSTEMS:
         result = _run(name)
         s = result.summary
-        hops, hop_energy = _pipeline_hops(result, model.hidden_size) if name == "cent" \
-            else (0.0, 0.0)
-        e2e = s["e2e_s"] + hops
-        energy = s["energy_j"] + hop_energy
+        e2e, energy = s["e2e_s"], s["energy_j"]
         systems[name] = {
             "description": result.system.description,
             "ttft_s": s["ttft_s"],
             "tbt_mean_s": s["tbt_mean_s"],
             "tbt_first_s": result.steps[1].time_s,
             "tbt_last_s": result.steps[-1].time_s,
-            "pipeline_hops_s": hops,
+            "pipeline_stages": result.system.pipeline_parallel,
+            "pipeline_hops_s": _hop_seconds(result),
             "e2e_s": e2e,
             "output_tokens_per_s": BATCH * GEN / e2e,
             "energy_j": energy,
@@ -137,7 +133,8 @@ def cent_study() -> dict[str, Any]:
         "command": COMMAND,
         "workload": {"model": MODEL, "batch": BATCH, "prompt_tokens": PROMPT,
                      "gen_tokens": GEN, "precision": "fp16", "decode_sample": DECODE_SAMPLE,
-                     "cent_devices": DEVICES, "cent_parallelism": "pipeline (layers)",
+                     "cent_devices": load_hardware("cent").system.pipeline_parallel,
+                     "cent_parallelism": "pipeline (layers)",
                      "gpu_parallelism": "one GPU (tensor parallel 1)"},
         "systems": systems,
         "speedup_over": speedups,
@@ -183,12 +180,16 @@ batch 1 (REFERENCE.md; the baseline system is not given there).
 ## Parallelism
 
 CENT pipelines the 32 layers over 8 devices (4 layers per device). At batch 1 only one token is
-in flight, so the latency is that of one device running every layer on its 32 channels, plus
-one hop of the hidden state per stage boundary: 7 hops per forward pass over the preset's CXL
-link ({c['pipeline_hops_s'] * 1e3:.2f} ms in total here). The pdsim `cent` preset is that one
-device (a chip whose matrix products and attention run on the AiM banks and whose other ops
-run on the near-memory vector units), simulated by `sim.engine.simulate`; the hops are added by
-this study. The GPUs run the whole model on one chip (tensor parallel 1; 7B fits in 80 GB).
+in flight, so the latency is every stage in turn, each on its device's 32 channels, plus one hop
+of the hidden state per stage boundary: 7 hops per forward pass over the preset's CXL link
+({c['pipeline_hops_s'] * 1e3:.2f} ms in total here). The pdsim `cent` preset says exactly that
+(`pipeline_parallel: {c['pipeline_stages']}`; each chip is one device whose matrix products and
+attention run on the AiM banks and whose other ops run on the near-memory vector units), and
+`sim.engine.simulate` charges the stages and the hops (`p2p` ops on the link), so `pdsim run
+--hw cent` gives these figures; each device's capacity is checked against its own stage's
+weights and KV cache. Micro-batch overlap (several batches in flight) is not modelled; at
+batch 1 there is none. The GPUs run the whole model on one chip (tensor parallel 1; 7B fits
+in 80 GB).
 
 ## Where `cent`'s decode step goes (last simulated step)
 

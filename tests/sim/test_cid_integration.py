@@ -85,9 +85,10 @@ def test_causal_prefill_attention_streams_only_the_kept_keys():
 
 
 def test_cent_decode_step_is_bounded_by_internal_bandwidth():
-    """Llama2-7B decode on one AiM device: the step takes at least weights / peak internal
-    bandwidth (16.4 TB/s) and, with row switches, the input broadcast, refresh and the
-    vector ops, at most twice that."""
+    """Llama2-7B decode on CENT's 8 pipelined AiM devices, one stage after another at batch
+    1: the step takes at least weights / one device's peak internal bandwidth (16.4 TB/s)
+    and, with row switches, the input broadcast, refresh, the vector ops and the 7 hops, at
+    most twice that."""
     result = simulate(CENT, LLAMA, Workload(prompt_tokens=128, gen_tokens=3),
                       decode_sample=2)
     peak = cid_ops.peak_internal_bytes_per_s(cid_ops.unit_device(CENT.chip.cid), "aim")

@@ -86,3 +86,14 @@ def test_reader_refuses_other_files(tmp_path):
         read_trace(other)
     with pytest.raises(PdsimError, match="no such file"):
         read_trace(tmp_path / "missing.h5")
+
+
+def test_a_name_longer_than_its_column_is_refused_not_cut():
+    """numpy cuts a text longer than a fixed-width column silently; the writer raises."""
+    from sim.trace import OP_DTYPE, _table
+
+    row = [0] * len(OP_DTYPE.names)
+    row[OP_DTYPE.names.index("segment")] = "a_very_long_segment"
+    row[OP_DTYPE.names.index("dims")] = (0,) * OP_DTYPE["dims"].shape[0]
+    with pytest.raises(ValueError, match="'segment' holds 8 bytes"):
+        _table([tuple(row)], OP_DTYPE)
