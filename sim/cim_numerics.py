@@ -93,7 +93,7 @@ def _check_ints(a: np.ndarray, bits: int, name: str) -> np.ndarray:
     lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
     if a.size and (a.min() < lo or a.max() > hi):
         raise ConfigError(f"{name}: values must be signed {bits}-bit, in [{lo}, {hi}]")
-    return a.astype(np.int64)
+    return a.astype(np.int64, copy=False)
 
 
 def program(crossbar: Crossbar, wq: np.ndarray, *, rng: np.random.Generator,
@@ -108,53 +108,84 @@ def program(crossbar: Crossbar, wq: np.ndarray, *, rng: np.random.Generator,
     if not sigma >= 0:
         raise ConfigError(f"programming_noise: must be >= 0, got {sigma!r}")
     w = _check_ints(wq, wb, "weights")
-    if crossbar.signed:
-        if w.size and w.min() == -(1 << (wb - 1)):
-            raise ConfigError(f"weights: the differential encoding holds magnitudes of "
-                              f"{wb - 1} bits; -{1 << (wb - 1)} does not fit (quantise "
-                              f"symmetrically)")
-        u, sign = np.abs(w), np.where(w < 0, -1, 1).astype(np.float32)
-    else:
-        u, sign = w + (1 << (wb - 1)), None
-    u = u.astype(np.uint32)  # narrower temporaries for the slicing below (0 <= u < 2^32)
-    k, n = u.shape
+    if crossbar.signed and w.size and w.min() == -(1 << (wb - 1)):
+        raise ConfigError(f"weights: the differential encoding holds magnitudes of "
+                          f"{wb - 1} bits; -{1 << (wb - 1)} does not fit (quantise "
+                          f"symmetrically)")
+    k, n = w.shape
     s = crossbar.slices(wb)
-    mask = (1 << crossbar.cell_bits) - 1
-    levels = np.empty((k, s * n), dtype=np.float32)
-    for sl in range(s):
-        levels[:, sl * n:(sl + 1) * n] = (u >> (sl * crossbar.cell_bits)) & mask
-    g0 = np.float32(crossbar.off_conductance_levels)
-    if sign is None:
-        g = _conductance(levels, g0, sigma, rng)
-        squares = g * g
-        # a reference column subtracts the nominal off-state current; exact without noise
-        cells = levels if sigma == 0 else np.subtract(g, g0, out=g)
-    else:  # the magnitude sits on the G+ column of the pair for w >= 0, on G- for w < 0
-        negative = np.tile(sign < 0, (1, s))
-        neg = np.where(negative, levels, np.float32(0))
-        pos = np.subtract(levels, neg, out=levels)
-        exact = pos - neg if sigma == 0 else None
-        g_pos = _conductance(pos, g0, sigma, rng)
-        g_neg = _conductance(neg, g0, sigma, rng)
-        squares = g_pos * g_pos
-        squares += g_neg * g_neg
-        cells = exact if exact is not None else np.subtract(g_pos, g_neg, out=g_pos)
+    cells = np.empty((k, s * n), dtype=np.float32)
+    squares = np.empty((k, s * n), dtype=np.float32)
+    if sigma > 0:  # the standard-normal draws, in place: G+ (or the cell) first, then G-
+        rng.standard_normal(out=cells, dtype=np.float32)
+        if crossbar.signed:
+            rng.standard_normal(out=squares, dtype=np.float32)
+    column_sums = np.zeros(n, dtype=np.int64)
+    _program(w, crossbar.signed, 0 if crossbar.signed else 1 << (wb - 1), crossbar.cell_bits,
+             s, np.float32(crossbar.off_conductance_levels), np.float32(sigma), cells, squares,
+             column_sums)
     return Programmed(crossbar=crossbar, weight_bits=wb, cells=cells, squares=squares,
-                      column_sums=u.sum(axis=0, dtype=np.int64))
+                      column_sums=column_sums)
 
 
-def _conductance(levels: np.ndarray, g0: np.float32, sigma: float,
-                 rng: np.random.Generator) -> np.ndarray:
-    """Programmed conductances, in level steps: ``(level + g_off) (1 + sigma N(0, 1))``,
-    clipped at 0 (a new array)."""
-    g = levels + g0
-    if sigma > 0:
-        noise = rng.standard_normal(g.shape, dtype=np.float32)
-        noise *= np.float32(sigma)
-        noise += 1
-        g *= noise
-        np.maximum(g, 0, out=g)
-    return g
+@njit(cache=True)
+def _noisy(level, g0, sigma, z):
+    """A programmed conductance, in level steps: ``(level + g_off) (1 + sigma z)`` clipped at
+    0, in float32 with the rounding of the numpy expression it replaces (``+0.0`` for a
+    clipped or zero conductance, as ``np.maximum(g, 0)`` gives)."""
+    g = (level + g0) * (z * sigma + np.float32(1.0))
+    return g if g > np.float32(0.0) else np.float32(0.0)
+
+
+@njit(cache=True)
+def _program(w, signed, offset, cell_bits, slices, g0, sigma, cells, squares, column_sums):
+    """Slice, encode and program the weights ``w`` (K x N ints) in one pass; fills ``cells``
+    and ``squares`` (K x S*N float32) and ``column_sums`` (N, int64, zeroed by the caller).
+
+    ``u = |w|`` (``signed``, differential) or ``w + offset``; slice ``s`` of ``u`` is the
+    level ``(u >> s cell_bits) & mask``. With ``sigma > 0`` ``cells`` holds on entry the
+    standard-normal draws of the cell (offset) or of G+ (differential) and ``squares`` those
+    of G- (differential); each element is read before it is overwritten. Every value is
+    the same short chain of float32 operations as the whole-array numpy it replaced (no
+    fastmath, no sums), so the results are bit for bit those of that code."""
+    k, n = w.shape
+    mask = (1 << cell_bits) - 1
+    noisy = sigma > 0
+    zero = np.float32(0.0)
+    for i in range(k):
+        for j in range(n):
+            x = np.int64(w[i, j])
+            column_sums[j] += -x if signed and x < 0 else x + offset
+    for i in range(k):  # serial on purpose: the Generator draws (outside) dominate the time
+        for sl in range(slices):
+            shift = sl * cell_bits
+            c = cells[i, sl * n:(sl + 1) * n]
+            q = squares[i, sl * n:(sl + 1) * n]
+            if signed:  # |w| sits on the G+ column of the pair for w >= 0, on G- for w < 0
+                for j in range(n):
+                    x = np.int64(w[i, j])
+                    level = np.float32(((-x if x < 0 else x) >> shift) & mask)
+                    neg = level if x < 0 else zero
+                    pos = level - neg
+                    if noisy:
+                        gp = _noisy(pos, g0, sigma, c[j])
+                        gn = _noisy(neg, g0, sigma, q[j])
+                        c[j] = gp - gn
+                    else:
+                        gp = pos + g0
+                        gn = neg + g0
+                        c[j] = pos - neg
+                    q[j] = gp * gp + gn * gn
+            else:
+                for j in range(n):
+                    level = np.float32(((np.int64(w[i, j]) + offset) >> shift) & mask)
+                    if noisy:  # a reference column subtracts the nominal off-state current
+                        g = _noisy(level, g0, sigma, c[j])
+                        c[j] = g - g0
+                    else:
+                        g = level + g0
+                        c[j] = level  # exact without noise
+                    q[j] = g * g
 
 
 def mvm(prog: Programmed, xq: np.ndarray, *, rng: np.random.Generator,

@@ -126,6 +126,66 @@ def test_matches_an_independent_numpy_reference_with_programming_noise(xb, encod
     np.testing.assert_array_equal(y, _reference(noisy, w, x, prog.cells))
 
 
+def _program_reference(xb, w, weight_bits, sigma, seed):
+    """Programming in whole-array numpy, from the module docstring's step 1: ``u`` (``|w|``
+    on G+ or G- by sign, or ``w + 2^(b-1)``), its ``cell_bits`` slices as levels, one
+    conductance ``(level + g_off)(1 + sigma z)`` clipped at 0 per cell, float32, with ``z``
+    drawn from ``default_rng(seed)`` as (K, S*N) float32 arrays, the G+ (or only) cells'
+    first, then G-'s. Returns (cells, squares, column_sums)."""
+    rng = np.random.default_rng(seed)
+    s = xb.slices(weight_bits)
+    u = np.abs(w) if xb.signed else w + (1 << (weight_bits - 1))
+    levels = np.concatenate([(u >> (sl * xb.cell_bits)) & ((1 << xb.cell_bits) - 1)
+                             for sl in range(s)], axis=1).astype(np.float32)
+    g0, f32 = np.float32(xb.off_conductance_levels), np.float32
+
+    def conductance(level):
+        if sigma == 0:
+            return level + g0
+        z = rng.standard_normal(level.shape, dtype=np.float32)
+        return np.maximum((level + g0) * (z * f32(sigma) + f32(1)), f32(0))
+
+    if xb.signed:
+        negative = np.tile(w < 0, (1, s))
+        pos = np.where(negative, f32(0), levels)
+        neg = np.where(negative, levels, f32(0))
+        g_pos, g_neg = conductance(pos), conductance(neg)
+        cells = pos - neg if sigma == 0 else g_pos - g_neg
+        squares = g_pos * g_pos + g_neg * g_neg
+    else:
+        g = conductance(levels)
+        cells = levels if sigma == 0 else g - g0
+        squares = g * g
+    return cells, squares, u.sum(axis=0)
+
+
+@pytest.mark.parametrize("encoding", ["differential", "offset"])
+@pytest.mark.parametrize("sigma", [0.0, 0.05, 1.5])
+@pytest.mark.parametrize("weight_bits,cell_bits,g_off", [(8, 2, 0.0), (4, 2, 0.3),
+                                                         (8, 3, 0.5)])
+def test_programming_matches_an_independent_numpy_reference(xb, encoding, sigma, weight_bits,
+                                                            cell_bits, g_off):
+    """The fused Numba programming kernel against `_program_reference` on small random
+    weights (extremes included), same seed: equal bit for bit, tolerance zero. Each value is
+    a short fixed chain of float32 operations (no sums), so IEEE arithmetic gives the same
+    bits in both; the draws are the same Generator calls in the same order. ``sigma = 1.5``
+    clips some conductances at 0; ``(8, 3)`` gives uneven slices (3, 3, 2 or 3, 3, 1 bits)."""
+    crossbar = dataclasses.replace(xb, encoding=encoding, cell_bits=cell_bits,
+                                   off_conductance_levels=g_off)
+    rng = np.random.default_rng(weight_bits * 10 + cell_bits)
+    w = _ints(rng, (37, 23), weight_bits, symmetric=encoding == "differential")
+    w[0, 0], w[-1, -1], w[1, 1] = w.min(), (1 << (weight_bits - 1)) - 1, 0
+    prog = program(crossbar, w, rng=np.random.default_rng(8), weight_bits=weight_bits,
+                   programming_noise=sigma)
+    cells, squares, column_sums = _program_reference(crossbar, w, weight_bits, sigma, seed=8)
+    assert prog.cells.dtype == prog.squares.dtype == np.float32
+    np.testing.assert_array_equal(prog.cells, cells)
+    np.testing.assert_array_equal(prog.squares, squares)
+    np.testing.assert_array_equal(prog.column_sums, column_sums)
+    if sigma == 1.5 and g_off > 0:  # every nominal conductance > 0: zeros are clipped ones
+        assert (squares == 0).any()
+
+
 def test_same_seed_same_numbers_and_another_seed_differs(xb):
     rng = np.random.default_rng(11)
     w, x = rng.standard_normal((256, 32)), rng.standard_normal((4, 256))
