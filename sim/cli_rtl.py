@@ -176,7 +176,10 @@ def write_resources(out_dir: Path) -> list[Path]:
 
     from .datapath import DatapathConfig
 
-    rows = []
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    jobs = []  # (rows, cols, mode, target, verilog path), in table order
     with tempfile.TemporaryDirectory(prefix="pdsim-rtl-") as tmp:
         for r, c in RESOURCE_ARRAYS:
             for mode in RESOURCE_MODES:
@@ -184,9 +187,18 @@ def write_resources(out_dir: Path) -> list[Path]:
                                      max_n=RESOURCE_BUFFERS, max_k=RESOURCE_BUFFERS)
                 path = Path(tmp) / f"{TOP}_{r}x{c}_{mode}.v"
                 path.write_text(export_verilog(cfg)[0])
-                for target in RESOURCE_TARGETS:
-                    res = synthesize(path, target=target)
-                    rows.append({"rows": r, "cols": c, "mode": mode, **res})
+                jobs += [(r, c, mode, target, path) for target in RESOURCE_TARGETS]
+
+        def run(job):
+            r, c, mode, target, path = job
+            res = synthesize(path, target=target)
+            print(f"  synthesised {r}x{c} {mode} for {target}", file=sys.stderr, flush=True)
+            return {"rows": r, "cols": c, "mode": mode, **res}
+
+        # Yosys runs are independent single-threaded processes: one per core, results kept in
+        # table order (map preserves it), so the output does not depend on the core count.
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
+            rows = list(pool.map(run, jobs))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path, readme = out_dir / "resources.json", out_dir / "README.md"
