@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable
+from functools import lru_cache, partial
 
 import numpy as np
 
-from mappers.ir import Op, OpKind
+from mappers.ir import Graph, Op, OpKind
 
 from .cid import COMMANDS, ChannelRun, run_channel
 from .cost import Cost
@@ -370,6 +371,13 @@ def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str) -> CidRun:
                   useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
                   energy_j=one.energy_j * unit.stacks, counts=one.counts,
                   pcs=one.pcs * unit.stacks)
+
+
+def cid_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
+    """Unit model of the chip's CiD unit for one step (`mappers.pipeline.UNIT_MODELS`): each
+    op is costed on its own by `cid_cost`."""
+    del graph  # a CiD op's cost depends on the op alone
+    return partial(cid_cost, system)
 
 
 def cid_cost(system: System, op: Op) -> Cost:

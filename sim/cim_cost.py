@@ -390,7 +390,7 @@ def slot_plan(system: System, graph: Graph) -> WeightPlan:
 
 
 def cim_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiM unit for one step (`mappers.pipeline.STEP_UNIT_MODELS`):
+    """Unit model of the chip's CiM unit for one step (`mappers.pipeline.UNIT_MODELS`):
     plan the residency of the step's weights once (`slot_plan`), then cost each op with
     `cim_op_cost`. Resident weights were programmed at load (the engine reports that cost in
     its summary, outside every step); weights that are not are programmed before every op

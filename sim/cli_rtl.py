@@ -14,6 +14,7 @@ from pathlib import Path
 
 from .cli import _int_at_least
 from .errors import PdsimError
+from .files import atomic_text
 
 STUDIES = {"rtl-resources": ("results/rtl", "sim.cli_rtl:write_resources")}
 
@@ -151,8 +152,8 @@ def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
         text, sidecar = export_verilog(cfg)
         out = Path(args.out)
         sidecar_path = out.with_suffix(".json")
-        _atomic(out, text)
-        _atomic(sidecar_path, json.dumps(sidecar, indent=1) + "\n")
+        atomic_text(out, text)
+        atomic_text(sidecar_path, json.dumps(sidecar, indent=1) + "\n")
         print(f"wrote {out}")
         print(f"wrote {sidecar_path}")
         return 0
@@ -202,9 +203,9 @@ def write_resources(out_dir: Path) -> list[Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path, readme = out_dir / "resources.json", out_dir / "README.md"
-    _atomic(data_path, json.dumps({"buffers": RESOURCE_BUFFERS, "results": rows},
+    atomic_text(data_path, json.dumps({"buffers": RESOURCE_BUFFERS, "results": rows},
                                   indent=1) + "\n")
-    _atomic(readme, _resources_readme(rows))
+    atomic_text(readme, _resources_readme(rows))
     return [data_path, readme]
 
 
@@ -238,15 +239,3 @@ def _resources_readme(rows: list[dict]) -> str:
                      f"{r['ffs']} | {r['dsps']} | {r['brams']} | {r['lutram']} |")
     lines += ["", "Raw cell counts per run: `resources.json`.", ""]
     return "\n".join(lines)
-
-
-def _atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise

@@ -7,12 +7,12 @@ pdsim stays fast and needs no display.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from .files import atomic_write
 from .trace import Trace
 
 
@@ -70,15 +70,8 @@ def plot_trace(trace: Trace, path: str | os.PathLike, title: str = "") -> Path:
                frameon=False)
     if title:
         fig.suptitle(title, fontsize=10)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".png", dir=path.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, metadata={"Software": None})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, metadata={"Software": None}))
     finally:
         plt.close(fig)
     return path

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import h5py
 import numpy as np
 
 from . import __version__
+from .files import atomic_write
 from .engine import STEP_FIELDS, RunResult
 from .errors import PdsimError
 
@@ -95,11 +95,7 @@ def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
 
 def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]) -> None:
     """Write ``result`` with run metadata ``meta`` (strings and numbers) to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
+    def write(tmp: Path) -> None:
         with h5py.File(tmp, "w", track_order=True) as f:
             f.attrs["format"] = FORMAT
             f.attrs["format_version"] = FORMAT_VERSION
@@ -113,10 +109,8 @@ def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]
             f.create_dataset("steps", data=step_table(result), track_times=False)
             f.create_dataset("ops", data=op_table(result), track_times=False,
                              compression="gzip", shuffle=True)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+
+    atomic_write(path, write)
 
 
 def read_trace(path: str | os.PathLike) -> Trace:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sim.datapath import DatapathConfig
 from sim.errors import PdsimError
+from sim.files import atomic_text
 
 _REPO = Path(__file__).resolve().parent.parent
 SIMULATORS = ("icarus", "verilator")
@@ -99,9 +100,9 @@ def build(config: DatapathConfig, *, sim: str | None = None, waves: bool = False
     if not done.exists():
         folder.mkdir(parents=True, exist_ok=True)
         text, sidecar = export_verilog(config)
-        _atomic_text(folder / f"{TOP}.v", text)
-        _atomic_text(folder / f"{TOP}.json", json.dumps(sidecar, indent=1))
-        _atomic_text(folder / f"{TOP}.sim.sv", simulation_copy(text))
+        atomic_text(folder / f"{TOP}.v", text)
+        atomic_text(folder / f"{TOP}.json", json.dumps(sidecar, indent=1))
+        atomic_text(folder / f"{TOP}.sim.sv", simulation_copy(text))
         build_args = ["-Wno-fatal"] if sim == "verilator" else []
         get_runner(sim).build(sources=[folder / f"{TOP}.sim.sv"], hdl_toplevel=TOP,
                               build_dir=folder / "sim_build", waves=waves,
@@ -169,10 +170,3 @@ def simulation_copy(verilog: str) -> str:
     synthesised file keeps plain Verilog-2005.
     """
     return re.sub(r"^(\s*)always @\* ", r"\1always_comb ", verilog, flags=re.MULTILINE)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

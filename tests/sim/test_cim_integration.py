@@ -16,7 +16,7 @@ import pytest
 from mappers.ir import OpKind, Phase, Precision
 from mappers.lower import lower
 from mappers.models import load_model
-from mappers.pipeline import compile_step, op_cost
+from mappers.pipeline import compile_step
 from mappers.place import place
 from sim.cli import main
 from sim.cim_cost import cim_op_cost, cim_op_result, plan_weights, slot_unit
@@ -86,8 +86,6 @@ def test_cim_costs_are_the_crossbar_model(phase):
         want = cim_op_cost(s.op, unit, resident_weights_bytes=0)
         assert s.cost == want
         assert cim_op_result(s.op, unit).program_s > 0
-    with pytest.raises(ValueError, match="costed per step; use step_cost"):
-        op_cost(ALL_CIM, "tile", on_cim[0].op)
 
 
 def test_reprogramming_charged_every_step():
