@@ -24,11 +24,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root
 from benchmarks.timing import median_time  # noqa: E402
 from mappers.ir import Phase, Precision
 from mappers.models import load_model
-from mappers.pipeline import compile_step
-from sim import cid_ops
-from sim.cid import run_channel
-from sim.cid_check import check_stream
-from sim.dram import load_dram
+from sim.step import compile_step
+from sim.units.cid import ops as cid_ops
+from sim.units.cid.engine import run_channel
+from sim.units.cid.check import check_stream
+from sim.units.cid.dram import load_dram
 from sim.presets import load_hardware
 
 

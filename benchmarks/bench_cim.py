@@ -1,4 +1,4 @@
-"""Speed of the analog CiM models (`sim.cim_numerics`, `sim.cim_cost`).
+"""Speed of the analog CiM models (`sim.units.cim.numerics`, `sim.units.cim.cost`).
 
     python benchmarks/bench_cim.py [--repeat 5] [--json]
 
@@ -34,9 +34,9 @@ import numpy as np
 from mappers.ir import Phase, Precision
 from mappers.lower import lower
 from mappers.models import load_model
-from sim.cim_numerics import mvm, program
-from sim.cim_cost import CIM_KINDS, cim_op_cost, plan_weights
-from sim.crossbar import load_cim
+from sim.units.cim.numerics import mvm, program
+from sim.units.cim.cost import CIM_KINDS, cim_op_cost, plan_weights
+from sim.units.cim.crossbar import load_cim
 
 
 def main() -> None:

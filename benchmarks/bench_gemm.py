@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root, f
 from benchmarks.timing import median_time  # noqa: E402
 
 from sim.presets import load_hardware
-from sim.systolic import array_gemm
-from sim.tile import map_gemm
+from sim.units.systolic.array import array_gemm
+from sim.units.systolic.tile import map_gemm
 
 CASES = [
     ("256^3 on 32x32", 32, 32, "os", 256, 256, 256),
@@ -64,7 +64,7 @@ def main() -> None:
 
     from mappers.ir import Phase, Precision
     from mappers.models import load_model
-    from mappers.pipeline import compile_step
+    from sim.step import compile_step
     bloom = load_model("bloom-176b").config
     spad = replace(load_hardware("spad-prefill").system, tensor_parallel=8)
 

@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sim.datapath import DatapathConfig
+from sim.units.systolic.datapath import DatapathConfig
 from sim.errors import PdsimError
 from testbenches.runner import build, run_gemms
 

@@ -41,7 +41,7 @@ def main() -> None:
     long = Workload(prompt_tokens=32768, gen_tokens=1024)
 
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "sim.cli", "run", "-o", os.path.join(tmp, "t.h5")]
+        cmd = [sys.executable, "-m", "sim.cli.main", "run", "-o", os.path.join(tmp, "t.h5")]
         subprocess.run(cmd, check=True, capture_output=True)  # warm the file cache
         rows = {
             "pdsim run (default, fresh process)": median_time(

@@ -1,66 +1,24 @@
-"""The compiler pipeline, top to bottom: ``lower -> place -> schedule``.
+"""The compiler pipeline, top to bottom: ``lower -> place``.
 
-Later passes (``quantize``, ``tile``) slot in here; each is a pure function of the IR.
+Each pass is a pure function of the IR; later passes (``quantize``, ``tile``) slot in here.
+The compiler imports no unit model: costing a placed graph and laying it out in time is the
+simulator's side (`sim.step`), which calls `compile_graph` and then `mappers.schedule`.
 """
 
 from __future__ import annotations
 
-import importlib
-from functools import partial
-from typing import Callable
-
-from sim.cost import Cost
 from sim.hardware import System
-from sim.roofline import roofline_cost
-from sim.tile import tile_cost
 
-from .ir import Graph, Op, Phase, Precision
+from .ir import Graph, Phase, Precision
 from .lower import lower
 from .models import ModelConfig
 from .place import place
-from .schedule import CostFn, StepSchedule, schedule
 
 
-#: Unit models by detail level: ``tile`` simulates GEMMs on the systolic arrays (mapping
-#: search) and vector work lane by lane; ``roofline`` is the baseline bound.
-COST_MODELS = {"tile": tile_cost, "roofline": roofline_cost}
-
-#: Models of memory-side units (`mappers.place.MEMORY_UNITS`), used at every detail level:
-#: ``unit name -> "module:function"`` of a factory ``(system, graph) -> (op -> Cost)``, imported
-#: on use and called once per step (the analog CiM unit plans which weights stay programmed on
-#: its crossbars from every GEMM of the step before it can cost one; CiD ops need only
-#: themselves).
-UNIT_MODELS = {"cid": "sim.cid_ops:cid_step_cost", "cim": "sim.cim_cost:cim_step_cost"}
-
-
-def step_cost(system: System, detail: str, graph: Graph) -> CostFn:
-    """The cost function of one placed step: each op on a memory-side unit by that unit's
-    model, every other op by the chip model of ``detail``."""
-    chip = partial(COST_MODELS[detail], system)
-    used = {op.unit for seg in graph.segments for op in seg.ops}
-    units = {unit: _load(spec)(system, graph) for unit, spec in UNIT_MODELS.items()
-             if unit in used}
-    # Pipeline stages repeat the same layer ops: cost each distinct op once per step.
-    memo: dict[Op, Cost] = {}
-
-    def cost(op: Op) -> Cost:
-        if op not in memo:
-            memo[op] = units.get(op.unit, chip)(op)
-        return memo[op]
-    return cost
-
-
-def _load(spec: str) -> Callable:
-    module, _, name = spec.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
-def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int,
-                 new_tokens: int, context: int, precision: Precision,
-                 detail: str = "tile") -> StepSchedule:
-    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``."""
+def compile_graph(model: ModelConfig, system: System, *, phase: Phase, batch: int,
+                  new_tokens: int, context: int, precision: Precision) -> Graph:
+    """Lower one step of ``model`` and place every op on a unit of ``system``."""
     graph = lower(model, phase=phase, batch=batch, new_tokens=new_tokens, context=context,
                   precision=precision, tp=system.tensor_parallel,
                   pp=system.pipeline_parallel)
-    graph = place(graph, system)
-    return schedule(graph, step_cost(system, detail, graph))
+    return place(graph, system)

@@ -6,7 +6,7 @@ from amaranth.hdl import Array, Module, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.datapath import MODES
+from sim.units.systolic.datapath import MODES
 
 from .pe import ProcessingElement
 
@@ -19,7 +19,7 @@ class SystolicArray(wiring.Component):
     (one code per column). Row ``i`` of A is delayed ``i`` cycles and column ``j`` of B ``j``
     cycles (the skew), so PE ``(i, j)`` does its ``k``-th MAC ``k + i + j`` cycles after the
     beat entered: a fold of ``K`` beats is finished in every PE ``K + rows + cols - 2`` cycles
-    after its first beat (the fold model of `sim.systolic`). Row ``i`` is complete
+    after its first beat (the fold model of `sim.units.systolic.array`). Row ``i`` is complete
     ``K + i + cols - 1`` cycles after the first beat and stays readable until the next fold's
     first beat reaches it.
 
@@ -34,7 +34,7 @@ class SystolicArray(wiring.Component):
     rows, cols : int
         Array shape (>= 1).
     mode : str
-        Operand mode, a key of `sim.datapath.MODES`.
+        Operand mode, a key of `sim.units.systolic.datapath.MODES`.
     dataflow : str
         ``"os"`` (default) or ``"ws"``.
 

@@ -1,11 +1,11 @@
 """Tile controller: A/B/C buffers, a command stream, folding over the array, C drain.
 
-The command and data interfaces are `amaranth.lib.stream` streams. Commands (`sim.datapath.OPS`):
+The command and data interfaces are `amaranth.lib.stream` streams. Commands (`sim.units.systolic.datapath.OPS`):
 
 * ``LOAD_A``: ``m x k`` A codes arrive on ``data_in``, row-major, into the A buffer;
 * ``LOAD_B``: ``k x n`` B codes arrive on ``data_in``, row-major, into the B buffer;
 * ``COMPUTE``: ``C = A @ B`` fold by fold: row folds outer, column folds inner, as
-  `sim.systolic` orders them. Output-stationary: a fold issues ``K`` beats, then waits
+  `sim.units.systolic.array` orders them. Output-stationary: a fold issues ``K`` beats, then waits
   ``rows + cols - 2`` cycles (``K + rows + cols - 2`` per fold, the simulator's fold model);
   its results are written into the C buffer one row a cycle while the next fold computes.
   Weight-stationary: a fold shifts a ``rows x cols`` block of B in (``rows`` cycles), streams
@@ -20,7 +20,7 @@ lives in bank ``r % rows`` at ``(r // rows, k)`` (weight-stationary: A column ``
 ``k % rows`` at ``(k // rows, m)``), B column ``c`` in bank ``c % cols`` at
 ``(c // cols, k)``, C element ``(r, c)`` in bank ``c % cols`` at ``(r, c // cols)``; each
 address is a bit concatenation (no multiplier), so the inner index is padded to a power of two.
-Cycle counts of every command are predicted by `sim.datapath.DatapathModel.command_cycles`.
+Cycle counts of every command are predicted by `sim.units.systolic.datapath.DatapathModel.command_cycles`.
 Dimensions outside ``1..max`` are refused by the model and the CLI; the RTL does not check them.
 """
 
@@ -30,7 +30,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, memory, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from sim.datapath import OPS, DatapathConfig
+from sim.units.systolic.datapath import OPS, DatapathConfig
 
 from .array import SystolicArray
 
@@ -51,7 +51,7 @@ class SystolicDatapath(wiring.Component):
 
     Parameters
     ----------
-    config : sim.datapath.DatapathConfig
+    config : sim.units.systolic.datapath.DatapathConfig
         Array shape, operand mode, dataflow and buffer capacities (validated there).
 
     Attributes

@@ -5,7 +5,7 @@ from __future__ import annotations
 from amaranth.hdl import Shape
 from amaranth.lib import data, wiring
 
-from sim.datapath import OPS, DatapathConfig, k_bound
+from sim.units.systolic.datapath import OPS, DatapathConfig, k_bound
 
 from .controller import SystolicDatapath, command_layout
 

@@ -33,8 +33,8 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .hardware import MEMORY_TYPES, Chip, Memory
+from sim.errors import ConfigError
+from sim.hardware import MEMORY_TYPES, Chip, Memory
 
 PriceTable = tuple[tuple[str, float], ...]
 

@@ -6,7 +6,7 @@ sub-byte formats such as INT4 are accounted exactly.
 
 from __future__ import annotations
 
-from .errors import ConfigError
+from sim.errors import ConfigError
 
 #: Storage bits per element. ``fp8`` is OCP FP8 E4M3 (FireQ's activation format); ``tf32`` is
 #: stored as 32-bit words.

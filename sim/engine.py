@@ -22,13 +22,13 @@ import numpy as np
 from mappers.ir import Phase, Precision
 from mappers.lower import lower, shard_heads, stage_layers
 from mappers.models import ModelConfig
-from mappers.pipeline import compile_step
+from sim.step import compile_step
 from mappers.place import place
 from mappers.schedule import StepSchedule
 
-from .dtypes import nbytes
-from .errors import ConfigError
-from .hardware import System
+from sim.dtypes import nbytes
+from sim.errors import ConfigError
+from sim.hardware import System
 
 #: Per-step quantities that are summed over ops and stored per step.
 STEP_FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_bytes", "comm_bytes")
@@ -182,12 +182,12 @@ def _check_tensor_dtype(model: ModelConfig, system: System, precision: Precision
 
 
 def _cim_summary(system: System, prefill: StepSchedule) -> dict[str, float | int | bool]:
-    """Weight residency of the chip's CiM unit over the run (`sim.cim_cost.slot_plan`, the
+    """Weight residency of the chip's CiM unit over the run (`sim.units.cim.cost.slot_plan`, the
     same for every step). Resident weights are programmed once at load, before the first
     request: that time and energy are reported here and are in no step. Weights that do not
     fit are programmed before every op instance of every step, inside the steps' costs, and
     the load figures are 0."""
-    from .cim_cost import slot_plan  # the CiM model; loaded only for chips with one
+    from sim.units.cim.cost import slot_plan  # the CiM model; loaded only for chips with one
 
     plan = slot_plan(system, prefill.graph)
     return {"cim_weights_resident": plan.resident,
@@ -219,7 +219,7 @@ def _check_capacity(system: System, weights_b: int, kv_b: int, stage: int) -> No
 
 def _check_cid_capacity(system: System, weights_b: int, kv_b: int, where: str) -> None:
     """What the CiD unit holds (weights, KV cache) must fit in its stacks."""
-    from .cid_ops import unit_device  # numba-backed; loaded only for CiD systems
+    from sim.units.cid.ops import unit_device  # numba-backed; loaded only for CiD systems
 
     cid = system.chip.cid
     need = ("weights" in cid.holds) * weights_b + ("kv" in cid.holds) * kv_b

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .dtypes import check_dtype
-from .errors import ConfigError
+from sim.dtypes import check_dtype
+from sim.errors import ConfigError
 
 DATAFLOWS = ("os", "ws", "is")
 MEMORY_TYPES = ("HBM2", "HBM2e", "HBM3", "HBM3e", "GDDR6", "GDDR6X", "GDDR7",
@@ -194,7 +194,7 @@ class Energy:
         _non_negative(self.vector_pj_per_flop, "vector_pj_per_flop")
 
 
-#: Op kinds a compute-in-DRAM unit can run (sim/cid_ops.py costs each).
+#: Op kinds a compute-in-DRAM unit can run (sim/units/cid/ops.py costs each).
 CID_OP_KINDS = ("gemm", "lm_head", "attn_score", "attn_value", "kv_write")
 CID_HOLDS = ("weights", "kv")
 
@@ -220,7 +220,7 @@ class CidUnit:
     holds: tuple[str, ...] = CID_HOLDS
 
     def __post_init__(self) -> None:
-        from .dram import PIM_MODES, load_dram  # sim.dram reads files; keep it off import
+        from sim.units.cid.dram import PIM_MODES, load_dram  # sim.units.cid.dram reads files; keep it off import
         _at_least_one(self.stacks, "stacks")
         if self.mode not in PIM_MODES:
             raise ConfigError(f"mode: unknown PIM mode {self.mode!r} "
@@ -244,7 +244,7 @@ class CidUnit:
                               f"global_buffer_bytes 0")
 
 
-#: Op kinds an analog CiM unit can run: the weight GEMMs and the LM head (sim/cim_cost.py).
+#: Op kinds an analog CiM unit can run: the weight GEMMs and the LM head (sim/units/cim/cost.py).
 #: Attention is not among them: its operands (queries, the KV cache) change every token, and a
 #: crossbar holds a static matrix that costs a program-and-verify write to change.
 CIM_OP_KINDS = ("gemm", "lm_head")
@@ -259,7 +259,7 @@ class CimSlot:
     ``prefill_ops`` and ``decode_ops`` list the op kinds the placer puts on it in each phase
     (HALO's phase-aware mapping: prefill GEMMs only, the default). The weights it runs are
     programmed from the chip's memory; whether they stay resident across steps is decided per
-    step by `sim.cim_cost.plan_weights` (docs/cim.md, "In the engine").
+    step by `sim.units.cim.cost.plan_weights` (docs/cim.md, "In the engine").
     """
 
     unit: str
@@ -267,7 +267,7 @@ class CimSlot:
     decode_ops: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        from .crossbar import load_cim  # reads a file; keep it off import
+        from sim.units.cim.crossbar import load_cim  # reads a file; keep it off import
         for name in ("prefill_ops", "decode_ops"):
             kinds = getattr(self, name)
             for kind in kinds:
@@ -382,7 +382,7 @@ class System:
         if self.pipeline_parallel > 1 and self.interconnect is None:
             raise ConfigError("interconnect: required when pipeline_parallel > 1")
         if self.pipeline_parallel > 1 and self.chip.cim is not None:
-            # The CiM residency plan (sim/cim_cost.py) counts every layer's weights on one
+            # The CiM residency plan (sim/units/cim/cost.py) counts every layer's weights on one
             # chip's crossbars; a per-stage plan is not modelled.
             raise ConfigError("pipeline_parallel: must be 1 for a chip with a cim unit "
                               f"(per-stage crossbar residency is not modelled), got "

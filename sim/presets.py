@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .hardware import System
-from .schema import parse_yaml
-from .shipped import Shelf
+from sim.hardware import System
+from sim.schema import parse_yaml
+from sim.shipped import Shelf
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +49,9 @@ def referenced_texts(system: System) -> dict[str, str]:
     out = {}
     chip = system.chip
     if chip.cid is not None:
-        from .dram import DRAM_PRESETS
+        from sim.units.cid.dram import DRAM_PRESETS
         out["chip.cid.dram"] = DRAM_PRESETS.read(chip.cid.dram)[0]
     if chip.cim is not None:
-        from .crossbar import CIM_PRESETS
+        from sim.units.cim.crossbar import CIM_PRESETS
         out["chip.cim.unit"] = CIM_PRESETS.read(chip.cim.unit)[0]
     return out

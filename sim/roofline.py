@@ -19,7 +19,7 @@ import math
 from mappers.ir import Op, OpKind
 from sim.hardware import System
 
-from .cost import Cost
+from sim.cost import Cost
 
 _PJ = 1e-12
 

@@ -16,7 +16,7 @@ import types
 import typing
 from typing import Any, Mapping, TypeVar
 
-from .errors import ConfigError
+from sim.errors import ConfigError
 
 T = TypeVar("T")
 

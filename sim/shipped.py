@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from .errors import ConfigError
+from sim.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)

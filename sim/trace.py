@@ -17,10 +17,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import __version__
-from .files import atomic_write
-from .engine import STEP_FIELDS, RunResult
-from .errors import PdsimError
+from sim import __version__
+from sim.files import atomic_write
+from sim.engine import STEP_FIELDS, RunResult
+from sim.errors import PdsimError
 
 FORMAT = "pdsim-trace"
 FORMAT_VERSION = 1

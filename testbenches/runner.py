@@ -21,7 +21,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from sim.datapath import DatapathConfig
+from sim.units.systolic.datapath import DatapathConfig
 from sim.errors import PdsimError
 from sim.files import atomic_text
 
@@ -36,7 +36,7 @@ def default_cache() -> Path:
 
 def _source_hash() -> str:
     h = hashlib.sha256()
-    for path in sorted((_REPO / "rtl").glob("*.py")) + [_REPO / "sim" / "datapath.py"]:
+    for path in sorted((_REPO / "rtl").glob("*.py")) + [_REPO / "sim" / "units" / "systolic" / "datapath.py"]:
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 

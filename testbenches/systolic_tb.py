@@ -1,7 +1,7 @@
 """cocotb test module of `rtl.SystolicDatapath` (the simulator imports it; not a pytest file).
 
 The runner (`testbenches.runner`) passes, through the environment, the datapath configuration
-(``PDSIM_TB_CONFIG``, JSON of `sim.datapath.DatapathConfig`), the GEMMs to run
+(``PDSIM_TB_CONFIG``, JSON of `sim.units.systolic.datapath.DatapathConfig`), the GEMMs to run
 (``PDSIM_TB_CASES``, a JSON list of ``{"name", "m", "n", "k", "seed", "kind"}``), the fraction
 of cycles with an empty input or a refused output (``PDSIM_TB_GAP``, ``PDSIM_TB_BACKPRESSURE``)
 and where to write the per-GEMM report (``PDSIM_TB_RESULTS``). All GEMMs run back to back:
@@ -19,7 +19,7 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge
 
-from sim.datapath import DatapathConfig, DatapathModel
+from sim.units.systolic.datapath import DatapathConfig, DatapathModel
 from testbenches.operands import operands
 from testbenches.tb_components import Checker, CommandDriver, StreamDriver, StreamMonitor
 

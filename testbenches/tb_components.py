@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 from cocotb.triggers import FallingEdge
 
-from sim.datapath import OPS, Command, DatapathModel
+from sim.units.systolic.datapath import OPS, Command, DatapathModel
 from testbenches.operands import numpy_reference
 
 

@@ -16,7 +16,7 @@ def current_output(tmp: Path) -> str:
     import io
     import os
 
-    from sim.cli import main
+    from sim.cli.main import main
     cwd = os.getcwd()
     os.chdir(tmp)
     try:

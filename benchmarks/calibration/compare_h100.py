@@ -17,11 +17,11 @@ from pathlib import Path
 
 from mappers.ir import Op, OpKind, Phase
 from mappers.models import load_model
-from mappers.pipeline import compile_step
+from sim.step import compile_step
 from sim.engine import Workload
 from sim.presets import load_hardware
 from sim.roofline import roofline_cost
-from sim.tile import tile_cost
+from sim.units.systolic.tile import tile_cost
 
 MEASURED = Path(__file__).with_name("h100-measured.json")
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..files import atomic_text, atomic_write
+from sim.files import atomic_text, atomic_write
 
 
 def write_study(out_dir: Path, stem: str, data: dict[str, Any],

@@ -23,10 +23,10 @@ from typing import Any
 from mappers.ir import OpKind, Precision
 from mappers.models import load_model
 from sim.engine import RunResult, Workload, simulate
-from sim import cid_ops
+from sim.units.cid import ops as cid_ops
 from sim.presets import load_hardware
 
-from . import write_study
+from sim.studies import write_study
 
 COMMAND = "pdsim reproduce cent"
 MODEL = "llama2-7b"
@@ -199,7 +199,7 @@ in 80 GB).
 
 ## Against CENT's figures, and why they differ
 
-- Matrix products on AiM are costed by the command-level engine (`sim/cid.py`): all-bank MACs
+- Matrix products on AiM are costed by the command-level engine (`sim/units/cid/engine.py`): all-bank MACs
   every tCCD_AB = 1 ns (CENT's tCCDL), row switches (tRCD + tRP + tRTP per 2 KB row) and
   refresh (tRFC / tREFI = {aim['refresh_fraction']:.1%}) included, so a 4096 x 4096 GEMV
   streams at {aim['gemv_4096_internal_bandwidth_bytes_per_s'] / 1e12:.2f} TB/s per device of the

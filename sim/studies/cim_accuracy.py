@@ -1,4 +1,4 @@
-"""Accuracy of the analog CiM path (`sim.cim_numerics`) on llama2-7b layer shapes: SQNR
+"""Accuracy of the analog CiM path (`sim.units.cim.numerics`) on llama2-7b layer shapes: SQNR
 against ADC resolution and against device noise, on the `halo-cim` crossbar.
 
 Layers (llama2-7b, hidden 4096, MLP 11008): ``q_proj`` (K = 4096 -> N = 4096) and
@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from sim.cim_numerics import error_metrics, mvm, program, quantize, with_adc
-from sim.crossbar import Crossbar, load_cim
+from sim.units.cim.numerics import error_metrics, mvm, program, quantize, with_adc
+from sim.units.cim.crossbar import Crossbar, load_cim
 from sim.studies import write_study
 
 COMMAND = "pdsim reproduce cim-accuracy"
@@ -257,7 +257,7 @@ def readme(data: dict[str, Any]) -> str:
     lines = [
         "# CiM accuracy: SQNR of the analog crossbar path on llama2-7b layer shapes", "",
         f"Regenerate with `{data['command']}` (code: `sim/studies/cim_accuracy.py`, model: "
-        "`sim/cim_numerics.py`). This README, `cim_accuracy.png` and `cim_accuracy.json` are "
+        "`sim/units/cim/numerics.py`). This README, `cim_accuracy.png` and `cim_accuracy.json` are "
         "written by that command; the numbers are never edited by hand.", "",
         "## Setup", "",
         f"- Crossbar: preset `{data['preset']}` ({xb['rows']}x{xb['cols']}, {xb['cell_bits']}-bit "

@@ -8,7 +8,7 @@ same axes. The three presets are one package (halo-cid's host die and CiD stacks
 Every number comes from `sim.engine.simulate` with ``decode_sample`` (the engine's fast mode:
 ``DECODE_SAMPLE`` evenly spaced decode steps simulated, the rest interpolated in the context
 length). The reasons are measured on the simulated steps: time by unit, the CiM reprogramming
-time of each step (`sim.cim_cost.cim_op_result` of every op placed on ``cim``, repeats
+time of each step (`sim.units.cim.cost.cim_op_result` of every op placed on ``cim``, repeats
 included), and the CiD's weight re-streaming per prompt token.
 
 Precision: W8A8 with an int8 KV cache, CHOSEN because ``halo-cim``'s crossbars are W8A8
@@ -26,11 +26,11 @@ from typing import Any
 
 from mappers.ir import Precision
 from mappers.models import load_model
-from sim.cim_cost import cim_op_result, slot_plan, slot_unit
+from sim.units.cim.cost import cim_op_result, slot_plan, slot_unit
 from sim.engine import RunResult, Step, Workload, simulate
 from sim.presets import load_hardware
 
-from . import write_study
+from sim.studies import write_study
 
 COMMAND = "pdsim reproduce extremes"
 MODEL = "llama2-7b"
@@ -223,7 +223,7 @@ and {_ratio(runs, hi, 'decode_s')} at 32k, and uses {_ratio(runs, lo, 'decode_en
 energy at 1k.**
 Llama2-7B needs {need / 1e6:.2f} M crossbars at W8, the chip has {step['cim_crossbars']}
 ({step['cim_crossbars'] / need:.2%} of the model), so no weight stays resident and the all-CiM
-mapping reprograms every crossbar before every GEMM, every step (`sim/cim_cost.py`:
+mapping reprograms every crossbar before every GEMM, every step (`sim/units/cim/cost.py`:
 program-and-verify, {c['write_parallel_crossbars']} crossbars at a time, row by row). Of the
 first decode step's {_ms(step['first_decode_step_s'])},
 {_ms(step['first_decode_step_cim_program_s'])} is reprogramming, costing
@@ -235,7 +235,7 @@ writes take {_ms(cid_dec_gemv)} of the first decode step's
 
 **Prefill: CiM is faster {_where(cross, 'CiD')}; it uses
 {_energy_claim(win)}.** The CiD has no weight reuse across tokens: its MAC units
-hold one input vector, so a prompt of L tokens re-streams all weights L times (`sim/cid_ops.py`),
+hold one input vector, so a prompt of L tokens re-streams all weights L times (`sim/units/cid/ops.py`),
 {_ms(cid_tok[lo])} of CiD time per prompt token at 1k and {_ms(cid_tok[hi])} at 32k (attention
 grows with the context). The CiM pays the same reprogramming once per prefill and then streams
 every token through each programmed crossbar group; its prefill time splits into

@@ -7,7 +7,7 @@ batch 64, one new token per sequence on a 1024-token KV cache. Performance is no
 ``h100``: ``h100 time / chip time`` (higher is better).
 
 `spad_chips` computes the numbers and touches no file; `sim.studies.spad_report` turns them
-into the README and the plot; `write_spad_chips` regenerates ``results/spad/`` (``pdsim
+into the README and the plot; `sim.studies.spad_report.write_spad_chips` regenerates ``results/spad/`` (``pdsim
 reproduce spad-chips``), each file through a temporary file and ``os.replace``.
 """
 
@@ -15,19 +15,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from mappers.ir import Op, OpKind, Phase, Precision
 from mappers.models import ModelConfig, load_model
-from mappers.pipeline import COST_MODELS, compile_step
+from sim.step import COST_MODELS, compile_step
 from mappers.schedule import StepSchedule
 from sim.hardware import Chip, System
 from sim.presets import load_hardware
-from sim.report import spad_cost_model
-from sim.tile import map_gemm
+from sim.cli.report import spad_cost_model
+from sim.units.systolic.tile import map_gemm
 
-from . import write_study
 
 COMMAND = "pdsim reproduce spad-chips"
 MODEL = "bloom-176b"
@@ -238,13 +236,3 @@ def _cost(systems: dict[str, System], res: dict[str, Any]) -> dict[str, Any]:
                                               for ph in PHASES},
                      "modeled": spad_cost_model(chip)}
     return out
-
-
-def write_spad_chips(out_dir: Path) -> list[Path]:
-    """Regenerate the study in ``out_dir``: ``README.md`` (tables and the modelling choices),
-    ``spad_chips.png`` and ``spad_chips.json`` (every number). Each file is written to a
-    temporary file in ``out_dir`` and renamed, so none is ever half-written. Returns the
-    paths."""
-    from .spad_report import plot, readme  # the report imports this module's constants
-
-    return write_study(Path(out_dir), "spad_chips", spad_chips("tile"), plot, readme)

@@ -10,8 +10,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .spad import (BASELINE, CHIPS, COMMAND, DECODE_BATCH, GROUPS, PHASES, PREFILL_BATCH,
-                   PUBLISHED, SEQ_LEN, TIME_KEY, TOLERANCE, TP)
+from sim.studies import write_study
+from sim.studies.spad import (BASELINE, CHIPS, COMMAND, DECODE_BATCH, GROUPS, PHASES,
+                              PREFILL_BATCH, PUBLISHED, SEQ_LEN, TIME_KEY, TOLERANCE, TP,
+                              spad_chips)
 
 
 # ---------------------------------------------------------------- plot
@@ -386,3 +388,11 @@ def readme(data: dict[str, Any]) -> str:
         "## Modelling choices", "", choices, "", *_choices(data), "",
     ]
     return "\n".join(lines)
+
+
+def write_spad_chips(out_dir: Path) -> list[Path]:
+    """Regenerate the study in ``out_dir``: ``README.md`` (tables and the modelling choices),
+    ``spad_chips.png`` and ``spad_chips.json`` (every number). Each file is written to a
+    temporary file in ``out_dir`` and renamed, so none is ever half-written. Returns the
+    paths."""
+    return write_study(Path(out_dir), "spad_chips", spad_chips("tile"), plot, readme)

@@ -17,7 +17,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from rtl import ProcessingElement, SystolicArray, SystolicDatapath
-from sim.datapath import OPS, DatapathConfig, DatapathModel
+from sim.units.systolic.datapath import OPS, DatapathConfig, DatapathModel
 from testbenches.operands import EXTREME_INT8, numpy_reference, operands
 
 

@@ -1,7 +1,7 @@
 """``pdsim cosim systolic``, ``pdsim hdl export`` and ``pdsim hdl synth``.
 
 Cosim is checked on a non-square array in both modes (the RTL's cycles must equal the model's,
-and the model's compute cycles the simulator's fold model, `sim.systolic.array_gemm`, plus 3);
+and the model's compute cycles the simulator's fold model, `sim.units.systolic.array.array_gemm`, plus 3);
 bad parameters must stop with one line and exit code 2 before any file is written; the exported
 Verilog must synthesise for ecp5 and xilinx with plausible counts (the exact numbers depend on
 the Yosys version, so only structural facts are asserted: one DSP or more per PE multiplier
@@ -17,9 +17,9 @@ import sys
 
 import pytest
 
-from sim.cli import main
-from sim.datapath import DatapathConfig, DatapathModel
-from sim.systolic import array_gemm
+from sim.cli.main import main
+from sim.units.systolic.datapath import DatapathConfig, DatapathModel
+from sim.units.systolic.array import array_gemm
 
 needs_iverilog = pytest.mark.skipif(shutil.which("iverilog") is None,
                                     reason="Icarus Verilog not installed")
@@ -152,7 +152,7 @@ def test_verilator_lint(tmp_path):
 
 
 def test_cli_help_lists_commands():
-    proc = subprocess.run([sys.executable, "-m", "sim.cli", "hdl", "--help"],
+    proc = subprocess.run([sys.executable, "-m", "sim.cli.main", "hdl", "--help"],
                           capture_output=True, text=True)
     assert "export" in proc.stdout and "synth" in proc.stdout
     assert DatapathModel(DatapathConfig(rows=1, cols=1)).gemm_cycles(1, 1, 1) == 1 + 1 + 3 + 2
@@ -162,7 +162,7 @@ def test_cli_help_lists_commands():
 def test_resource_study_writes_its_table(tmp_path, monkeypatch, capsys):
     """`pdsim reproduce rtl-resources`, shrunk to one small array so it runs in seconds: the
     JSON and the README table agree with a direct `synthesize` of the same export."""
-    import sim.cli_rtl as cli_rtl
+    import sim.units.systolic.cli as cli_rtl
     from rtl.export import export_verilog
     from rtl.synth import synthesize
     monkeypatch.setattr(cli_rtl, "RESOURCE_ARRAYS", ((2, 3),))

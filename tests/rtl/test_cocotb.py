@@ -18,7 +18,7 @@ import shutil
 import numpy as np
 import pytest
 
-from sim.datapath import Command, DatapathConfig, DatapathModel
+from sim.units.systolic.datapath import Command, DatapathConfig, DatapathModel
 
 Checker = pytest.importorskip("testbenches.tb_components", reason="needs cocotb").Checker
 pytestmark = pytest.mark.skipif(shutil.which("iverilog") is None,

@@ -6,10 +6,10 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from sim.cid import COMMANDS, MODES, run_channel
-from sim.cid_check import check_stream
-from sim.cid_ops import gemv, gemv_functional, gemv_layout, internal_bandwidth_ratios
-from sim.dram import load_dram
+from sim.units.cid.engine import COMMANDS, MODES, run_channel
+from sim.units.cid.check import check_stream
+from sim.units.cid.ops import gemv, gemv_functional, gemv_layout, internal_bandwidth_ratios
+from sim.units.cid.dram import load_dram
 from sim.errors import ConfigError
 
 HBM3 = load_dram("hbm3")

@@ -9,10 +9,10 @@ import pytest
 from mappers.ir import Phase, Precision
 from mappers.lower import lower
 from mappers.models import load_model
-from mappers.pipeline import compile_step
+from sim.step import compile_step
 from mappers.place import place
-from sim import cid_ops
-from sim.cli import main
+from sim.units.cid import ops as cid_ops
+from sim.cli.main import main
 from sim.engine import Workload, simulate
 from sim.errors import ConfigError
 from sim.presets import load_hardware, parse_hardware
@@ -149,7 +149,7 @@ def test_pdsim_cid_bad_input_exits_2(argv, message, capsys):
 
 
 def test_pdsim_cid_bad_dram_file_exits_2(tmp_path, capsys):
-    from sim.dram import load_dram
+    from sim.units.cid.dram import load_dram
     from sim.schema import to_dict
     import yaml
     data = to_dict(load_dram("hbm3"))

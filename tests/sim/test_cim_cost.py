@@ -1,4 +1,4 @@
-"""The GEMM timing/energy model of the CiM unit (`sim.cim_cost`): one GEMM, passes and
+"""The GEMM timing/energy model of the CiM unit (`sim.units.cim.cost`): one GEMM, passes and
 replicas, encodings, op costs and weight residency, and ``pdsim cim --json``.
 
 References: closed forms written out here by hand from the model's definition (docs/cim.md),
@@ -16,9 +16,9 @@ import pytest
 from mappers.ir import Phase, Precision
 from mappers.lower import lower
 from mappers.models import load_model
-from sim.cim_cost import cim_gemm, cim_op_cost, plan_weights
-from sim.cli import main
-from sim.crossbar import CimUnit, Crossbar, load_cim
+from sim.units.cim.cost import cim_gemm, cim_op_cost, plan_weights
+from sim.cli.main import main
+from sim.units.cim.crossbar import CimUnit, Crossbar, load_cim
 from sim.errors import ConfigError
 
 REL = 1e-12
@@ -42,7 +42,7 @@ def tiny_unit(**xbar) -> CimUnit:
 
 
 def _periphery():
-    from sim.crossbar import Periphery
+    from sim.units.cim.crossbar import Periphery
     return Periphery(shift_add_energy_j=0.5e-12, accumulate_energy_j=0.25e-12, clock_hz=1e9)
 
 

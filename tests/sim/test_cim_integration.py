@@ -2,7 +2,7 @@
 costs through the step unit model, weight residency across steps, the HALO presets, ``pdsim
 describe``, bad input, and the dtype check that looks only at ops on the systolic arrays.
 
-References: `sim.cim_cost.cim_op_cost` called directly (the engine must charge exactly what the
+References: `sim.units.cim.cost.cim_op_cost` called directly (the engine must charge exactly what the
 model gives; relative tolerance 1e-12, the same arithmetic); crossbar counts and programming
 times in closed form from the model's dimensions (docs/cim.md), with the bound stated where
 per-op rounding makes an exact total pointless.
@@ -16,11 +16,11 @@ import pytest
 from mappers.ir import OpKind, Phase, Precision
 from mappers.lower import lower
 from mappers.models import load_model
-from mappers.pipeline import compile_step
+from sim.step import compile_step
 from mappers.place import place
-from sim.cli import main
-from sim.cim_cost import cim_op_cost, cim_op_result, plan_weights, slot_unit
-from sim.crossbar import load_cim
+from sim.cli.main import main
+from sim.units.cim.cost import cim_op_cost, cim_op_result, plan_weights, slot_unit
+from sim.units.cim.crossbar import load_cim
 from sim.engine import Workload, simulate
 from sim.errors import ConfigError
 from sim.presets import load_hardware, parse_hardware

@@ -1,4 +1,4 @@
-"""The functional model of the analog CiM path (`sim.cim_numerics`).
+"""The functional model of the analog CiM path (`sim.units.cim.numerics`).
 
 References: the integer matrix product ``xq @ wq`` (numpy int64), which ideal devices with
 enough ADC bits must reproduce exactly; an independent numpy re-implementation of the analog
@@ -12,8 +12,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from sim.cim_numerics import (cim_linear, error_metrics, mvm, program, quantize, with_adc)
-from sim.crossbar import load_cim
+from sim.units.cim.numerics import (cim_linear, error_metrics, mvm, program, quantize, with_adc)
+from sim.units.cim.crossbar import load_cim
 from sim.errors import ConfigError
 
 
@@ -264,7 +264,7 @@ def test_accuracy_study_writes_its_folder_small(tmp_path):
     study's own monotonicity check holds. The full study runs in `pdsim reproduce`."""
     import json
 
-    from sim.cli import main
+    from sim.cli.main import main
     from sim.studies.cim_accuracy import write_cim_accuracy
 
     paths = write_cim_accuracy(tmp_path, tokens=2, columns=16, adc_bits=(4, 8, 10),
@@ -285,5 +285,5 @@ def test_accuracy_study_writes_its_folder_small(tmp_path):
     assert (tmp_path / "cim_accuracy.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(SystemExit):  # the study is registered with `pdsim reproduce`
         main(["reproduce", "no-such-study"])
-    from sim.cli import _studies
+    from sim.cli.main import _studies
     assert _studies()["cim-accuracy"][0] == "results/cim"

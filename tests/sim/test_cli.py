@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from sim.cli import main
+from sim.cli.main import main
 from sim.presets import load_hardware
 from sim.trace import read_trace
 
@@ -119,7 +119,7 @@ def test_bad_input_is_one_line_exit_2_and_no_file(in_tmp, capsys, case):
 
 
 def test_console_script_prints_no_traceback(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "sim.cli", "run", "--hw", "nosuch"],
+    proc = subprocess.run([sys.executable, "-m", "sim.cli.main", "run", "--hw", "nosuch"],
                           capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2
     assert proc.stderr.startswith("pdsim run: error: --hw: unknown preset 'nosuch'")
@@ -136,8 +136,8 @@ def test_show_plot(in_tmp, capsys):
 
 def test_trace_stores_the_files_the_hardware_names(in_tmp, capsys):
     """A CiD unit names a DRAM file and a CiM unit a crossbar file: both texts are stored."""
-    from sim.crossbar import CIM_PRESETS
-    from sim.dram import DRAM_PRESETS
+    from sim.units.cim.crossbar import CIM_PRESETS
+    from sim.units.cid.dram import DRAM_PRESETS
 
     assert main(["run", "--hw", "halo", "--dtype", "int8", "--prompt", "64", "--gen", "2",
                  "--out", "h.h5"]) == 0
@@ -153,7 +153,7 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path):
     """`pdsim list | head -1`: the reader leaves early; no traceback, exit 0."""
     code = ("import os, sys\n"
             "r, w = os.pipe(); os.close(r); os.dup2(w, 1)\n"
-            "from sim.cli import main\n"
+            "from sim.cli.main import main\n"
             "sys.exit(main(['list']))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stderr == "" and proc.returncode == 0

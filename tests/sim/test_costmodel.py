@@ -11,7 +11,7 @@ from sim import costmodel
 from sim.costmodel import CostModel, estimate
 from sim.errors import ConfigError
 from sim.presets import load_hardware
-from sim.report import describe, describe_text
+from sim.cli.report import describe, describe_text
 
 # SPAD Table 3: die cost, memory cost ($), TDP (W), cost normalised to the modeled H100.
 TABLE3 = {

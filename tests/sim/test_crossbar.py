@@ -1,4 +1,4 @@
-"""The CiM crossbar description (`sim.crossbar`): the preset, and impossible values refused
+"""The CiM crossbar description (`sim.units.cim.crossbar`): the preset, and impossible values refused
 with the field's name, by the loader and by ``pdsim cim``.
 
 References: the preset's derived figures against the ISAAC component powers they come from.
@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from sim.cli import main
-from sim.crossbar import load_cim, parse_cim
+from sim.cli.main import main
+from sim.units.cim.crossbar import load_cim, parse_cim
 from sim.errors import ConfigError
 
 

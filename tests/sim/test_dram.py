@@ -4,7 +4,7 @@ parameters refused with one line naming the field."""
 import pytest
 import yaml
 
-from sim.dram import dram_names, load_dram, parse_dram
+from sim.units.cid.dram import dram_names, load_dram, parse_dram
 from sim.errors import ConfigError
 from sim.schema import to_dict
 

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from mappers.models import load_model
-from sim.cli import main
+from sim.cli.main import main
 from sim.engine import Workload, simulate
 from sim.presets import load_hardware
 from sim.studies import extremes

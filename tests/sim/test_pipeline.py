@@ -18,13 +18,13 @@ import pytest
 from mappers.ir import OpKind, Phase, Precision
 from mappers.lower import lower, stage_layers
 from mappers.models import load_model
-from mappers.pipeline import compile_step
-from sim.cli import main
+from sim.step import compile_step
+from sim.cli.main import main
 from sim.engine import Workload, simulate, stage_footprints
 from sim.errors import ConfigError
 from sim.presets import load_hardware, parse_hardware
 from sim.roofline import roofline_cost
-from sim.tile import tile_cost
+from sim.units.systolic.tile import tile_cost
 from sim.trace import read_trace
 
 LLAMA = load_model("llama2-7b").config

@@ -32,8 +32,8 @@ import os
 
 import pytest
 
-from sim.cli import main
-from sim.systolic import array_gemm
+from sim.cli.main import main
+from sim.units.systolic.array import array_gemm
 
 #: (m, n, k, rows, cols): M=1, N=1, K=1, non-divisible, R != C, arrays larger than the GEMM,
 #: 1xN and 1x1-ish arrays, and the benchmark's 256^3 on 32x32.

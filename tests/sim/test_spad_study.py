@@ -14,7 +14,8 @@ import json
 
 import pytest
 
-from sim.studies.spad import PUBLISHED, spad_chips, write_spad_chips
+from sim.studies.spad import PUBLISHED, spad_chips
+from sim.studies.spad_report import write_spad_chips
 
 #: SPAD Table 3, typed in from the paper (independent of the module's own copy).
 TABLE3 = {("spad-prefill", "prefill"): 1.08, ("spad-prefill", "decode"): 0.80,

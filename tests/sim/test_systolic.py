@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim.errors import ConfigError
-from sim.systolic import array_gemm
+from sim.units.systolic.array import array_gemm
 
 RNG = np.random.default_rng(7)
 SHAPES = [(1, 1, 1), (1, 4096, 64), (64, 1, 64), (64, 64, 1), (37, 53, 19), (256, 256, 256),

@@ -6,7 +6,7 @@ import pytest
 
 from mappers.ir import Op, OpKind
 from sim.presets import load_hardware
-from sim.tile import map_gemm, tile_cost, vector_cycles
+from sim.units.systolic.tile import map_gemm, tile_cost, vector_cycles
 
 SPAD_P = load_hardware("spad-prefill").system
 H100 = load_hardware("h100").system

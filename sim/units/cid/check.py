@@ -1,4 +1,4 @@
-"""Independent checker of recorded compute-in-DRAM command streams (`sim.cid.run_channel` with
+"""Independent checker of recorded compute-in-DRAM command streams (`sim.units.cid.engine.run_channel` with
 ``record=True``).
 
 The checker shares no state or code path with the engine's bookkeeping: it takes the stream
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .cid import (ACT, ACT_AB, ACT_SB, COMMANDS, MAC_AB, MAC_SB, PRE, PRE_AB, PRE_SB, RD, RDRES,
+from sim.units.cid.engine import (ACT, ACT_AB, ACT_SB, COMMANDS, MAC_AB, MAC_SB, PRE, PRE_AB, PRE_SB, RD, RDRES,
                   REF, ROW_COMMANDS, WR, WRGB)
-from .dram import TIMING_FIELDS, DramDevice
+from sim.units.cid.dram import TIMING_FIELDS, DramDevice
 
 
 def check_stream(stream: np.ndarray, device: DramDevice,

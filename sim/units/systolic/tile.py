@@ -6,7 +6,7 @@ in ``k1`` steps; inside a core the tile is split across the sublanes' arrays alo
 ``n``. The search (after LLMCompass's per-op mapping) tries tile sizes, the sublane split and
 the L2 loop order, keeps those that fit the SRAMs, and chooses the fastest. Per candidate:
 
-* **array time** of one k-step: the one-array fold model (`sim.systolic.fold_cycles`) on the
+* **array time** of one k-step: the one-array fold model (`sim.units.systolic.array.fold_cycles`) on the
   sublane's sub-tile; each k-step refills the pipeline, which is why large ``k1`` wins;
 * **L2 -> L1**: the A and B tiles of each k-step, double-buffered in L1 (the C tile stays as
   fp32 accumulators), at the core's share of the L2 bandwidth; a k-step takes the longer of its
@@ -31,11 +31,11 @@ from numba import njit
 
 from mappers.ir import Op, OpKind
 
-from .cost import Cost
-from .dtypes import DTYPE_BITS
-from .hardware import DATAFLOWS, Chip, System
-from .roofline import energy_j, roofline_cost
-from .systolic import fold_cycles
+from sim.cost import Cost
+from sim.dtypes import DTYPE_BITS
+from sim.hardware import DATAFLOWS, Chip, System
+from sim.roofline import energy_j, roofline_cost
+from sim.units.systolic.array import fold_cycles
 
 ACC_BYTES = 4  # fp32 accumulators for the C tile in L1
 

@@ -11,7 +11,7 @@ OPS = ("gemv", "attention", "kv-append")
 
 
 def add_commands(sub) -> dict:
-    from .cli import _dtype, _int_at_least
+    from sim.cli.main import _dtype, _int_at_least
 
     cid = sub.add_parser(
         "cid", help="one op on a compute-in-DRAM unit (command-level DRAM timing)",
@@ -50,10 +50,10 @@ def _unit(args: argparse.Namespace):
 
     import yaml
 
-    from .dram import dram_names
-    from .errors import ConfigError
-    from .hardware import CidUnit
-    from .presets import load_hardware, preset_names
+    from sim.units.cid.dram import dram_names
+    from sim.errors import ConfigError
+    from sim.hardware import CidUnit
+    from sim.presets import load_hardware, preset_names
 
     spec = args.hw
     is_dram = spec in dram_names()
@@ -64,7 +64,7 @@ def _unit(args: argparse.Namespace):
             data = None
         is_dram = isinstance(data, dict) and "org" in data
     if is_dram:
-        from .dram import load_dram
+        from sim.units.cid.dram import load_dram
         device = load_dram(spec)
         mode = args.mode or ("aim" if device.type == "GDDR6-AiM" else "bank")
         return CidUnit(dram=spec, stacks=args.stacks or 1, mode=mode, tccd_ab=args.tccd_ab)
@@ -81,11 +81,11 @@ def _unit(args: argparse.Namespace):
 
 
 def _cid(args: argparse.Namespace, argv: list[str]) -> int:
-    from . import cid_ops
-    from .dtypes import DTYPE_BITS
-    from .errors import ConfigError
-    from .report import seconds, si, table
-    from .trace import to_json
+    from sim.units.cid import ops as cid_ops
+    from sim.dtypes import DTYPE_BITS
+    from sim.errors import ConfigError
+    from sim.cli.report import seconds, si, table
+    from sim.trace import to_json
 
     unit = _unit(args)
     device = cid_ops.unit_device(unit)

@@ -12,11 +12,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from .cli import _int_at_least
-from .errors import PdsimError
-from .files import atomic_text
+from sim.cli.main import _int_at_least
+from sim.errors import PdsimError
+from sim.files import atomic_text
 
-STUDIES = {"rtl-resources": ("results/rtl", "sim.cli_rtl:write_resources")}
+STUDIES = {"rtl-resources": ("results/rtl", "sim.units.systolic.cli:write_resources")}
 
 #: Arrays and buffer sizes of the resource table.
 RESOURCE_ARRAYS = ((4, 4), (8, 8), (16, 16))
@@ -74,13 +74,13 @@ def add_commands(sub) -> dict:
 
 
 def _config(args, m: int, n: int, k: int):
-    from .datapath import DatapathConfig
+    from sim.units.systolic.datapath import DatapathConfig
     return DatapathConfig(rows=args.rows, cols=args.cols, mode=args.mode,
                           max_m=m, max_n=n, max_k=k, dataflow=args.dataflow)
 
 
 def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
-    from .datapath import DatapathModel, k_bound
+    from sim.units.systolic.datapath import DatapathModel, k_bound
 
     cfg = _config(args, args.m, args.n, 1)          # validates rows, cols and mode
     if args.k > k_bound(args.mode):
@@ -111,11 +111,11 @@ def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
              for pattern in ("*.fst", "*.vcd") for w in sorted(d.glob(pattern))]
     model = DatapathModel(cfg)
     folds, per_fold = model.folds(args.m, args.n, args.k)
-    from .systolic import array_gemm
+    from sim.units.systolic.array import array_gemm
     fold_model = array_gemm(rows=args.rows, cols=args.cols, dataflow=args.dataflow, m=args.m,
                             n=args.n, k=args.k).compute_cycles
     if args.json:
-        from .trace import to_json
+        from sim.trace import to_json
         print(to_json({"rows": args.rows, "cols": args.cols, "mode": args.mode,
                        "dataflow": args.dataflow,
                        "m": args.m, "n": args.n, "k": args.k, "seed": args.seed,
@@ -136,7 +136,7 @@ def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"  {'total':<9}{sum(rtl.values()):>12}{sum(pred.values()):>14}")
     print(f"  results: {'bit-exact vs numpy' if gemm.get('match') else 'MISMATCH'} "
           f"({args.m * args.n} values); cycles: {'equal' if rtl == pred else 'DIFFER'}")
-    print(f"  sim.systolic fold model: {fold_model} compute cycles (SCALE-Sim's count); "
+    print(f"  sim.units.systolic.array fold model: {fold_model} compute cycles (SCALE-Sim's count); "
           f"the controller adds 3")
     for line in report["mismatches"][:10]:
         print(f"  mismatch: {line}")
@@ -160,7 +160,7 @@ def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
     from rtl.synth import synthesize
     res = synthesize(Path(args.file), target=args.target)
     if args.json:
-        from .trace import to_json
+        from sim.trace import to_json
         print(to_json(res))
         return 0
     print(f"{args.file} ({res['top']}) on {res['target']}: {res['luts']} LUTs, {res['ffs']} "
@@ -175,7 +175,7 @@ def write_resources(out_dir: Path) -> list[Path]:
     from rtl.export import TOP, export_verilog
     from rtl.synth import synthesize
 
-    from .datapath import DatapathConfig
+    from sim.units.systolic.datapath import DatapathConfig
 
     import sys
     from concurrent.futures import ThreadPoolExecutor

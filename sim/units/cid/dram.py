@@ -23,13 +23,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 
-from .errors import ConfigError
-from .schema import parse_yaml
-from .shipped import Shelf
+from sim.errors import ConfigError
+from sim.schema import parse_yaml
+from sim.shipped import Shelf
 
 DRAM_TYPES = ("HBM3", "GDDR6", "GDDR6-AiM")
 
-#: Where the MAC units sit (sim/cid.py and docs/cid.md describe each).
+#: Where the MAC units sit (sim/units/cid/engine.py and docs/cid.md describe each).
 PIM_MODES = ("bank", "bankgroup", "buffer", "aim")
 
 #: Timing fields of `DramTiming`, in the order the Numba engine receives them.

@@ -1,4 +1,4 @@
-"""``pdsim cim``: one GEMM on a bank of analog CiM crossbars (`sim.cim_cost`), and the
+"""``pdsim cim``: one GEMM on a bank of analog CiM crossbars (`sim.units.cim.cost`), and the
 ``cim-accuracy`` (`sim.studies.cim_accuracy`) and ``extremes`` (`sim.studies.extremes`)
 studies for ``pdsim reproduce``."""
 
@@ -13,7 +13,7 @@ STUDIES = {"cim-accuracy": ("results/cim", "sim.studies.cim_accuracy:write_cim_a
 
 def add_commands(sub) -> dict:
     """Add ``pdsim cim`` to the subparsers ``sub``; return its handler."""
-    from .cli import _dtype, _int_at_least
+    from sim.cli.main import _dtype, _int_at_least
 
     p = sub.add_parser(
         "cim", help="one GEMM on analog CiM crossbars: cycles, energy, reprogramming",
@@ -36,9 +36,9 @@ def add_commands(sub) -> dict:
 
 
 def _cim(args: argparse.Namespace, argv: list[str]) -> int:
-    from .cim_cost import cim_gemm
-    from .crossbar import load_cim
-    from .trace import to_json
+    from sim.units.cim.cost import cim_gemm
+    from sim.units.cim.crossbar import load_cim
+    from sim.trace import to_json
 
     spec = load_cim(args.hw)
     unit = spec.unit

@@ -10,7 +10,7 @@ takes four commands over a stream interface
 This module is the one source of truth for what the RTL must do: `DatapathModel.gemm` gives the
 bit-exact result and `DatapathModel.command_cycles` the cycle count of each command, from the
 configuration alone. The compute count reuses the simulator's fold model
-(`sim.systolic.fold_cycles`, SCALE-Sim's convention): ``os`` has ``ceil(m/rows) ceil(n/cols)``
+(`sim.units.systolic.array.fold_cycles`, SCALE-Sim's convention): ``os`` has ``ceil(m/rows) ceil(n/cols)``
 folds of ``k + rows + cols - 2`` cycles, ``ws`` has ``ceil(k/rows) ceil(n/cols)`` folds of
 ``m + 2 rows + cols - 2`` cycles (``rows`` of them load the weights), plus a fixed pipeline
 overhead of the controller (below). The cocotb testbenches and the
@@ -51,11 +51,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import ConfigError
-from .systolic import fold_cycles, spatial_temporal
+from sim.errors import ConfigError
+from sim.units.systolic.array import fold_cycles, spatial_temporal
 
 #: Dataflows the RTL implements (a subset of `sim.hardware.DATAFLOWS`), with the code that
-#: `sim.systolic.fold_cycles` takes.
+#: `sim.units.systolic.array.fold_cycles` takes.
 DATAFLOWS = {"os": 0, "ws": 1}
 
 #: Operand modes: A bits, B bits, accumulator bits, fraction bits of the accumulator.
@@ -170,7 +170,7 @@ class DatapathModel:
                 raise ConfigError(f"{name}: must be in 1..{top} for this datapath, got {value}")
 
     def folds(self, m: int, n: int, k: int) -> tuple[int, int]:
-        """``(folds, cycles per fold)`` of the compute command: `sim.systolic.fold_cycles`."""
+        """``(folds, cycles per fold)`` of the compute command: `sim.units.systolic.array.fold_cycles`."""
         df = self.config.dataflow
         sr, sc, t = spatial_temporal(df, m, n, k)
         folds, per_fold = fold_cycles(self.config.rows, self.config.cols, DATAFLOWS[df],

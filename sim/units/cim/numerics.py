@@ -1,6 +1,6 @@
 """Functional model of a matrix product through an analog CiM crossbar (Numba kernel).
 
-The same ``Y[M,N] = X[M,K] @ W[K,N]`` that `sim.cim_cost` times, computed the way the
+The same ``Y[M,N] = X[M,K] @ W[K,N]`` that `sim.units.cim.cost` times, computed the way the
 hardware computes it, on integers:
 
 1. **Weights to conductance levels** (`program`): with the ``offset`` encoding a signed
@@ -21,7 +21,7 @@ hardware computes it, on integers:
    of those Gaussians is drawn exactly as one Gaussian per column and read:
    ``I = sum v g + read_noise x sqrt(sum v^2 g^2) x N(0, 1)``.
 4. **ADC**: ``code = clip(rint(I / step), lo, hi)`` with ``step`` a power of two
-   (`sim.crossbar.Crossbar.adc_step`): 1 when the ADC resolves every sum up to its full scale,
+   (`sim.units.cim.crossbar.Crossbar.adc_step`): 1 when the ADC resolves every sum up to its full scale,
    coarser otherwise; ``[lo, hi]`` is ``[0, 2^adc_bits - 1]`` (offset) or
    ``+-(2^(adc_bits-1) - 1)`` (differential, signed); sums beyond ``hi x step`` clip.
 5. **Shift-and-add**: ``sum code x step x 2^(cell_bits s + dac_bits t)`` over slices, input
@@ -44,8 +44,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .crossbar import Crossbar
-from .errors import ConfigError
+from sim.units.cim.crossbar import Crossbar
+from sim.errors import ConfigError
 
 #: Read-noise draws held in memory at once (float32); tokens are processed in chunks so
 #: that one chunk's draws fit. The chunking depends on the shapes only (determinism).

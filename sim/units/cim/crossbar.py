@@ -11,8 +11,8 @@ one current per slice (per column, or per pair); ``adcs`` ADCs per crossbar conv
 turn.
 
 What a GEMM on these units costs (time, energy, reprogramming, weight residency) is
-`sim.cim_cost`; the values the crossbars compute, noise and ADC clipping included, are
-`sim.cim_numerics`. `docs/cim.md` has the format and the models with their closed forms.
+`sim.units.cim.cost`; the values the crossbars compute, noise and ADC clipping included, are
+`sim.units.cim.numerics`. `docs/cim.md` has the format and the models with their closed forms.
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .errors import ConfigError
-from .schema import parse_yaml
-from .shipped import Shelf
+from sim.errors import ConfigError
+from sim.schema import parse_yaml
+from sim.shipped import Shelf
 
 #: How a crossbar holds signs (see `Crossbar`).
 ENCODINGS = ("offset", "differential")

@@ -8,11 +8,11 @@ from typing import Any
 
 import numpy as np
 
-from . import costmodel
-from .errors import ConfigError
-from .hardware import Chip, System
-from .presets import load_hardware
-from .schema import to_dict
+from sim import costmodel
+from sim.errors import ConfigError
+from sim.hardware import Chip, System
+from sim.presets import load_hardware
+from sim.schema import to_dict
 
 
 def si(value: float | None, unit: str, *, digits: int = 3) -> str:
@@ -80,7 +80,7 @@ def describe_cim(system: System) -> dict[str, Any] | None:
     slot = system.chip.cim
     if slot is None:
         return None
-    from .cim_cost import peak_macs_per_s, slot_unit  # the CiM model, on demand
+    from sim.units.cim.cost import peak_macs_per_s, slot_unit  # the CiM model, on demand
 
     unit = slot_unit(slot)
     xb = unit.crossbar
@@ -100,7 +100,7 @@ def describe_cid(system: System) -> dict[str, Any] | None:
     cid = system.chip.cid
     if cid is None:
         return None
-    from .cid_ops import peak_internal_bytes_per_s, unit_device  # numba-backed, on demand
+    from sim.units.cid.ops import peak_internal_bytes_per_s, unit_device  # numba-backed, on demand
 
     device = unit_device(cid)
     external = device.org.bandwidth_bytes_per_s * cid.stacks

@@ -1,9 +1,9 @@
-"""Time and energy of a GEMM on an analog CiM unit (`sim.crossbar.CimUnit`), of the GEMM and
+"""Time and energy of a GEMM on an analog CiM unit (`sim.units.cim.crossbar.CimUnit`), of the GEMM and
 LM-head ops placed on one, and which of a pass's weights stay programmed on it.
 
 One read step of a crossbar takes ``max(read_time_s, ceil(conversions / adcs) x adc_time_s)``
 (sample-and-hold lets the next read overlap the conversions, as in ISAAC), with ``S`` slices
-per weight and ``T`` reads per input vector as `sim.crossbar` defines them. Digital
+per weight and ``T`` reads per input vector as `sim.units.cim.crossbar` defines them. Digital
 shift-and-add rebuilds each output from its ``T x S`` codes; partial sums of the
 ``R = ceil(K / rows)`` row tiles are added.
 
@@ -39,11 +39,11 @@ import numpy as np
 
 from mappers.ir import Graph, Op, OpKind
 
-from .cost import Cost
-from .crossbar import CimUnit, Crossbar, load_cim
-from .dtypes import DTYPE_BITS, check_dtype
-from .errors import ConfigError
-from .hardware import CimSlot, System
+from sim.cost import Cost
+from sim.units.cim.crossbar import CimUnit, Crossbar, load_cim
+from sim.dtypes import DTYPE_BITS, check_dtype
+from sim.errors import ConfigError
+from sim.hardware import CimSlot, System
 
 _PJ = 1e-12
 
@@ -390,7 +390,7 @@ def slot_plan(system: System, graph: Graph) -> WeightPlan:
 
 
 def cim_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiM unit for one step (`mappers.pipeline.UNIT_MODELS`):
+    """Unit model of the chip's CiM unit for one step (`sim.step.UNIT_MODELS`):
     plan the residency of the step's weights once (`slot_plan`), then cost each op with
     `cim_op_cost`. Resident weights were programmed at load (the engine reports that cost in
     its summary, outside every step); weights that are not are programmed before every op

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .files import atomic_write
-from .trace import Trace
+from sim.files import atomic_write
+from sim.trace import Trace
 
 
 def time_by_kind(trace: Trace, step: int) -> dict[str, float]:

@@ -33,8 +33,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .errors import ConfigError
-from .hardware import DATAFLOWS
+from sim.errors import ConfigError
+from sim.hardware import DATAFLOWS
 
 _DF = {name: i for i, name in enumerate(DATAFLOWS)}
 

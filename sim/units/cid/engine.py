@@ -2,9 +2,9 @@
 
 One pseudo-channel (PC) is simulated command by command: the program of a PIM operation is
 expanded into DRAM commands, each issued **in program order at the earliest cycle that every
-timing parameter allows** (`sim.dram.DramTiming`), with all-bank refresh every ``tREFI``. All
+timing parameter allows** (`sim.units.cid.dram.DramTiming`), with all-bank refresh every ``tREFI``. All
 PCs of a stack run the same program in lockstep (the host broadcasts the commands, as AttAcc
-and AiM do), so one PC's cycle count is the operation's; the op layer (`sim.cid_ops`) simulates
+and AiM do), so one PC's cycle count is the operation's; the op layer (`sim.units.cid.ops`) simulates
 each distinct per-PC program once.
 
 Modes (``MODES``), after AttAcc (ASPLOS'24) and CENT / GDDR6-AiM (ASPLOS'25):
@@ -32,7 +32,7 @@ elapsed, the engine closes the open rows at the next step boundary, issues ``REF
 (postponing a refresh by less than one step, well inside JEDEC's allowance of 8 postponed).
 
 The fast path counts cycles and commands; with ``record=True`` it also returns the command
-stream (cycle, command, bank group, bank, row, column), which `sim.cid_check.check_stream`
+stream (cycle, command, bank group, bank, row, column), which `sim.units.cid.check.check_stream`
 re-verifies pair by pair, independently of the engine's bookkeeping.
 """
 
@@ -43,8 +43,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .dram import PIM_MODES, TIMING_FIELDS, DramDevice
-from .errors import ConfigError
+from sim.units.cid.dram import PIM_MODES, TIMING_FIELDS, DramDevice
+from sim.errors import ConfigError
 
 MODES = PIM_MODES + ("write",)  # "write": a plain write stream (KV-cache append)
 

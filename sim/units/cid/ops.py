@@ -34,12 +34,12 @@ import numpy as np
 
 from mappers.ir import Graph, Op, OpKind
 
-from .cid import COMMANDS, ChannelRun, run_channel
-from .cost import Cost
-from .dram import DramDevice, load_dram
-from .dtypes import DTYPE_BITS
-from .errors import ConfigError
-from .hardware import CidUnit, System
+from sim.units.cid.engine import COMMANDS, ChannelRun, run_channel
+from sim.cost import Cost
+from sim.units.cid.dram import DramDevice, load_dram
+from sim.dtypes import DTYPE_BITS
+from sim.errors import ConfigError
+from sim.hardware import CidUnit, System
 
 ACC_BYTES = 4  # int32 / fp32 accumulators read out of the MAC units
 _PJ = 1e-12
@@ -374,7 +374,7 @@ def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str) -> CidRun:
 
 
 def cid_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiD unit for one step (`mappers.pipeline.UNIT_MODELS`): each
+    """Unit model of the chip's CiD unit for one step (`sim.step.UNIT_MODELS`): each
     op is costed on its own by `cid_cost`."""
     del graph  # a CiD op's cost depends on the op alone
     return partial(cid_cost, system)

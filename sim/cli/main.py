@@ -17,15 +17,15 @@ from typing import Sequence
 from mappers.ir import Precision
 from mappers.models import load_model, model_names
 
-from . import __version__
-from .dtypes import DTYPE_BITS
-from .engine import Workload, simulate
-from .errors import PdsimError
-from .presets import load_hardware, preset_names, referenced_texts
-from .report import describe, describe_text, ops_text, summary_text
-from .systolic import array_gemm
-from .tile import map_gemm
-from .trace import read_trace, to_json, write_trace
+from sim import __version__
+from sim.dtypes import DTYPE_BITS
+from sim.engine import Workload, simulate
+from sim.errors import PdsimError
+from sim.presets import load_hardware, preset_names, referenced_texts
+from sim.cli.report import describe, describe_text, ops_text, summary_text
+from sim.units.systolic.array import array_gemm
+from sim.units.systolic.tile import map_gemm
+from sim.trace import read_trace, to_json, write_trace
 
 
 class _Parser(argparse.ArgumentParser):
@@ -138,21 +138,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: Handlers of the commands that `sim/cli_*.py` modules add, filled by `build_parser`.
+#: Handlers of the commands that the wings' `cli` modules add, filled by `build_parser`.
 _HANDLERS: dict = {}
 
 
 def _command_modules():
-    """Every ``sim/cli_<unit>.py`` module, in name order. Each defines
-    ``add_commands(sub) -> {command: handler(args, argv) -> int}`` (adding its subparsers to
-    ``sub``; heavy imports belong inside the handlers) and may define ``STUDIES`` like the one
-    below, merged into ``pdsim reproduce``."""
+    """The CLI plug-in of every unit wing, ``sim/units/<unit>/cli.py``, in name order. Each
+    defines ``add_commands(sub) -> {command: handler(args, argv) -> int}`` (adding its
+    subparsers to ``sub``; heavy imports belong inside the handlers) and may define ``STUDIES``
+    like the one below, merged into ``pdsim reproduce``."""
     import importlib
+    import importlib.util
     import pkgutil
 
-    names = sorted(m.name for m in pkgutil.iter_modules([str(Path(__file__).parent)])
-                   if m.name.startswith("cli_"))
-    return [importlib.import_module(f"{__package__}.{name}") for name in names]
+    import sim.units
+
+    wings = sorted(m.name for m in pkgutil.iter_modules(sim.units.__path__) if m.ispkg)
+    return [importlib.import_module(f"sim.units.{wing}.cli") for wing in wings
+            if importlib.util.find_spec(f"sim.units.{wing}.cli") is not None]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,13 +186,13 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     model = load_model(args.model)
     system = hw.system
     if args.tp is not None:
-        from .schema import build, to_dict
+        from sim.schema import build, to_dict
         fields = to_dict(system) | {"tensor_parallel": args.tp,
                                     "num_chips": max(system.num_chips,
                                                      args.tp * system.pipeline_parallel)}
         system = build(type(system), fields, "--tp")
     if args.pp is not None:
-        from .schema import build, to_dict
+        from sim.schema import build, to_dict
         fields = to_dict(system) | {"pipeline_parallel": args.pp, "num_chips": max(
             system.num_chips, system.tensor_parallel * args.pp)}
         system = build(type(system), fields, "--pp")
@@ -288,7 +291,7 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 #: Studies: name -> (default folder, "module:function" writing the folder, returning paths).
-STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad:write_spad_chips")}
+STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:
@@ -300,6 +303,7 @@ def _studies() -> dict[str, tuple[str, str]]:
 
 def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     import importlib
+    import importlib.util
     folder, target = _studies()[args.study]
     module, func = target.split(":")
     out = Path(args.out or folder)
@@ -347,7 +351,7 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
             raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
         print(ops_text(trace.ops, args.ops))
     if args.plot:
-        from .plots import plot_trace
+        from sim.cli.plots import plot_trace
         print(f"plot: {plot_trace(trace, args.plot, title=trace.meta['command_line'])}")
     return 0
 

@@ -1,0 +1,69 @@
+"""One step, compiled and timed: the compiler's placed graph (`mappers.pipeline`), each op
+costed by the model of the unit it was placed on, then scheduled (`mappers.schedule`).
+
+This is where the simulator dispatches to unit models; the compiler never imports them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from functools import partial
+from typing import Callable
+
+from mappers.ir import Graph, Op, Phase, Precision
+from mappers.models import ModelConfig
+from mappers.pipeline import compile_graph
+from mappers.schedule import CostFn, StepSchedule, schedule
+
+from sim.cost import Cost
+from sim.hardware import System
+
+#: Chip models by detail level, as ``"module:function"`` imported on first use: ``tile``
+#: simulates GEMMs on the systolic arrays (mapping search) and vector work lane by lane;
+#: ``roofline`` is the baseline bound.
+COST_MODELS = {"tile": "sim.units.systolic.tile:tile_cost",
+               "roofline": "sim.roofline:roofline_cost"}
+
+#: Models of memory-side units (`mappers.place.MEMORY_UNITS`), used at every detail level:
+#: ``unit name -> "module:function"`` of a factory ``(system, graph) -> (op -> Cost)``, imported
+#: on use and called once per step (the analog CiM unit plans which weights stay programmed on
+#: its crossbars from every GEMM of the step before it can cost one; CiD ops need only
+#: themselves).
+UNIT_MODELS = {"cid": "sim.units.cid.ops:cid_step_cost",
+               "cim": "sim.units.cim.cost:cim_step_cost"}
+
+
+def chip_cost_model(detail: str) -> Callable:
+    """The chip model ``(system, op) -> Cost`` of ``detail`` (a key of `COST_MODELS`)."""
+    return _load(COST_MODELS[detail])
+
+
+def step_cost(system: System, detail: str, graph: Graph) -> CostFn:
+    """The cost function of one placed step: each op on a memory-side unit by that unit's
+    model, every other op by the chip model of ``detail``."""
+    chip = partial(chip_cost_model(detail), system)
+    used = {op.unit for seg in graph.segments for op in seg.ops}
+    units = {unit: _load(spec)(system, graph) for unit, spec in UNIT_MODELS.items()
+             if unit in used}
+    # Pipeline stages repeat the same layer ops: cost each distinct op once per step.
+    memo: dict[Op, Cost] = {}
+
+    def cost(op: Op) -> Cost:
+        if op not in memo:
+            memo[op] = units.get(op.unit, chip)(op)
+        return memo[op]
+    return cost
+
+
+def _load(spec: str) -> Callable:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int,
+                 new_tokens: int, context: int, precision: Precision,
+                 detail: str = "tile") -> StepSchedule:
+    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``."""
+    graph = compile_graph(model, system, phase=phase, batch=batch, new_tokens=new_tokens,
+                          context=context, precision=precision)
+    return schedule(graph, step_cost(system, detail, graph))
