@@ -18,7 +18,16 @@ embedding                   (tokens, hidden)
 kv_write                    (tokens, kv_heads, head_dim)
 all_reduce                  (elements, tensor_parallel)
 p2p                         (elements, from_stage, to_stage): a pipeline stage's send
+transfer                    (bytes,): a move between two units' memories (`mappers.transfers`)
 ==========================  ==========================================================
+
+Dataflow: every op has an ``id`` (unique in the graph, except that pipeline stages share their
+layer ops) and ``inputs``, the ids of the ops whose outputs it reads, so the graph is a DAG.
+Inside a segment, an input that names an op of the same segment at or after the reader's own
+position is that op's output from the *previous repeat* (layer ``i + 1`` reads layer ``i``);
+on the first repeat it is the segment's entry instead: the last op before the segment. An
+input outside the segment is the latest instance of that op. An op with ``id`` -1 (built by
+hand, without dataflow) reads the op before it, so such a graph runs in program order.
 
 With pipeline parallelism (``pp`` stages) the layer stack is one `Segment` per stage, each
 but the last followed by a ``pp_send`` segment whose ``p2p`` op sends the step's activations
@@ -48,6 +57,7 @@ class OpKind(StrEnum):
     KV_WRITE = "kv_write"
     ALL_REDUCE = "all_reduce"
     P2P = "p2p"
+    TRANSFER = "transfer"
 
 
 #: Kinds whose FLOPs are matrix products (the "2 x parameters x tokens + attention" part).
@@ -78,8 +88,10 @@ class Precision:
 class Op:
     """One operation on one chip. Bytes are DRAM traffic by class; FLOPs are exact integers.
 
-    ``comm_bytes`` is the message each chip contributes to a collective. ``unit`` is empty
-    until the ``place`` pass names the unit that runs the op.
+    ``comm_bytes`` is the message each chip contributes to a collective (for a ``transfer``,
+    the bytes it moves). ``unit`` is empty until the ``place`` pass names the unit that runs
+    the op (for a ``transfer``, the link it uses). ``id`` and ``inputs`` make the graph a DAG
+    (module docstring, "Dataflow").
     """
 
     name: str
@@ -92,6 +104,8 @@ class Op:
     kv_bytes: int = 0
     comm_bytes: int = 0
     unit: str = ""
+    id: int = -1
+    inputs: tuple[int, ...] = ()
 
     @property
     def bytes(self) -> int:

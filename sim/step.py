@@ -30,7 +30,9 @@ COST_MODELS = {"tile": "sim.units.systolic.tile:tile_cost",
 #: its crossbars from every GEMM of the step before it can cost one; CiD ops need only
 #: themselves).
 UNIT_MODELS = {"cid": "sim.units.cid.ops:cid_step_cost",
-               "cim": "sim.units.cim.cost:cim_step_cost"}
+               "cim": "sim.units.cim.cost:cim_step_cost",
+               # the transfer path between the chip's memory and the CiM (`mappers.transfers`)
+               "cim_io": "sim.units.cim.link:cim_io_step_cost"}
 
 
 def chip_cost_model(detail: str) -> Callable:

@@ -251,6 +251,11 @@ def summary_text(summary: dict[str, Any], title: str) -> str:
                                        if f"{phase}_write_bound_fraction" in s else "")),
             (f"{phase} energy", si(s[f"{phase}_energy_j"], "J")),
         ]
+        busy = {k.rpartition("_busy_fraction_")[2]: v for k, v in s.items()
+                if k.startswith(f"{phase}_busy_fraction_")}
+        if busy:  # traces written before the concurrent scheduler have none
+            rows.append((f"{phase} unit busy", ", ".join(f"{u} {_pct(v)}"
+                                                         for u, v in busy.items())))
     rows += [
         ("energy per output token", si(s["energy_per_output_token_j"], "J")),
         ("memory per chip", f"{si(s['weight_bytes_per_chip'], 'B')} weights + "
