@@ -2,6 +2,9 @@
 
 ``time = max(FLOPs / achievable compute, DRAM bytes / achievable bandwidth) + op overhead``
 
+Compute runs at the peak of the op's activation format (``op.formats.act``); each operand's
+bytes are already counted at its own width by the lowering.
+
 Achievable compute and bandwidth are the peaks times the preset's ``efficiency`` fractions.
 All of an op's bytes are charged to DRAM (activations included): the roofline assumes no
 reuse through L2 between ops, which is what the tile-level models refine.
@@ -31,7 +34,7 @@ def roofline_cost(system: System, op: Op) -> Cost:
     memory_s = op.bytes / (chip.memory.bandwidth_bytes_per_s * eff.memory)
     compute_s = comm_s = 0.0
     if op.unit == "tensor":
-        compute_s = op.flops / (chip.peak_tensor_flops(op.dtype) * eff.tensor)
+        compute_s = op.flops / (chip.peak_tensor_flops(op.formats.act) * eff.tensor)
     elif op.unit == "vector":
         compute_s = op.flops / (chip.peak_vector_flops * eff.vector)
     elif op.unit == "link":
