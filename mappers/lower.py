@@ -2,6 +2,10 @@
 
 Conventions (docs/ops.md has the full table):
 
+* A step is a ragged batch (`mappers.ir.Batch`): weight GEMMs and elementwise ops run over
+  its total new tokens; attention is one set of ops per distinct sequence shape.
+* Each op records the format of each operand (`mappers.ir.OperandFormats`), and its bytes are
+  counted at those widths.
 * Matrix products count ``2 M N K`` FLOPs, plus ``M N`` for a bias add.
 * Elementwise ops count a fixed number of FLOPs per element (`FLOPS_PER_ELEMENT`); these are a
   bookkeeping convention, not instruction counts.
