@@ -194,6 +194,9 @@ class Op:
     """One operation on one chip. Bytes are DRAM traffic by class; FLOPs are exact integers.
 
     ``formats`` gives the storage format of each operand (unit models read widths there).
+    ``launches`` is the kernel launches the op pays (the chip's per-op overhead): 0 for the
+    attention ops of a ragged step's later shape groups, which run inside the kernel of the
+    first group (varlen attention takes every sequence of a step in one launch).
     ``comm_bytes`` is the message each chip contributes to a collective. ``unit`` is empty
     until the ``place`` pass names the unit that runs the op.
     """
@@ -207,6 +210,7 @@ class Op:
     act_bytes: int = 0
     kv_bytes: int = 0
     comm_bytes: int = 0
+    launches: int = 1
     unit: str = ""
 
     @property

@@ -115,8 +115,9 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
     if model.position == "rope":
         layer.append(b.elementwise("rope", OpKind.ROPE, tokens, (heads + kv_heads) * hd,
                                    "rope", reads=1))
-    for group in seqs.groups:  # attention per sequence shape (one group when uniform)
-        layer += b.attention(group.count, group.new_tokens, group.context, heads, kv_heads)
+    for i, group in enumerate(seqs.groups):  # attention per sequence shape, in one kernel
+        layer += b.attention(group.count, group.new_tokens, group.context, heads, kv_heads,
+                             launches=int(i == 0))
     layer.append(b.gemm("o_proj", tokens, d, heads * hd))
     layer += b.all_reduce("attn_allreduce", tokens * d)
     layer.append(b.elementwise("attn_residual", OpKind.ELEMENTWISE, tokens, d, "residual",
@@ -203,7 +204,7 @@ class _Builder:
                   flops=0, weight_bytes=self._w(tokens * d), act_bytes=self._act(tokens * d))
 
     def attention(self, batch: int, new_tokens: int, context: int, heads: int,
-                  kv_heads: int) -> list[Op]:
+                  kv_heads: int, *, launches: int = 1) -> list[Op]:
         hd, kv = self.model.head_dim, self.p.kv
         tokens, keys = batch * new_tokens, context + new_tokens
         scores = batch * heads * causal_pairs(new_tokens, context, self.model.causal)
@@ -213,16 +214,16 @@ class _Builder:
             FLOPS_PER_ELEMENT["alibi"] if self.model.position == "alibi" else 0)
         return [
             Op(name="kv_write", kind=OpKind.KV_WRITE, dims=(tokens, kv_heads, hd),
-               formats=self.f_kv_write,
-               flops=0, act_bytes=self._act(2 * tokens * kv_heads * hd),
+               formats=self.f_kv_write, launches=launches, flops=0,
+               act_bytes=self._act(2 * tokens * kv_heads * hd),
                kv_bytes=nbytes(2 * tokens * kv_heads * hd, kv)),
             Op(name="attn_score", kind=OpKind.ATTN_SCORE, dims=dims, formats=self.f_attention,
-               flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
+               launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
                kv_bytes=nbytes(kv_tile, kv)),
             Op(name="softmax", kind=OpKind.SOFTMAX, dims=(batch, heads, new_tokens, keys),
-               formats=self.f_softmax, flops=softmax_flops * scores),
+               formats=self.f_softmax, launches=launches, flops=softmax_flops * scores),
             Op(name="attn_value", kind=OpKind.ATTN_VALUE, dims=dims, formats=self.f_attention,
-               flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
+               launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
                kv_bytes=nbytes(kv_tile, kv)),
         ]
 

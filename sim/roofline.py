@@ -1,6 +1,7 @@
 """Roofline cost model: the baseline unit model that tile-level simulators replace op by op.
 
 ``time = max(FLOPs / achievable compute, DRAM bytes / achievable bandwidth) + op overhead``
+(the overhead once per kernel launch the op pays, ``op.launches``)
 
 Compute runs at the peak of the op's activation format (``op.formats.act``); each operand's
 bytes are already counted at its own width by the lowering.
@@ -47,9 +48,9 @@ def roofline_cost(system: System, op: Op) -> Cost:
     busy = max(compute_s, memory_s, comm_s)
     bound = ("compute" if busy == compute_s and compute_s > 0 else
              "link" if busy == comm_s and comm_s > 0 else "memory")
-    return Cost(time_s=busy + eff.op_overhead_s, compute_s=compute_s, memory_s=memory_s,
-                comm_s=comm_s, energy_j=energy_j(system, op, op.bytes), bound=bound,
-                dram_bytes=op.bytes)
+    return Cost(time_s=busy + eff.op_overhead_s * op.launches, compute_s=compute_s,
+                memory_s=memory_s, comm_s=comm_s, energy_j=energy_j(system, op, op.bytes),
+                bound=bound, dram_bytes=op.bytes)
 
 
 def link_traffic(op: Op) -> tuple[float, int]:

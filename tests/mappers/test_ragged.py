@@ -140,3 +140,15 @@ def test_mixed_step_reads_weights_once():
     decode = compile_step(LLAMA, H100, phase=Phase.DECODE, batch=4, new_tokens=1, context=500,
                           **kw)
     assert chunk.time_s < mixed.time_s < chunk.time_s + decode.time_s
+
+
+def test_distinct_contexts_cost_as_their_mean_under_the_roofline():
+    """64 decode sequences over contexts 1000, 1002, ..., 1126 (mean 1063): attention is
+    linear in the context and memory-bound, and the varlen kernel is launched once per step
+    (not once per shape group), so the step costs what 64 sequences at context 1063 cost."""
+    kw = dict(phase=Phase.DECODE, precision=FP16, detail="roofline")
+    ragged = compile_step(LLAMA, H100, seqs=Batch.of([(1, 1000 + 2 * i) for i in range(64)]),
+                          **kw)
+    mean = compile_step(LLAMA, H100, batch=64, new_tokens=1, context=1063, **kw)
+    assert ragged.graph.total("kv_bytes") == mean.graph.total("kv_bytes")
+    assert ragged.time_s == pytest.approx(mean.time_s, rel=1e-9)

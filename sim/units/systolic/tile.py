@@ -6,8 +6,9 @@ in ``k1`` steps; inside a core the tile is split across the sublanes' arrays alo
 ``n``. The search (after LLMCompass's per-op mapping) tries tile sizes, the sublane split and
 the L2 loop order, keeps those that fit the SRAMs, and chooses the fastest. Per candidate:
 
-* **array time** of one k-step: the one-array fold model (`sim.units.systolic.array.fold_cycles`) on the
-  sublane's sub-tile; each k-step refills the pipeline, which is why large ``k1`` wins;
+* **array time** of one k-step: the one-array fold model
+  (`sim.units.systolic.array.fold_cycles`) on the sublane's sub-tile; each k-step refills the
+  pipeline, which is why large ``k1`` wins;
 * **L2 -> L1**: the A and B tiles of each k-step, double-buffered in L1 (the C tile stays as
   accumulators, fp32 by default), at the core's share of the L2 bandwidth; a k-step takes the
   longer of its compute and its load;
@@ -213,8 +214,8 @@ def tile_cost(system: System, op: Op) -> Cost:
         sa = chip.core.systolic_array
         util = (op.flops / 2 / sa.macs_per_pe_per_cycle(fmt.act)
                 / (chip.arrays * sa.rows * sa.cols * cycles))
-        return Cost(time_s=cycles / f + eff.op_overhead_s, compute_s=compute_cycles / f,
-                    memory_s=dram_cycles / f, comm_s=0.0,
+        return Cost(time_s=cycles / f + eff.op_overhead_s * op.launches,
+                    compute_s=compute_cycles / f, memory_s=dram_cycles / f, comm_s=0.0,
                     energy_j=energy_j(system, op, dram), bound=bound, dram_bytes=dram,
                     cycles=cycles,
                     stall_cycles=cycles - compute_cycles, utilization=util)
@@ -223,7 +224,8 @@ def tile_cost(system: System, op: Op) -> Cost:
         compute = vector_cycles(chip, op.flops)
         memory = op.bytes / (chip.memory.bandwidth_bytes_per_s * eff.memory) * f
         cycles = max(compute, memory)
-        return Cost(time_s=cycles / f + eff.op_overhead_s, compute_s=compute / f,
+        return Cost(time_s=cycles / f + eff.op_overhead_s * op.launches,
+                    compute_s=compute / f,
                     memory_s=memory / f, comm_s=0.0, energy_j=energy_j(system, op, op.bytes),
                     bound="compute" if compute >= memory else "memory", dram_bytes=op.bytes,
                     cycles=cycles,
