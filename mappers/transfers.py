@@ -24,7 +24,7 @@ from dataclasses import replace
 
 from sim.dtypes import nbytes
 
-from .ir import Graph, Op, OpKind, Segment
+from .ir import Graph, Op, OperandFormats, OpKind, Segment
 
 #: The memory holding the outputs of each unit (units not listed: the chip's memory).
 MEMORY_OF: dict[str, str] = {"cim": "cim"}
@@ -86,7 +86,8 @@ def insert_transfers(graph: Graph) -> Graph:
                     size = output_bytes(producer)
                     path = PATH_OF[there if there != "chip" else here]
                     made[key] = Op(name=f"xfer_{producer.name}"[:24], kind=OpKind.TRANSFER,
-                                   dims=(size,), dtype=producer.dtype, flops=0,
+                                   dims=(size,), formats=OperandFormats(act=producer.dtype),
+                                   flops=0,
                                    comm_bytes=size, unit=path, id=next_id, inputs=(src,))
                     next_id += 1
                     ops.append(made[key])

@@ -10,7 +10,7 @@ import importlib
 from functools import partial
 from typing import Callable
 
-from mappers.ir import Graph, Op, Phase, Precision
+from mappers.ir import Batch, Graph, Op, Phase, Precision
 from mappers.models import ModelConfig
 from mappers.pipeline import compile_graph
 from mappers.schedule import CostFn, StepSchedule, schedule
@@ -62,10 +62,12 @@ def _load(spec: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int,
-                 new_tokens: int, context: int, precision: Precision,
+def compile_step(model: ModelConfig, system: System, *, phase: Phase, precision: Precision,
+                 seqs: Batch | None = None, batch: int | None = None,
+                 new_tokens: int | None = None, context: int | None = None,
                  detail: str = "tile") -> StepSchedule:
-    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``."""
-    graph = compile_graph(model, system, phase=phase, batch=batch, new_tokens=new_tokens,
-                          context=context, precision=precision)
+    """Lower one step of ``model`` (the ragged batch ``seqs``, or ``batch`` equal sequences),
+    place it on ``system`` and schedule it at ``detail``."""
+    graph = compile_graph(model, system, phase=phase, seqs=seqs, batch=batch,
+                          new_tokens=new_tokens, context=context, precision=precision)
     return schedule(graph, step_cost(system, detail, graph))

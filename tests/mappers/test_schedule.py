@@ -5,16 +5,18 @@ from dataclasses import replace
 
 import pytest
 
-from mappers.ir import Graph, Op, OpKind, Phase, Precision, Segment
+from mappers.ir import Batch, Graph, Op, OperandFormats, OpKind, Phase, Precision, Segment
 from mappers.lower import lower
 from mappers.models import load_model
 from mappers.schedule import schedule
 from sim.cost import Cost
 
+F16 = OperandFormats(act="fp16")
+
 
 def op(name, unit, *, id=-1, inputs=(), kind=OpKind.GEMM, seconds=1.0):
     """A placed op whose duration (in seconds) is carried in ``flops`` for `cost_of`."""
-    return Op(name=name, kind=kind, dims=(1, 1, 1), dtype="fp16", flops=int(seconds * 1000),
+    return Op(name=name, kind=kind, dims=(1, 1, 1), formats=F16, flops=int(seconds * 1000),
               unit=unit, id=id, inputs=inputs)
 
 
@@ -24,7 +26,7 @@ def cost_of(o: Op) -> Cost:
 
 
 def graph(*segments: Segment) -> Graph:
-    return Graph(model="toy", phase=Phase.PREFILL, batch=1, new_tokens=1, context=0, tp=1,
+    return Graph(model="toy", phase=Phase.PREFILL, seqs=Batch.uniform(1, 1, 0), tp=1,
                  precision=Precision(), segments=segments)
 
 

@@ -3,16 +3,18 @@
 
 import pytest
 
-from mappers.ir import Graph, Op, OpKind, Phase, Precision, Segment
+from mappers.ir import Batch, Graph, Op, OperandFormats, OpKind, Phase, Precision, Segment
 from mappers.lower import lower
 from mappers.models import load_model
 from mappers.place import place
 from mappers.transfers import insert_transfers
 from sim.presets import load_hardware
 
+F16 = OperandFormats(act="fp16")
+
 
 def _graph(*ops):
-    return Graph(model="toy", phase=Phase.PREFILL, batch=1, new_tokens=4, context=0, tp=1,
+    return Graph(model="toy", phase=Phase.PREFILL, seqs=Batch.uniform(1, 4, 0), tp=1,
                  precision=Precision(), segments=(Segment(name="s", layer=0, repeat=1,
                                                           ops=tuple(ops)),))
 
@@ -23,13 +25,13 @@ def test_moves_across_memories_become_transfers_once_per_producer():
     into the CiM before the gemm, one 128 B transfer out before the first host reader, shared
     by every reader in the chip's memory (the CiD's banks are the chip's memory: no transfer
     between the host and the CiD)."""
-    norm = Op(name="norm", kind=OpKind.NORM, dims=(4, 8), dtype="fp16", flops=1, unit="vector",
+    norm = Op(name="norm", kind=OpKind.NORM, dims=(4, 8), formats=F16, flops=1, unit="vector",
               id=0)
-    gemm = Op(name="qkv", kind=OpKind.GEMM, dims=(4, 16, 8), dtype="fp16", flops=1, unit="cim",
+    gemm = Op(name="qkv", kind=OpKind.GEMM, dims=(4, 16, 8), formats=F16, flops=1, unit="cim",
               id=1, inputs=(0,))
-    rope = Op(name="rope", kind=OpKind.ROPE, dims=(4, 16), dtype="fp16", flops=1,
+    rope = Op(name="rope", kind=OpKind.ROPE, dims=(4, 16), formats=F16, flops=1,
               unit="vector", id=2, inputs=(1,))
-    kvw = Op(name="kv_write", kind=OpKind.KV_WRITE, dims=(4, 1, 8), dtype="fp16", flops=0,
+    kvw = Op(name="kv_write", kind=OpKind.KV_WRITE, dims=(4, 1, 8), formats=F16, flops=0,
              unit="cid", id=3, inputs=(2, 1, 0))
     g = _graph(norm, gemm, rope, kvw)
     out = insert_transfers(g)

@@ -282,9 +282,9 @@ def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
 # ---------------------------------------------------------------- ops and residency
 
 def _op_bits(op: Op) -> tuple[int, int]:
-    """Weight and activation bits of a GEMM op (weight bits from its weight bytes)."""
-    m, n, k = op.dims
-    return max(1, op.weight_bytes * 8 // (n * k)), DTYPE_BITS[op.dtype]
+    """Weight and activation bits of a GEMM op, from its operand formats (never from its
+    byte counts, which include any quantisation scales)."""
+    return op.formats.bits("weight"), op.formats.bits("act")
 
 
 def _check_op(op: Op) -> None:
