@@ -93,3 +93,20 @@ def test_bad_output_exits_2_before_work(tmp_path, capsys, target, message):
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
     assert set(os.listdir(tmp_path)) == before
+
+
+def test_pipeline_stages_are_separate_chips(tmp_path):
+    """h100 with two pipeline stages: the second stage's ops (after the send) are on chip 1,
+    with a track per unit there too; the stages do not overlap (one batch in flight)."""
+    h5, out = tmp_path / "pp.h5", tmp_path / "pp.json"
+    assert main(["run", "--pp", "2", "--prompt", "32", "--gen", "1", "--out", str(h5)]) == 0
+    assert main(["show", str(h5), "--perfetto", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    procs = {e["pid"]: e["args"]["name"] for e in doc["traceEvents"]
+             if e["ph"] == "M" and e["name"] == "process_name"}
+    assert procs == {0: "chip 0 (pipeline stage 0)", 1: "chip 1 (pipeline stage 1)"}
+    events = _events(doc)
+    send = next(e for e in events if e["name"] == "pp_send")
+    assert send["pid"] == 0
+    assert {e["name"] for e in events if e["pid"] == 1} >= {"lm_head", "attn_norm L16"}
+    assert min(e["ts"] for e in events if e["pid"] == 1) >= send["ts"] + send["dur"] - 1e-6
