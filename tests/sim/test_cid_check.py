@@ -7,6 +7,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mappers.ir import Phase, Precision
 from mappers.models import load_model
@@ -356,3 +358,15 @@ def test_pdsim_run_check_dram(capsys, monkeypatch, tmp_path):
     err = capsys.readouterr().err
     assert "no trace written" in err and "tRCD: command 1" in err
     assert not trace.exists()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.integers(-2**60, 2**60), st.integers(-3, 15), st.integers(-2, 99),
+                          st.integers(-2, 99), st.integers(-2, 20000), st.integers(-2, 40)),
+                max_size=40),
+       st.one_of(st.none(), st.integers(0, 2**60)))
+def test_any_stream_gives_records_never_an_exception(rows, end):
+    """Arbitrary rows (cycles within +-2^60, any codes and addresses): a list of records."""
+    stream = np.array(rows, dtype=np.int64).reshape(-1, 6)
+    found = check_stream(stream, HBM3, end_cycle=end)
+    assert all(isinstance(v, Violation) and v.rule for v in found)

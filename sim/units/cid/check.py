@@ -93,18 +93,21 @@ def check_stream(stream: np.ndarray, device: DramDevice, *, end_cycle: int | Non
     cyc, cmd = s[:, 0], s[:, 1]
     ok = _check_addresses(s, device, out)
     banks = _bank_matrix(s, ok, device)
-    cls = {name: ok & np.isin(cmd, codes) for name, codes in (
+    cls = {name: ok & _is(cmd, codes) for name, codes in (
         ("act", _ACTS), ("pre", _PRES), ("mac", _MACS), ("ref", (REF,)),
         ("rdmac", (RD,) + _MACS), ("wr", (WR,)), ("rdwr", (RD, WR)),
         ("col", (RD, WR, WRGB, RDRES)), ("wrbus", (WR, WRGB)), ("rdbus", (RD, RDRES)),
         ("row", tuple(ROW_COMMANDS)), ("bankcol", (RD, WR) + _MACS))}
     cls["column"] = ok & ~cls["row"]
-    pc = {name: _prev(cyc, cls[name], [np.arange(len(s))]) for name in (
+    pc = {name: _prev(cyc, cls[name]) for name in (
         "act", "pre", "ref", "mac", "col", "wrbus", "rdbus", "row", "column")}
     bank_scopes = _scopes(banks)
-    bank = {name: _prev(cyc, cls[name], bank_scopes) for name in ("act", "pre", "rdmac", "wr")}
-    group_scopes = _scopes(banks.reshape(len(s), device.org.groups_per_pc, -1).any(axis=2))
-    group = {name: _prev(cyc, cls[name], group_scopes) for name in ("act", "rdwr")}
+    bank = _prev_each(cyc, cls, ("act", "pre", "rdmac", "wr"), bank_scopes)
+    bpg = device.org.banks_per_group
+    in_group = banks[:, 0::bpg].copy()  # bank index = group x banks_per_group + bank
+    for k in range(1, bpg):
+        in_group |= banks[:, k::bpg]
+    group = _prev_each(cyc, cls, ("act", "rdwr"), _scopes(in_group))
 
     def need(rule: str, later: np.ndarray, prev: np.ndarray, gap: int, what: str) -> None:
         found = cyc - prev
@@ -159,10 +162,10 @@ def _check_addresses(s: np.ndarray, device: DramDevice, out: list[Violation]) ->
     for i in np.flatnonzero(~known):
         out.append(Violation("command", int(i), int(cyc[i]), int(cmd[i]), len(COMMANDS),
                              f"unknown command code (0 .. {len(COMMANDS) - 1})"))
-    one = known & np.isin(cmd, _ONE_BANK)
-    same = known & np.isin(cmd, _SAME_BANK)
-    wide = known & np.isin(cmd, _ALL_BANKS + _NO_BANK)
-    needs_row = known & np.isin(cmd, _ACTS + (RD, WR) + _MACS)
+    one = known & _is(cmd, _ONE_BANK)
+    same = known & _is(cmd, _SAME_BANK)
+    wide = known & _is(cmd, _ALL_BANKS + _NO_BANK)
+    needs_row = known & _is(cmd, _ACTS + (RD, WR) + _MACS)
     checks = (  # (rule, commands, value, allowed mask, limit shown, what is allowed)
         ("bank_group", one, g, (g >= 0) & (g < org.groups_per_pc), org.groups_per_pc,
          f"bank group outside 0 .. {org.groups_per_pc - 1} (ranks x bank_groups)"),
@@ -172,10 +175,10 @@ def _check_addresses(s: np.ndarray, device: DramDevice, out: list[Violation]) ->
         ("bank", wide, k, k == -1, -1, "bank must be -1 (every bank, or none)"),
         ("row", needs_row, row, (row >= 0) & (row < org.rows), org.rows,
          f"row outside 0 .. {org.rows - 1}"),
-        ("column", known & np.isin(cmd, (RD, WR) + _MACS), col,
+        ("column", known & _is(cmd, (RD, WR) + _MACS), col,
          (col >= 0) & (col < org.columns), org.columns,
          f"column outside 0 .. {org.columns - 1}"),
-        ("column", known & np.isin(cmd, _NO_BANK), col, col >= 0, 0,
+        ("column", known & _is(cmd, _NO_BANK), col, col >= 0, 0,
          "buffer burst index must be >= 0"),
     )
     for rule, applies, value, allowed, limit, what in checks:
@@ -193,11 +196,11 @@ def _bank_matrix(s: np.ndarray, ok: np.ndarray, device: DramDevice) -> np.ndarra
     nb, bpg = org.banks_per_pc, org.banks_per_group
     cmd, g, k = s[:, 1], s[:, 2], s[:, 3]
     banks = np.zeros((len(s), nb), dtype=bool)
-    one = np.flatnonzero(ok & np.isin(cmd, _ONE_BANK))
+    one = np.flatnonzero(ok & _is(cmd, _ONE_BANK))
     banks[one, g[one] * bpg + k[one]] = True
-    same = np.flatnonzero(ok & np.isin(cmd, _SAME_BANK))
+    same = np.flatnonzero(ok & _is(cmd, _SAME_BANK))
     banks[same] = (np.arange(nb) % bpg)[None, :] == k[same][:, None]
-    banks[ok & np.isin(cmd, _ALL_BANKS)] = True
+    banks[ok & _is(cmd, _ALL_BANKS)] = True
     return banks
 
 
@@ -205,24 +208,41 @@ def _scopes(touch: np.ndarray) -> list[np.ndarray]:
     """The distinct command sets of the columns of ``touch`` (commands x banks or groups), as
     index arrays: banks addressed by exactly the same commands share one scope."""
     seen: dict[bytes, np.ndarray] = {}
-    packed = np.packbits(touch, axis=0)
+    packed = np.packbits(np.ascontiguousarray(touch.T), axis=1)
     for b in range(touch.shape[1]):
-        key = packed[:, b].tobytes()
+        key = packed[b].tobytes()
         if key not in seen:
             seen[key] = np.flatnonzero(touch[:, b])
     return [idx for idx in seen.values() if len(idx)]
 
 
-def _prev(cyc: np.ndarray, members: np.ndarray, scopes: list[np.ndarray]) -> np.ndarray:
-    """For every command, the latest cycle of an earlier command in ``members`` that shares one
-    of ``scopes`` with it (``_NEVER`` if none). The latest, not the last: the max over earlier
-    commands, so one comparison per command covers every earlier one even out of order."""
+def _is(cmd: np.ndarray, codes: tuple[int, ...]) -> np.ndarray:
+    """``numpy.isin(cmd, codes)`` by table look-up (codes outside the table are False)."""
+    table = np.zeros(len(COMMANDS) + 1, dtype=bool)
+    table[list(codes)] = True
+    return table[np.clip(cmd, -1, len(COMMANDS))]  # -1 and len(COMMANDS) both index False
+
+
+def _prev(cyc: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """For every command, the latest cycle of an earlier command in ``members`` (``_NEVER`` if
+    none). The latest, not the last: the max over earlier commands, so one comparison per
+    command covers every earlier one even out of order."""
     prev = np.full(len(cyc), _NEVER, dtype=np.int64)
-    for idx in scopes:
-        running = np.maximum.accumulate(np.where(members[idx], cyc[idx], _NEVER))
-        before = np.concatenate(([_NEVER], running[:-1]))
-        prev[idx] = np.maximum(prev[idx], before)
+    np.maximum.accumulate(np.where(members, cyc, _NEVER)[:-1], out=prev[1:])
     return prev
+
+
+def _prev_each(cyc: np.ndarray, cls: dict[str, np.ndarray], names: tuple[str, ...],
+               scopes: list[np.ndarray]) -> dict[str, np.ndarray]:
+    """`_prev` of each class in ``names`` within scopes (index arrays of the commands that
+    address one bank or group): per command, the max over the scopes it belongs to."""
+    out = {name: np.full(len(cyc), _NEVER, dtype=np.int64) for name in names}
+    for idx in scopes:
+        sub = cyc[idx]
+        for name in names:
+            prev = out[name]
+            prev[idx] = np.maximum(prev[idx], _prev(sub, cls[name][idx]))
+    return out
 
 
 def _check_faw(cyc: np.ndarray, cmd: np.ndarray, act: np.ndarray, faw: int,
