@@ -142,6 +142,10 @@ def build_parser() -> argparse.ArgumentParser:
 _HANDLERS: dict = {}
 
 
+#: Command modules that are not a unit's: tools built on the simulator.
+TOOL_COMMANDS = ("sim.cli.sweep",)
+
+
 def _command_modules():
     """The CLI plug-in of every unit wing, ``sim/units/<unit>/cli.py``, in name order. Each
     defines ``add_commands(sub) -> {command: handler(args, argv) -> int}`` (adding its
@@ -154,8 +158,9 @@ def _command_modules():
     import sim.units
 
     wings = sorted(m.name for m in pkgutil.iter_modules(sim.units.__path__) if m.ispkg)
-    return [importlib.import_module(f"sim.units.{wing}.cli") for wing in wings
-            if importlib.util.find_spec(f"sim.units.{wing}.cli") is not None]
+    names = [f"sim.units.{wing}.cli" for wing in wings
+             if importlib.util.find_spec(f"sim.units.{wing}.cli") is not None]
+    return [importlib.import_module(name) for name in [*names, *TOOL_COMMANDS]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
