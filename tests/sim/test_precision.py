@@ -12,6 +12,7 @@ import pytest
 
 from mappers.ir import Op, OperandFormats, OpKind, Phase, Precision
 from mappers.models import load_model
+from sim.engine import Workload, stage_footprints
 from sim.presets import load_hardware
 from sim.step import compile_step
 from sim.units.cid import ops as cid_ops
@@ -63,6 +64,18 @@ def test_group_scales_are_read_with_the_weights(detail):
     assert closed <= charged <= (1 + TOLERANCE) * closed
     assert _decode("int4", detail).time_s < _decode("int4", detail, 128).time_s \
         < _decode("int8", detail).time_s
+
+
+@pytest.mark.parametrize("pp", [1, 2])
+def test_group_scales_count_in_the_weight_footprint(pp):
+    """Every K of llama2-7b's GEMMs is a multiple of 128, so the scales held are exactly one
+    fp16 per 128 matrix weights, however the layers are split over pipeline stages."""
+    system = replace(H100, pipeline_parallel=pp)
+    plain, scaled = (stage_footprints(LLAMA, system, Workload(
+        precision=Precision(weight="int4", scale_group=g))) for g in (0, 128))
+    extra = [s[0] - p[0] for s, p in zip(scaled, plain)]
+    assert sum(extra) == LLAMA_DECODE_WEIGHTS // 128 * 2
+    assert all(e > 0 for e in extra) and [s[1] for s in scaled] == [p[1] for p in plain]
 
 
 @pytest.mark.parametrize("weight", ["fp16", "int8", "int4"])
