@@ -52,6 +52,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from sim.dtypes import DTYPE_BITS, check_dtype
+from sim.errors import ConfigError
 
 
 class OpKind(StrEnum):
@@ -84,18 +85,28 @@ class Phase(StrEnum):
 class Precision:
     """Storage formats of a step's weights, activations and KV cache, and the format matrix
     products accumulate in. Matrix products run in the activation format (weights are
-    dequantised on the fly where they differ)."""
+    dequantised on the fly where they differ).
+
+    ``scale_group`` > 0 adds one ``scale_dtype`` scale per ``scale_group`` weights along
+    ``K`` of every GEMM and LM-head weight (group-wise weight-only quantisation, as GPTQ and
+    AWQ store it); 0 (the default) adds none."""
 
     weight: str = "fp16"
     activation: str = "fp16"
     kv: str = "fp16"
     acc: str = "fp32"
+    scale_group: int = 0
+    scale_dtype: str = "fp16"
 
     def __post_init__(self) -> None:
         check_dtype(self.weight, "weight dtype")
         check_dtype(self.activation, "activation dtype")
         check_dtype(self.kv, "kv dtype")
         check_dtype(self.acc, "accumulator dtype")
+        check_dtype(self.scale_dtype, "scale dtype")
+        if self.scale_group < 0:
+            raise ConfigError(f"scale group: must be >= 0 (0: no scales), got "
+                              f"{self.scale_group}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -261,9 +261,13 @@ class _Builder:
     def gemm(self, name: str, m: int, n: int, k: int, *, kind: OpKind = OpKind.GEMM,
              bias: bool | None = None) -> Op:
         bias = self.model.linear_bias if bias is None else bias
-        return Op(name=name, kind=kind, dims=(m, n, k), formats=self.f_matmul,
+        formats, scales = self.f_matmul, 0
+        if self.p.scale_group:  # one scale per group of K weights of each output column
+            scales = nbytes(n * -(-k // self.p.scale_group), self.p.scale_dtype)
+            formats = replace(formats, scale_bytes=scales)
+        return Op(name=name, kind=kind, dims=(m, n, k), formats=formats,
                   flops=2 * m * n * k + (m * n if bias else 0),
-                  weight_bytes=self._w(n * k + (n if bias else 0)),
+                  weight_bytes=self._w(n * k + (n if bias else 0)) + scales,
                   act_bytes=self._act(m * k) + self._act(m * n))
 
     def norm(self, name: str, rows: int, cols: int, *, weight_elems: int | None = None) -> Op:

@@ -95,6 +95,7 @@ def stage_footprints(model: ModelConfig, system: System,
     per_layer = (counts["per_layer"] - norm_params) // tp + norm_params
     _, kv_heads = shard_heads(model, tp)
     tokens = workload.batch * (workload.prompt_tokens + workload.gen_tokens - 1)
+    scales = _stage_scale_bytes(model, system, p)
     out = []
     for s, layers in enumerate(stages):
         weights = layers * per_layer
@@ -104,8 +105,25 @@ def stage_footprints(model: ModelConfig, system: System,
             tied_here = model.tie_word_embeddings and len(stages) == 1
             weights += counts["final_norm"] + (0 if tied_here else vocab_shard)
         kv = nbytes(2 * layers * tokens * kv_heads * model.head_dim, p.kv)
-        out.append((nbytes(weights, p.weight), kv))
+        out.append((nbytes(weights, p.weight) + scales[s], kv))
     return tuple(out)
+
+
+def _stage_scale_bytes(model: ModelConfig, system: System,
+                       precision: Precision) -> list[int]:
+    """Bytes of quantisation scales (`Precision.scale_group`) each pipeline stage's chip holds:
+    those its GEMM and LM-head ops read, as the lowering counts them."""
+    stages = [0] * system.pipeline_parallel
+    if not precision.scale_group:
+        return stages
+    graph = lower(model, phase=Phase.DECODE, batch=1, new_tokens=1, context=0,
+                  precision=precision, tp=system.tensor_parallel, pp=system.pipeline_parallel)
+    stage = 0
+    for seg in graph.segments:  # layer segments in stage order; the LM head on the last
+        held = seg.repeat * sum(op.formats.scale_bytes for op in seg.ops)
+        stages[min(stage, len(stages) - 1)] += held
+        stage += seg.name == "layers"
+    return stages
 
 
 def footprint(model: ModelConfig, system: System, workload: Workload) -> tuple[int, int]:

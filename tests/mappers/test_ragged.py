@@ -6,6 +6,7 @@ before ragged batches existed (commit b1ceed4), and additivity: FLOPs, KV and ac
 bytes are sums over sequences (each lowered alone), while the weights are read once a step.
 """
 
+import numpy as np
 import pytest
 
 from mappers.ir import MATMUL_KINDS, Batch, OpKind, Phase, Precision, SeqGroup
@@ -152,3 +153,18 @@ def test_distinct_contexts_cost_as_their_mean_under_the_roofline():
     mean = compile_step(LLAMA, H100, batch=64, new_tokens=1, context=1063, **kw)
     assert ragged.graph.total("kv_bytes") == mean.graph.total("kv_bytes")
     assert ragged.time_s == pytest.approx(mean.time_s, rel=1e-9)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_any_ragged_batch_is_order_free_and_additive(seed):
+    rng = np.random.default_rng(seed)
+    shapes = [(int(q), int(c)) for q, c in zip(rng.integers(1, 65, size=rng.integers(1, 7)),
+                                               rng.integers(0, 301, size=6))]
+    shapes += shapes[:rng.integers(0, 3)]  # repeats make groups of more than one
+    shuffled = [shapes[i] for i in rng.permutation(len(shapes))]
+    assert Batch.of(shuffled) == Batch.of(shapes)
+    graph = lower(LLAMA, phase=Phase.PREFILL, seqs=Batch.of(shapes), precision=FP16)
+    alone = [lower(LLAMA, phase=Phase.PREFILL, batch=1, new_tokens=q, context=c,
+                   precision=FP16) for q, c in shapes]
+    for field in ("flops", "kv_bytes", "act_bytes"):
+        assert graph.total(field) == sum(g.total(field) for g in alone), field

@@ -12,6 +12,7 @@ import pytest
 
 from mappers.ir import Op, OperandFormats, OpKind, Phase, Precision
 from mappers.models import load_model
+from sim.engine import Workload, stage_footprints
 from sim.presets import load_hardware
 from sim.step import compile_step
 from sim.units.cid import ops as cid_ops
@@ -31,9 +32,10 @@ LLAMA_DECODE_WEIGHTS = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008) + 32000 * 4096
 TOLERANCE = 0.01
 
 
-def _decode(weight: str, detail: str):
+def _decode(weight: str, detail: str, scale_group: int = 0):
     return compile_step(LLAMA, H100, phase=Phase.DECODE, batch=1, new_tokens=1, context=16,
-                        precision=Precision(weight=weight), detail=detail)
+                        precision=Precision(weight=weight, scale_group=scale_group),
+                        detail=detail)
 
 
 @pytest.mark.parametrize("detail", ["tile", "roofline"])
@@ -51,6 +53,29 @@ def test_decode_dram_bytes_are_the_weight_bytes(detail, weight):
     charged = _decode(weight, detail).dram_bytes
     closed = LLAMA_DECODE_WEIGHTS * BITS[weight] / 8
     assert closed <= charged <= (1 + TOLERANCE) * closed
+
+
+@pytest.mark.parametrize("detail", ["tile", "roofline"])
+def test_group_scales_are_read_with_the_weights(detail):
+    """int4 with one fp16 scale per 128 weights (GPTQ/AWQ's usual group): 4 + 16/128 bits per
+    weight, every GEMM's K (4096, 11008) a multiple of 128."""
+    charged = _decode("int4", detail, scale_group=128).dram_bytes
+    closed = LLAMA_DECODE_WEIGHTS * (4 + 16 / 128) / 8
+    assert closed <= charged <= (1 + TOLERANCE) * closed
+    assert _decode("int4", detail).time_s < _decode("int4", detail, 128).time_s \
+        < _decode("int8", detail).time_s
+
+
+@pytest.mark.parametrize("pp", [1, 2])
+def test_group_scales_count_in_the_weight_footprint(pp):
+    """Every K of llama2-7b's GEMMs is a multiple of 128, so the scales held are exactly one
+    fp16 per 128 matrix weights, however the layers are split over pipeline stages."""
+    system = replace(H100, pipeline_parallel=pp)
+    plain, scaled = (stage_footprints(LLAMA, system, Workload(
+        precision=Precision(weight="int4", scale_group=g))) for g in (0, 128))
+    extra = [s[0] - p[0] for s, p in zip(scaled, plain)]
+    assert sum(extra) == LLAMA_DECODE_WEIGHTS // 128 * 2
+    assert all(e > 0 for e in extra) and [s[1] for s in scaled] == [p[1] for p in plain]
 
 
 @pytest.mark.parametrize("weight", ["fp16", "int8", "int4"])
