@@ -88,8 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="simulate N evenly spaced decode steps and interpolate the rest "
                      "(default: every step)")
     run.add_argument("--seed", type=int, default=0, help="recorded in the trace for "
-                     "provenance only: every model 'run' uses is deterministic, so the seed "
-                     "changes no number (default 0)")
+                     "provenance only: every model of 'pdsim run' is deterministic, so the "
+                     "seed changes no number (default 0)")
     run.add_argument("-o", "--out", help="trace path (default results/runs/"
                      "HW_MODEL_bB_pP_gG.h5)")
     run.add_argument("--no-trace", action="store_true", help="do not write a trace")
@@ -305,7 +305,8 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
 
 #: Studies: name -> (default folder, "module:function" writing the folder, returning paths).
 #: The module also defines ``headline(data) -> str``: the headline numbers, as a short table,
-#: of the ``.json`` among those paths, which ``pdsim reproduce`` prints after writing.
+#: of the ``.json`` among those paths (one per study), which ``pdsim reproduce`` prints after
+#: the paths. The wings' ``STUDIES`` follow the same contract.
 STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips")}
 
 
@@ -326,10 +327,10 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     paths = getattr(study, func)(out)
     for path in paths:
         print(f"wrote {path}")
-    # The study module's `headline(data)` turns the JSON it wrote into a short table.
-    data = next((p for p in paths if Path(p).suffix == ".json"), None)
-    if data is not None and hasattr(study, "headline"):
-        print(study.headline(json.loads(Path(data).read_text())))
+    # Every study writes one JSON of its numbers; its module's `headline(data)` turns it into
+    # a short table of the figures that matter.
+    data = next(p for p in paths if Path(p).suffix == ".json")
+    print(study.headline(json.loads(Path(data).read_text())))
     return 0
 
 
