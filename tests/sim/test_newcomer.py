@@ -59,6 +59,14 @@ def test_parallel_flags_within_num_chips_use_exactly_those_chips(capsys):
     assert (s["chips"], s["tensor_parallel"], s["pipeline_parallel"]) == (8, 2, 4)
 
 
+def test_the_api_refuses_the_same_and_takes_a_bigger_system_by_override():
+    from sim import api
+    from sim.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"^tp x pp: at most num_chips 8 on h100, got 16 x 1"):
+        api.load_system("h100", tp=16)
+    assert api.load_system("h100", tp=16, overrides={"num_chips": 16}).num_chips == 16
+
+
 def test_more_stages_than_layers_still_named_on_a_big_system(capsys, tmp_path):
     """With chips to spare, --pp is limited by the model's layers instead."""
     yaml = tmp_path / "big.yaml"
