@@ -54,4 +54,7 @@ def referenced_texts(system: System) -> dict[str, str]:
     if chip.cim is not None:
         from sim.units.cim.crossbar import CIM_PRESETS
         out["chip.cim.unit"] = CIM_PRESETS.read(chip.cim.unit)[0]
+    if system.runtime is not None:
+        from sim.runtime import RUNTIMES
+        out["runtime"] = RUNTIMES.read(system.runtime)[0]
     return out

@@ -6,8 +6,9 @@ This is where the simulator dispatches to unit models; the compiler never import
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from functools import partial
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Callable
 
 from mappers.ir import Batch, Graph, Op, Phase, Precision
@@ -49,6 +50,11 @@ def step_cost(system: System, detail: str, graph: Graph, *,
     model, every other op by the chip model of ``detail``. ``dram_audit``: a
     `sim.units.cid.audit.StreamAudit` handed to the CiD model, which then checks every DRAM
     command stream it generates (``pdsim run --check-dram``)."""
+    runtime = None
+    if system.runtime is not None:
+        from sim.runtime import load_runtime
+        runtime = load_runtime(system.runtime)
+        system = _without_op_overhead(system)  # the runtime's launches replace it
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
     options = {"cid": {"audit": dram_audit}} if dram_audit is not None else {}
@@ -59,9 +65,16 @@ def step_cost(system: System, detail: str, graph: Graph, *,
 
     def cost(op: Op) -> Cost:
         if op not in memo:
-            memo[op] = units.get(op.unit, chip)(op)
+            c = units.get(op.unit, chip)(op)
+            memo[op] = c if runtime is None else runtime.apply(op, c)
         return memo[op]
     return cost
+
+
+@lru_cache(maxsize=64)
+def _without_op_overhead(system: System) -> System:
+    eff = dataclasses.replace(system.chip.efficiency, op_overhead_s=0.0)
+    return dataclasses.replace(system, chip=dataclasses.replace(system.chip, efficiency=eff))
 
 
 def _load(spec: str) -> Callable:

@@ -7,6 +7,7 @@ output file is opened; bugs keep their traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
@@ -81,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "num_chips)")
     run.add_argument("--pp", type=_int_at_least(1), help="pipeline stages, each a contiguous "
                      "run of layers on its own chips (default: the preset's pipeline_parallel)")
+    run.add_argument("--runtime", metavar="NAME", help="software stack: a runtime preset "
+                     "(eager, cuda-graph, fused) or YAML file; overrides the hardware's "
+                     "runtime (docs/chip-model.md)")
     run.add_argument("--detail", choices=("tile", "roofline"), default="tile",
                      help="unit models: tile-level systolic-array and vector models "
                      "(default) or the roofline baseline")
@@ -202,6 +206,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     system = hw.system
     if args.tp is not None or args.pp is not None:
         system = _parallel(system, args.tp, args.pp)
+    if args.runtime is not None:
+        from sim.runtime import load_runtime
+        load_runtime(args.runtime)  # a bad name stops here, naming --runtime
+        system = dataclasses.replace(system, runtime=args.runtime)
     precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
                           kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
@@ -250,7 +258,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         pp = system.pipeline_parallel
         title = (f"{model.config.name} on {system.name} (tp {system.tensor_parallel}, "
-                 + (f"pp {pp}, " if pp > 1 else "") + f"{args.detail}), batch "
+                 + (f"pp {pp}, " if pp > 1 else "") + f"{args.detail}"
+                 + (f", runtime {system.runtime}" if system.runtime else "") + "), batch "
                  f"{args.batch}, prompt {args.prompt}, generate {args.gen}, "
                  f"{precision.weight}/{precision.activation}/{precision.kv} (w/act/kv)")
         print(summary_text(result.summary, title))

@@ -55,12 +55,13 @@ def _candidates(dim: int) -> np.ndarray:
 
 @njit(cache=True)
 def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l1_bytes,
-            l2_bytes, l2_bw, dram_bw, cm, cn, ck):
+            l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck):
     """Best mapping; ``ab``, ``bb``, ``cb``, ``accb``: bytes per element of A, B, C and the
-    accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle.
+    accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle,
+    ``core_l2`` and ``core_dram`` those one core can sustain (inf: unbounded).
     Returns a float array: total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split,
-    order, core, first."""
-    best = np.full(11, np.inf)
+    order, core, first, achieved DRAM bandwidth."""
+    best = np.full(12, np.inf)
     for m1 in cm:
         for n1 in cn:
             for k1 in ck:
@@ -71,7 +72,10 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                 ksteps = (k + k1 - 1) // k1
                 waves = (tiles + cores - 1) // cores
                 active = min(cores, tiles)
-                load = tile_in / (l2_bw / active)
+                # a core's share of L2, but no more than its own requests in flight can carry
+                load = tile_in / min(l2_bw / active, core_l2)
+                # DRAM: the memory's bandwidth, or all active cores' together if less
+                dram_eff = min(dram_bw, active * core_dram)
                 for split in range(2):
                     if split == 0:
                         ms, ns = (m1 + sublanes - 1) // sublanes, n1
@@ -99,8 +103,8 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                             blk = max(other, (blk // other) * other)
                             passes = (held_dim + blk - 1) // blk
                         dram = batch * (held + streamed * passes + c)
-                        first = tile_in / dram_bw
-                        total = max(core, dram / dram_bw) + first
+                        first = tile_in / min(dram_bw, core_dram)
+                        total = max(core, dram / dram_eff) + first
                         if total < best[0]:
                             best[0] = total
                             best[1] = compute
@@ -113,6 +117,7 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                             best[8] = order
                             best[9] = core
                             best[10] = first
+                            best[11] = dram_eff
     return best
 
 
@@ -126,6 +131,7 @@ class GemmMapping:
     first_fetch_cycles: float
     dram_bytes: float
     l2_bytes: float
+    dram_bytes_per_cycle: float
     tile: tuple[int, int, int]
     split: str
     loop_order: str
@@ -146,22 +152,39 @@ def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
     accb = DTYPE_BITS[acc_dtype] / 8
     f = chip.tensor_freq_hz
     dram_bw = chip.memory.bandwidth_bytes_per_s * chip.efficiency.memory / f
+    core_l2, core_dram = core_bandwidths(chip)
     best = _search(batch, m, n, k, chip.cores, chip.core.sublanes, sa.rows, sa.cols,
                    DATAFLOWS.index(sa.dataflow), ab, bb, ab, accb,
                    chip.core.l1.capacity_bytes,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
-                   _candidates(m), _candidates(n), _candidates(k))
+                   core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k))
     if not math.isfinite(best[0]):
         raise ValueError(f"tile: no L1 tile of a {m}x{n}x{k} GEMM fits {chip.name}'s L1")
     # the search counts one MAC per PE per cycle; packed formats retire ``rate`` per cycle
     rate = sa.macs_per_pe_per_cycle(dtype)
     return GemmMapping(cycles=best[0] / rate, compute_cycles=best[1] / rate,
                        core_cycles=best[9] / rate, first_fetch_cycles=best[10],
-                       dram_bytes=best[2], l2_bytes=best[3],
+                       dram_bytes=best[2], l2_bytes=best[3], dram_bytes_per_cycle=best[11],
                        tile=(int(best[4]), int(best[5]), int(best[6])),
                        split=("m", "n")[int(best[7])], loop_order=("m", "n")[int(best[8])],
                        utilization=batch * m * n * k / (chip.arrays * sa.rows * sa.cols
                                                         * best[0]))
+
+
+def core_bandwidths(chip: Chip) -> tuple[float, float]:
+    """Bytes per second one core can sustain from L2 and from DRAM (Little's law on its
+    requests in flight; `sim.hardware.MemoryParallelism`), ``inf`` where the chip sets none."""
+    mlp = chip.core.memory_parallelism
+    if mlp is None:
+        return math.inf, math.inf
+    return mlp.l2_bytes_per_s, mlp.dram_bytes_per_s
+
+
+def dram_bandwidth(chip: Chip, active_cores: int) -> float:
+    """Achievable DRAM bytes per second with ``active_cores`` cores streaming: the memory's
+    (times its efficiency), or the cores' own sum if that is less."""
+    return min(chip.memory.bandwidth_bytes_per_s * chip.efficiency.memory,
+               active_cores * core_bandwidths(chip)[1])
 
 
 def _gemm_shape(op: Op) -> tuple[int, int, int, int, float]:
@@ -207,7 +230,7 @@ def tile_cost(system: System, op: Op) -> Cost:
             dram = max(g.dram_bytes, op.bytes)
         else:  # fused attention reads K/V once per KV head: the op's own bytes are exact
             dram = op.bytes
-        dram_cycles = dram / (chip.memory.bandwidth_bytes_per_s * eff.memory) * f
+        dram_cycles = dram / g.dram_bytes_per_cycle
         core = g.core_cycles * work
         cycles = max(core, dram_cycles) + g.first_fetch_cycles
         bound = "compute" if core >= dram_cycles else "memory"
@@ -222,7 +245,8 @@ def tile_cost(system: System, op: Op) -> Cost:
     if op.unit == "vector":
         f = chip.vector_freq_hz
         compute = vector_cycles(chip, op.flops)
-        memory = op.bytes / (chip.memory.bandwidth_bytes_per_s * eff.memory) * f
+        # vector work spreads over every core, so all of them stream
+        memory = op.bytes / dram_bandwidth(chip, chip.cores) * f
         cycles = max(compute, memory)
         return Cost(time_s=cycles / f + eff.op_overhead_s * op.launches,
                     compute_s=compute / f,
