@@ -21,6 +21,11 @@ B in the weight format (the K or V cache format for attention), so int4 weights 
 the bytes of int8 ones. The arrays' MAC rate is that of the activation (compute) format:
 weights are dequantised on the way in, as weight-only quantisation kernels do.
 
+Where the chip gives ``core.memory_parallelism``, each core draws at most its own Little's-law
+bandwidth (requests in flight x line / latency) from L2 and from DRAM, so a mapping with few
+active cores (``min(cores, tiles)``) cannot fill either (docs/chip-model.md); vector ops use
+every core.
+
 Cores work in waves of ``ceil(tiles / cores)`` output tiles (edge tiles counted as full, a
 slight overestimate). The op takes ``max(core time, DRAM time)`` plus the first tile's DRAM
 fetch, which nothing hides. Stalls are that total minus the pure array cycles.
