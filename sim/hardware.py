@@ -189,16 +189,21 @@ class MemoryParallelism:
 class Core:
     """``sublanes`` x (systolic array + vector unit), sharing an L1. ``memory_parallelism``,
     when given, bounds the bandwidth one core can draw from L2 and DRAM (Little's law); without
-    it a core can take any share of either."""
+    it a core can take any share of either. ``accumulator_bytes``, when given, is a register
+    file that holds a GEMM's output tile while it accumulates, so L1 holds only operand tiles;
+    without it the accumulators take L1 space."""
 
     sublanes: int
     systolic_array: SystolicArray
     vector_unit: VectorUnit
     l1: SRAM
     memory_parallelism: MemoryParallelism | None = None
+    accumulator_bytes: int | None = None
 
     def __post_init__(self) -> None:
         _at_least_one(self.sublanes, "sublanes")
+        if self.accumulator_bytes is not None:
+            _at_least_one(self.accumulator_bytes, "accumulator_bytes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,7 +10,9 @@ the L2 loop order, keeps those that fit the SRAMs, and chooses the fastest. Per 
   (`sim.units.systolic.array.fold_cycles`) on the sublane's sub-tile; each k-step refills the
   pipeline, which is why large ``k1`` wins;
 * **L2 -> L1**: the A and B tiles of each k-step, double-buffered in L1 (the C tile stays as
-  accumulators, fp32 by default), at the core's share of the L2 bandwidth; a k-step takes the
+  accumulators, fp32 by default, in L1 too unless the core has ``accumulator_bytes`` of
+  register file for them, as Hopper's wgmma accumulates in registers), at the core's share of
+  the L2 bandwidth; a k-step takes the
   longer of its compute and its load;
 * **DRAM -> L2**: with loop order ``m`` (``n``), a block of A rows (B columns) that fits in half
   the L2 stays while all of B (A) streams past it; the streamed operand is read once per block
@@ -60,10 +62,11 @@ def _candidates(dim: int) -> np.ndarray:
 
 @njit(cache=True)
 def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l1_bytes,
-            l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck):
+            acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck):
     """Best mapping; ``ab``, ``bb``, ``cb``, ``accb``: bytes per element of A, B, C and the
     accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle,
-    ``core_l2`` and ``core_dram`` those one core can sustain (inf: unbounded).
+    ``core_l2`` and ``core_dram`` those one core can sustain (inf: unbounded); ``acc_bytes``:
+    the register file the C tile accumulates in (0: the accumulators share L1).
     Returns a float array: total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split,
     order, core, first, achieved DRAM bandwidth."""
     best = np.full(12, np.inf)
@@ -71,7 +74,10 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
         for n1 in cn:
             for k1 in ck:
                 tile_in = m1 * k1 * ab + k1 * n1 * bb  # bytes of one k-step's A and B tiles
-                if 2 * tile_in + m1 * n1 * accb > l1_bytes:
+                if acc_bytes > 0:
+                    if 2 * tile_in > l1_bytes or m1 * n1 * accb > acc_bytes:
+                        continue
+                elif 2 * tile_in + m1 * n1 * accb > l1_bytes:
                     continue
                 tiles = batch * ((m + m1 - 1) // m1) * ((n + n1 - 1) // n1)
                 ksteps = (k + k1 - 1) // k1
@@ -160,7 +166,7 @@ def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
     core_l2, core_dram = core_bandwidths(chip)
     best = _search(batch, m, n, k, chip.cores, chip.core.sublanes, sa.rows, sa.cols,
                    DATAFLOWS.index(sa.dataflow), ab, bb, ab, accb,
-                   chip.core.l1.capacity_bytes,
+                   chip.core.l1.capacity_bytes, chip.core.accumulator_bytes or 0,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
                    core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k))
     if not math.isfinite(best[0]):
