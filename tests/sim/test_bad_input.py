@@ -26,6 +26,7 @@ PRESETS = resources.files("sim") / "presets"
 CONFIGS = resources.files("mappers") / "configs"
 SMALL_RUN = ["run", "--prompt", "8", "--gen", "2"]
 BIG = "1" + "0" * 23  # 24 digits, above int64
+COSIM_BASE = ["cosim", "systolic", "--rows", "2", "--cols", "2", "--mode", "int8"]
 
 
 @pytest.fixture
@@ -112,6 +113,17 @@ def test_case02_gemm_beyond_int64_is_refused(in_tmp, capsys):
     big = "1000000000000"
     refused(["gemm", "--hw", "h100", "--m", big, "--n", big, "--k", big, "--json"],
             ("--m/--n/--k", "FLOPs"), in_tmp, capsys)
+
+
+@pytest.mark.parametrize("argv,names", [
+    (["cim", "--m", str(INT64_MAX), "--n", "4", "--k", "4"], ("--m/--n/--k", "FLOPs")),
+    (["cid", "--rows", "4", "--cols", "4", "--batch", str(INT64_MAX)], ("--batch", "cycles")),
+    (["cid", "--op", "attention", "--heads", str(INT64_MAX), "--kv-heads", "1"],
+     ("--heads", "cycles")),
+    (COSIM_BASE + ["--m", str(INT64_MAX), "--n", "2", "--k", "2"], ("--m", "65535")),
+])
+def test_case02_other_commands_beyond_int64(argv, names, in_tmp, capsys):
+    refused(argv, names, in_tmp, capsys)
 
 
 def test_case02_largest_gemm_accepted_is_right(capsys):
@@ -355,8 +367,7 @@ def test_case09_plot_format_from_the_final_name(good_trace, in_tmp, capsys):
 
 # 10. cosim -------------------------------------------------------------------------------------
 
-COSIM = ["cosim", "systolic", "--rows", "2", "--cols", "2", "--mode", "int8", "--m", "2",
-         "--n", "2", "--k", "2"]
+COSIM = COSIM_BASE + ["--m", "2", "--n", "2", "--k", "2"]
 
 
 def test_case10_cosim_negative_seed(in_tmp, capsys):

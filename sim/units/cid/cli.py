@@ -82,6 +82,7 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.dtypes import DTYPE_BITS
     from sim.errors import ConfigError
     from sim.cli.report import seconds, si, table
+    from sim.limits import check_below_int64
     from sim.trace import to_json
 
     unit = _unit(args)
@@ -119,6 +120,7 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
         reps = 1
         what = (f"KV append of one token, batch {args.batch}, {args.kv_heads} KV heads x "
                 f"{args.head_dim}, {args.dtype} ({nbytes} B)")
+    check_below_int64("cycles", one.cycles * reps, "--batch/--heads/--context")
     time = one.time_s * reps
     internal = one.internal_bytes * reps
     energy = one.energy_j * reps

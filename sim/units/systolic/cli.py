@@ -44,8 +44,8 @@ def add_commands(sub) -> dict:
                            "print the RTL's and the model's cycles per command and whether the "
                            "result equals numpy's bit for bit. Exit code 1 on any mismatch.")
     _array_args(sys_)
-    for name in ("m", "n", "k"):
-        sys_.add_argument(f"--{name}", type=_int_at_least(1), required=True)
+    for name in ("m", "n", "k"):  # the datapath's buffers hold at most 65535 rows
+        sys_.add_argument(f"--{name}", type=_int_at_least(1, 65535), required=True)
     sys_.add_argument("--seed", type=_int_at_least(0), default=0,
                       help="operand seed, 0 to 2**63 - 1 (default 0)")
     sys_.add_argument("--kind", choices=("random", "extreme", "max"), default="random",
