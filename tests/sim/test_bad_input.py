@@ -264,6 +264,7 @@ def test_case05_deep_nesting(suffix, command, in_tmp, capsys):
     SMALL_RUN + ["--model", "/dev/zero"],
     ["cid", "--hw", "/dev/zero", "--rows", "4", "--cols", "4"],
     ["cim", "--m", "1", "--n", "1", "--k", "1", "--hw", "/dev/zero"],
+    ["sweep", "/dev/zero"],
 ])
 def test_case06_dev_zero_is_refused(argv, in_tmp, capsys):
     refused(argv, ("/dev/zero", "not a regular file"), in_tmp, capsys)
@@ -420,6 +421,9 @@ def test_case11_explicit_head_dim_needs_no_divisibility(in_tmp, capsys):
 def test_case12_empty_and_slash_outputs(out, why, in_tmp, capsys, monkeypatch):
     monkeypatch.setattr(cli, "simulate", _no_simulation)
     refused(SMALL_RUN + ["-o", out], ("-o", why), in_tmp, capsys)
+    spec = in_tmp / "spec.yaml"
+    spec.write_text((resources.files("sim.studies") / "specs/spad-sweep.yaml").read_text())
+    refused(["sweep", str(spec), "-o", out], ("-o", why), in_tmp, capsys)
     refused(["hdl", "export", "systolic", "--rows", "4", "--cols", "4", "--mode", "int8",
              "-o", out], ("-o", why), in_tmp, capsys)
 
