@@ -44,8 +44,10 @@ def add_commands(sub) -> dict:
                            "print the RTL's and the model's cycles per command and whether the "
                            "result equals numpy's bit for bit. Exit code 1 on any mismatch.")
     _array_args(sys_)
-    for name in ("m", "n", "k"):  # the datapath's buffers hold at most 65535 rows
+    for name in ("m", "n"):  # the datapath's A and C buffers hold at most 65535 rows
         sys_.add_argument(f"--{name}", type=_int_at_least(1, 65535), required=True)
+    sys_.add_argument("--k", type=_int_at_least(1), required=True,
+                      help="at most the mode's accumulator bound")
     sys_.add_argument("--seed", type=_int_at_least(0), default=0,
                       help="operand seed, 0 to 2**63 - 1 (default 0)")
     sys_.add_argument("--kind", choices=("random", "extreme", "max"), default="random",
@@ -153,6 +155,7 @@ def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
 def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
     if args.action == "export":
         out = check_output(args.out, "-o")
+        check_output(out.with_suffix(".json"), "-o")  # the sidecar written beside it
         cfg = _config(args, args.max_m, args.max_n, args.max_k)
         from rtl.export import export_verilog
         text, sidecar = export_verilog(cfg)
