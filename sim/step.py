@@ -17,20 +17,13 @@ from mappers.schedule import CostFn, StepSchedule, schedule
 
 from sim.cost import Cost
 from sim.hardware import System
+from sim.units.registry import unit_type
 
 #: Chip models by detail level, as ``"module:function"`` imported on first use: ``tile``
 #: simulates GEMMs on the systolic arrays (mapping search) and vector work lane by lane;
 #: ``roofline`` is the baseline bound.
 COST_MODELS = {"tile": "sim.units.systolic.tile:tile_cost",
                "roofline": "sim.roofline:roofline_cost"}
-
-#: Models of memory-side units (`mappers.place.MEMORY_UNITS`), used at every detail level:
-#: ``unit name -> "module:function"`` of a factory ``(system, graph) -> (op -> Cost)``, imported
-#: on use and called once per step (the analog CiM unit plans which weights stay programmed on
-#: its crossbars from every GEMM of the step before it can cost one; CiD ops need only
-#: themselves).
-UNIT_MODELS = {"cid": "sim.units.cid.ops:cid_step_cost",
-               "cim": "sim.units.cim.cost:cim_step_cost"}
 
 
 def chip_cost_model(detail: str) -> Callable:
@@ -40,11 +33,16 @@ def chip_cost_model(detail: str) -> Callable:
 
 def step_cost(system: System, detail: str, graph: Graph) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
-    model, every other op by the chip model of ``detail``."""
+    model, every other op by the chip model of ``detail``.
+
+    A memory-side unit's model is the ``cost`` factory its type registers
+    (`sim.units.registry`), used at every detail level and called once per step (the analog
+    CiM unit plans which weights stay programmed on its crossbars from every GEMM of the step
+    before it can cost one; CiD ops need only themselves)."""
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
-    units = {unit: _load(spec)(system, graph) for unit, spec in UNIT_MODELS.items()
-             if unit in used}
+    units = {unit: unit_type(unit).model("cost")(system, graph)
+             for unit in system.chip.units if unit in used}
     # Pipeline stages repeat the same layer ops: cost each distinct op once per step.
     memo: dict[Op, Cost] = {}
 

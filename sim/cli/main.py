@@ -18,9 +18,9 @@ from mappers.ir import Precision
 from mappers.models import load_model, model_names
 
 from sim import __version__
-from sim.dtypes import DTYPE_BITS
 from sim.engine import Workload, simulate
 from sim.errors import PdsimError
+from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 from sim.presets import load_hardware, preset_names, referenced_texts
 from sim.cli.report import describe, describe_text, ops_text, summary_text
 from sim.units.systolic.array import array_gemm
@@ -31,26 +31,6 @@ from sim.trace import read_trace, to_json, write_trace
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-    return parse
-
-
-def _dtype(text: str) -> str:
-    if text not in DTYPE_BITS:
-        raise argparse.ArgumentTypeError(f"unknown dtype {text!r} "
-                                         f"(allowed: {', '.join(DTYPE_BITS)})")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ OPS = ("gemv", "attention", "kv-append")
 
 
 def add_commands(sub) -> dict:
-    from sim.cli.main import _dtype, _int_at_least
+    from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 
     cid = sub.add_parser(
         "cid", help="one op on a compute-in-DRAM unit (command-level DRAM timing)",
@@ -52,7 +52,7 @@ def _unit(args: argparse.Namespace):
 
     from sim.units.cid.dram import dram_names
     from sim.errors import ConfigError
-    from sim.hardware import CidUnit
+    from sim.units.cid.unit import CidUnit
     from sim.presets import load_hardware, preset_names
 
     spec = args.hw
@@ -84,8 +84,8 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.units.cid import ops as cid_ops
     from sim.dtypes import DTYPE_BITS
     from sim.errors import ConfigError
-    from sim.cli.report import seconds, si, table
-    from sim.trace import to_json
+    from sim.text import seconds, si, table
+    from sim.text import to_json
 
     unit = _unit(args)
     device = cid_ops.unit_device(unit)

@@ -39,7 +39,8 @@ from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
 from sim.dtypes import DTYPE_BITS
 from sim.errors import ConfigError
-from sim.hardware import CidUnit, System
+from sim.hardware import System
+from sim.units.cid.unit import CidUnit
 
 ACC_BYTES = 4  # int32 / fp32 accumulators read out of the MAC units
 _PJ = 1e-12

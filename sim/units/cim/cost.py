@@ -43,7 +43,8 @@ from sim.cost import Cost
 from sim.units.cim.crossbar import CimUnit, Crossbar, load_cim
 from sim.dtypes import DTYPE_BITS, check_dtype
 from sim.errors import ConfigError
-from sim.hardware import CimSlot, System
+from sim.hardware import System
+from sim.units.cim.unit import CimSlot
 
 _PJ = 1e-12
 

@@ -1,0 +1,60 @@
+"""Plain-text formatting shared by the CLI and the wings' CLI plug-ins: SI prefixes, durations,
+two-column tables, JSON. Imports nothing of the simulator, so a unit wing can use it without
+depending on `sim.cli` (or, through the trace module, on the engine)."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+
+def si(value: float | None, unit: str, *, digits: int = 3) -> str:
+    """``si(3.352e12, 'B/s') == '3.35 TB/s'``; NaN and None print as 'n/a'."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(value) >= factor:
+            return f"{value / factor:.{digits}g} {prefix}{unit}"
+    return f"{value:.{digits}g} {unit}"
+
+
+def seconds(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+        if abs(value) >= factor:
+            return f"{value / factor:.4g} {unit}"
+    return f"{value / 1e-9:.4g} ns"
+
+
+def table(rows: list[tuple[str, str]], title: str | None = None) -> str:
+    width = max(len(k) for k, _ in rows)
+    lines = [title] if title else []
+    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def to_json(value: Any) -> str:
+    """Indented JSON with NaN written as null (JSON has no NaN); numpy scalars as numbers."""
+    return json.dumps(_nan_to_none(value), indent=2, default=_scalar)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
+
+
+def _scalar(value: Any) -> Any:
+    """What `json` cannot write: bytes as text, numpy scalars as Python numbers (NaN as null)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if hasattr(value, "item"):
+        value = value.item()
+        return None if isinstance(value, float) and math.isnan(value) else value
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
