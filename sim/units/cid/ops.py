@@ -375,8 +375,8 @@ def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str) -> CidRun:
 
 
 def cid_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiD unit for one step (`sim.step.UNIT_MODELS`): each
-    op is costed on its own by `cid_cost`."""
+    """Unit model of the chip's CiD unit for one step (the ``cost`` model of
+    `sim.units.cid.unit.UNIT`): each op is costed on its own by `cid_cost`."""
     del graph  # a CiD op's cost depends on the op alone
     return partial(cid_cost, system)
 
