@@ -228,6 +228,10 @@ class Units(Mapping):
     def __hash__(self) -> int:
         return hash(self._items)
 
+    def __reduce__(self) -> tuple:
+        # Pickle (sweeps send systems to worker processes) and copy rebuild through __init__.
+        return (Units, (self._items,))
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Units) and self._items == other._items
 

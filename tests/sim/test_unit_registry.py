@@ -134,3 +134,20 @@ def test_registry_refuses_clashing_types():
     with pytest.raises(ValueError, match="must be an identifier, not one of tensor"):
         UnitType(key="tensor", schema=ToyUnit, op_kinds=TOY_KINDS, cost="x:y")
     assert list(unit_types()) == ["cid", "cim"]
+
+
+def test_units_are_immutable_hashable_and_pickle():
+    """`chip.units` travels to sweep workers (pickle) and keys caches (hash) like the rest of a
+    frozen `System`."""
+    import copy
+    import pickle
+
+    from sim.presets import load_hardware
+
+    system = load_hardware("halo").system
+    assert list(system.chip.units) == ["cid", "cim"]
+    assert system.chip.units["cid"] is system.chip.cid and system.chip.cim.unit == "halo-cim"
+    for twin in (pickle.loads(pickle.dumps(system)), copy.deepcopy(system)):
+        assert twin == system and hash(twin) == hash(system)
+    with pytest.raises(AttributeError):
+        system.chip.units._items = ()
