@@ -43,6 +43,9 @@ from typing import Any, Callable
 #: register under them.
 RESERVED = ("tensor", "vector", "dma", "link")
 
+#: Longest key: the unit column of a trace's op table holds 8 bytes (docs/trace-format.md).
+MAX_KEY_CHARS = 8
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnitType:
@@ -61,9 +64,10 @@ class UnitType:
     summary: str | None = None
 
     def __post_init__(self) -> None:
-        if not self.key.isidentifier() or self.key in RESERVED:
-            raise ValueError(f"unit type key {self.key!r}: must be an identifier, not one of "
-                             f"{', '.join(RESERVED)}")
+        if (not self.key.isidentifier() or not self.key.isascii() or self.key in RESERVED
+                or len(self.key) > MAX_KEY_CHARS):
+            raise ValueError(f"unit type key {self.key!r}: must be an ASCII identifier of at most "
+                             f"{MAX_KEY_CHARS} characters, not one of {', '.join(RESERVED)}")
         names = {f.name for f in dataclasses.fields(self.schema)}
         missing = {"decode_ops", "prefill_ops"} - names
         if missing:

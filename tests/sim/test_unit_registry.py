@@ -131,8 +131,9 @@ def test_registry_refuses_clashing_types():
     with pytest.raises(ValueError, match="already registered"):
         with registered(UnitType(key="cid", schema=ToyUnit, op_kinds=TOY_KINDS, cost="x:y")):
             pass
-    with pytest.raises(ValueError, match="must be an identifier, not one of tensor"):
-        UnitType(key="tensor", schema=ToyUnit, op_kinds=TOY_KINDS, cost="x:y")
+    for key in ("tensor", "toy-unit", "toolongkey"):  # a chip unit; not a name; > 8 chars
+        with pytest.raises(ValueError, match="at most 8 characters, not one of tensor"):
+            UnitType(key=key, schema=ToyUnit, op_kinds=TOY_KINDS, cost="x:y")
     assert list(unit_types()) == ["cid", "cim"]
 
 
