@@ -17,6 +17,10 @@ hardware file never pulls in a unit's timing engine:
   traces;
 - ``summary``: ``(system, steps) -> dict`` of run-summary figures (`sim.engine`).
 
+``dram_audit`` says the ``cost`` factory also takes ``audit=``, a
+`sim.units.cid.audit.StreamAudit` that checks every DRAM command stream the model generates
+(``pdsim run --check-dram``; `sim.step.step_cost`).
+
 The description dataclass must have ``decode_ops`` and ``prefill_ops`` fields (tuples of op kind
 names, `mappers.ir.OpKind` values): the op kinds the placer puts on the unit in each phase.
 It validates them with `sim.hardware.check_unit_ops` against the type's ``op_kinds``.
@@ -62,6 +66,7 @@ class UnitType:
     describe_rows: str | None = None
     referenced: str | None = None
     summary: str | None = None
+    dram_audit: bool = False
 
     def __post_init__(self) -> None:
         if (not self.key.isidentifier() or not self.key.isascii() or self.key in RESERVED
