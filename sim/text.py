@@ -10,22 +10,29 @@ from typing import Any
 
 
 def si(value: float | None, unit: str, *, digits: int = 3) -> str:
-    """``si(3.352e12, 'B/s') == '3.35 TB/s'``; NaN and None print as 'n/a'."""
+    """Engineering notation with an SI prefix: ``si(3.352e12, 'B/s') == '3.35 TB/s'``,
+    ``si(4.59e-5, 'J') == '45.9 uJ'``; zero prints bare, NaN and None as 'n/a'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"),
+                           (1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
         if abs(value) >= factor:
             return f"{value / factor:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}"
+    if value == 0:
+        return f"0 {unit}"
+    return f"{value / 1e-15:.{digits}g} f{unit}"
 
 
 def seconds(value: float | None) -> str:
+    """A time in s, ms, us, ns or ps to 4 significant digits; NaN and None as 'n/a'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+    if value == 0:
+        return "0 s"
+    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
         if abs(value) >= factor:
             return f"{value / factor:.4g} {unit}"
-    return f"{value / 1e-9:.4g} ns"
+    return f"{value / 1e-12:.4g} ps"
 
 
 def table(rows: list[tuple[str, str]], title: str | None = None) -> str:
