@@ -1,5 +1,5 @@
 """Plain-text formatting shared by the CLI and the wings' CLI plug-ins: SI prefixes, durations,
-two-column tables, JSON. Imports nothing of the simulator, so a unit wing can use it without
+two-column and headline tables, JSON. Imports nothing of the simulator, so a unit wing can use it without
 depending on `sim.cli` (or, through the trace module, on the engine)."""
 
 from __future__ import annotations
@@ -39,6 +39,16 @@ def table(rows: list[tuple[str, str]], title: str | None = None) -> str:
     width = max(len(k) for k, _ in rows)
     lines = [title] if title else []
     lines += [f"  {k:<{width}}  {v}" for k, v in rows]
+    return "\n".join(lines)
+
+
+def text_table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, a rule under the header: the short table of
+    headline numbers ``pdsim reproduce`` prints (each study's ``headline(data)``)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+             for r in [header, *rows]]
+    lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
 

@@ -50,7 +50,7 @@ def _cim(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         print(to_json(out))
         return 0
-    from sim.cli.report import seconds, si
+    from sim.text import seconds, si
 
     e = r.energy
     parts = ", ".join(f"{name} {si(j, 'J')}" for name, j in (

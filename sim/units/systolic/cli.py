@@ -243,7 +243,7 @@ def _resources_readme(rows: list[dict]) -> str:
 
 def headline(data: dict) -> str:
     """The resource table of ``pdsim reproduce rtl-resources``, one row per synthesis."""
-    from sim.studies import text_table
+    from sim.text import text_table
 
     rows = [[f"{r['rows']}x{r['cols']}", r["mode"], r["target"], str(r["luts"]),
              str(r["ffs"]), str(r["dsps"]), str(r["brams"])] for r in data["results"]]
