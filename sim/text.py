@@ -1,6 +1,6 @@
-"""Plain-text formatting shared by the CLI and the wings' CLI plug-ins: SI prefixes, durations,
-two-column and headline tables, JSON. Imports nothing of the simulator, so a unit wing can use it without
-depending on `sim.cli` (or, through the trace module, on the engine)."""
+"""Plain-text formatting shared by the CLI, the studies and the wings' CLI plug-ins: SI
+prefixes, durations, two-column and headline tables, JSON. Imports nothing of the simulator,
+so a unit wing can use it without depending on `sim.cli`, the studies or the engine."""
 
 from __future__ import annotations
 
