@@ -7,20 +7,12 @@ from __future__ import annotations
 import argparse
 
 from sim.dtypes import DTYPE_BITS
+from sim.limits import INT64_MAX, int_flag
 
 
-def int_at_least(low: int):
-    """A parser of integers ``>= low``."""
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-    return parse
+def int_at_least(low: int, high: int = INT64_MAX):
+    """An integer flag in ``[low, high]`` (at most int64: `sim.limits`)."""
+    return int_flag(low, high)
 
 
 def dtype(text: str) -> str:

@@ -48,6 +48,8 @@ class CidUnit:
         if self.tccd_ab is not None and self.tccd_ab < 1:
             raise ConfigError(f"tccd_ab: must be >= 1, got {self.tccd_ab!r}")
         check_unit_ops(self, CID_OP_KINDS, "CiD unit")
+        if len(set(self.holds)) != len(self.holds):
+            raise ConfigError(f"holds: lists an entry twice, got {list(self.holds)}")
         for what in self.holds:
             if what not in CID_HOLDS:
                 raise ConfigError(f"holds: unknown {what!r} (allowed: {', '.join(CID_HOLDS)})")
