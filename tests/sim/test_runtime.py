@@ -16,7 +16,7 @@ from sim.engine import Workload
 from sim.errors import ConfigError
 from sim.presets import load_hardware, parse_hardware
 from sim.runtime import Runtime, load_runtime, runtime_names
-from sim.step import compile_step
+from sim.step import compile_step, step_cost
 
 H100 = load_hardware("h100").system
 FP16 = OperandFormats(act="fp16", weight="fp16", kv="fp16", acc="fp32")
@@ -93,13 +93,21 @@ def _step(runtime, phase, batch, tokens, context):
                         context=context, detail="tile")
 
 
-def test_runtime_replaces_the_per_op_overhead():
-    """A runtime that launches for free leaves only device work: the step is the default
-    step less one ``op_overhead_s`` per op instance."""
-    free = load_runtime("fused")
-    base, rt = _step(None, Phase.DECODE, 1, 1, 2048), _step("fused", Phase.DECODE, 1, 1, 2048)
-    assert free.launch_s == 0
-    assert rt.time_s < base.time_s
+def test_runtime_replaces_the_per_op_overhead(tmp_path):
+    """Under a runtime that launches for free, an op costs its device work alone: the chip
+    model's time less the preset's ``op_overhead_s`` (1 us on h100)."""
+    free = tmp_path / "free.yaml"
+    free.write_text("name: free\n")
+    system = dataclasses.replace(H100, runtime=str(free))
+    op = Op(name="gemv", kind=OpKind.GEMM, dims=(1, 4096, 4096), formats=FP16,
+            flops=2 * 4096 * 4096, weight_bytes=2 * 4096 * 4096, act_bytes=4 * 4096,
+            unit="tensor")
+    graph = compile_step(load_model("llama2-7b").config, H100, phase=Phase.DECODE,
+                         precision=Workload().precision, batch=1, new_tokens=1,
+                         context=16).graph
+    plain = step_cost(H100, "tile", graph)(op).time_s
+    assert H100.chip.efficiency.op_overhead_s == 1e-6
+    assert step_cost(system, "tile", graph)(op).time_s == pytest.approx(plain - 1e-6, rel=1e-12)
 
 
 def test_eager_kernel_count_is_near_the_profiled_one():
