@@ -111,3 +111,14 @@ def load_runtime(spec: str) -> Runtime:
 
     text, _ = RUNTIMES.read(spec)
     return parse_yaml(Runtime, text, spec)
+
+
+def check_runtime(system) -> None:
+    """Refuse a `sim.hardware.System` whose ``runtime`` names no preset or readable file, with
+    the field named (called where systems are loaded: `sim.hardware` cannot import this)."""
+    if system.runtime is None:
+        return
+    try:
+        load_runtime(system.runtime)
+    except ConfigError as exc:
+        raise ConfigError(f"runtime: {str(exc).removeprefix('--runtime: ')}") from None

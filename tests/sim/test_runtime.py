@@ -141,3 +141,10 @@ def test_cli_runtime_flag(tmp_path):
     bad = run("--runtime", "nope")
     assert bad.returncode == 2 and "--runtime: unknown runtime preset 'nope'" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1 and "Traceback" not in bad.stderr
+
+
+def test_api_overrides_name_a_runtime():
+    from sim.api import load_system
+    assert load_system("h100", overrides={"runtime": "eager"}).runtime == "eager"
+    with pytest.raises(ConfigError, match=r"^runtime: unknown runtime preset 'nope'"):
+        load_system("h100", overrides={"runtime": "nope"})
