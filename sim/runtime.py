@@ -10,7 +10,8 @@ small ops into their neighbours. A `Runtime` describes one such stack:
   cast, scale).
 * ``traffic``: DRAM bytes the stack moves per op of a kind, as a multiple of the fused op's
   (default 1). Each kernel of an unfused op is its own pass over its tensors, some in fp32, so
-  the op takes that multiple of its device time (it is memory-bound) and of its DRAM bytes.
+  the op takes that multiple of its device time (it is memory-bound), of its DRAM bytes and of
+  its energy (an overestimate by the op's small compute energy).
 * ``fuse``: op kinds that run inside a neighbouring kernel: they launch nothing of their own.
 * ``launch_s``: host time to issue one kernel. Issue is asynchronous, so it overlaps device
   work, but a kernel's slot on the stream lasts at least this long.
