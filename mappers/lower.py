@@ -166,7 +166,8 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
     else:
         layer.append(b.gemm("up_proj", tokens, inter, d))
         layer.append(b.elementwise("act", OpKind.ACTIVATION, tokens, inter, "gelu", reads=1))
-    layer.append(b.gemm("down_proj", tokens, d, inter))
+    if not model.moe:
+        layer.append(b.gemm("down_proj", tokens, d, inter))
     layer += b.all_reduce("mlp_allreduce", tokens * d)
     layer.append(b.elementwise("mlp_residual", OpKind.ELEMENTWISE, tokens, d, "residual",
                                reads=2))

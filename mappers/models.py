@@ -8,9 +8,10 @@ Supported: Llama (``LlamaForCausalLM``), Mistral (``MistralForCausalLM``: slidin
 attention), Qwen2/2.5 (``Qwen2ForCausalLM``: biases on the QKV projection), Qwen3
 (``Qwen3ForCausalLM``: per-head RMSNorm on q and k), the mixture-of-experts decoders Mixtral
 (``MixtralForCausalLM``) and Qwen3-MoE (``Qwen3MoeForCausalLM``): a router and top-k routed
-experts in place of the MLP (`ModelConfig.num_experts`), BLOOM (``BloomForCausalLM``: ALiBi, LayerNorm, biases, GELU MLP, tied embeddings, an
-embedding LayerNorm) and LLaDA (``LLaDAModelLM``: a bidirectional masked-diffusion LM with a
-Llama-style block and OLMo-style config names).
+experts in place of the MLP (`ModelConfig.num_experts`), BLOOM (``BloomForCausalLM``: ALiBi,
+LayerNorm, biases, GELU MLP, tied embeddings, an embedding LayerNorm) and LLaDA
+(``LLaDAModelLM``: a bidirectional masked-diffusion LM with a Llama-style block and OLMo-style
+config names).
 """
 
 from __future__ import annotations
