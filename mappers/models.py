@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from sim.errors import ConfigError
@@ -322,6 +322,32 @@ def load_model(spec: str) -> ModelSpec:
     name = path.parent.name if path.name == "config.json" else path.stem
     return ModelSpec(config=parse_model(text, name or path.stem, spec), text=text,
                      source=str(path))
+
+
+def with_routing(model: ModelConfig, text: str, where: str = "--routing") -> ModelConfig:
+    """``model`` with a measured routing: ``text`` is JSON ``{"expert_counts": [c_0, ...]}``,
+    the tokens routed to each expert over a sample (each token counted once per expert it
+    picks), so expert ``i`` is picked with probability ``k c_i / sum(c)``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    counts = data.get("expert_counts") if isinstance(data, dict) else None
+    if not model.moe:
+        raise ConfigError(f"{where}: {model.name} has no experts (routing needs a "
+                          f"mixture-of-experts model)")
+    if (not isinstance(counts, list) or len(counts) != model.num_experts
+            or any(isinstance(c, bool) or not isinstance(c, (int, float)) or c < 0
+                   for c in counts) or not sum(counts)):
+        raise ConfigError(f"{where}: expert_counts must be a list of {model.num_experts} "
+                          f"non-negative numbers, not all zero")
+    k, total = model.experts_per_token, float(sum(counts))
+    load = tuple(k * c / total for c in counts)
+    if max(load) > 1 + 1e-9:
+        raise ConfigError(f"{where}: expert_counts give expert {load.index(max(load))} a "
+                          f"share above 1/{k} of the routed tokens (each token picks an "
+                          f"expert at most once)")
+    return replace(model, expert_load=tuple(min(p, 1.0) for p in load))
 
 
 def parse_model(text: str, name: str, where: str) -> ModelConfig:

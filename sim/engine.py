@@ -151,6 +151,12 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     p = workload.precision
     shard_heads(model, system.tensor_parallel)
     _check_tensor_dtype(model, system, p)  # refuse early, before any step is simulated
+    cim = system.chip.cim
+    if model.moe and cim is not None and "gemm" in (*cim.prefill_ops, *cim.decode_ops):
+        # the crossbar residency plan reads the experts a step touches, not all of them
+        raise ConfigError(f"--model: {model.name} is a mixture-of-experts model "
+                          f"({model.num_experts} experts); analog CiM units that take GEMMs "
+                          f"do not support it yet (use a system without chip.cim gemm ops)")
     stages = stage_footprints(model, system, workload)
     weights_b, kv_b = max(stages, key=sum)
     if check_capacity:

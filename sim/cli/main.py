@@ -11,11 +11,12 @@ import json
 import os
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from mappers.ir import Precision
-from mappers.models import load_model, model_names
+from mappers.models import load_model, model_names, with_routing
 
 from sim import __version__
 from sim.dtypes import DTYPE_BITS
@@ -100,6 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="check every compute-in-DRAM command stream the simulated steps "
                      "generate (docs/cid.md); exit 1 on a violation (a simulator bug)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--routing", metavar="JSON", help="measured MoE routing: a file "
+                     "{\"expert_counts\": [...]} of tokens per expert (default: uniform)")
 
     gemm = sub.add_parser("gemm", help="one GEMM on one systolic array, or mapped onto a chip",
                           description="C[M,N] = A[M,K] @ B[K,N]. With --rows/--cols: one array, "
@@ -199,6 +202,13 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
     hw = load_hardware(args.hw)
     model = load_model(args.model)
+    routing = None
+    if args.routing:
+        try:
+            routing = Path(args.routing).read_text()
+        except OSError as exc:
+            raise PdsimError(f"--routing: cannot read {args.routing}: {exc.strerror}") from None
+        model = replace(model, config=with_routing(model.config, routing))
     system = hw.system
     if args.tp is not None or args.pp is not None:
         system = _parallel(system, args.tp, args.pp)
@@ -217,6 +227,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "pipeline_parallel": system.pipeline_parallel,
             "model_source": model.source,
             "model_config": model.text,
+            "routing": routing or "",
             "workload": json.dumps({"batch": args.batch, "prompt_tokens": args.prompt,
                                     "gen_tokens": args.gen, "weight_dtype": precision.weight,
                                     "activation_dtype": precision.activation,

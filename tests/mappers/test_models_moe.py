@@ -7,7 +7,7 @@ import pytest
 
 from mappers.ir import Phase, Precision
 from mappers.lower import causal_pairs, lower, window_keys
-from mappers.models import load_model, parse_model
+from mappers.models import load_model, parse_model, with_routing
 from mappers.place import place
 from sim.api import load_system
 from sim.engine import Workload, stage_footprints
@@ -134,3 +134,35 @@ def test_unsupported_variants_name_the_field(text, field):
     with pytest.raises(ConfigError) as err:
         parse_model(text, "m", "cfg.json")
     assert field in str(err.value)
+
+
+def test_measured_routing_from_counts():
+    model = load_model("mixtral-8x7b").config
+    two = with_routing(model, json.dumps({"expert_counts": [5, 5, 0, 0, 0, 0, 0, 0]}))
+    assert two.expert_load == (1.0, 1.0) + (0.0,) * 6
+    assert two.expected_experts(4096) == pytest.approx(2.0)
+    # four experts at 1/2 each: 4 x (1 - 0.5^2) = 3 distinct for two tokens
+    four = with_routing(model, json.dumps({"expert_counts": [1, 1, 1, 1, 0, 0, 0, 0]}))
+    assert four.expected_experts(2) == pytest.approx(3.0)
+    for text, message in ((json.dumps({"expert_counts": [3, 1] + [0] * 6}), "share above 1/2"),
+                          (json.dumps({"expert_counts": [1] * 7}), "list of 8"),
+                          ("{", "malformed JSON")):
+        with pytest.raises(ConfigError, match=message):
+            with_routing(model, text)
+    with pytest.raises(ConfigError, match="has no experts"):
+        with_routing(load_model("llama2-7b").config, json.dumps({"expert_counts": [1]}))
+
+
+@pytest.mark.parametrize("argv", [
+    ["--model", "mistral-7b"], ["--model", "qwen2.5-7b"], ["--model", "qwen3-30b-a3b"],
+    ["--model", "mixtral-8x7b", "--tp", "2"]])
+def test_pdsim_run_runs_the_new_models(argv, capsys):
+    from sim.cli.main import main
+    assert main(["run", *argv, "--prompt", "256", "--gen", "8", "--no-trace", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["summary"]["ttft_s"] > 0
+
+
+def test_moe_on_an_analog_cim_unit_is_refused(capsys):
+    from sim.cli.main import main
+    assert main(["run", "--hw", "halo-all-cim", "--model", "mixtral-8x7b", "--no-trace"]) == 2
+    assert "mixture-of-experts" in capsys.readouterr().err
