@@ -275,21 +275,26 @@ from 512 to 4096 tokens; pdsim's by {_slope(r7, 'pdsim_s', 'attention') * 1e6:.1
   0.005 cycles per score: ~44x cheaper. Not changed here: pdsim has no pipeline-latency model
   of a vector op, and setting the lane count or FLOP rate to hit CENT's figure would be tuning.
   The difference is stated, with its size.
-- **Score, value and their data movement on the banks (CENT's `PIM`): located, not itemised.**
+- **The softmax's trips through the banks (CENT's `PIM`): located, sized, not timed here.**
   CENT's `PIM` column grows by {pim['cent_s_tp']:.1f} us (`tp`) and {pim['cent_s_pp']:.1f} us
-  (`pp`); pdsim's by {pim['pdsim_s_tp']:.1f} and {pim['pdsim_s_pp']:.1f} us. pdsim streams each
-  KV head's K and V as a GEMV at the all-bank MAC rate, its rows spread over the channels the
-  head is given (`sim/units/cid/ops.py`, `attention`). CENT stores K token-major (one token
-  per bank, the heads of a token side by side in a 1 KB row), so the score is, per row of 8 heads, a
-  re-broadcast of the query into the global buffer (64 bursts), then per head a bias write,
-  an 8-burst MAC and a result read-out; V is stored dimension-major and the probabilities are
-  re-broadcast per 1024-key row; the scores are written into the banks and read back one bank
-  at a time around the softmax (`store_for_score_only_trace`, `load_for_score_only_trace`);
-  and CENT's AiM simulator times every command with its row activations and refresh. Which of
-  these makes the {_slope(r7, 'cent_s', 'pim') * 1e6:.0f} us is not itemised here (CENT's
-  per-command breakdown needs its AiM simulator run); pdsim's attention reads the minimum
-  bytes at the peak rate and is therefore optimistic against CENT's mapping by about the
-  difference.
+  (`pp`); pdsim's by {pim['pdsim_s_tp']:.1f} and {pim['pdsim_s_pp']:.1f} us. pdsim's attention is
+  fused: each KV head's K and V stream as a GEMV at the all-bank MAC rate
+  (`sim/units/cid/ops.py`, `attention`) and the scores stay in the near-memory unit. CENT's
+  decode trace (`Llama.py`, `trace_only`, `trace_softmax`) sends every head's score vector
+  through the banks six times per layer: stored into one bank per head
+  (`store_for_EWMUL_score_only_trace`, burst by burst, `W_MEM`) with a vector of 1/sqrt(d),
+  scaled there by an `EWMUL` pass, read back (`R_MEM`) for the exponent, stored again with the
+  broadcast reciprocal of the sum, scaled by a second `EWMUL`, and read back for the value
+  GEMV, which re-broadcasts the probabilities into the global buffers per 1 KB row. With 7B's
+  32 heads on four banks of each of eight channels, that is `6 x 4 x keys / 16` = 1.5 bursts
+  per key per channel, {1.5 * (KV_LENGTHS[1] - KV_LENGTHS[0]):.0f} more 32-byte bursts per channel
+  from 512 to 4096 keys (at least {1.5 * (KV_LENGTHS[1] - KV_LENGTHS[0]) / 1e3:.1f} us on a
+  32 GB/s x16 channel), plus two `EWMUL` passes of `4 x keys / 16` commands: a lower bound on
+  a first share of CENT's PIM slope; the rest comes from its score layout (one token per bank, a query re-broadcast
+  and a per-head result read-out per row of eight heads) and the command timing of its AiM
+  simulator. pdsim does not model these moves (a fused kernel would not make them), so its
+  attention is optimistic against CENT's mapping by about that difference; timing CENT's
+  command stream itself needs its AiM simulator run.
 - **The rest of the gap** is the weight GEMVs (pdsim's `pim` at 512 tokens is
   {r7['layer']['512']['pdsim_s']['pim'] * 1e6:.1f} us per 7B layer against CENT's
   {r7['layer']['512']['cent_s']['pim'] * 1e6:.1f} us on 8 devices): pdsim's command-level engine
