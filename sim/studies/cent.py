@@ -292,9 +292,9 @@ from 512 to 4096 tokens; pdsim's by {_slope(r7, 'pdsim_s', 'attention') * 1e6:.1
   32 GB/s x16 channel), plus two `EWMUL` passes of `4 x keys / 16` commands: a lower bound on
   a first share of CENT's PIM slope; the rest comes from its score layout (one token per
   bank, a query re-broadcast and a per-head result read-out per row of eight heads) and the
-  command timing of its AiM simulator. pdsim does not model these moves (a fused kernel would not make them), so its
-  attention is optimistic against CENT's mapping by about that difference; timing CENT's
-  command stream itself needs its AiM simulator run.
+  command timing of its AiM simulator. pdsim does not model these moves (a fused kernel would
+  not make them), so its attention is optimistic against CENT's mapping by about that
+  difference; timing CENT's command stream itself needs its AiM simulator run.
 - **The rest of the gap** is the weight GEMVs (pdsim's `pim` at 512 tokens is
   {r7['layer']['512']['pdsim_s']['pim'] * 1e6:.1f} us per 7B layer against CENT's
   {r7['layer']['512']['cent_s']['pim'] * 1e6:.1f} us on 8 devices): pdsim's command-level engine
