@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.errors import PdsimError
-from sim.files import atomic_text
+from sim.files import atomic_text, check_output
 from sim.trace import Trace
 
 #: Instances of one op drawn per step (a 128-layer model draws every layer).
@@ -31,21 +31,12 @@ MAX_REPEATS = 1024
 MAX_EVENTS = 1_000_000
 
 
-def check_output(path: str | os.PathLike, flag: str = "--perfetto") -> Path:
-    """``path`` if a JSON file can be written there; `PdsimError` naming ``flag`` if not."""
-    path = Path(path)
-    if path.suffix != ".json":
-        raise PdsimError(f"{flag}: the output must be a .json file, got {str(path)!r}")
-    if path.is_dir():
-        raise PdsimError(f"{flag}: {path} is a folder; give a .json file name")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise PdsimError(f"{flag}: {parent} is a file, not a folder")
-            if not os.access(parent, os.W_OK):
-                raise PdsimError(f"{flag}: cannot write into {parent}")
-            break
-    return path
+def check_perfetto_output(path: str | os.PathLike) -> Path:
+    """``path`` if a JSON file can be written there (`sim.files.check_output`); `PdsimError`
+    naming ``--perfetto`` if not."""
+    if Path(path).suffix != ".json":
+        raise PdsimError(f"--perfetto: the output must be a .json file, got {str(path)!r}")
+    return check_output(path, "--perfetto")
 
 
 def trace_events(trace: Trace) -> dict[str, Any]:

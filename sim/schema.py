@@ -6,17 +6,26 @@ strings are accepted for numeric fields), and prefixes every error with the dott
 the field, e.g. ``chip.core.systolic_array.rows: must be >= 1, got 0``.
 Validation of values lives in each dataclass's ``__post_init__``; the builder only adds the
 path.
+
+A field whose metadata names ``sections`` (``"module:function"`` returning a mapping of key ->
+dataclass) is not written under its own name: each of those keys is a section of the
+enclosing mapping, built into that section's dataclass, and the field receives the sections
+present as ``(key, object)`` pairs in the provider's order. That is how a chip's memory-side
+units (`sim.units.registry`) are read without the chip's dataclass naming them.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib
 import math
 import types
 import typing
 from typing import Any, Mapping, TypeVar
 
 from sim.errors import ConfigError
+from sim.limits import check_exact_int
 
 T = TypeVar("T")
 
@@ -28,12 +37,20 @@ def build(cls: type, data: Any, path: str = "") -> Any:
         raise ConfigError(f"{where}: expected a mapping of fields, got {_kind(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(map(str, data)) - set(fields))
+    sectioned = {name: _sections(f) for name, f in fields.items() if "sections" in f.metadata}
+    keys = [n for n in fields if n not in sectioned] + [k for s in sectioned.values() for k in s]
+    unknown = sorted(set(map(str, data)) - set(keys))
     if unknown:
         raise ConfigError(
-            f"{_join(path, unknown[0])}: unknown field (allowed: {', '.join(fields)})")
+            f"{_join(path, unknown[0])}: unknown field (allowed: {', '.join(keys)})")
     kwargs = {}
+    for name, sections in sectioned.items():
+        kwargs[name] = tuple((key, build(sec_cls, data[key], _join(path, key)))
+                             for key, sec_cls in sections.items()
+                             if key in data and data[key] is not None)
     for name, f in fields.items():
+        if name in sectioned:
+            continue
         sub = _join(path, name)
         if name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -45,6 +62,12 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     except ConfigError as exc:
         # __post_init__ names the field relative to the object; add where the object sits.
         raise ConfigError(_join(path, str(exc)) if path else str(exc)) from None
+
+
+def _sections(f: dataclasses.Field) -> dict[str, type]:
+    """The section dataclasses, by key, of a field with ``sections`` metadata."""
+    module, _, name = f.metadata["sections"].partition(":")
+    return dict(getattr(importlib.import_module(module), name)())
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -77,6 +100,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         number = _number(value, path)
         if not float(number).is_integer():
             raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        check_exact_int(number, path)
         return int(number)
     if tp is float:
         return float(_number(value, path))
@@ -115,7 +139,15 @@ def _kind(value: Any) -> str:
 def to_dict(obj: Any) -> Any:
     """Inverse of `build` for JSON output: dataclasses to dicts, rate tables to mappings."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if "sections" in f.metadata:  # the enclosing mapping's own keys, None if absent
+                out.update((key, None) for key in _sections(f))
+                out.update((key, to_dict(sec)) for key, sec in value.items())
+            else:
+                out[f.name] = to_dict(value)
+        return out
     if isinstance(obj, tuple):
         if obj and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
                        for p in obj):
@@ -127,16 +159,48 @@ def to_dict(obj: Any) -> Any:
 def parse_yaml(cls: type[T], text: str, where: str) -> T:
     """Parse YAML ``text`` into a validated ``cls``; every error is one line that starts with
     ``where`` (the preset name or file path) and names the line or field."""
+    data = load_yaml(text, where)
+    try:
+        return build(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """Parse YAML ``text`` (safe subset) into plain data; a syntax error, a key given twice
+    in one mapping or nesting too deep for the parser is one `ConfigError` line starting
+    with ``where``."""
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader())
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to parse") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from None
-    try:
-        return build(cls, data)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _unique_key_loader() -> type:
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently), naming the key and its line. Built on first use: importing pdsim does not
+    import PyYAML."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, typing.Hashable):
+                    continue  # SafeLoader refuses it itself, with its own message
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader

@@ -78,7 +78,7 @@ def test_repeats_and_events_are_capped(halo_trace, monkeypatch):
 
 @pytest.mark.parametrize("target, message", [
     ("out.txt", "--perfetto: the output must be a .json file"),
-    ("afile/out.json", "is a file, not a folder"),
+    ("afile/out.json", "is not a folder"),
     ("adir.json", "is a folder"),
 ])
 def test_bad_output_exits_2_before_work(tmp_path, capsys, target, message):
