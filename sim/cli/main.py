@@ -233,7 +233,6 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "pipeline_parallel": system.pipeline_parallel,
             "model_source": model.source,
             "model_config": model.text,
-            "routing": routing or "",
             "workload": json.dumps({"batch": args.batch, "prompt_tokens": args.prompt,
                                     "gen_tokens": args.gen, "weight_dtype": precision.weight,
                                     "activation_dtype": precision.activation,
@@ -242,6 +241,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "decode_sample": args.decode_sample or 0,
             "seed": args.seed,
         }
+        if routing is not None:  # only then, so other runs keep their trace names
+            meta["routing"] = routing
         out = check_output(default_trace_path(args, model.config.name, meta)
                            if args.out is None else args.out, "-o")
     audit = None
