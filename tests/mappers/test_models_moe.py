@@ -166,3 +166,15 @@ def test_moe_on_an_analog_cim_unit_is_refused(capsys):
     from sim.cli.main import main
     assert main(["run", "--hw", "halo-all-cim", "--model", "mixtral-8x7b", "--no-trace"]) == 2
     assert "mixture-of-experts" in capsys.readouterr().err
+
+
+def test_decode_sampling_keeps_the_window_kink():
+    """Attention stops growing at the window: the sampled decode steps include the kink, so
+    interpolation matches simulating every step."""
+    from sim.engine import simulate
+    model = load_model("mistral-7b").config
+    system = load_system("h100")
+    work = Workload(batch=1, prompt_tokens=4000, gen_tokens=200)
+    full = simulate(system, model, work, detail="roofline")
+    sampled = simulate(system, model, work, detail="roofline", decode_sample=3)
+    assert sampled.summary["e2e_s"] == pytest.approx(full.summary["e2e_s"], rel=1e-9)
