@@ -13,11 +13,12 @@ import os
 import shlex
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from mappers.ir import Precision
-from mappers.models import load_model, model_names
+from mappers.models import load_model, model_names, with_routing
 
 from sim import __version__
 from sim.engine import Workload, simulate
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="check every compute-in-DRAM command stream the simulated steps "
                      "generate (docs/cid.md); exit 1 on a violation (a simulator bug)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--routing", metavar="JSON", help="measured MoE routing: a file "
+                     "{\"expert_counts\": [...]} of tokens per expert (default: uniform)")
 
     gemm = sub.add_parser("gemm", help="one GEMM on one systolic array, or mapped onto a chip",
                           description="C[M,N] = A[M,K] @ B[K,N]. With --rows/--cols: one array, "
@@ -209,6 +212,13 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         check_output(args.out, "-o")  # before loading anything: a bad path fails at once
     hw = load_hardware(args.hw)
     model = load_model(args.model)
+    routing = None
+    if args.routing:
+        try:
+            routing = Path(args.routing).read_text()
+        except OSError as exc:
+            raise PdsimError(f"--routing: cannot read {args.routing}: {exc.strerror}") from None
+        model = replace(model, config=with_routing(model.config, routing))
     system = hw.system
     if args.tp is not None or args.pp is not None:
         system = _parallel(system, args.tp, args.pp)
@@ -239,6 +249,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "decode_sample": args.decode_sample or 0,
             "seed": args.seed,
         }
+        if routing is not None:  # only then, so other runs keep their trace names
+            meta["routing"] = routing
         out = check_output(default_trace_path(args, model.config.name, meta)
                            if args.out is None else args.out, "-o")
     audit = None
