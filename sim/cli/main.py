@@ -90,6 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
     run.add_argument("--routing", metavar="JSON", help="measured MoE routing: a file "
                      "{\"expert_counts\": [...]} of tokens per expert (default: uniform)")
+    from sim.cli.speculative import add_arguments as _spec_arguments
+    _spec_arguments(run)
 
     gemm = sub.add_parser("gemm", help="one GEMM on one systolic array, or mapped onto a chip",
                           description="C[M,N] = A[M,K] @ B[K,N]. With --rows/--cols: one array, "
@@ -230,6 +232,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                           kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
                         precision=precision)
+    from sim.cli.speculative import check_flags, run_speculative
+    check_flags(args)
+    if args.draft is not None:  # draft-and-verify (docs/speculative.md): its own summary
+        return run_speculative(args, system, model.config, workload)
     out = meta = None
     if not args.no_trace:  # named and checked before simulating
         meta = {
