@@ -75,6 +75,7 @@ class Step:
     dram_bytes: float
     schedule: StepSchedule | None
     write_bound_s: float = 0.0  # in ops bound by reprogramming CiM crossbars (bound "write")
+    tokens_produced: int = 1  # output tokens per sequence the step yields
 
 
 @dataclass(frozen=True, slots=True)
@@ -387,6 +388,15 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
     max_ctx = workload.prompt_tokens + workload.gen_tokens - 1
     out["exceeds_max_positions"] = bool(model.max_positions and max_ctx > model.max_positions)
     return out
+
+
+def main_unit(schedule: StepSchedule) -> str:
+    """The unit busiest over a scheduled step (busy seconds summed over chips; ties by
+    name)."""
+    busy: dict[str, float] = {}
+    for (_, unit), seconds in schedule.busy_s().items():
+        busy[unit] = busy.get(unit, 0.0) + seconds
+    return max(sorted(busy), key=busy.get) if busy else ""
 
 
 def busy_fractions(steps: list[Step], stages: int) -> dict[str, float]:

@@ -33,7 +33,7 @@ import numpy as np
 
 from mappers.ir import Phase
 from mappers.models import ModelConfig
-from sim.engine import Workload
+from sim.engine import Workload, main_unit
 from sim.errors import ConfigError
 from sim.hardware import System
 from sim.step import compile_step
@@ -106,6 +106,7 @@ class StepCurve:
     energy_j: np.ndarray
     flops: np.ndarray
     dram_bytes: np.ndarray
+    unit: str  # the unit busiest over the step (`sim.engine.main_unit`)
 
     def __call__(self, field: str, context) -> np.ndarray:
         return np.interp(context, self.at, getattr(self, field))
@@ -116,14 +117,15 @@ def step_curve(model: ModelConfig, system: System, workload: Workload, new_token
     """Simulate one-phase decode steps of ``new_tokens`` per sequence at up to ``samples``
     contexts from ``lo`` to ``hi`` (inclusive)."""
     at = np.unique(np.linspace(lo, hi, min(samples, hi - lo + 1)).round().astype(np.int64))
-    rows = []
+    rows, units = [], []
     for c in at:
         s = compile_step(model, system, phase=Phase.DECODE, batch=workload.batch,
                          new_tokens=new_tokens, context=int(c), precision=workload.precision,
                          detail=detail)
         rows.append((s.time_s, s.energy_j, s.graph.total("flops"), s.dram_bytes))
+        units.append(main_unit(s))
     cols = np.array(rows, dtype=float).T
-    return StepCurve(at.astype(float), *cols)
+    return StepCurve(at.astype(float), *cols, unit=max(sorted(set(units)), key=units.count))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +138,7 @@ class SpecResult:
     draft_s: np.ndarray       # draft time per round (gamma decode steps)
     verify_s: np.ndarray      # verify step time per round
     summary: dict
+    steps: dict               # per-step columns (`step_columns`), docs/trace-format.md
 
 
 def best_gamma(target: ModelConfig, draft: ModelConfig, system: System, draft_system: System,
@@ -244,4 +247,42 @@ def simulate_speculative(target: ModelConfig, system: System, draft: ModelConfig
     if sweep is not None:
         summary["best_gamma"] = gamma
         summary.update({f"expected_speedup_gamma_{g}": s for g, s in sweep.items()})
-    return SpecResult(ctx_a, acc_a, prod_a, draft_s, verify_s, summary)
+    steps = step_columns(gamma, p, ctx_a, prod_a, (t_pre, d_pre), dstep, verify, system.name,
+                         draft_system.name)
+    return SpecResult(ctx_a, acc_a, prod_a, draft_s, verify_s, summary, steps)
+
+
+def step_columns(gamma: int, prompt: int, contexts: np.ndarray, produced: np.ndarray,
+                 prefills: tuple, draft: StepCurve, verify: StepCurve, system: str, draft_system: str) -> dict:
+    """One row per step, as columns: the two prefills, then each round's ``gamma`` draft
+    steps and its verify step. ``tokens_produced``: output tokens per sequence the step
+    yields (the verify step's accepted + 1; draft steps and the draft's prefill yield none).
+    """
+    phase = ["prefill", "prefill"] + (["draft"] * gamma + ["verify"]) * len(contexts)
+    ctx = np.concatenate([[0, 0], (contexts[:, None] + np.arange(gamma + 1)[None, :]
+                                   * (np.arange(gamma + 1) < gamma)[None, :]).ravel()])
+    is_verify = np.array(phase[2:]) == "verify"
+    tokens = np.zeros(len(phase), dtype=np.int64)
+    tokens[0] = 1
+    tokens[2:][is_verify] = produced
+    new = np.ones(len(phase), dtype=np.int64)
+    new[:2] = prompt
+    new[2:][is_verify] = gamma + 1
+    cols = {}
+    for field in ("time_s", "energy_j", "flops", "dram_bytes"):
+        body = np.where(is_verify, verify(field, ctx[2:]), draft(field, ctx[2:]))
+        first = [getattr(sched, field) if field != "flops" else sched.graph.total("flops")
+                 for sched in prefills]
+        cols[field] = np.concatenate([first, body])
+    units = [main_unit(prefills[0]), main_unit(prefills[1])] + [
+        verify.unit if v else draft.unit for v in is_verify]
+    model = ["target", "draft"] + ["target" if v else "draft" for v in is_verify]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        intensity = np.where(cols["dram_bytes"] > 0, cols["flops"] / cols["dram_bytes"],
+                             np.nan)
+    return {"phase": phase, "model": model,
+            "system": [draft_system if m == "draft" else system for m in model],
+            "context": ctx.tolist(), "new_tokens": new.tolist(),
+            "tokens_produced": tokens.tolist(),
+            **{k: v.tolist() for k, v in cols.items()},
+            "intensity_flop_per_dram_byte": intensity.tolist(), "unit": units}

@@ -19,20 +19,25 @@ import numpy as np
 
 from sim import __version__
 from sim.files import atomic_write
-from sim.engine import STEP_FIELDS, RunResult
+from sim.engine import STEP_FIELDS, RunResult, main_unit
 from sim.errors import PdsimError
 from sim.text import to_json  # noqa: F401 (the CLI's JSON, importable from here as before)
 
 FORMAT = "pdsim-trace"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MAX_DIMS = 6
 
-STEP_DTYPE = np.dtype([
+#: Format 1's step table; format 2 appends `STEP_EXTRA` (a format-1 trace is read with them
+#: filled in: one token a step, the intensity from its columns, no unit).
+STEP_DTYPE_V1 = np.dtype([
     ("step", "i8"), ("phase", "S8"), ("batch", "i8"), ("new_tokens", "i8"), ("context", "i8"),
     ("start_s", "f8"), ("end_s", "f8"), ("time_s", "f8"),
     *[(f, "i8") for f in STEP_FIELDS],
     ("energy_j", "f8"), ("dram_bytes", "f8"), ("simulated", "?"),
 ])
+STEP_EXTRA = [("tokens_produced", "i8"), ("intensity_flop_per_dram_byte", "f8"),
+              ("unit", "S12")]
+STEP_DTYPE = np.dtype([*STEP_DTYPE_V1.descr, *STEP_EXTRA])
 
 OP_DTYPE = np.dtype([
     ("step", "i8"), ("phase", "S8"), ("segment", "S8"), ("op", "S24"), ("kind", "S12"),
@@ -66,10 +71,31 @@ class Trace:
 
 
 def step_table(result: RunResult) -> np.ndarray:
-    rows = [(s.index, s.phase.value, result.workload.batch, s.new_tokens, s.context,
-             s.start_s, s.start_s + s.time_s, s.time_s, *[s.totals[f] for f in STEP_FIELDS],
-             s.energy_j, s.dram_bytes, s.schedule is not None) for s in result.steps]
+    rows = []
+    unit = ""
+    for s in result.steps:
+        if s.schedule is not None:
+            unit = main_unit(s.schedule)
+        # an interpolated step keeps the unit of the simulated step before it: the
+        # placement of a phase does not depend on the context
+        intensity = s.totals["flops"] / s.dram_bytes if s.dram_bytes else math.nan
+        rows.append((s.index, s.phase.value, result.workload.batch, s.new_tokens, s.context,
+                     s.start_s, s.start_s + s.time_s, s.time_s,
+                     *[s.totals[f] for f in STEP_FIELDS], s.energy_j, s.dram_bytes,
+                     s.schedule is not None, s.tokens_produced, intensity, unit))
     return _table(rows, STEP_DTYPE)
+
+
+def _upgrade_steps(steps: np.ndarray) -> np.ndarray:
+    """A format-1 step table with format 2's columns (`STEP_EXTRA`)."""
+    out = np.zeros(steps.shape, dtype=STEP_DTYPE)
+    for name in STEP_DTYPE_V1.names:
+        out[name] = steps[name]
+    out["tokens_produced"] = 1
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["intensity_flop_per_dram_byte"] = np.where(
+            steps["dram_bytes"] > 0, steps["flops"] / steps["dram_bytes"], np.nan)
+    return out
 
 
 def op_table(result: RunResult) -> np.ndarray:
@@ -159,6 +185,8 @@ def _read(f: h5py.File, path: Path) -> Trace:
     meta["pdsim_version"] = _plain(f.attrs["pdsim_version"])
     summary = {k: _plain(v) for k, v in f["summary"].attrs.items()}
     steps, ops = f["steps"][()], f["ops"][()]
+    if version == 1 and steps.dtype == STEP_DTYPE_V1:
+        steps = _upgrade_steps(steps)
     for name, table, dtype in (("steps", steps, STEP_DTYPE), ("ops", ops, OP_DTYPE)):
         if table.dtype != dtype:
             raise PdsimError(f"{path}: not a pdsim trace: table {name!r} has other columns "

@@ -83,7 +83,7 @@ def run_speculative(args: argparse.Namespace, system, target, workload) -> int:
                                   samples=args.decode_sample or 9)
     s = result.summary
     if args.json:
-        print(to_json({"summary": s, "trace": None}))
+        print(to_json({"summary": s, "trace": None, "steps": result.steps}))
         return 0
     print(f"{target.name} on {system.name}, draft {draft.name} on {draft_system.name} "
           f"({args.detail}), batch {workload.batch}, prompt {workload.prompt_tokens}, "

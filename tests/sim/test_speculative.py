@@ -146,3 +146,25 @@ def test_cli_prints_speed_up(capsys):
     assert main([*BASE, "--draft", "llama2-7b", "--gamma", "auto", "--accept", "0.9"]) == 0
     out = capsys.readouterr().out
     assert "speed-up over plain decode" in out and "best gamma" in out
+
+
+def test_per_step_columns():
+    """Rows: 2 prefills, then per round G draft steps and a verify step whose tokens are
+    the round's; the tokens add up to the request, intensity is FLOPs over DRAM bytes."""
+    wl = Workload(batch=1, prompt_tokens=64, gen_tokens=12, precision=Precision())
+    r = simulate_speculative(L13, H100, L7, H100, wl, gamma=3, accept=0.7, seed=5,
+                             detail="roofline", samples=32)
+    s = r.steps
+    rounds = r.summary["rounds"]
+    assert len(s["phase"]) == 2 + 4 * rounds
+    assert s["phase"][:6] == ["prefill", "prefill", "draft", "draft", "draft", "verify"]
+    assert s["new_tokens"][:6] == [64, 64, 1, 1, 1, 4]
+    assert s["context"][2:6] == [64, 65, 66, 64]
+    assert sum(s["tokens_produced"]) == 12
+    verify = [i for i, ph in enumerate(s["phase"]) if ph == "verify"]
+    assert [s["tokens_produced"][i] for i in verify] == r.produced.tolist()
+    assert sum(s["time_s"][i] for i in verify) == pytest.approx(r.summary["verify_time_s"])
+    for i in range(len(s["phase"])):
+        assert s["intensity_flop_per_dram_byte"][i] == pytest.approx(
+            s["flops"][i] / s["dram_bytes"][i])
+    assert set(s["unit"]) == {"tensor"}

@@ -118,3 +118,37 @@ def test_a_name_longer_than_its_column_is_refused_not_cut():
     row[OP_DTYPE.names.index("dims")] = (0,) * OP_DTYPE["dims"].shape[0]
     with pytest.raises(ValueError, match="'segment' holds 8 bytes"):
         _table([tuple(row)], OP_DTYPE)
+
+
+def test_step_metrics_columns(tmp_path, result):
+    """Per-step tokens, intensity and unit (format 2): intensity is FLOPs over DRAM bytes,
+    checked on the prefill against a hand count of its largest term."""
+    path = tmp_path / "t.h5"
+    write_trace(path, result, META)
+    t = read_trace(path)
+    assert (t.steps["tokens_produced"] == 1).all()
+    np.testing.assert_allclose(t.steps["intensity_flop_per_dram_byte"],
+                               t.steps["flops"] / t.steps["dram_bytes"])
+    # llama2-7b prefill of 2 x 256 tokens: >= 2 * 512 * 6.5e9 FLOPs over ~13.5 GB of
+    # weights: well above 100 FLOP/B; a batch-2 decode step reads the same weights for
+    # 2 tokens: about 2 FLOP/B
+    assert t.steps["intensity_flop_per_dram_byte"][0] > 100
+    assert 1.5 < t.steps["intensity_flop_per_dram_byte"][1] < 3
+    assert set(t.steps["unit"]) == {b"tensor"}  # h100: the systolic arrays run every step
+
+
+def test_format_1_trace_is_read_with_new_columns(tmp_path, result):
+    path = tmp_path / "t.h5"
+    write_trace(path, result, META)
+    with h5py.File(path, "r+") as f:
+        old = f["steps"][()]
+        v1 = np.zeros(old.shape, dtype=trace_mod.STEP_DTYPE_V1)
+        for name in v1.dtype.names:
+            v1[name] = old[name]
+        del f["steps"]
+        f.create_dataset("steps", data=v1)
+        f.attrs["format_version"] = 1
+    t = read_trace(path)
+    assert (t.steps["tokens_produced"] == 1).all() and (t.steps["unit"] == b"").all()
+    np.testing.assert_allclose(t.steps["intensity_flop_per_dram_byte"],
+                               old["intensity_flop_per_dram_byte"])
