@@ -253,7 +253,8 @@ def simulate_speculative(target: ModelConfig, system: System, draft: ModelConfig
 
 
 def step_columns(gamma: int, prompt: int, contexts: np.ndarray, produced: np.ndarray,
-                 prefills: tuple, draft: StepCurve, verify: StepCurve, system: str, draft_system: str) -> dict:
+                 prefills: tuple, draft: StepCurve, verify: StepCurve, system: str,
+                 draft_system: str) -> dict:
     """One row per step, as columns: the two prefills, then each round's ``gamma`` draft
     steps and its verify step. ``tokens_produced``: output tokens per sequence the step
     yields (the verify step's accepted + 1; draft steps and the draft's prefill yield none).
