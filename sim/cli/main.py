@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "{\"expert_counts\": [...]} of tokens per expert (default: uniform)")
     from sim.cli.speculative import add_arguments as _spec_arguments
     _spec_arguments(run)
+    from sim.cli.dllm import add_arguments as _dllm_arguments
+    _dllm_arguments(run)
 
     gemm = sub.add_parser("gemm", help="one GEMM on one systolic array, or mapped onto a chip",
                           description="C[M,N] = A[M,K] @ B[K,N]. With --rows/--cols: one array, "
@@ -234,6 +236,10 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                         precision=precision)
     from sim.cli.speculative import check_flags, run_speculative
     check_flags(args)
+    from sim.cli import dllm as _dllm
+    _dllm.check_flags(args)
+    if args.dllm is not None:  # masked diffusion (docs/dllm.md): its own summary
+        return _dllm.run_dllm(args, system, model.config, workload)
     if args.draft is not None:  # draft-and-verify (docs/speculative.md): its own summary
         return run_speculative(args, system, model.config, workload)
     out = meta = None
