@@ -179,6 +179,7 @@ def simulate_dllm(model: ModelConfig, system: System, w: DllmWorkload, *,
         summary[f"{kind}_time_s"] = float(time[sel].sum())
         f, d = float(flops[sel].sum()), float(dram[sel].sum())
         summary[f"{kind}_intensity_flop_per_dram_byte"] = f / d if d else math.nan
+        summary[f"{kind}_flops"] = int(flops[sel].sum())
         summary[f"{kind}_mean_latency_s"] = (float(time[sel].mean()) if sel.any()
                                              else math.nan)
     steps = {"phase": kinds.tolist(), "new_tokens": [it.new for it in its],
