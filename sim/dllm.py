@@ -143,13 +143,24 @@ def _tokens(rate: float, made: int, i: int) -> int:
     return max(1, math.floor(rate * (i + 1) + 1e-9) - made)
 
 
+def _check_fits(model: ModelConfig, system: System, w: DllmWorkload) -> None:
+    """Weights, and with a cache (fast-dllm, odb) the KV of all ``P + L`` tokens, must fit."""
+    from sim.engine import Workload, _check_capacity, footprint
+    held = Workload(batch=w.batch, prompt_tokens=w.prompt_tokens,
+                    gen_tokens=w.gen_tokens + 1, precision=w.precision)
+    weights, kv = footprint(model, system, held)
+    _check_capacity(system, weights, 0 if w.mode == "vanilla" else kv, 0)
+
+
 def simulate_dllm(model: ModelConfig, system: System, w: DllmWorkload, *,
-                  detail: str = "tile") -> dict:
+                  detail: str = "tile", check_capacity: bool = True) -> dict:
     """Cost every iteration of ``w`` on ``system``; returns ``{"summary": ..., "steps":
     per-iteration columns}`` (docs/dllm.md)."""
     if model.causal:
         raise ConfigError(f"--dllm: {model.name} is a causal (autoregressive) model; "
                           f"diffusion decoding needs a bidirectional one (e.g. llada-8b)")
+    if check_capacity:
+        _check_fits(model, system, w)
     its = plan(w)
     memo: dict[tuple, tuple] = {}
     rows = []

@@ -157,10 +157,28 @@ def best_gamma(target: ModelConfig, draft: ModelConfig, system: System, draft_sy
     return max(speedup, key=speedup.get), speedup
 
 
+def _check_fits(target: ModelConfig, system: System, draft: ModelConfig,
+                draft_system: System, workload: Workload, gamma: int) -> None:
+    """Target and draft weights and KV caches (up to ``gamma`` tokens past the request, the
+    last verify step's) must fit: on one system together, or each on its own."""
+    from dataclasses import replace
+
+    from sim.engine import _check_capacity, footprint
+    held = replace(workload, gen_tokens=workload.gen_tokens + gamma)
+    tw, tkv = footprint(target, system, held)
+    dw, dkv = footprint(draft, draft_system, held)
+    if draft_system == system:
+        _check_capacity(system, tw + dw, tkv + dkv, 0)
+    else:
+        _check_capacity(system, tw, tkv, 0)
+        _check_capacity(draft_system, dw, dkv, 0)
+
+
 def simulate_speculative(target: ModelConfig, system: System, draft: ModelConfig,
                          draft_system: System, workload: Workload, *, gamma: int | None,
                          accept: float | None = None, counts: np.ndarray | None = None,
-                         seed: int = 0, detail: str = "tile", samples: int = 9) -> SpecResult:
+                         seed: int = 0, detail: str = "tile", samples: int = 9,
+                         check_capacity: bool = True) -> SpecResult:
     """Simulate ``workload`` with ``draft`` on ``draft_system`` proposing ``gamma`` tokens a
     round (None: the best for ``accept``, `best_gamma`) and ``target`` on ``system``
     verifying; acceptance from rate ``accept`` or per-round ``counts``. See the module
@@ -179,6 +197,8 @@ def simulate_speculative(target: ModelConfig, system: System, draft: ModelConfig
     if draft.vocab_size != target.vocab_size:
         raise ConfigError(f"--draft: {draft.name} has a vocabulary of {draft.vocab_size}, "
                           f"{target.name} of {target.vocab_size}; they must share one")
+    if check_capacity:
+        _check_fits(target, system, draft, draft_system, workload, gamma)
     p, gen = workload.prompt_tokens, workload.gen_tokens
     hi = p + gen + gamma  # the last round may look past the end
     if accept is not None:

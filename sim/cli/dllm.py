@@ -98,7 +98,8 @@ def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
         given["counts"] = _counts(args.tokens_file)
     w = DllmWorkload(mode=args.dllm, batch=workload.batch, prompt_tokens=workload.prompt_tokens,
                      gen_tokens=workload.gen_tokens, precision=workload.precision, **given)
-    out = simulate_dllm(model, system, w, detail=args.detail)
+    out = simulate_dllm(model, system, w, detail=args.detail,
+                        check_capacity=not args.no_capacity_check)
     s = out["summary"]
     if args.json:
         print(to_json({"summary": s, "trace": None, "steps": out["steps"]}))

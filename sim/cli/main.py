@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: every step)")
     run.add_argument("--seed", type=_int_at_least(0), default=0, help="0 to 2**63 - 1, "
                      "recorded in the trace for provenance only: every model of 'pdsim run' "
-                     "is deterministic, so the seed changes no number (default 0)")
+                     "is deterministic, so the seed changes no number (except the accepted "
+                     "counts that --draft --accept samples) (default 0)")
     run.add_argument("-o", "--out", help="trace path (default results/runs/"
                      "HW_MODEL_bB_pP_gG_DETAIL_W-A-KV_HASH.h5: HASH covers every input that "
                      "can change the result)")

@@ -80,7 +80,8 @@ def run_speculative(args: argparse.Namespace, system, target, workload) -> int:
     result = simulate_speculative(target, system, draft, draft_system, workload,
                                   gamma=args.gamma, accept=args.accept, counts=counts,
                                   seed=args.seed, detail=args.detail,
-                                  samples=args.decode_sample or 9)
+                                  samples=args.decode_sample or 9,
+                                  check_capacity=not args.no_capacity_check)
     s = result.summary
     if args.json:
         print(to_json({"summary": s, "trace": None, "steps": result.steps}))
