@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from mappers.schedule import StepSchedule
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 from sim.hardware import System
+
+if TYPE_CHECKING:  # annotation only: unit models are imported on use
+    from sim.units.cid.audit import StreamAudit
 
 #: Per-step quantities that are summed over ops and stored per step.
 STEP_FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_bytes", "comm_bytes")
@@ -139,9 +142,12 @@ def _layer_matmul_params(model: ModelConfig) -> int:
 def simulate(system: System, model: ModelConfig, workload: Workload, *,
              detail: str = "tile", decode_sample: int | None = None,
              check_capacity: bool = True,
-             progress: Callable[[int, int], None] | None = None) -> RunResult:
+             progress: Callable[[int, int], None] | None = None,
+             dram_audit: StreamAudit | None = None) -> RunResult:
     """Simulate ``workload`` on ``system`` with unit models at ``detail`` (``tile`` or
-    ``roofline``); see the module docstring for conventions."""
+    ``roofline``); see the module docstring for conventions. ``dram_audit``: a
+    `sim.units.cid.audit.StreamAudit` that checks every CiD command stream of the simulated
+    steps (interpolated decode steps generate none)."""
     if detail not in ("tile", "roofline"):
         raise ConfigError(f"--detail: unknown detail {detail!r} (allowed: tile, roofline)")
     p = workload.precision
@@ -158,7 +164,8 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
 
     def run(phase: Phase, new_tokens: int, context: int) -> StepSchedule:
         return compile_step(model, system, phase=phase, batch=workload.batch,
-                            new_tokens=new_tokens, context=context, precision=p, detail=detail)
+                            new_tokens=new_tokens, context=context, precision=p, detail=detail,
+                            dram_audit=dram_audit)
 
     prefill = run(Phase.PREFILL, workload.prompt_tokens, 0)
     steps = [_step(0, Phase.PREFILL, 0, workload.prompt_tokens, 0.0, prefill)]

@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-trace", action="store_true", help="do not write a trace")
     run.add_argument("--no-capacity-check", action="store_true",
                      help="simulate even if weights and KV cache exceed a chip's memory")
+    run.add_argument("--check-dram", action="store_true",
+                     help="check every compute-in-DRAM command stream the simulated steps "
+                     "generate (docs/cid.md); exit 1 on a violation (a simulator bug)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     gemm = sub.add_parser("gemm", help="one GEMM on one systolic array, or mapped onto a chip",
@@ -226,13 +229,27 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "seed": args.seed,
         }
         out = Path(args.out) if args.out else default_trace_path(args, model.config.name, meta)
+    audit = None
+    if args.check_dram:
+        from sim.units.cid.audit import StreamAudit
+        audit = StreamAudit()
     result = simulate(system, model.config, workload, detail=args.detail,
                       decode_sample=args.decode_sample,
-                      check_capacity=not args.no_capacity_check, progress=_progress())
+                      check_capacity=not args.no_capacity_check, progress=_progress(),
+                      dram_audit=audit)
+    if audit is not None and audit.violations:  # the simulator's bug: no trace, exit 1
+        print(f"pdsim run: {audit.headline()}; no trace written", file=sys.stderr)
+        for line in audit.lines():
+            print(line, file=sys.stderr)
+        if args.json:
+            print(to_json({"summary": result.summary, "trace": None,
+                           "dram_check": audit.summary()}))
+        return 1
     if out is not None:
         write_trace(out, result, meta)
     if args.json:
-        print(to_json({"summary": result.summary, "trace": str(out) if out else None}))
+        print(to_json({"summary": result.summary, "trace": str(out) if out else None}
+                      | ({"dram_check": audit.summary()} if audit is not None else {})))
     else:
         pp = system.pipeline_parallel
         title = (f"{model.config.name} on {system.name} (tp {system.tensor_parallel}, "
@@ -245,6 +262,9 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                   f"{model.config.max_positions} positions; costs are extrapolated")
         if out:
             print(f"trace: {out}")
+        if audit is not None:
+            print(audit.headline() + ("" if system.chip.cid else
+                                      f" ({system.name} has no CiD unit)"))
     return 0
 
 

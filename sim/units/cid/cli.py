@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 STUDIES = {"cent": ("results/cent", "sim.studies.cent:write_cent")}
 
@@ -40,6 +41,10 @@ def add_commands(sub) -> dict:
     cid.add_argument("--head-dim", type=_int_at_least(1), default=128)
     cid.add_argument("--batch", type=_int_at_least(1), default=1,
                      help="sequences (attention, kv-append) or input vectors (gemv)")
+    cid.add_argument("--check", action="store_true",
+                     help="also record every DRAM command stream the op generated and check it "
+                     "(timing, refresh, addresses, bank states, data latency); exit 1 on a "
+                     "violation (a simulator bug)")
     cid.add_argument("--json", action="store_true")
     return {"cid": _cid}
 
@@ -82,6 +87,7 @@ def _unit(args: argparse.Namespace):
 
 def _cid(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.units.cid import ops as cid_ops
+    from sim.units.cid.audit import StreamAudit
     from sim.dtypes import DTYPE_BITS
     from sim.errors import ConfigError
     from sim.cli.report import seconds, si, table
@@ -89,10 +95,11 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
 
     unit = _unit(args)
     device = cid_ops.unit_device(unit)
+    audit = StreamAudit() if args.check else None
     if args.op == "gemv":
         if args.rows is None or args.cols is None:
             raise ConfigError("--rows and --cols: required for --op gemv")
-        one = cid_ops.unit_gemv(unit, args.rows, args.cols, args.dtype)
+        one = cid_ops.unit_gemv(unit, args.rows, args.cols, args.dtype, audit)
         reps = args.batch
         what = f"gemv {args.rows} x {args.cols} {args.dtype}, {args.batch} vector(s)"
         stacks_busy = unit.stacks
@@ -109,14 +116,14 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
         one = cid_ops.attention(device, unit.mode, batch=args.batch, heads=args.heads,
                                 kv_heads=args.kv_heads, queries=1, keys=args.context,
                                 head_dim=args.head_dim, dtype=args.dtype,
-                                pcs=device.org.pcs * unit.stacks)
+                                pcs=device.org.pcs * unit.stacks, audit=audit)
         reps = 2  # q.K^T and p.V stream the same bytes
         what = (f"decode attention (q.K^T + p.V), batch {args.batch}, {args.heads}/"
                 f"{args.kv_heads} heads x {args.head_dim}, context {args.context}, {args.dtype}")
         stacks_busy = unit.stacks
     else:
         nbytes = 2 * args.batch * args.kv_heads * args.head_dim * DTYPE_BITS[args.dtype] // 8
-        one = cid_ops.kv_append(device, -(-nbytes // unit.stacks))
+        one = cid_ops.kv_append(device, -(-nbytes // unit.stacks), audit)
         reps = 1
         what = (f"KV append of one token, batch {args.batch}, {args.kv_heads} KV heads x "
                 f"{args.head_dim}, {args.dtype} ({nbytes} B)")
@@ -140,9 +147,13 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
         "energy_pj_per_bit": energy / (one.useful_bytes * reps * 8) * 1e12,
         "commands_per_pc": one.counts,
     }
+    # A violation is the simulator's bug, not bad input: exit 1 (2 is for bad input).
+    failed = 1 if audit is not None and audit.violations else 0
+    if audit is not None:
+        out["dram_check"] = audit.summary()
     if args.json:
         print(to_json(out))
-        return 0
+        return failed
     if internal:
         moved = ("internal bandwidth", f"{si(achieved, 'B/s')} ({achieved / external:.2f}x the "
                  f"pins' {si(external, 'B/s')}; peak {peak / external:.2f}x)")
@@ -159,4 +170,8 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
     ]
     print(table(rows, f"{what} on {unit.stacks} x {device.name} ({unit.mode} mode, "
                       f"tCCD_AB {device.timing.tCCD_AB})"))
-    return 0
+    if audit is not None:
+        print(audit.headline())
+        for line in audit.lines():
+            print(line, file=sys.stderr)
+    return failed

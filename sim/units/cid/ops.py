@@ -34,6 +34,7 @@ import numpy as np
 
 from mappers.ir import Graph, Op, OpKind
 
+from sim.units.cid.audit import Program, StreamAudit
 from sim.units.cid.engine import COMMANDS, ChannelRun, run_channel
 from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
@@ -201,10 +202,22 @@ class CidRun:
 
 
 @lru_cache(maxsize=4096)
-def _channel(device: DramDevice, mode: str, steps: int, cols: int, cols_last: int, chunks: int,
-             gb_writes: int, reads: int) -> ChannelRun:
-    return run_channel(device, mode, steps=steps, cols=cols, cols_last=cols_last,
-                       chunks=chunks, gb_writes=gb_writes, reads=reads)
+def _channel(device: DramDevice, program: Program) -> ChannelRun:
+    p = program
+    return run_channel(device, p.mode, steps=p.steps, cols=p.cols, cols_last=p.cols_last,
+                       chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads)
+
+
+def _run(device: DramDevice, audit: StreamAudit | None, mode: str, steps: int, cols: int,
+         cols_last: int, chunks: int = 1, gb_writes: int = 0, reads: int = 0) -> ChannelRun:
+    """One PC's program on the engine (memoised); with an ``audit``, its stream is also
+    recorded and checked against the end cycle the op will report."""
+    program = Program(mode=mode, steps=steps, cols=cols, cols_last=cols_last, chunks=chunks,
+                      gb_writes=gb_writes, reads=reads)
+    run = _channel(device, program)
+    if audit is not None:
+        audit.check(device, program, run.cycles)
+    return run
 
 
 def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) -> float:
@@ -232,11 +245,12 @@ def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) ->
 
 
 def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-         pcs: int | None = None) -> CidRun:
-    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``."""
+         pcs: int | None = None, audit: StreamAudit | None = None) -> CidRun:
+    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``; with an
+    ``audit``, check the command stream too (`sim.units.cid.audit`)."""
     lay = gemv_layout(device, mode, n, k, dtype, pcs)
-    run = _channel(device, mode, lay.steps, lay.cols, lay.cols_last, lay.chunks_local,
-                   lay.gb_writes, lay.reads)
+    run = _run(device, audit, mode, lay.steps, lay.cols, lay.cols_last, lay.chunks_local,
+               lay.gb_writes, lay.reads)
     org = device.org
     per_cmd = {"MAC_AB": org.banks_per_pc, "MAC_SB": org.groups_per_pc, "RD": 1}
     internal = sum(run.counts.get(cmd, 0) * m for cmd, m in per_cmd.items()) \
@@ -247,8 +261,9 @@ def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
                   pcs=lay.pcs)
 
 
-def kv_append(device: DramDevice, nbytes: int) -> CidRun:
-    """Write ``nbytes`` of new K and V vectors, spread over all PCs (ordinary writes)."""
+def kv_append(device: DramDevice, nbytes: int, audit: StreamAudit | None = None) -> CidRun:
+    """Write ``nbytes`` of new K and V vectors, spread over all PCs (ordinary writes); with an
+    ``audit``, check the command streams too."""
     org = device.org
     bursts = -(-nbytes // org.burst_bytes)
     per_pc = -(-bursts // org.pcs)
@@ -256,10 +271,11 @@ def kv_append(device: DramDevice, nbytes: int) -> CidRun:
     steps = -(-per_pc // per_step)
     cols = min(per_pc, per_step)
     last = per_pc - (steps - 1) * per_step
-    run = _channel(device, "write", steps, cols, cols if steps == 1 else last, 1, 0, 0)
-    if steps > 1 and last != cols:  # a partial last step: cost it as a second chunk
-        run = _channel(device, "write", steps - 1, cols, cols, 1, 0, 0)
-        tail = _channel(device, "write", 1, last, last, 1, 0, 0)
+    if steps == 1 or last == cols:
+        run = _run(device, audit, "write", steps, cols, cols)
+    else:  # a partial last step: cost it as a second program
+        run = _run(device, audit, "write", steps - 1, cols, cols)
+        tail = _run(device, audit, "write", 1, last, last)
         run = ChannelRun(cycles=run.cycles + tail.cycles,
                          counts={c: run.counts.get(c, 0) + tail.counts.get(c, 0)
                                  for c in set(run.counts) | set(tail.counts)}, stream=None)
@@ -271,7 +287,7 @@ def kv_append(device: DramDevice, nbytes: int) -> CidRun:
 
 def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads: int,
               queries: int, keys: int, head_dim: int, dtype: str,
-              pcs: int | None = None) -> CidRun:
+              pcs: int | None = None, audit: StreamAudit | None = None) -> CidRun:
     """q.K^T (or p.V) of decode attention over a KV cache resident in the banks.
 
     Each (sequence, KV head) has its own ``keys x head_dim`` matrix; matrices are spread over
@@ -280,14 +296,15 @@ def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads
     PCs. Every query head of a group, and every query, streams its matrix once (a GEMV of
     ``keys x head_dim``): the MAC units hold one input vector. p.V streams the same bytes
     (V is stored token-major, each unit accumulating a partial output vector), so both use
-    this cost; the partial vectors are reduced by the near-memory vector unit.
+    this cost; the partial vectors are reduced by the near-memory vector unit. With an
+    ``audit``, the command stream is checked too.
     """
     pcs = device.org.pcs if pcs is None else pcs
     mats = batch * kv_heads
     rounds = -(-mats // pcs) if mats >= pcs else 1
     per = 1 if mats >= pcs else 1 << int(math.log2(pcs // mats))
     per_query = (heads // kv_heads) * queries
-    one = gemv(device, mode, keys, head_dim, dtype, pcs=per)
+    one = gemv(device, mode, keys, head_dim, dtype, pcs=per, audit=audit)
     # Every matrix is streamed once per query head and query; a round keeps
     # min(mats, pcs / per) matrices busy at once.
     streams = mats * per_query
@@ -351,12 +368,14 @@ def unit_device(unit: CidUnit) -> DramDevice:
     return device
 
 
-def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str) -> CidRun:
+def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
+              audit: StreamAudit | None = None) -> CidRun:
     """A GEMV on a whole CiD unit: its rows split evenly over the ``stacks`` (each stack runs
-    its share on all its PCs), time of one stack, energy and bytes of all."""
+    its share on all its PCs), time of one stack, energy and bytes of all (``audit``: as
+    `gemv`)."""
     device = unit_device(unit)
     per_stack = -(-n // unit.stacks)
-    one = gemv(device, unit.mode, per_stack, k, dtype)
+    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit)
     return CidRun(cycles=one.cycles, time_s=one.time_s,
                   internal_bytes=one.internal_bytes * unit.stacks,
                   useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
@@ -364,14 +383,16 @@ def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str) -> CidRun:
                   pcs=one.pcs * unit.stacks)
 
 
-def cid_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
+def cid_step_cost(system: System, graph: Graph,
+                  audit: StreamAudit | None = None) -> Callable[[Op], Cost]:
     """Unit model of the chip's CiD unit for one step (`sim.step.UNIT_MODELS`): each
-    op is costed on its own by `cid_cost`."""
+    op is costed on its own by `cid_cost`; with an ``audit`` (``pdsim run --check-dram``)
+    every command stream it generates is checked too."""
     del graph  # a CiD op's cost depends on the op alone
-    return partial(cid_cost, system)
+    return partial(cid_cost, system, audit=audit)
 
 
-def cid_cost(system: System, op: Op) -> Cost:
+def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     """`Cost` of one instance of ``op`` on the system's CiD unit (``op.unit == "cid"``).
 
     GEMMs of ``M`` tokens are ``M`` GEMVs that each re-stream the weights (module docstring);
@@ -387,19 +408,19 @@ def cid_cost(system: System, op: Op) -> Cost:
         m, n, k = op.dims
         # the banks hold the weights in their own format (op.formats.weight); scale bytes a
         # quantisation scheme adds ride along in weight_bytes and do not change that width
-        run = unit_gemv(unit, n, k, op.formats.weight)
+        run = unit_gemv(unit, n, k, op.formats.weight, audit)
         reps = m
     elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
         batch, heads, kv_heads, queries, keys, hd = op.dims
         run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
                         queries=queries, keys=keys, head_dim=hd, dtype=op.formats.kv,
-                        pcs=device.org.pcs * unit.stacks)
+                        pcs=device.org.pcs * unit.stacks, audit=audit)
         # A causal prefill's query i reads only the first context + i + 1 keys; the banks
         # then stream that share of the K/V rows (``op.flops`` counts exactly the kept
         # pairs, mappers.lower.causal_pairs). 1 for decode and for bidirectional models.
         reps = op.flops / (2 * batch * heads * queries * keys * hd)
     elif op.kind is OpKind.KV_WRITE:
-        one = kv_append(device, -(-op.kv_bytes // unit.stacks))
+        one = kv_append(device, -(-op.kv_bytes // unit.stacks), audit)
         run = CidRun(cycles=one.cycles, time_s=one.time_s, internal_bytes=0.0,
                      useful_bytes=float(op.kv_bytes), energy_j=one.energy_j * unit.stacks,
                      counts=one.counts, pcs=one.pcs * unit.stacks)
