@@ -18,6 +18,7 @@ embedding                   (tokens, hidden)
 kv_write                    (tokens, kv_heads, head_dim); one per shape group
 all_reduce                  (elements, tensor_parallel)
 p2p                         (elements, from_stage, to_stage): a pipeline stage's send
+transfer                    (bytes,): a move between two units' memories (`mappers.transfers`)
 ==========================  ==========================================================
 
 A step is a ragged `Batch`: sequences that each bring their own new tokens on top of their own
@@ -28,6 +29,14 @@ whose ``seqs`` counts the sequences of that shape, so 256 equal decode sequences
 
 Every op carries the storage format of each of its operands (`OperandFormats`); unit models
 read widths from there, never from byte counts (which are DRAM traffic, scales included).
+
+Dataflow: every op has an ``id`` (unique in the graph, except that pipeline stages share their
+layer ops) and ``inputs``, the ids of the ops whose outputs it reads, so the graph is a DAG.
+Inside a segment, an input that names an op of the same segment at or after the reader's own
+position is that op's output from the *previous repeat* (layer ``i + 1`` reads layer ``i``);
+on the first repeat it is the segment's entry instead: the last op before the segment. An
+input outside the segment is the latest instance of that op. An op with ``id`` -1 (built by
+hand, without dataflow) reads the op before it, so such a graph runs in program order.
 
 With pipeline parallelism (``pp`` stages) the layer stack is one `Segment` per stage, each
 but the last followed by a ``pp_send`` segment whose ``p2p`` op sends the step's activations
@@ -60,6 +69,7 @@ class OpKind(StrEnum):
     KV_WRITE = "kv_write"
     ALL_REDUCE = "all_reduce"
     P2P = "p2p"
+    TRANSFER = "transfer"
 
 
 #: Kinds whose FLOPs are matrix products (the "2 x parameters x tokens + attention" part).
@@ -208,8 +218,10 @@ class Op:
     ``launches`` is the kernel launches the op pays (the chip's per-op overhead): 0 for the
     attention ops of a ragged step's later shape groups, which run inside the kernel of the
     first group (varlen attention takes every sequence of a step in one launch).
-    ``comm_bytes`` is the message each chip contributes to a collective. ``unit`` is empty
-    until the ``place`` pass names the unit that runs the op.
+    ``comm_bytes`` is the message each chip contributes to a collective (for a ``transfer``,
+    the bytes it moves). ``unit`` is empty until the ``place`` pass names the unit that runs
+    the op (for a ``transfer``, the link it uses). ``id`` and ``inputs`` make the graph a DAG
+    (module docstring, "Dataflow").
     """
 
     name: str
@@ -223,6 +235,8 @@ class Op:
     comm_bytes: int = 0
     launches: int = 1
     unit: str = ""
+    id: int = -1
+    inputs: tuple[int, ...] = ()
 
     @property
     def dtype(self) -> str:

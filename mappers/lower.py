@@ -21,6 +21,9 @@ Conventions (docs/ops.md has the full table):
 * Pipeline parallelism splits the layers into ``pp`` contiguous stages of near-equal size
   (`stage_layers`); after every stage but the last, a ``p2p`` op sends the step's activations
   (tokens x hidden) to the next stage. One graph holds all stages, in order.
+* Dataflow (`wire`): each op reads what `READS` names. Attention reads K and V from the cache
+  (after ``kv_write``) when there is a context; a prefill from scratch reads them straight from
+  the QKV projection, so its cache write is off the critical path (it may overlap attention).
 """
 
 from __future__ import annotations
@@ -151,8 +154,87 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
             segments.append(Segment(name="pp_send", layer=-1, repeat=1,
                                     ops=(b.p2p("pp_send", tokens * d, s),)))
     segments.append(Segment(name="head", layer=-1, repeat=1, ops=tuple(post)))
+    segments = wire(segments, from_cache=any(g.context > 0 for g in seqs.groups))
     return Graph(model=model.name, phase=phase, seqs=seqs, tp=tp, precision=precision,
                  segments=tuple(segments), pp=pp)
+
+
+#: The ops each op reads, by name: one entry per operand, each a tuple of alternatives of
+#: which the first the graph has is read (rope's output, else qk_norm's, else the QKV
+#: projection's). ``mlp_residual`` read inside the layer is the previous layer's (the residual
+#: stream; the embedding, or the stage's receive, for the first layer: `mappers.ir`).
+_Q = ("rope", "qk_norm", "qkv_proj")
+READS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "embed": (),
+    "embed_norm": (("embed",),),
+    "attn_norm": (("mlp_residual",),),
+    "qkv_proj": (("attn_norm",),),
+    "qk_norm": (("qkv_proj",),),
+    "rope": (("qk_norm", "qkv_proj"),),
+    "kv_write": (_Q, ("qkv_proj",)),            # K after RoPE, V from the projection
+    "attn_score": (_Q,),                        # + K: `_KV` below
+    "softmax": (("attn_score",),),
+    "attn_value": (("softmax",),),              # + V: `_KV` below
+    "o_proj": (("attn_value",),),
+    "attn_allreduce": (("o_proj",),),
+    "attn_residual": (("attn_allreduce", "o_proj"), ("mlp_residual",)),
+    "mlp_norm": (("attn_residual",),),
+    "gate_up_proj": (("mlp_norm",),),
+    "up_proj": (("mlp_norm",),),
+    "act": (("gate_up_proj", "up_proj"),),
+    "down_proj": (("act",),),
+    "mlp_allreduce": (("down_proj",),),
+    "mlp_residual": (("mlp_allreduce", "down_proj"), ("attn_residual",)),
+    "pp_send": (("mlp_residual",),),
+    "final_norm": (("mlp_residual",),),
+    "lm_head": (("final_norm",),),
+}
+_ATTENTION = frozenset({"kv_write", "attn_score", "softmax", "attn_value"})
+#: Where attention finds K and V: the cache when the step has a context, else the new K, V.
+_KV = {True: ("kv_write",), False: _Q}
+
+
+def wire(segments: list[Segment], *, from_cache: bool) -> list[Segment]:
+    """``segments`` with ids (in program order; pipeline stages share their layer ops, and so
+    their ids) and ``inputs`` from `READS`. ``from_cache``: attention reads K and V from the
+    cache (after ``kv_write``) rather than from the QKV projection."""
+    ids: dict[int, int] = {}  # id(op object) -> op id: the stages' shared layer ops once
+    names: dict[str, list[int]] = {}
+    for seg in segments:
+        for op in seg.ops:
+            if id(op) not in ids:
+                ids[id(op)] = len(ids)
+                names.setdefault(op.name, []).append(ids[id(op)])
+    latest: dict[str, int] = {}  # the last op of each name so far, in program order
+
+    def reads(name: str) -> tuple[int, ...]:
+        operands = READS[name]
+        if name == "attn_score":
+            operands += (_KV[from_cache],)
+        elif name == "attn_value":
+            operands += (_KV[from_cache] if from_cache else ("qkv_proj",),)
+        out: list[int] = []
+        for alternatives in operands:
+            found = next(a for a in alternatives if a in names)
+            # attention is one op set per sequence shape: inside a set, read its own ops
+            own = name in _ATTENTION and found in _ATTENTION
+            out += [i for i in ([latest[found]] if own else names[found]) if i not in out]
+        return tuple(out)
+
+    wired: dict[int, Op] = {}
+    for seg in segments:
+        seen: set[str] = set()
+        for k, op in enumerate(seg.ops):
+            if id(op) not in wired:
+                inputs = reads(op.name)
+                if op.name in _ATTENTION and op.name in seen:
+                    # a later shape group's attention runs inside the first group's kernel
+                    # (`launches` 0), after the op before it: one kernel, in order
+                    inputs += (ids[id(seg.ops[k - 1])],)
+                wired[id(op)] = replace(op, id=ids[id(op)], inputs=inputs)
+                latest[op.name] = ids[id(op)]
+            seen.add(op.name)
+    return [replace(seg, ops=tuple(wired[id(op)] for op in seg.ops)) for seg in segments]
 
 
 class _Builder:

@@ -356,6 +356,7 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
         out[f"{phase}_static_energy_j_per_chip"] = pp * static_w * time
         out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / time
                                                  if time else math.nan)
+    out.update(busy_fractions(steps, system.pipeline_parallel))
     out["energy_j"] = out["prefill_energy_j"] + out["decode_energy_j"]
     out["energy_per_output_token_j"] = out["energy_j"] / (b * workload.gen_tokens)
     out["static_power_w_per_chip"] = static_w
@@ -378,4 +379,29 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
     out["decode_steps_simulated"] = sum(s.schedule is not None for s in decode)
     max_ctx = workload.prompt_tokens + workload.gen_tokens - 1
     out["exceeds_max_positions"] = bool(model.max_positions and max_ctx > model.max_positions)
+    return out
+
+
+def busy_fractions(steps: list[Step], stages: int) -> dict[str, float]:
+    """``{phase}_busy_fraction_{unit}``: the fraction of the phase's simulated time each unit
+    was busy, averaged over the ``stages`` pipeline stages' chips (1 = busy throughout; units
+    work at once, so the fractions of one phase can add up to more than 1). Every unit used in
+    either phase has a key in both (0.0 where unused, NaN for a phase with no step)."""
+    busy: dict[str, dict[str, float]] = {}
+    time: dict[str, float] = {}
+    for s in steps:
+        if s.schedule is None:
+            continue
+        phase = s.phase.value
+        time[phase] = time.get(phase, 0.0) + s.time_s
+        by_unit = busy.setdefault(phase, {})
+        for (_, unit), seconds in s.schedule.busy_s().items():
+            by_unit[unit] = by_unit.get(unit, 0.0) + seconds
+    units = sorted({u for by_unit in busy.values() for u in by_unit})
+    out: dict[str, float] = {}
+    for phase in (p.value for p in Phase):
+        t = time.get(phase, 0.0) * stages
+        for unit in units:
+            out[f"{phase}_busy_fraction_{unit}"] = (busy[phase].get(unit, 0.0) / t if t
+                                                    else math.nan)
     return out
