@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mappers.ir import Graph, Op, Phase, Precision
 from mappers.models import ModelConfig
@@ -17,6 +17,9 @@ from mappers.schedule import CostFn, StepSchedule, schedule
 
 from sim.cost import Cost
 from sim.hardware import System
+
+if TYPE_CHECKING:  # annotation only: unit models are imported on use
+    from sim.units.cid.audit import StreamAudit
 
 #: Chip models by detail level, as ``"module:function"`` imported on first use: ``tile``
 #: simulates GEMMs on the systolic arrays (mapping search) and vector work lane by lane;
@@ -38,13 +41,17 @@ def chip_cost_model(detail: str) -> Callable:
     return _load(COST_MODELS[detail])
 
 
-def step_cost(system: System, detail: str, graph: Graph) -> CostFn:
+def step_cost(system: System, detail: str, graph: Graph, *,
+              dram_audit: StreamAudit | None = None) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
-    model, every other op by the chip model of ``detail``."""
+    model, every other op by the chip model of ``detail``. ``dram_audit``: a
+    `sim.units.cid.audit.StreamAudit` handed to the CiD model, which then checks every DRAM
+    command stream it generates (``pdsim run --check-dram``)."""
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
-    units = {unit: _load(spec)(system, graph) for unit, spec in UNIT_MODELS.items()
-             if unit in used}
+    options = {"cid": {"audit": dram_audit}} if dram_audit is not None else {}
+    units = {unit: _load(spec)(system, graph, **options.get(unit, {}))
+             for unit, spec in UNIT_MODELS.items() if unit in used}
     # Pipeline stages repeat the same layer ops: cost each distinct op once per step.
     memo: dict[Op, Cost] = {}
 
@@ -62,8 +69,9 @@ def _load(spec: str) -> Callable:
 
 def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int,
                  new_tokens: int, context: int, precision: Precision,
-                 detail: str = "tile") -> StepSchedule:
-    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``."""
+                 detail: str = "tile", dram_audit: StreamAudit | None = None) -> StepSchedule:
+    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``
+    (``dram_audit``: as `step_cost`)."""
     graph = compile_graph(model, system, phase=phase, batch=batch, new_tokens=new_tokens,
                           context=context, precision=precision)
-    return schedule(graph, step_cost(system, detail, graph))
+    return schedule(graph, step_cost(system, detail, graph, dram_audit=dram_audit))

@@ -2,10 +2,10 @@
 
 One pseudo-channel (PC) is simulated command by command: the program of a PIM operation is
 expanded into DRAM commands, each issued **in program order at the earliest cycle that every
-timing parameter allows** (`sim.units.cid.dram.DramTiming`), with all-bank refresh every ``tREFI``. All
-PCs of a stack run the same program in lockstep (the host broadcasts the commands, as AttAcc
-and AiM do), so one PC's cycle count is the operation's; the op layer (`sim.units.cid.ops`) simulates
-each distinct per-PC program once.
+timing parameter allows** (`sim.units.cid.dram.DramTiming`), with all-bank refresh every
+``tREFI``. All PCs of a stack run the same program in lockstep (the host broadcasts the
+commands, as AttAcc and AiM do), so one PC's cycle count is the operation's; the op layer
+(`sim.units.cid.ops`) simulates each distinct per-PC program once.
 
 Modes (``MODES``), after AttAcc (ASPLOS'24) and CENT / GDDR6-AiM (ASPLOS'25):
 
@@ -33,7 +33,8 @@ elapsed, the engine closes the open rows at the next step boundary, issues ``REF
 
 The fast path counts cycles and commands; with ``record=True`` it also returns the command
 stream (cycle, command, bank group, bank, row, column), which `sim.units.cid.check.check_stream`
-re-verifies pair by pair, independently of the engine's bookkeeping.
+re-verifies (timing, refresh cadence, addresses, bank states, data latency) independently of
+the engine's bookkeeping.
 """
 
 from __future__ import annotations
