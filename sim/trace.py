@@ -119,9 +119,12 @@ def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]
         g = f.create_group("summary", track_order=True)
         for key, value in result.summary.items():
             g.attrs[key] = value
-        f.create_dataset("steps", data=step_table(result), track_times=False)
+        # Fletcher-32 checksums: a damaged table is refused on reading, never shown with
+        # other numbers (HDF5 already checksums the metadata, attributes included).
+        f.create_dataset("steps", data=step_table(result), track_times=False,
+                         fletcher32=True)
         f.create_dataset("ops", data=op_table(result), track_times=False,
-                         compression="gzip", shuffle=True)
+                         compression="gzip", shuffle=True, fletcher32=True)
 
     atomic_write(path, lambda tmp: tmp.write_bytes(image.getvalue()))
 
@@ -169,6 +172,15 @@ def _read(f: h5py.File, path: Path) -> Trace:
     if missing or not len(steps):
         raise PdsimError(f"{path}: not a pdsim trace: {missing[0] if missing else 'steps'} "
                          f"missing or not a number")
+    # Every value pdsim writes is one string or a non-negative number (NaN: not modelled);
+    # an array, a negative or an infinite value is damage, or some other tool's edit.
+    for group, values in (("meta", meta), ("summary", summary)):
+        for key, value in values.items():
+            if not (isinstance(value, (str, type(None)))
+                    or isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise PdsimError(f"{path}: not a pdsim trace: {group} {key!r} is "
+                                 f"{' '.join(repr(value).split())[:40]} (expected a string or a "
+                                 f"finite number >= 0)")
     return Trace(meta=meta, summary=summary, steps=steps, ops=ops)
 
 
