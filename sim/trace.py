@@ -172,15 +172,15 @@ def _read(f: h5py.File, path: Path) -> Trace:
     if missing or not len(steps):
         raise PdsimError(f"{path}: not a pdsim trace: {missing[0] if missing else 'steps'} "
                          f"missing or not a number")
-    # Every value pdsim writes is one string or a non-negative number (NaN: not modelled);
-    # an array, a negative or an infinite value is damage, or some other tool's edit.
+    # Every value pdsim writes is a finite number >= 0 (None: NaN, not modelled), or in meta
+    # also a string; anything else (an array, a negative) is damage or another tool's edit.
     for group, values in (("meta", meta), ("summary", summary)):
         for key, value in values.items():
-            if not (isinstance(value, (str, type(None)))
+            if not (value is None or isinstance(value, str) and group == "meta"
                     or isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise PdsimError(f"{path}: not a pdsim trace: {group} {key!r} is "
-                                 f"{' '.join(repr(value).split())[:40]} (expected a string or a "
-                                 f"finite number >= 0)")
+                                 f"{' '.join(repr(value).split())[:40]} (expected a finite "
+                                 f"number >= 0{' or a string' if group == 'meta' else ''})")
     return Trace(meta=meta, summary=summary, steps=steps, ops=ops)
 
 

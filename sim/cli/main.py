@@ -430,6 +430,8 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
         check_output(args.plot, "--plot")
         plot_format(args.plot)
     trace = read_trace(args.trace)
+    if args.ops is not None and args.ops >= len(trace.steps):  # before any output
+        raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
     if args.json:
         steps = [{k: (v.decode() if isinstance(v, bytes) else v.item())
                   for k, v in zip(trace.steps.dtype.names, row)} for row in trace.steps]
@@ -438,8 +440,6 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
     print(summary_text(trace.summary, f"{args.trace}: {trace.meta['command_line']} "
                                       f"(pdsim {trace.meta['pdsim_version']})"))
     if args.ops is not None:
-        if args.ops >= len(trace.steps):
-            raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
         simulated = [int(r["step"]) for r in trace.steps if r["simulated"]]
         if args.ops in simulated:
             print(ops_text(trace.ops, args.ops))

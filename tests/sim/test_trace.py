@@ -120,10 +120,12 @@ def test_a_flipped_bit_in_a_table_is_refused(tmp_path, result, table):
 @pytest.mark.parametrize("group, key, value", [
     ("summary", "ttft_s", -1.5), ("summary", "ttft_s", np.inf),
     ("summary", "decode_flops", np.array([1, 2])), ("meta", "seed", np.zeros((2, 2))),
+    ("summary", "static_power_w_per_chip", "x"),
     ("meta", "tensor_parallel", -1)])
 def test_an_attribute_no_run_writes_is_refused(tmp_path, result, group, key, value):
-    """Found by tests/fuzz: a negative or infinite summary figure was shown as it was, and an
-    array attribute ended in "Circular reference detected" in `pdsim show --json`."""
+    """Found by tests/fuzz: a negative or infinite summary figure was shown as it was, an
+    array attribute ended in "Circular reference detected" in `pdsim show --json`, a text
+    summary figure in a TypeError in `pdsim show`."""
     path = tmp_path / "t.h5"
     write_trace(path, result, META | {"tensor_parallel": 1})
     with h5py.File(path, "r+") as f:
