@@ -11,6 +11,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -98,3 +99,12 @@ def test_cim(weights, acts, resident, fuzzed):
     argv += ["--resident"] if resident else []
     with tempfile.TemporaryDirectory() as folder:
         check(invoke(argv, Path(folder)))
+
+
+@pytest.mark.xfail(strict=True, reason="issue 10 cause 2 (silent int64 overflow), branch "
+                   "badinput: sim.limits.check_gemm_size bounds each operand's bytes, not one "
+                   "fold's fetch of all three, so words * word_bytes wraps in the array kernel")
+def test_word_bytes_near_int64_is_refused_not_wrapped(tmp_path):
+    """Found by the fuzz above with a larger budget (PDSIM_FUZZ_SCALE): stall_cycles -1.4e17."""
+    check(invoke(["gemm", "--m=24", "--n=40", "--k=16", "--rows=65", "--cols=4",
+                  f"--word-bytes={2**53 + 1}", "--bw=4", "--json"], tmp_path))
