@@ -49,7 +49,7 @@ def system_files(draw):
     return draw(mutated(SYSTEMS[name]))
 
 
-@settings(FUZZ, max_examples=budget(150))
+@settings(FUZZ, max_examples=budget(120))
 @given(data=system_files(), detail=st.sampled_from(("roofline", "roofline", "tile")))
 def test_system_files(data, detail):
     with tempfile.TemporaryDirectory() as folder:
@@ -57,7 +57,7 @@ def test_system_files(data, detail):
         _run_all(Path(folder), "hw.yaml", detail)
 
 
-@settings(FUZZ, max_examples=budget(100))
+@settings(FUZZ, max_examples=budget(70))
 @given(dram=st.sampled_from(sorted(DRAMS)).flatmap(lambda n: mutated(DRAMS[n])),
        system=st.sampled_from(("halo-cid", "cent", "attacc")),
        op=st.sampled_from(("gemv", "attention", "kv-append")))
@@ -74,7 +74,7 @@ def test_dram_files(dram, system, op):
         _run_all(folder, "hw.yaml", "roofline")
 
 
-@settings(FUZZ, max_examples=budget(60))
+@settings(FUZZ, max_examples=budget(45))
 @given(cim=st.sampled_from(sorted(CIMS)).flatmap(lambda n: mutated(CIMS[n])),
        system=st.sampled_from(("halo", "halo-all-cim")))
 def test_cim_files(cim, system):

@@ -20,7 +20,7 @@ CONFIGS = {p.name: p.read_text() for p in sorted((resources.files("mappers") / "
                                                  .iterdir()) if p.name.endswith(".json")}
 
 
-@settings(FUZZ, max_examples=budget(150))
+@settings(FUZZ, max_examples=budget(110))
 @given(config=st.sampled_from(sorted(CONFIGS)).flatmap(lambda n: mutated(CONFIGS[n], "json")),
        hw=st.sampled_from(("h100", "halo", "cent")),
        detail=st.sampled_from(("roofline", "roofline", "tile")),
