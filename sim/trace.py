@@ -54,6 +54,16 @@ SUMMARY_KEYS = ("ttft_s", "tbt_mean_s", "tbt_p50_s", "tbt_p99_s", "e2e_s",
                     "flops", "bytes", "weight_bytes", "act_bytes", "kv_bytes", "dram_bytes",
                     "intensity_flop_per_byte", "memory_bound_fraction", "energy_j")])
 
+#: Summary keys written together (by later versions of the writer): a trace has all of a group
+#: or none of it, since `pdsim show` reads them together.
+SUMMARY_GROUPS = (
+    ("total_energy_j_per_system", "dynamic_energy_j_per_system", "static_energy_j_per_system",
+     "total_energy_per_output_token_j_per_system", "static_power_w_per_chip",
+     "tensor_parallel"),
+    ("cim_weights_resident", "cim_crossbars_needed", "cim_crossbars", "cim_load_program_s",
+     "cim_load_program_j"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Trace:
@@ -169,6 +179,9 @@ def _read(f: h5py.File, path: Path) -> Trace:
     missing = sorted({"command_line"} - set(meta)) + [
         k for k in SUMMARY_KEYS  # None: a NaN, as `_plain` reads it
         if k not in summary or not isinstance(summary[k], (int, float, type(None)))]
+    for group in SUMMARY_GROUPS:
+        if any(k in summary for k in group):
+            missing += [k for k in group if k not in summary]
     if missing or not len(steps):
         raise PdsimError(f"{path}: not a pdsim trace: {missing[0] if missing else 'steps'} "
                          f"missing or not a number")

@@ -31,7 +31,14 @@ def trace(tmp_path_factory) -> bytes:
     folder = tmp_path_factory.mktemp("trace")
     o = invoke(["run", "--prompt", "16", "--gen", "4", "--json", "-o", "t.h5"], folder)
     check(o, outputs=frozenset({"t.h5"}))
-    return (folder / "t.h5").read_bytes()
+    return _Bytes((folder / "t.h5").read_bytes())
+
+
+class _Bytes(bytes):
+    """Bytes that a failing example reports by size, not in full."""
+
+    def __repr__(self) -> str:
+        return f"<trace of {len(self)} bytes>"
 
 
 #: A damage: ("cut", offset), ("flip", bit offsets) or ("edit", what, which, value index).

@@ -153,3 +153,14 @@ def test_an_attribute_no_run_writes_is_refused(tmp_path, result, group, key, val
         f[group].attrs[key] = value
     with pytest.raises(PdsimError, match="not a pdsim trace"):
         read_trace(path)
+
+
+def test_a_trace_lacking_part_of_a_summary_group_is_refused(tmp_path, result):
+    """Found by tests/fuzz: a trace without `static_power_w_per_chip` but with the other
+    system-energy keys ended in a KeyError in `pdsim show`."""
+    path = tmp_path / "t.h5"
+    write_trace(path, result, META)
+    with h5py.File(path, "r+") as f:
+        del f["summary"].attrs["static_power_w_per_chip"]
+    with pytest.raises(PdsimError, match="static_power_w_per_chip missing"):
+        read_trace(path)
