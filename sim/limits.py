@@ -58,12 +58,19 @@ def check_below_int64(what: str, value: int, flags: str) -> None:
                           f"(2**63 - 1) pdsim can count; use smaller sizes")
 
 
+#: Widest operand word ``pdsim gemm --word-bytes`` takes: 64 bytes (a 512-bit word) is far
+#: beyond any format pdsim models (fp64 is 8) and keeps byte counts far from int64's end.
+MAX_WORD_BYTES = 64
+
+
 def check_gemm_size(m: int, n: int, k: int, word_bytes: int) -> None:
-    """``C[m,n] = A[m,k] @ B[k,n]``: its FLOPs (2mnk) and every operand's bytes must be
-    int64 counts."""
+    """``C[m,n] = A[m,k] @ B[k,n]``: its FLOPs (2mnk), every operand's bytes and all three
+    operands' bytes together must be int64 counts."""
     check_below_int64("FLOPs (2 x m x n x k)", 2 * m * n * k, "--m/--n/--k")
     for name, words in (("A (m x k)", m * k), ("B (k x n)", k * n), ("C (m x n)", m * n)):
         check_below_int64(f"the bytes of {name}", words * word_bytes, "--m/--n/--k")
+    check_below_int64("the bytes of A, B and C together", (m * k + k * n + m * n) * word_bytes,
+                      "--m/--n/--k")
 
 
 def check_folds(folds: int, flags: str) -> None:

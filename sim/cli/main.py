@@ -25,7 +25,7 @@ from sim.engine import Workload, simulate
 from sim.errors import PdsimError
 from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 from sim.files import check_output
-from sim.limits import MAX_DECODE_STEPS, check_folds, check_gemm_size
+from sim.limits import MAX_DECODE_STEPS, MAX_WORD_BYTES, check_folds, check_gemm_size
 from sim.presets import load_hardware, preset_names, referenced_texts
 from sim.cli.report import (describe, describe_text, gemm_text, ops_text,
                             summary_text)
@@ -105,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="SRAM per operand, double-buffered (default: unlimited)")
     gemm.add_argument("--bw", type=float, metavar="BYTES_PER_CYCLE",
                       help="bandwidth of the level behind the SRAMs (default: unlimited)")
-    gemm.add_argument("--word-bytes", type=_int_at_least(1), default=2)
+    gemm.add_argument("--word-bytes", type=_int_at_least(1, MAX_WORD_BYTES), default=2,
+                      help=f"bytes per operand word, 1 to {MAX_WORD_BYTES} (default 2)")
     gemm.add_argument("--hw", help="map onto this chip instead (preset or YAML)")
     gemm.add_argument("--dtype", type=_dtype, default="fp16", help="with --hw (default fp16)")
     gemm.add_argument("--json", action="store_true")

@@ -119,17 +119,11 @@ def check(o: Outcome, *, outputs: frozenset[str] = frozenset(), json_out: bool =
     for key, value in numbers(data):
         assert math.isfinite(value) and value >= 0, f"{where}: {key} = {value!r}"
         name = key.rsplit(".", 1)[-1]
-        # KNOWN_OVER_ONE: a known bug on main, test_known_over_one below.
-        if name.endswith(("utilization", "fraction")) and name not in KNOWN_OVER_ONE:
+        if name.endswith(("utilization", "fraction")):
             assert value <= 1 + 1e-9, f"{where}: {key} = {value!r}"
     return data
 
 
-#: Fractions that still exceed 1 on main: `mappers.schedule.StepSchedule.total_time_where`
-#: sums the times of memory-bound ops, which now overlap (prefill KV writes beside attention),
-#: so the "share of the phase's time" is 1.001 on a plain `pdsim run`. Remove once fixed
-#: (tests/fuzz/test_cli_numbers.py::test_memory_bound_fraction_is_a_share, strict xfail).
-KNOWN_OVER_ONE = ("prefill_memory_bound_fraction", "decode_memory_bound_fraction")
 
 
 def numbers(value, key: str = ""):

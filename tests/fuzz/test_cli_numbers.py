@@ -101,20 +101,17 @@ def test_cim(weights, acts, resident, fuzzed):
         check(invoke(argv, Path(folder)))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 cause 2 (silent int64 overflow), branch "
-                   "badinput: sim.limits.check_gemm_size bounds each operand's bytes, not one "
-                   "fold's fetch of all three, so words * word_bytes wraps in the array kernel")
 def test_word_bytes_near_int64_is_refused_not_wrapped(tmp_path):
-    """Found by the fuzz above with a larger budget (PDSIM_FUZZ_SCALE): stall_cycles -1.4e17."""
+    """Found by the fuzz above with a larger budget (PDSIM_FUZZ_SCALE): stall_cycles -1.4e17
+    (each operand's bytes fitted int64, their sum did not). Refused now: --word-bytes is at
+    most `sim.limits.MAX_WORD_BYTES` and the three operands' bytes together must fit."""
     check(invoke(["gemm", "--m=24", "--n=40", "--k=16", "--rows=65", "--cols=4",
                   f"--word-bytes={2**53 + 1}", "--bw=4", "--json"], tmp_path))
 
 
-@pytest.mark.xfail(strict=True, reason="bug on main (not one of issue 10's twelve causes): "
-                   "memory_bound_fraction sums overlapping ops' times; see "
-                   "tests.fuzz.harness.KNOWN_OVER_ONE")
 def test_memory_bound_fraction_is_a_share(tmp_path):
-    """Found by the fuzz after merging main: 1.0011 on the plainest run."""
+    """Found by the fuzz after merging main: 1.0011 on the plainest run (memory-bound op
+    time over wall time, with ops overlapping); now a share of op time."""
     data = check(invoke(["run", "--prompt=16", "--gen=4", "--json", "--no-trace",
                          "--detail=roofline"], tmp_path))
     assert data["summary"]["prefill_memory_bound_fraction"] <= 1
