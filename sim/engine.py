@@ -75,6 +75,9 @@ class Step:
     dram_bytes: float
     schedule: StepSchedule | None
     write_bound_s: float = 0.0  # in ops bound by reprogramming CiM crossbars (bound "write")
+    #: Time of every op of the step, summed over ops (repeats included). Ops on different
+    #: units overlap, so this can exceed ``time_s``; bound fractions divide by it.
+    op_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,7 +288,8 @@ def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
                 start_s=start, time_s=sched.time_s, energy_j=sched.energy_j,
                 totals={f: sched.graph.total(f) for f in STEP_FIELDS},
                 memory_bound_s=sched.total_time_where("memory"), dram_bytes=sched.dram_bytes,
-                schedule=sched, write_bound_s=sched.total_time_where("write"))
+                schedule=sched, write_bound_s=sched.total_time_where("write"),
+                op_s=sched.total_op_time())
 
 
 def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
@@ -302,6 +306,7 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
     energy = interp([scheds[j].energy_j for j in known])
     membound = interp([scheds[j].total_time_where("memory") for j in known])
     writebound = interp([scheds[j].total_time_where("write") for j in known])
+    optime = interp([scheds[j].total_op_time() for j in known])
     dram = interp([scheds[j].dram_bytes for j in known])
     totals = {f: np.rint(interp([scheds[j].graph.total(f) for j in known])).astype(np.int64)
               for f in STEP_FIELDS}
@@ -316,7 +321,8 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
                               totals={f: int(totals[f][j]) for f in STEP_FIELDS},
                               memory_bound_s=float(membound[j]),
                               dram_bytes=float(dram[j]), schedule=None,
-                              write_bound_s=float(writebound[j])))
+                              write_bound_s=float(writebound[j]),
+                              op_s=float(optime[j])))
         start += steps[-1].time_s
     return steps
 
@@ -361,8 +367,11 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
         out[f"{phase}_time_s"] = time
         out[f"{phase}_energy_j"] = sum(s.energy_j for s in group)
         out[f"{phase}_static_energy_j_per_chip"] = pp * static_w * time
-        out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / time
-                                                 if time else math.nan)
+        # A share of op time, not of wall time: ops on different units overlap, so the
+        # memory-bound ops' summed time can exceed the step's (docs/trace-format.md).
+        op_time = sum(s.op_s for s in group)
+        out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / op_time
+                                                 if op_time else math.nan)
     out.update(busy_fractions(steps, system.pipeline_parallel))
     out["energy_j"] = out["prefill_energy_j"] + out["decode_energy_j"]
     out["energy_per_output_token_j"] = out["energy_j"] / (b * workload.gen_tokens)

@@ -54,6 +54,16 @@ SUMMARY_KEYS = ("ttft_s", "tbt_mean_s", "tbt_p50_s", "tbt_p99_s", "e2e_s",
                     "flops", "bytes", "weight_bytes", "act_bytes", "kv_bytes", "dram_bytes",
                     "intensity_flop_per_byte", "memory_bound_fraction", "energy_j")])
 
+#: Summary keys written together (by later versions of the writer): a trace has all of a group
+#: or none of it, since `pdsim show` reads them together.
+SUMMARY_GROUPS = (
+    ("total_energy_j_per_system", "dynamic_energy_j_per_system", "static_energy_j_per_system",
+     "total_energy_per_output_token_j_per_system", "static_power_w_per_chip",
+     "tensor_parallel"),
+    ("cim_weights_resident", "cim_crossbars_needed", "cim_crossbars", "cim_load_program_s",
+     "cim_load_program_j"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Trace:
@@ -119,9 +129,12 @@ def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]
         g = f.create_group("summary", track_order=True)
         for key, value in result.summary.items():
             g.attrs[key] = value
-        f.create_dataset("steps", data=step_table(result), track_times=False)
+        # Fletcher-32 checksums: a damaged table is refused on reading, never shown with
+        # other numbers (HDF5 already checksums the metadata, attributes included).
+        f.create_dataset("steps", data=step_table(result), track_times=False,
+                         fletcher32=True)
         f.create_dataset("ops", data=op_table(result), track_times=False,
-                         compression="gzip", shuffle=True)
+                         compression="gzip", shuffle=True, fletcher32=True)
 
     atomic_write(path, lambda tmp: tmp.write_bytes(image.getvalue()))
 
@@ -166,9 +179,21 @@ def _read(f: h5py.File, path: Path) -> Trace:
     missing = sorted({"command_line"} - set(meta)) + [
         k for k in SUMMARY_KEYS  # None: a NaN, as `_plain` reads it
         if k not in summary or not isinstance(summary[k], (int, float, type(None)))]
+    for group in SUMMARY_GROUPS:
+        if any(k in summary for k in group):
+            missing += [k for k in group if k not in summary]
     if missing or not len(steps):
         raise PdsimError(f"{path}: not a pdsim trace: {missing[0] if missing else 'steps'} "
                          f"missing or not a number")
+    # Every value pdsim writes is a finite number >= 0 (None: NaN, not modelled), or in meta
+    # also a string; anything else (an array, a negative) is damage or another tool's edit.
+    for group, values in (("meta", meta), ("summary", summary)):
+        for key, value in values.items():
+            if not (value is None or isinstance(value, str) and group == "meta"
+                    or isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise PdsimError(f"{path}: not a pdsim trace: {group} {key!r} is "
+                                 f"{' '.join(repr(value).split())[:40]} (expected a finite "
+                                 f"number >= 0{' or a string' if group == 'meta' else ''})")
     return Trace(meta=meta, summary=summary, steps=steps, ops=ops)
 
 
