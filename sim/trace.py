@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 
 from sim import __version__
@@ -95,6 +94,8 @@ def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
 
 def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]) -> None:
     """Write ``result`` with run metadata ``meta`` (strings and numbers) to ``path``."""
+    import h5py  # imported on use: a run without a trace, and `pdsim list`, never load it
+
     def write(tmp: Path) -> None:
         with h5py.File(tmp, "w", track_order=True) as f:
             f.attrs["format"] = FORMAT
@@ -115,6 +116,8 @@ def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]
 
 def read_trace(path: str | os.PathLike) -> Trace:
     """Read a pdsim trace; `PdsimError` if ``path`` is missing or not a pdsim trace."""
+    import h5py
+
     path = Path(path)
     if not path.is_file():
         raise PdsimError(f"{path}: no such file")

@@ -23,8 +23,6 @@ from sim.engine import Workload, simulate
 from sim.errors import PdsimError
 from sim.presets import load_hardware, preset_names, referenced_texts
 from sim.cli.report import describe, describe_text, ops_text, summary_text
-from sim.units.systolic.array import array_gemm
-from sim.units.systolic.tile import map_gemm
 from sim.trace import read_trace, to_json, write_trace
 
 
@@ -255,6 +253,9 @@ def _progress():
 
 
 def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
+    from sim.units.systolic.array import array_gemm  # numba-backed: imported on use
+    from sim.units.systolic.tile import map_gemm
+
     if args.hw is not None:
         if args.rows or args.cols or args.sram_kb or args.bw:
             raise PdsimError("--hw: maps onto a whole chip; drop --rows/--cols/--sram-kb/--bw")
