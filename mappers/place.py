@@ -13,6 +13,7 @@ takes the GEMM kinds its slot lists onto ``cim``. Memory-side units are looked u
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from sim.hardware import System
 
@@ -52,9 +53,23 @@ def place(graph: Graph, system: System) -> Graph:
         for kind in kinds:
             targets.setdefault(kind, unit)
 
-    def unit_of(op: Op) -> str:
-        return targets.get(op.kind.value, UNIT_OF_KIND[op.kind])
+    units: dict[OpKind, str] = {}  # placement is a function of (kind, phase, system)
 
-    segments = tuple(replace(seg, ops=tuple(replace(op, unit=unit_of(op)) for op in seg.ops))
+    def unit_of(op: Op) -> str:
+        unit = units.get(op.kind)
+        if unit is None:
+            unit = units[op.kind] = targets.get(op.kind.value, UNIT_OF_KIND[op.kind])
+        return unit
+
+    segments = tuple(replace(seg, ops=tuple(_on_unit(op, unit_of(op)) for op in seg.ops))
                      for seg in graph.segments)
     return replace(graph, segments=segments)
+
+
+@lru_cache(maxsize=1 << 14)
+def _on_unit(op: Op, unit: str) -> Op:
+    """``op`` placed on ``unit``. Memoised: consecutive decode steps lower mostly equal ops
+    (only attention changes with the context), and a dictionary hit is several times cheaper
+    than `dataclasses.replace`; equal ops also come back as one object, which keeps the
+    simulator's per-op memos and trace cheap."""
+    return replace(op, unit=unit)

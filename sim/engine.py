@@ -13,7 +13,9 @@ is small (tests/sim/test_engine.py measures it).
 
 from __future__ import annotations
 
+import gc
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -138,9 +140,14 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     if decode_sample is not None and decode_sample < 2:
         raise ConfigError(f"--decode-sample: must be >= 2, got {decode_sample}")
 
+    # Costs that depend on the op alone, shared by the steps of this run: a decode step
+    # re-costs only the ops that change with the context (attention).
+    memo: dict = {}
+
     def run(phase: Phase, new_tokens: int, context: int) -> StepSchedule:
         return compile_step(model, system, phase=phase, batch=workload.batch,
-                            new_tokens=new_tokens, context=context, precision=p, detail=detail)
+                            new_tokens=new_tokens, context=context, precision=p, detail=detail,
+                            memo=memo)
 
     prefill = run(Phase.PREFILL, workload.prompt_tokens, 0)
     steps = [_step(0, Phase.PREFILL, 0, workload.prompt_tokens, 0.0, prefill)]
@@ -150,10 +157,11 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     else:
         sampled = sorted(set(np.linspace(0, n_decode - 1, decode_sample).round().astype(int)))
     scheds = {}
-    for done, j in enumerate(sampled):
-        scheds[j] = run(Phase.DECODE, 1, int(contexts[j]))
-        if progress is not None:
-            progress(done + 1, len(sampled))
+    with paused_gc():
+        for done, j in enumerate(sampled):
+            scheds[j] = run(Phase.DECODE, 1, int(contexts[j]))
+            if progress is not None:
+                progress(done + 1, len(sampled))
     steps += _decode_steps(scheds, contexts, prefill.time_s)
     summary = _summary(system, workload, steps, weights_b, kv_b, model)
     cim = system.chip.cim
@@ -165,6 +173,21 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
                 sum(s.write_bound_s for s in group) / time if time else math.nan)
     return RunResult(system=system, model=model, workload=workload, steps=tuple(steps),
                      summary=summary)
+
+
+@contextmanager
+def paused_gc():
+    """Pause Python's cyclic garbage collector. The decode loop allocates many small acyclic
+    records (ops, costs, schedules) that the run keeps; each full collection walks all of
+    them, which made a step's cost grow with the number of steps before it. Reference
+    counting still frees everything; cycles wait for the collector's next pass."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _check_tensor_dtype(model: ModelConfig, system: System, precision: Precision) -> None:

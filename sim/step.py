@@ -32,26 +32,40 @@ COST_MODELS = {"tile": "sim.units.systolic.tile:tile_cost",
 UNIT_MODELS = {"cid": "sim.units.cid.ops:cid_step_cost",
                "cim": "sim.units.cim.cost:cim_step_cost"}
 
+#: Memory-side units whose factory ignores the step's graph, so that an op's cost is a function
+#: of the op alone (and the system) and may be memoised across the steps of a run, as the chip
+#: models' costs are. The CiM unit is not one: its costs depend on the step's weight plan.
+OP_ONLY_UNITS = frozenset({"cid"})
+
 
 def chip_cost_model(detail: str) -> Callable:
     """The chip model ``(system, op) -> Cost`` of ``detail`` (a key of `COST_MODELS`)."""
     return _load(COST_MODELS[detail])
 
 
-def step_cost(system: System, detail: str, graph: Graph) -> CostFn:
+def step_cost(system: System, detail: str, graph: Graph,
+              memo: dict[Op, Cost] | None = None) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
-    model, every other op by the chip model of ``detail``."""
+    model, every other op by the chip model of ``detail``.
+
+    Each distinct op is costed once per step (pipeline stages repeat the same layer ops).
+    ``memo``, if given, keeps the costs of ops whose cost depends on the op alone (chip-model
+    ops, `OP_ONLY_UNITS`) across calls: pass one dict for all steps of one run (one ``system``
+    and ``detail``), so a decode step costs only the ops that changed with the context. The
+    costs are the same as without it."""
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
     units = {unit: _load(spec)(system, graph) for unit, spec in UNIT_MODELS.items()
              if unit in used}
-    # Pipeline stages repeat the same layer ops: cost each distinct op once per step.
-    memo: dict[Op, Cost] = {}
+    shared = {} if memo is None else memo
+    own: dict[Op, Cost] = {}
 
     def cost(op: Op) -> Cost:
-        if op not in memo:
-            memo[op] = units.get(op.unit, chip)(op)
-        return memo[op]
+        table = own if op.unit in units and op.unit not in OP_ONLY_UNITS else shared
+        c = table.get(op)
+        if c is None:
+            c = table[op] = units.get(op.unit, chip)(op)
+        return c
     return cost
 
 
@@ -62,8 +76,9 @@ def _load(spec: str) -> Callable:
 
 def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int,
                  new_tokens: int, context: int, precision: Precision,
-                 detail: str = "tile") -> StepSchedule:
-    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``."""
+                 detail: str = "tile", memo: dict[Op, Cost] | None = None) -> StepSchedule:
+    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``
+    (``memo``: a run's cost memo, see `step_cost`)."""
     graph = compile_graph(model, system, phase=phase, batch=batch, new_tokens=new_tokens,
                           context=context, precision=precision)
-    return schedule(graph, step_cost(system, detail, graph))
+    return schedule(graph, step_cost(system, detail, graph, memo))

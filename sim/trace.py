@@ -18,7 +18,7 @@ import numpy as np
 
 from sim import __version__
 from sim.files import atomic_write
-from sim.engine import STEP_FIELDS, RunResult
+from sim.engine import STEP_FIELDS, RunResult, paused_gc
 from sim.errors import PdsimError
 
 FORMAT = "pdsim-trace"
@@ -61,21 +61,47 @@ def step_table(result: RunResult) -> np.ndarray:
 
 
 def op_table(result: RunResult) -> np.ndarray:
-    rows = []
-    for s in result.steps:
-        if s.schedule is None:
-            continue
+    """One row per op of every simulated step, built into a preallocated array: the columns
+    fixed by an op, its cost and its segment come from one template row per distinct triple
+    (consecutive decode steps share most of them), the per-step columns (step, phase, times)
+    are filled column by column."""
+    with paused_gc():  # many small allocations while the whole run is alive
+        return _op_table(result)
+
+
+def _op_table(result: RunResult) -> np.ndarray:
+    scheds = [s for s in result.steps if s.schedule is not None]
+    counts = np.array([len(s.schedule.ops) for s in scheds], dtype=np.int64)
+    templates: dict[tuple[int, int, str, int, int], int] = {}
+    static: list[tuple] = []
+    which: list[int] = []
+    offset: list[float] = []
+    period: list[float] = []
+    for s in scheds:
         for so in s.schedule.ops:
             op, c, seg = so.op, so.cost, so.segment
-            dims = (op.dims + (0,) * MAX_DIMS)[:MAX_DIMS]
-            start = s.start_s + so.start_s
-            rows.append((s.index, s.phase.value, seg.name, op.name, op.kind.value, op.unit,
-                         seg.layer, seg.repeat, dims, op.dtype,
-                         *[getattr(op, f) for f in STEP_FIELDS],
-                         start, start + c.time_s, so.period_s, c.time_s, c.compute_s,
-                         c.memory_s, c.comm_s, c.bound, c.energy_j, c.dram_bytes, c.cycles,
-                         c.stall_cycles, c.utilization))
-    return _table(rows, OP_DTYPE)
+            # By identity: the result keeps every op and cost alive, and the engine's memos
+            # hand equal ops and costs back as one object.
+            key = (id(op), id(c), seg.name, seg.layer, seg.repeat)
+            row = templates.get(key)
+            if row is None:
+                row = templates[key] = len(static)
+                dims = (op.dims + (0,) * MAX_DIMS)[:MAX_DIMS]
+                static.append((0, "", seg.name, op.name, op.kind.value, op.unit, seg.layer,
+                               seg.repeat, dims, op.dtype, *[getattr(op, f) for f in STEP_FIELDS],
+                               0.0, 0.0, 0.0, c.time_s, c.compute_s, c.memory_s, c.comm_s,
+                               c.bound, c.energy_j, c.dram_bytes, c.cycles, c.stall_cycles,
+                               c.utilization))
+            which.append(row)
+            offset.append(so.start_s)
+            period.append(so.period_s)
+    table = _table(static, OP_DTYPE)[np.array(which, dtype=np.int64)]
+    table["step"] = np.repeat([s.index for s in scheds], counts)
+    table["phase"] = np.repeat(np.array([s.phase.value for s in scheds], dtype="S8"), counts)
+    table["start_s"] = np.repeat([s.start_s for s in scheds], counts) + np.array(offset)
+    table["end_s"] = table["start_s"] + table["time_s"]
+    table["period_s"] = period
+    return table
 
 
 def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
