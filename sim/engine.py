@@ -17,11 +17,12 @@ import gc
 import math
 from contextlib import contextmanager
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Callable
 
 import numpy as np
 
-from mappers.ir import Phase, Precision
+from mappers.ir import Graph, Phase, Precision
 from mappers.lower import lower, shard_heads, stage_layers
 from mappers.models import ModelConfig
 from sim.step import compile_step
@@ -265,9 +266,23 @@ def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
           sched: StepSchedule) -> Step:
     return Step(index=index, phase=phase, context=context, new_tokens=new_tokens,
                 start_s=start, time_s=sched.time_s, energy_j=sched.energy_j,
-                totals={f: sched.graph.total(f) for f in STEP_FIELDS},
+                totals=_graph_totals(sched.graph),
                 memory_bound_s=sched.total_time_where("memory"), dram_bytes=sched.dram_bytes,
                 schedule=sched, write_bound_s=sched.total_time_where("write"))
+
+
+_STEP_FIELDS_OF = attrgetter(*STEP_FIELDS)
+
+
+def _graph_totals(graph: Graph) -> dict[str, int]:
+    """``{field: graph.total(field)}`` for `STEP_FIELDS` in one pass over the ops (exact
+    integers, so the order of the sums does not matter; a decode step of a many-stage chip
+    has hundreds of ops)."""
+    totals = [0] * len(STEP_FIELDS)
+    for seg in graph.segments:
+        for i, column in enumerate(zip(*map(_STEP_FIELDS_OF, seg.ops))):
+            totals[i] += seg.repeat * sum(column)
+    return dict(zip(STEP_FIELDS, totals))
 
 
 def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
@@ -285,8 +300,8 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
     membound = interp([scheds[j].total_time_where("memory") for j in known])
     writebound = interp([scheds[j].total_time_where("write") for j in known])
     dram = interp([scheds[j].dram_bytes for j in known])
-    totals = {f: np.rint(interp([scheds[j].graph.total(f) for j in known])).astype(np.int64)
-              for f in STEP_FIELDS}
+    exact = [_graph_totals(scheds[j].graph) for j in known]
+    totals = {f: np.rint(interp([t[f] for t in exact])).astype(np.int64) for f in STEP_FIELDS}
     steps = []
     for j, ctx in enumerate(contexts):
         if j in scheds:
