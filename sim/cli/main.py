@@ -86,7 +86,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0, help="recorded in the trace; the roofline "
                      "model is deterministic (default 0)")
     run.add_argument("-o", "--out", help="trace path (default results/runs/"
-                     "HW_MODEL_bB_pP_gG.h5)")
+                     "HW_MODEL_bB_pP_gG_DETAIL_W-A-KV_HASH.h5: HASH covers every input that "
+                     "can change the result)")
     run.add_argument("--no-trace", action="store_true", help="do not write a trace")
     run.add_argument("--no-capacity-check", action="store_true",
                      help="simulate even if weights and KV cache exceed a chip's memory")
@@ -140,6 +141,10 @@ def build_parser() -> argparse.ArgumentParser:
 _HANDLERS: dict = {}
 
 
+#: Command modules that are not a unit's: tools built on the simulator.
+TOOL_COMMANDS = ("sim.cli.sweep",)
+
+
 def _command_modules():
     """The CLI plug-in of every unit wing, ``sim/units/<unit>/cli.py``, in name order. Each
     defines ``add_commands(sub) -> {command: handler(args, argv) -> int}`` (adding its
@@ -152,8 +157,9 @@ def _command_modules():
     import sim.units
 
     wings = sorted(m.name for m in pkgutil.iter_modules(sim.units.__path__) if m.ispkg)
-    return [importlib.import_module(f"sim.units.{wing}.cli") for wing in wings
-            if importlib.util.find_spec(f"sim.units.{wing}.cli") is not None]
+    names = [f"sim.units.{wing}.cli" for wing in wings
+             if importlib.util.find_spec(f"sim.units.{wing}.cli") is not None]
+    return [importlib.import_module(name) for name in [*names, *TOOL_COMMANDS]]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -198,14 +204,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                           kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
                         precision=precision)
-    result = simulate(system, model.config, workload, detail=args.detail,
-                      decode_sample=args.decode_sample,
-                      check_capacity=not args.no_capacity_check, progress=_progress())
-    out = None
-    if not args.no_trace:
-        hw_name = Path(args.hw).stem if args.hw not in preset_names() else args.hw
-        out = Path(args.out or f"results/runs/{hw_name}_{model.config.name}_b{args.batch}"
-                               f"_p{args.prompt}_g{args.gen}.h5")
+    out = meta = None
+    if not args.no_trace:  # named before simulating
         meta = {
             "command_line": shlex.join(["pdsim", *argv]),
             "hardware_source": hw.source,
@@ -223,6 +223,11 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "decode_sample": args.decode_sample or 0,
             "seed": args.seed,
         }
+        out = Path(args.out) if args.out else default_trace_path(args, model.config.name, meta)
+    result = simulate(system, model.config, workload, detail=args.detail,
+                      decode_sample=args.decode_sample,
+                      check_capacity=not args.no_capacity_check, progress=_progress())
+    if out is not None:
         write_trace(out, result, meta)
     if args.json:
         print(to_json({"summary": result.summary, "trace": str(out) if out else None}))
@@ -239,6 +244,23 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         if out:
             print(f"trace: {out}")
     return 0
+
+
+def default_trace_path(args: argparse.Namespace, model: str, meta: dict) -> Path:
+    """``results/runs/HW_MODEL_bB_pP_gG_DETAIL_W-A-KV_HASH.h5``: the readable inputs, then
+    6 hex digits of a hash of everything that can change the result (the hardware and model
+    texts, parallelism, precision, detail, decode sampling), so runs that differ never share
+    a default name and the same run always gets the same one."""
+    import hashlib
+
+    hw = Path(args.hw).stem if args.hw not in preset_names() else args.hw
+    work = json.loads(meta["workload"])
+    keyed = {k: v for k, v in meta.items()
+             if k not in ("command_line", "hardware_source", "model_source", "seed")}
+    digest = hashlib.sha256(json.dumps(keyed, sort_keys=True).encode()).hexdigest()[:6]
+    dtypes = f"{work['weight_dtype']}-{work['activation_dtype']}-{work['kv_dtype']}"
+    return Path(f"results/runs/{hw}_{model}_b{args.batch}_p{args.prompt}_g{args.gen}_"
+                f"{args.detail}_{dtypes}_{digest}.h5")
 
 
 def _progress():

@@ -23,7 +23,8 @@ def test_default_run_writes_a_trace(in_tmp, capsys):
     assert main(["run"]) == 0
     out = capsys.readouterr().out
     assert "llama2-7b on h100 (tp 1, tile), batch 1, prompt 2048, generate 128" in out
-    path = in_tmp / "results/runs/h100_llama2-7b_b1_p2048_g128.h5"
+    (path,) = (in_tmp / "results/runs").glob("h100_llama2-7b_b1_p2048_g128_tile_fp16-fp16-fp16_"
+                                             "??????.h5")
     assert f"trace: {path.relative_to(in_tmp)}" in out
     t = read_trace(path)
     assert t.meta["command_line"] == "pdsim run"
@@ -157,3 +158,16 @@ def test_output_into_a_closed_pipe_is_quiet(tmp_path):
             "sys.exit(main(['list']))\n")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.stderr == "" and proc.returncode == 0
+
+
+def test_default_trace_names_tell_runs_apart(in_tmp, capsys):
+    """Runs that differ in detail, precision, parallelism or sampling never share a default
+    trace name; the same run gets the same name."""
+    variants = [[], ["--detail", "roofline"], ["--weight-dtype", "int8"], ["--kv-dtype", "int8"],
+                ["--decode-sample", "2"], ["--tp", "2"], []]
+    names = []
+    for extra in variants:
+        assert main(["run", "--gen", "3", *extra]) == 0
+        names.append(capsys.readouterr().out.strip().splitlines()[-1])
+    assert len(set(names[:-1])) == len(variants) - 1
+    assert names[0] == names[-1]
