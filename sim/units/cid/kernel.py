@@ -195,7 +195,7 @@ def _open(mode, g, k, row, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row, 
 
 @njit(_SIG_SIMULATE_CHANNEL, cache=True)
 def simulate_channel(mode, nb, bpg, rows, t, chunks, steps, cols, cols_last, gb_writes, reads,
-              refresh, record, rec):
+                     refresh, record, rec):
     """One PC's program: ``chunks`` x (``gb_writes`` WRGB, then ``steps`` row steps of
     ``cols`` column commands (``cols_last`` in every step of the last chunk), each followed by
     ``reads`` RDRES). Returns (end cycle, counts per command, commands issued).
