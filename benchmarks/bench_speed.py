@@ -6,8 +6,9 @@ Every figure is a fresh ``python -m sim.cli.main ...`` process run from ``--repo
 this checkout; point it at an export of an older commit for "before" figures), measured with
 ``/usr/bin/time``: wall seconds, CPU seconds (user + system) and peak resident memory. Rows:
 
-  * which heavy modules (numba, h5py, matplotlib) each command imports, and the process's
-    total import time (``python -X importtime``, top-level imports summed);
+  * which heavy modules (numba, h5py, matplotlib) each command imports, the process's total
+    import time (``python -X importtime``: wall time, top-level imports summed) and the
+    process's CPU time (one run each);
   * ``pdsim cid --op gemv --rows 4096 --cols 4096 --hw attacc`` with a cold Numba cache (a
     fresh, empty ``NUMBA_CACHE_DIR``: every kernel compiled) and then warm - target: cold
     under 5 CPU-s;
@@ -90,7 +91,8 @@ def main() -> None:
         imports = {}
         for name, cmd in commands.items():
             r = process(repo, cmd, warm, importtime=True)
-            imports[name] = {"heavy_imports": r["heavy"], "import_s": r["import_s"]}
+            imports[name] = {"heavy_imports": r["heavy"], "import_s": r["import_s"],
+                             "cpu_s": r["cpu_s"]}
         out["imports"] = imports
 
         cid = ["cid", "--op", "gemv", "--rows", "4096", "--cols", "4096", "--hw", "attacc"]
@@ -112,8 +114,8 @@ def main() -> None:
         return
     print(f"{out['repo']}: {out['cpus']} CPUs, median of {args.repeat} warm runs")
     for name, r in out["imports"].items():
-        print(f"  imports  pdsim {name:<34} heavy: {', '.join(r['heavy_imports']) or '-':<24}"
-              f" all imports {r['import_s']:.3f} s")
+        print(f"  pdsim {name:<34} imports {', '.join(r['heavy_imports']) or '-':<12} "
+              f"{r['import_s']:6.3f} s; process {r['cpu_s']:5.2f} CPU-s")
     for key, value in out.items():
         if isinstance(value, dict) and "wall_s" in value:
             print(f"  {key:<42} {value['wall_s']:7.2f} s wall {value['cpu_s']:7.2f} CPU-s "

@@ -6,6 +6,8 @@ validating a CiD chip loads no compiled code.
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from numba import boolean, int64, njit, types
 
@@ -32,9 +34,11 @@ _SIG_ISSUE = _I(_I, _I, _I, _I, _I, _V, _I, _I, *_STATE, _M, boolean)
 _SIG_TARGET = types.UniTuple(_I, 2)(_I, _I, _I, _I, _I)
 _SIG_SIMULATE_CHANNEL = types.Tuple((_I, _V, _I))(_I, _I, _I, _I, _V, _I, _I, _I, _I, _I, _I,
                                                   boolean, boolean, _M)
+# Kernels called only from compiled code: no Python or C entry points to build for them.
+_inner = partial(njit, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
 
-@njit(_SIG_BANK_OK, cache=True)
+@_inner(_SIG_BANK_OK)
 def _bank_ok(cmd, b, bpg, g_sel, k_sel):
     """Whether bank ``b`` is addressed by a command with group ``g_sel``, bank ``k_sel``."""
     if g_sel < 0 and k_sel < 0:
@@ -44,7 +48,7 @@ def _bank_ok(cmd, b, bpg, g_sel, k_sel):
     return b == g_sel * bpg + k_sel
 
 
-@njit(_SIG_ISSUE, cache=True)
+@_inner(_SIG_ISSUE)
 def _issue(cmd, g_sel, k_sel, row, col, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row,
            actg_t, colg_t, counts, rec, record):
     """Issue one command at its earliest legal cycle; update the state; return the cycle."""
@@ -165,7 +169,7 @@ def _close_all(nb, bpg, t, S, act_t, pre_t, colb_t, wr_t, open_row, actg_t, colg
            colg_t, counts, rec, record)
 
 
-@njit(_SIG_TARGET, cache=True)
+@_inner(_SIG_TARGET)
 def _target(mode, gstep, nb, bpg, rows):
     """(bank k, row) of step ``gstep``; lockstep modes use every bank (k = -1)."""
     if mode == 0 or mode == 3:
