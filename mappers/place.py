@@ -53,23 +53,19 @@ def place(graph: Graph, system: System) -> Graph:
         for kind in kinds:
             targets.setdefault(kind, unit)
 
-    units: dict[OpKind, str] = {}  # placement is a function of (kind, phase, system)
-
-    def unit_of(op: Op) -> str:
-        unit = units.get(op.kind)
-        if unit is None:
-            unit = units[op.kind] = targets.get(op.kind.value, UNIT_OF_KIND[op.kind])
-        return unit
-
-    segments = tuple(replace(seg, ops=tuple(_on_unit(op, unit_of(op)) for op in seg.ops))
+    # Placement is a function of (kind, phase, system): the phase's memory-unit targets, as a
+    # hashable key of the memo below.
+    where = tuple(sorted(targets.items()))
+    segments = tuple(replace(seg, ops=tuple(_placed(op, where) for op in seg.ops))
                      for seg in graph.segments)
     return replace(graph, segments=segments)
 
 
 @lru_cache(maxsize=1 << 14)
-def _on_unit(op: Op, unit: str) -> Op:
-    """``op`` placed on ``unit``. Memoised: consecutive decode steps lower mostly equal ops
-    (only attention changes with the context), and a dictionary hit is several times cheaper
+def _placed(op: Op, targets: tuple[tuple[str, str], ...]) -> Op:
+    """``op`` on the memory-side unit ``targets`` (``(kind, unit)`` pairs) names for its kind,
+    else on the chip's own unit for the kind. Memoised: consecutive decode steps lower mostly
+    equal ops (only attention changes with the context), and a hit is several times cheaper
     than `dataclasses.replace`; equal ops also come back as one object, which keeps the
     simulator's per-op memos and trace cheap."""
-    return replace(op, unit=unit)
+    return replace(op, unit=dict(targets).get(op.kind.value, UNIT_OF_KIND[op.kind]))

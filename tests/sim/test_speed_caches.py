@@ -11,7 +11,7 @@ import pytest
 
 import sim.engine as engine
 from mappers.models import load_model
-from mappers.place import _on_unit
+from mappers.place import _placed
 from sim.engine import STEP_FIELDS, Workload, simulate
 from sim.presets import load_hardware
 from sim.step import compile_step
@@ -22,7 +22,7 @@ LLAMA = load_model("llama2-7b").config
 
 def _uncached(*args, memo=None, **kwargs):
     """`compile_step` as it was before the memos: nothing shared between steps."""
-    _on_unit.cache_clear()
+    _placed.cache_clear()
     return compile_step(*args, **kwargs)
 
 
