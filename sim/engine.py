@@ -18,7 +18,7 @@ import math
 from contextlib import contextmanager
 from dataclasses import dataclass
 from operator import attrgetter
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -29,9 +29,14 @@ from sim.step import compile_step
 from mappers.place import place
 from mappers.schedule import StepSchedule
 
+from sim.costmodel import static_power_w
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 from sim.hardware import System
+from sim.limits import MAX_DECODE_STEPS, check_below_int64
+
+if TYPE_CHECKING:  # annotation only: unit models are imported on use
+    from sim.units.cid.audit import StreamAudit
 
 #: Per-step quantities that are summed over ops and stored per step.
 STEP_FIELDS = ("flops", "weight_bytes", "act_bytes", "kv_bytes", "comm_bytes")
@@ -51,6 +56,9 @@ class Workload:
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {value}")
+        if self.gen_tokens - 1 > MAX_DECODE_STEPS:
+            raise ConfigError(f"gen_tokens: at most {MAX_DECODE_STEPS + 1} (decode steps are "
+                              f"simulated and stored one by one), got {self.gen_tokens}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,14 +132,18 @@ def _layer_matmul_params(model: ModelConfig) -> int:
 def simulate(system: System, model: ModelConfig, workload: Workload, *,
              detail: str = "tile", decode_sample: int | None = None,
              check_capacity: bool = True,
-             progress: Callable[[int, int], None] | None = None) -> RunResult:
+             progress: Callable[[int, int], None] | None = None,
+             dram_audit: StreamAudit | None = None) -> RunResult:
     """Simulate ``workload`` on ``system`` with unit models at ``detail`` (``tile`` or
-    ``roofline``); see the module docstring for conventions."""
+    ``roofline``); see the module docstring for conventions. ``dram_audit``: a
+    `sim.units.cid.audit.StreamAudit` that checks every CiD command stream of the simulated
+    steps (interpolated decode steps generate none)."""
     if detail not in ("tile", "roofline"):
         raise ConfigError(f"--detail: unknown detail {detail!r} (allowed: tile, roofline)")
     p = workload.precision
     shard_heads(model, system.tensor_parallel)
     _check_tensor_dtype(model, system, p)  # refuse early, before any step is simulated
+    _check_counts(model, system, workload)
     stages = stage_footprints(model, system, workload)
     weights_b, kv_b = max(stages, key=sum)
     if check_capacity:
@@ -148,7 +160,7 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     def run(phase: Phase, new_tokens: int, context: int) -> StepSchedule:
         return compile_step(model, system, phase=phase, batch=workload.batch,
                             new_tokens=new_tokens, context=context, precision=p, detail=detail,
-                            memo=memo)
+                            memo=memo, dram_audit=dram_audit)
 
     prefill = run(Phase.PREFILL, workload.prompt_tokens, 0)
     steps = [_step(0, Phase.PREFILL, 0, workload.prompt_tokens, 0.0, prefill)]
@@ -189,6 +201,24 @@ def paused_gc():
     finally:
         if enabled:
             gc.enable()
+
+
+def _check_counts(model: ModelConfig, system: System, workload: Workload) -> None:
+    """Refuse a workload whose counts (FLOPs, bytes) leave int64 (`sim.limits`), before any
+    step is simulated. The prefill and the last decode step are the largest steps; the decode
+    phase's totals are at most the steps times the last one's."""
+    last_context = workload.prompt_tokens + workload.gen_tokens - 2
+    n_decode = workload.gen_tokens - 1
+    for phase, new_tokens, context, steps in (
+            (Phase.PREFILL, workload.prompt_tokens, 0, 1),
+            (Phase.DECODE, 1, last_context, max(n_decode, 1))):
+        graph = lower(model, phase=phase, batch=workload.batch, new_tokens=new_tokens,
+                      context=context, precision=workload.precision,
+                      tp=system.tensor_parallel, pp=system.pipeline_parallel)
+        for field in STEP_FIELDS:
+            total = graph.total(field)
+            check_below_int64(f"the {phase.value} phase's {field.replace('_', ' ')}",
+                              total * steps, "--batch/--prompt/--gen")
 
 
 def _check_tensor_dtype(model: ModelConfig, system: System, precision: Precision) -> None:
@@ -320,7 +350,11 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
 
 def _summary(system: System, workload: Workload, steps: list[Step], weights_b: int,
              kv_b: int, model: ModelConfig) -> dict[str, float | int | bool]:
+    """The run's summary; docs/trace-format.md gives every key's meaning and scope. Step
+    quantities are per chip (with pipeline stages: one chip of each stage, summed); keys
+    ending ``_per_system`` cover all ``tensor_parallel x pipeline_parallel`` chips."""
     b = workload.batch
+    tp, pp = system.tensor_parallel, system.pipeline_parallel
     prefill, decode = steps[0], steps[1:]
     tbt = np.array([s.time_s for s in decode])
     e2e = prefill.time_s + float(tbt.sum())
@@ -334,24 +368,46 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
         "prefill_tokens_per_s": b * workload.prompt_tokens / prefill.time_s,
         "decode_tokens_per_s": b * len(tbt) / float(tbt.sum()) if len(tbt) else math.nan,
     }
+    # Static power flows whenever a chip is on: every chip of every stage, for the whole
+    # run, busy or waiting for another stage (sim/costmodel.py, IDLE_FRACTION_OF_TDP).
+    static_w = static_power_w(system.chip)
+    static_w = math.nan if static_w is None else static_w
     for phase, group in (("prefill", [prefill]), ("decode", decode)):
         totals = {f: sum(s.totals[f] for s in group) for f in STEP_FIELDS}
         moved = totals["weight_bytes"] + totals["act_bytes"] + totals["kv_bytes"]
+        dram = sum(s.dram_bytes for s in group)
         time = sum(s.time_s for s in group)
         out.update({f"{phase}_{f}": v for f, v in totals.items()})
         out[f"{phase}_bytes"] = moved
-        out[f"{phase}_dram_bytes"] = sum(s.dram_bytes for s in group)
-        out[f"{phase}_intensity_flop_per_byte"] = totals["flops"] / moved if moved else math.nan
+        out[f"{phase}_dram_bytes"] = dram
+        out[f"{phase}_intensity_flop_per_dram_byte"] = totals["flops"] / dram if dram else math.nan
+        out[f"{phase}_intensity_flop_per_logical_byte"] = (totals["flops"] / moved if moved
+                                                           else math.nan)
+        # The pre-static, pre-scope name of the logical intensity, kept for readers of it.
+        out[f"{phase}_intensity_flop_per_byte"] = out[f"{phase}_intensity_flop_per_logical_byte"]
         out[f"{phase}_time_s"] = time
         out[f"{phase}_energy_j"] = sum(s.energy_j for s in group)
+        out[f"{phase}_static_energy_j_per_chip"] = pp * static_w * time
         out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / time
                                                  if time else math.nan)
     out["energy_j"] = out["prefill_energy_j"] + out["decode_energy_j"]
     out["energy_per_output_token_j"] = out["energy_j"] / (b * workload.gen_tokens)
+    out["static_power_w_per_chip"] = static_w
+    out["dynamic_energy_j_per_chip"] = out["energy_j"]
+    out["static_energy_j_per_chip"] = pp * static_w * e2e
+    out["total_energy_j_per_chip"] = out["energy_j"] + out["static_energy_j_per_chip"]
+    out["dynamic_energy_j_per_system"] = tp * out["energy_j"]
+    out["static_energy_j_per_system"] = tp * pp * static_w * e2e
+    out["total_energy_j_per_system"] = (out["dynamic_energy_j_per_system"]
+                                        + out["static_energy_j_per_system"])
+    out["total_energy_per_output_token_j_per_system"] = (
+        out["total_energy_j_per_system"] / (b * workload.gen_tokens))
     out["weight_bytes_per_chip"] = weights_b
     out["kv_cache_bytes_per_chip"] = kv_b
     out["memory_capacity_bytes"] = system.chip.memory.capacity_bytes
-    out["chips"] = system.tensor_parallel * system.pipeline_parallel
+    out["chips"] = tp * pp
+    out["tensor_parallel"] = tp
+    out["pipeline_parallel"] = pp
     out["decode_steps"] = len(decode)
     out["decode_steps_simulated"] = sum(s.schedule is not None for s in decode)
     max_ctx = workload.prompt_tokens + workload.gen_tokens - 1

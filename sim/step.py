@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from mappers.ir import Graph, Op, Phase, Precision
 from mappers.models import ModelConfig
@@ -17,6 +17,9 @@ from mappers.schedule import CostFn, StepSchedule, schedule
 
 from sim.cost import Cost
 from sim.hardware import System
+
+if TYPE_CHECKING:  # annotation only: unit models are imported on use
+    from sim.units.cid.audit import StreamAudit
 
 #: Chip models by detail level, as ``"module:function"`` imported on first use: ``tile``
 #: simulates GEMMs on the systolic arrays (mapping search) and vector work lane by lane;
@@ -43,20 +46,24 @@ def chip_cost_model(detail: str) -> Callable:
     return _load(COST_MODELS[detail])
 
 
-def step_cost(system: System, detail: str, graph: Graph,
-              memo: dict[Op, Cost] | None = None) -> CostFn:
+def step_cost(system: System, detail: str, graph: Graph, *,
+              memo: dict[Op, Cost] | None = None,
+              dram_audit: StreamAudit | None = None) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
-    model, every other op by the chip model of ``detail``.
+    model, every other op by the chip model of ``detail``. ``dram_audit``: a
+    `sim.units.cid.audit.StreamAudit` handed to the CiD model, which then checks every DRAM
+    command stream it generates (``pdsim run --check-dram``).
 
     Each distinct op is costed once per step (pipeline stages repeat the same layer ops).
     ``memo``, if given, keeps the costs of ops whose cost depends on the op alone (chip-model
     ops, `OP_ONLY_UNITS`) across calls: pass one dict for all steps of one run (one ``system``
     and ``detail``), so a decode step costs only the ops that changed with the context. The
-    costs are the same as without it."""
+    costs are the same as without it (and an audit checks each distinct stream once anyway)."""
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
-    units = {unit: _load(spec)(system, graph) for unit, spec in UNIT_MODELS.items()
-             if unit in used}
+    options = {"cid": {"audit": dram_audit}} if dram_audit is not None else {}
+    units = {unit: _load(spec)(system, graph, **options.get(unit, {}))
+             for unit, spec in UNIT_MODELS.items() if unit in used}
     shared = {} if memo is None else memo
     own: dict[Op, Cost] = {}
 
@@ -76,9 +83,10 @@ def _load(spec: str) -> Callable:
 
 def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int,
                  new_tokens: int, context: int, precision: Precision,
-                 detail: str = "tile", memo: dict[Op, Cost] | None = None) -> StepSchedule:
+                 detail: str = "tile", memo: dict[Op, Cost] | None = None,
+                 dram_audit: StreamAudit | None = None) -> StepSchedule:
     """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``
-    (``memo``: a run's cost memo, see `step_cost`)."""
+    (``memo``: a run's cost memo; ``dram_audit``: as `step_cost`)."""
     graph = compile_graph(model, system, phase=phase, batch=batch, new_tokens=new_tokens,
                           context=context, precision=precision)
-    return schedule(graph, step_cost(system, detail, graph, memo))
+    return schedule(graph, step_cost(system, detail, graph, memo=memo, dram_audit=dram_audit))

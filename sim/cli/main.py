@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -21,8 +22,10 @@ from sim import __version__
 from sim.dtypes import DTYPE_BITS
 from sim.engine import Workload, simulate
 from sim.errors import PdsimError
+from sim.files import check_output
+from sim.limits import INT64_MAX, MAX_DECODE_STEPS, check_folds, check_gemm_size, int_flag
 from sim.presets import load_hardware, preset_names, referenced_texts
-from sim.cli.report import describe, describe_text, ops_text, summary_text
+from sim.cli.report import describe, describe_text, gemm_text, ops_text, summary_text
 from sim.trace import read_trace, to_json, write_trace
 
 
@@ -31,17 +34,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-    return parse
+def _int_at_least(low: int, high: int = INT64_MAX):
+    """An integer flag in ``[low, high]`` (at most int64: `sim.limits`)."""
+    return int_flag(low, high)
 
 
 def _dtype(text: str) -> str:
@@ -67,14 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=_int_at_least(1), default=1, help="sequences (default 1)")
     run.add_argument("--prompt", type=_int_at_least(1), default=2048,
                      help="prompt tokens per sequence (default 2048)")
-    run.add_argument("--gen", type=_int_at_least(1), default=128,
+    run.add_argument("--gen", type=_int_at_least(1, MAX_DECODE_STEPS + 1), default=128,
                      help="generated tokens per sequence, the first from prefill (default 128)")
     run.add_argument("--dtype", type=_dtype, default="fp16",
                      help="weights, activations and KV cache (default fp16)")
     run.add_argument("--weight-dtype", type=_dtype, help="override --dtype for weights")
     run.add_argument("--kv-dtype", type=_dtype, help="override --dtype for the KV cache")
     run.add_argument("--tp", type=_int_at_least(1), help="tensor-parallel chips "
-                     "(default: the preset's tensor_parallel)")
+                     "(default: the preset's tensor_parallel; tp x pp <= the preset's "
+                     "num_chips)")
     run.add_argument("--pp", type=_int_at_least(1), help="pipeline stages, each a contiguous "
                      "run of layers on its own chips (default: the preset's pipeline_parallel)")
     run.add_argument("--detail", choices=("tile", "roofline"), default="tile",
@@ -83,14 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decode-sample", type=_int_at_least(2), metavar="N",
                      help="simulate N evenly spaced decode steps and interpolate the rest "
                      "(default: every step)")
-    run.add_argument("--seed", type=int, default=0, help="recorded in the trace; the roofline "
-                     "model is deterministic (default 0)")
+    run.add_argument("--seed", type=_int_at_least(0), default=0, help="0 to 2**63 - 1, "
+                     "recorded in the trace for provenance only: every model of 'pdsim run' "
+                     "is deterministic, so the seed changes no number (default 0)")
     run.add_argument("-o", "--out", help="trace path (default results/runs/"
                      "HW_MODEL_bB_pP_gG_DETAIL_W-A-KV_HASH.h5: HASH covers every input that "
                      "can change the result)")
     run.add_argument("--no-trace", action="store_true", help="do not write a trace")
     run.add_argument("--no-capacity-check", action="store_true",
                      help="simulate even if weights and KV cache exceed a chip's memory")
+    run.add_argument("--check-dram", action="store_true",
+                     help="check every compute-in-DRAM command stream the simulated steps "
+                     "generate (docs/cid.md); exit 1 on a violation (a simulator bug)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     gemm = sub.add_parser("gemm", help="one GEMM on one systolic array, or mapped onto a chip",
@@ -162,10 +162,19 @@ def _command_modules():
     return [importlib.import_module(name) for name in [*names, *TOOL_COMMANDS]]
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that writers clean up on the way out."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
+        args = build_parser().parse_args(argv)
         code = _dispatch(args, argv)
         sys.stdout.flush()  # inside the try: a reader that left shows up here, not at exit
         return code
@@ -173,6 +182,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
         return 0
+    except (KeyboardInterrupt, _Terminated) as exc:
+        # Ctrl-C or `kill`: temporary files are gone (sim.files); the shell's codes 128 + N.
+        print("pdsim: interrupted", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
@@ -186,26 +207,19 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.out is not None:
+        check_output(args.out, "-o")  # before loading anything: a bad path fails at once
     hw = load_hardware(args.hw)
     model = load_model(args.model)
     system = hw.system
-    if args.tp is not None:
-        from sim.schema import build, to_dict
-        fields = to_dict(system) | {"tensor_parallel": args.tp,
-                                    "num_chips": max(system.num_chips,
-                                                     args.tp * system.pipeline_parallel)}
-        system = build(type(system), fields, "--tp")
-    if args.pp is not None:
-        from sim.schema import build, to_dict
-        fields = to_dict(system) | {"pipeline_parallel": args.pp, "num_chips": max(
-            system.num_chips, system.tensor_parallel * args.pp)}
-        system = build(type(system), fields, "--pp")
+    if args.tp is not None or args.pp is not None:
+        system = _parallel(system, args.tp, args.pp)
     precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
                           kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
                         precision=precision)
     out = meta = None
-    if not args.no_trace:  # named before simulating
+    if not args.no_trace:  # named and checked before simulating
         meta = {
             "command_line": shlex.join(["pdsim", *argv]),
             "hardware_source": hw.source,
@@ -223,14 +237,29 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "decode_sample": args.decode_sample or 0,
             "seed": args.seed,
         }
-        out = Path(args.out) if args.out else default_trace_path(args, model.config.name, meta)
+        out = check_output(default_trace_path(args, model.config.name, meta)
+                           if args.out is None else args.out, "-o")
+    audit = None
+    if args.check_dram:
+        from sim.units.cid.audit import StreamAudit
+        audit = StreamAudit()
     result = simulate(system, model.config, workload, detail=args.detail,
                       decode_sample=args.decode_sample,
-                      check_capacity=not args.no_capacity_check, progress=_progress())
+                      check_capacity=not args.no_capacity_check, progress=_progress(),
+                      dram_audit=audit)
+    if audit is not None and audit.violations:  # the simulator's bug: no trace, exit 1
+        print(f"pdsim run: {audit.headline()}; no trace written", file=sys.stderr)
+        for line in audit.lines():
+            print(line, file=sys.stderr)
+        if args.json:
+            print(to_json({"summary": result.summary, "trace": None,
+                           "dram_check": audit.summary()}))
+        return 1
     if out is not None:
         write_trace(out, result, meta)
     if args.json:
-        print(to_json({"summary": result.summary, "trace": str(out) if out else None}))
+        print(to_json({"summary": result.summary, "trace": str(out) if out else None}
+                      | ({"dram_check": audit.summary()} if audit is not None else {})))
     else:
         pp = system.pipeline_parallel
         title = (f"{model.config.name} on {system.name} (tp {system.tensor_parallel}, "
@@ -243,7 +272,32 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
                   f"{model.config.max_positions} positions; costs are extrapolated")
         if out:
             print(f"trace: {out}")
+        if audit is not None:
+            print(audit.headline() + ("" if system.chip.cid else
+                                      f" ({system.name} has no CiD unit)"))
     return 0
+
+
+def _parallel(system, tp: int | None, pp: int | None):
+    """``system`` with ``--tp``/``--pp`` applied. ``num_chips`` is the hardware's chip count
+    (docs/hardware-yaml.md): the flags choose how the run uses those chips and never add any,
+    so ``tp x pp`` above it is refused (a bigger system is a hardware file with a larger
+    ``num_chips``)."""
+    from sim.schema import build, to_dict
+
+    tp_, pp_ = tp or system.tensor_parallel, pp or system.pipeline_parallel
+    n, name = system.num_chips, system.name
+    if tp_ * pp_ > n:
+        if pp is None:
+            raise PdsimError(f"--tp: at most {n // pp_} on {name} (num_chips {n} / "
+                             f"pipeline_parallel {pp_}), got {tp}")
+        if tp is None:
+            raise PdsimError(f"--pp: at most {n // tp_} on {name} (num_chips {n} / "
+                             f"tensor_parallel {tp_}), got {pp}")
+        raise PdsimError(f"--tp x --pp: at most num_chips {n} on {name}, got {tp} x {pp}")
+    flag = "--tp" if pp is None else "--pp" if tp is None else "--tp/--pp"
+    return build(type(system), to_dict(system) | {"tensor_parallel": tp_,
+                                                  "pipeline_parallel": pp_}, flag)
 
 
 def default_trace_path(args: argparse.Namespace, model: str, meta: dict) -> Path:
@@ -275,7 +329,7 @@ def _progress():
 
 
 def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
-    from sim.units.systolic.array import array_gemm  # numba-backed: imported on use
+    from sim.units.systolic.array import array_folds, array_gemm  # numba: imported on use
     from sim.units.systolic.tile import map_gemm
 
     if args.hw is not None:
@@ -283,6 +337,7 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
             raise PdsimError("--hw: maps onto a whole chip; drop --rows/--cols/--sram-kb/--bw")
         chip = load_hardware(args.hw).system.chip
         chip.core.systolic_array.macs_per_pe_per_cycle(args.dtype)
+        check_gemm_size(args.m, args.n, args.k, 8)  # any dtype is at most 8 bytes
         g = map_gemm(chip, args.dtype, 1, args.m, args.n, args.k)
         out = {"hw": chip.name, "m": args.m, "n": args.n, "k": args.k, "dtype": args.dtype,
                "cycles": g.cycles, "compute_cycles": g.compute_cycles,
@@ -293,6 +348,9 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         if args.rows is None or args.cols is None:
             raise PdsimError("--rows and --cols: both required for one array (or give --hw)")
+        check_gemm_size(args.m, args.n, args.k, args.word_bytes)
+        check_folds(array_folds(args.rows, args.cols, args.dataflow, args.m, args.n, args.k),
+                    "--m/--n/--k")
         r = array_gemm(rows=args.rows, cols=args.cols, dataflow=args.dataflow, m=args.m,
                        n=args.n, k=args.k, word_bytes=args.word_bytes,
                        sram_bytes=None if args.sram_kb is None else args.sram_kb * 1024,
@@ -306,14 +364,14 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         print(to_json(out))
     else:
-        width = max(map(len, out))
-        for key, value in out.items():
-            shown = f"{value:.6g}" if isinstance(value, float) else value
-            print(f"{key:<{width}}  {shown}")
+        print(gemm_text(out))
     return 0
 
 
 #: Studies: name -> (default folder, "module:function" writing the folder, returning paths).
+#: The module also defines ``headline(data) -> str``: the headline numbers, as a short table,
+#: of the ``.json`` among those paths (one per study), which ``pdsim reproduce`` prints after
+#: the paths. The wings' ``STUDIES`` follow the same contract.
 STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips")}
 
 
@@ -329,9 +387,15 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     import importlib.util
     folder, target = _studies()[args.study]
     module, func = target.split(":")
-    out = Path(args.out or folder)
-    for path in getattr(importlib.import_module(module), func)(out):
+    out = check_output(folder if args.out is None else args.out, "-o", folder=True)
+    study = importlib.import_module(module)
+    paths = getattr(study, func)(out)
+    for path in paths:
         print(f"wrote {path}")
+    # Every study writes one JSON of its numbers; its module's `headline(data)` turns it into
+    # a short table of the figures that matter.
+    data = next(p for p in paths if Path(p).suffix == ".json")
+    print(study.headline(json.loads(Path(data).read_text())))
     return 0
 
 
@@ -361,6 +425,10 @@ def _describe(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _show(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.plot is not None:
+        from sim.cli.plots import plot_format
+        check_output(args.plot, "--plot")
+        plot_format(args.plot)
     trace = read_trace(args.trace)
     if args.json:
         steps = [{k: (v.decode() if isinstance(v, bytes) else v.item())
@@ -372,7 +440,12 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
     if args.ops is not None:
         if args.ops >= len(trace.steps):
             raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
-        print(ops_text(trace.ops, args.ops))
+        simulated = [int(r["step"]) for r in trace.steps if r["simulated"]]
+        if args.ops in simulated:
+            print(ops_text(trace.ops, args.ops))
+        else:  # interpolated under --decode-sample: it has no ops of its own to list
+            print(f"step {args.ops} was interpolated (--decode-sample), so it has no op table; "
+                  f"the simulated steps have one: {', '.join(map(str, simulated))}")
     if args.plot:
         from sim.cli.plots import plot_trace
         print(f"plot: {plot_trace(trace, args.plot, title=trace.meta['command_line'])}")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 STUDIES = {"cent": ("results/cent", "sim.studies.cent:write_cent")}
 
@@ -40,6 +41,10 @@ def add_commands(sub) -> dict:
     cid.add_argument("--head-dim", type=_int_at_least(1), default=128)
     cid.add_argument("--batch", type=_int_at_least(1), default=1,
                      help="sequences (attention, kv-append) or input vectors (gemv)")
+    cid.add_argument("--check", action="store_true",
+                     help="also record every DRAM command stream the op generated and check it "
+                     "(timing, refresh, addresses, bank states, data latency); exit 1 on a "
+                     "violation (a simulator bug)")
     cid.add_argument("--json", action="store_true")
     return {"cid": _cid}
 
@@ -48,20 +53,17 @@ def _unit(args: argparse.Namespace):
     """The CiD unit ``--hw`` and the overrides describe."""
     from pathlib import Path
 
-    import yaml
-
-    from sim.units.cid.dram import dram_names
     from sim.errors import ConfigError
+    from sim.files import read_text
     from sim.hardware import CidUnit
     from sim.presets import load_hardware, preset_names
+    from sim.schema import load_yaml
+    from sim.units.cid.dram import dram_names
 
     spec = args.hw
     is_dram = spec in dram_names()
-    if not is_dram and spec not in preset_names() and Path(spec).is_file():
-        try:
-            data = yaml.safe_load(Path(spec).read_text())
-        except yaml.YAMLError:
-            data = None
+    if not is_dram and spec not in preset_names() and Path(spec).exists():
+        data = load_yaml(read_text(spec, "--hw"), spec)  # a bad file fails here, once
         is_dram = isinstance(data, dict) and "org" in data
     if is_dram:
         from sim.units.cid.dram import load_dram
@@ -82,20 +84,22 @@ def _unit(args: argparse.Namespace):
 
 def _cid(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.units.cid import ops as cid_ops
+    from sim.units.cid.audit import StreamAudit
     from sim.dtypes import DTYPE_BITS
     from sim.errors import ConfigError
     from sim.cli.report import seconds, si, table
+    from sim.limits import check_below_int64
     from sim.trace import to_json
 
     unit = _unit(args)
     device = cid_ops.unit_device(unit)
+    audit = StreamAudit() if args.check else None
     if args.op == "gemv":
         if args.rows is None or args.cols is None:
             raise ConfigError("--rows and --cols: required for --op gemv")
-        one = cid_ops.unit_gemv(unit, args.rows, args.cols, args.dtype)
+        one = cid_ops.unit_gemv(unit, args.rows, args.cols, args.dtype, audit)
         reps = args.batch
         what = f"gemv {args.rows} x {args.cols} {args.dtype}, {args.batch} vector(s)"
-        stacks_busy = unit.stacks
     elif args.op == "attention":
         if args.heads % args.kv_heads:
             raise ConfigError(f"--kv-heads: must divide --heads ({args.heads}), "
@@ -109,21 +113,24 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
         one = cid_ops.attention(device, unit.mode, batch=args.batch, heads=args.heads,
                                 kv_heads=args.kv_heads, queries=1, keys=args.context,
                                 head_dim=args.head_dim, dtype=args.dtype,
-                                pcs=device.org.pcs * unit.stacks)
+                                pcs=device.org.pcs * unit.stacks, audit=audit)
         reps = 2  # q.K^T and p.V stream the same bytes
         what = (f"decode attention (q.K^T + p.V), batch {args.batch}, {args.heads}/"
                 f"{args.kv_heads} heads x {args.head_dim}, context {args.context}, {args.dtype}")
-        stacks_busy = unit.stacks
     else:
         nbytes = 2 * args.batch * args.kv_heads * args.head_dim * DTYPE_BITS[args.dtype] // 8
-        one = cid_ops.kv_append(device, -(-nbytes // unit.stacks))
+        have = device.org.capacity_bytes * unit.stacks
+        if nbytes > have:  # the writes are simulated burst by burst: bound them like a cache
+            raise ConfigError(f"--batch: one token's K and V of {nbytes / 1e9:.3g} GB do not "
+                              f"fit in {unit.stacks} x {device.name} ({have / 1e9:.1f} GB)")
+        one = cid_ops.unit_kv_append(unit, nbytes, audit)
         reps = 1
         what = (f"KV append of one token, batch {args.batch}, {args.kv_heads} KV heads x "
                 f"{args.head_dim}, {args.dtype} ({nbytes} B)")
-        stacks_busy = unit.stacks
+    check_below_int64("cycles", one.cycles * reps, "--batch/--heads/--context")
     time = one.time_s * reps
     internal = one.internal_bytes * reps
-    energy = one.energy_j * reps * (stacks_busy if args.op == "kv-append" else 1)
+    energy = one.energy_j * reps
     external = device.org.bandwidth_bytes_per_s * unit.stacks
     peak = cid_ops.peak_internal_bytes_per_s(device, unit.mode) * unit.stacks
     achieved = internal / time if internal else 0.0
@@ -140,9 +147,13 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
         "energy_pj_per_bit": energy / (one.useful_bytes * reps * 8) * 1e12,
         "commands_per_pc": one.counts,
     }
+    # A violation is the simulator's bug, not bad input: exit 1 (2 is for bad input).
+    failed = 1 if audit is not None and audit.violations else 0
+    if audit is not None:
+        out["dram_check"] = audit.summary()
     if args.json:
         print(to_json(out))
-        return 0
+        return failed
     if internal:
         moved = ("internal bandwidth", f"{si(achieved, 'B/s')} ({achieved / external:.2f}x the "
                  f"pins' {si(external, 'B/s')}; peak {peak / external:.2f}x)")
@@ -159,4 +170,8 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
     ]
     print(table(rows, f"{what} on {unit.stacks} x {device.name} ({unit.mode} mode, "
                       f"tCCD_AB {device.timing.tCCD_AB})"))
-    return 0
+    if audit is not None:
+        print(audit.headline())
+        for line in audit.lines():
+            print(line, file=sys.stderr)
+    return failed

@@ -34,7 +34,8 @@ elapsed, the engine closes the open rows at the next step boundary, issues ``REF
 
 The fast path counts cycles and commands; with ``record=True`` it also returns the command
 stream (cycle, command, bank group, bank, row, column), which `sim.units.cid.check.check_stream`
-re-verifies pair by pair, independently of the engine's bookkeeping.
+re-verifies (timing, refresh cadence, addresses, bank states, data latency) independently of
+the engine's bookkeeping.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ import numpy as np
 
 from mappers.ir import Graph, Op, OpKind
 
+from sim.units.cid.audit import Program, StreamAudit
 from sim.units.cid.engine import COMMANDS, ChannelRun, run_channel
 from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
@@ -201,10 +202,22 @@ class CidRun:
 
 
 @lru_cache(maxsize=4096)
-def _channel(device: DramDevice, mode: str, steps: int, cols: int, cols_last: int, chunks: int,
-             gb_writes: int, reads: int) -> ChannelRun:
-    return run_channel(device, mode, steps=steps, cols=cols, cols_last=cols_last,
-                       chunks=chunks, gb_writes=gb_writes, reads=reads)
+def _channel(device: DramDevice, program: Program) -> ChannelRun:
+    p = program
+    return run_channel(device, p.mode, steps=p.steps, cols=p.cols, cols_last=p.cols_last,
+                       chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads)
+
+
+def _run(device: DramDevice, audit: StreamAudit | None, mode: str, steps: int, cols: int,
+         cols_last: int, chunks: int = 1, gb_writes: int = 0, reads: int = 0) -> ChannelRun:
+    """One PC's program on the engine (memoised); with an ``audit``, its stream is also
+    recorded and checked against the end cycle the op will report."""
+    program = Program(mode=mode, steps=steps, cols=cols, cols_last=cols_last, chunks=chunks,
+                      gb_writes=gb_writes, reads=reads)
+    run = _channel(device, program)
+    if audit is not None:
+        audit.check(device, program, run.cycles)
+    return run
 
 
 def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) -> float:
@@ -232,23 +245,54 @@ def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) ->
 
 
 def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-         pcs: int | None = None) -> CidRun:
-    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``."""
+         pcs: int | None = None, audit: StreamAudit | None = None) -> CidRun:
+    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``; with an
+    ``audit``, check the command stream too (`sim.units.cid.audit`). Energy and internal bytes
+    are those of the PCs that hold rows: a PC without any gets no command."""
     lay = gemv_layout(device, mode, n, k, dtype, pcs)
-    run = _channel(device, mode, lay.steps, lay.cols, lay.cols_last, lay.chunks_local,
-                   lay.gb_writes, lay.reads)
+    run = _run(device, audit, mode, *_program(lay))
     org = device.org
+    # Row n goes to PC group n mod (pcs / split) first (`GemvLayout.address`).
+    used = min(n, lay.pcs // lay.split) * lay.split
     per_cmd = {"MAC_AB": org.banks_per_pc, "MAC_SB": org.groups_per_pc, "RD": 1}
     internal = sum(run.counts.get(cmd, 0) * m for cmd, m in per_cmd.items()) \
-        * org.burst_bytes * lay.pcs
+        * org.burst_bytes * used
     return CidRun(cycles=run.cycles, time_s=run.cycles * device.timing.tck_s,
                   internal_bytes=float(internal), useful_bytes=n * k * lay.bits / 8,
-                  energy_j=energy_j(device, run.counts, mode, lay.pcs), counts=run.counts,
-                  pcs=lay.pcs)
+                  energy_j=energy_j(device, run.counts, mode, used), counts=run.counts,
+                  pcs=used)
 
 
-def kv_append(device: DramDevice, nbytes: int) -> CidRun:
-    """Write ``nbytes`` of new K and V vectors, spread over all PCs (ordinary writes)."""
+def _program(lay: GemvLayout) -> tuple[int, ...]:
+    """What one PC's command stream depends on (so its time): equal programs, equal time."""
+    return (lay.steps, lay.cols, lay.cols_last, lay.chunks_local, lay.gb_writes, lay.reads)
+
+
+def _fewest(most: int, same: Callable[[int], bool]) -> int:
+    """The smallest ``s`` in ``[1, most]`` with ``same(s)`` (true at ``most``, and from some
+    point on as ``s`` grows): how few stacks or PCs an op needs to take the time it takes on
+    all of them. Spreading it further only wakes units that add energy, not speed."""
+    lo, hi = 1, most
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if same(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _same_program(device: DramDevice, mode: str, k: int, dtype: str, pcs: int | None,
+                  goal: tuple[int, ...], n: int) -> bool:
+    try:
+        return _program(gemv_layout(device, mode, n, k, dtype, pcs)) == goal
+    except ConfigError:  # does not fit on fewer units
+        return False
+
+
+def kv_append(device: DramDevice, nbytes: int, audit: StreamAudit | None = None) -> CidRun:
+    """Write ``nbytes`` of new K and V vectors, spread over all PCs (ordinary writes); with an
+    ``audit``, check the command streams too."""
     org = device.org
     bursts = -(-nbytes // org.burst_bytes)
     per_pc = -(-bursts // org.pcs)
@@ -256,22 +300,24 @@ def kv_append(device: DramDevice, nbytes: int) -> CidRun:
     steps = -(-per_pc // per_step)
     cols = min(per_pc, per_step)
     last = per_pc - (steps - 1) * per_step
-    run = _channel(device, "write", steps, cols, cols if steps == 1 else last, 1, 0, 0)
-    if steps > 1 and last != cols:  # a partial last step: cost it as a second chunk
-        run = _channel(device, "write", steps - 1, cols, cols, 1, 0, 0)
-        tail = _channel(device, "write", 1, last, last, 1, 0, 0)
+    used = -(-bursts // per_pc)  # PCs that get a burst; the others get no command
+    if steps == 1 or last == cols:
+        run = _run(device, audit, "write", steps, cols, cols)
+    else:  # a partial last step: cost it as a second program
+        run = _run(device, audit, "write", steps - 1, cols, cols)
+        tail = _run(device, audit, "write", 1, last, last)
         run = ChannelRun(cycles=run.cycles + tail.cycles,
                          counts={c: run.counts.get(c, 0) + tail.counts.get(c, 0)
                                  for c in set(run.counts) | set(tail.counts)}, stream=None)
     return CidRun(cycles=run.cycles, time_s=run.cycles * device.timing.tck_s,
                   internal_bytes=0.0, useful_bytes=float(nbytes),
-                  energy_j=energy_j(device, run.counts, "write", org.pcs), counts=run.counts,
-                  pcs=org.pcs)
+                  energy_j=energy_j(device, run.counts, "write", used), counts=run.counts,
+                  pcs=used)
 
 
 def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads: int,
               queries: int, keys: int, head_dim: int, dtype: str,
-              pcs: int | None = None) -> CidRun:
+              pcs: int | None = None, audit: StreamAudit | None = None) -> CidRun:
     """q.K^T (or p.V) of decode attention over a KV cache resident in the banks.
 
     Each (sequence, KV head) has its own ``keys x head_dim`` matrix; matrices are spread over
@@ -280,14 +326,20 @@ def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads
     PCs. Every query head of a group, and every query, streams its matrix once (a GEMV of
     ``keys x head_dim``): the MAC units hold one input vector. p.V streams the same bytes
     (V is stored token-major, each unit accumulating a partial output vector), so both use
-    this cost; the partial vectors are reduced by the near-memory vector unit.
+    this cost; the partial vectors are reduced by the near-memory vector unit. With an
+    ``audit``, the command stream is checked too.
     """
     pcs = device.org.pcs if pcs is None else pcs
     mats = batch * kv_heads
     rounds = -(-mats // pcs) if mats >= pcs else 1
     per = 1 if mats >= pcs else 1 << int(math.log2(pcs // mats))
+    if per > 1:  # no more PCs per matrix than make it faster (`_fewest`), in powers of two
+        goal = _program(gemv_layout(device, mode, keys, head_dim, dtype, per))
+        log = _fewest(int(math.log2(per)) + 1, lambda i: _same_program(
+            device, mode, head_dim, dtype, 1 << (i - 1), goal, keys))
+        per = 1 << (log - 1)
     per_query = (heads // kv_heads) * queries
-    one = gemv(device, mode, keys, head_dim, dtype, pcs=per)
+    one = gemv(device, mode, keys, head_dim, dtype, pcs=per, audit=audit)
     # Every matrix is streamed once per query head and query; a round keeps
     # min(mats, pcs / per) matrices busy at once.
     streams = mats * per_query
@@ -296,7 +348,7 @@ def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads
                   internal_bytes=one.internal_bytes * streams,
                   useful_bytes=one.useful_bytes * streams,
                   energy_j=one.energy_j * streams, counts=one.counts,
-                  pcs=min(mats * per, pcs))
+                  pcs=min(mats * one.pcs, pcs))
 
 
 def peak_internal_bytes_per_s(device: DramDevice, mode: str) -> float:
@@ -360,27 +412,60 @@ def _dtype_of(nbytes: int, elements: int, fallback: str) -> str:
     return fallback
 
 
-def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str) -> CidRun:
-    """A GEMV on a whole CiD unit: its rows split evenly over the ``stacks`` (each stack runs
-    its share on all its PCs), time of one stack, energy and bytes of all."""
+def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
+              audit: StreamAudit | None = None) -> CidRun:
+    """A GEMV on a whole CiD unit: its rows split evenly over the stacks (each stack runs its
+    share on all its PCs), time of one stack, energy and bytes of all (``audit``: as `gemv`).
+    Only as many stacks as make it faster get rows (`_fewest`): the others stay idle and cost
+    nothing."""
     device = unit_device(unit)
-    per_stack = -(-n // unit.stacks)
-    one = gemv(device, unit.mode, per_stack, k, dtype)
+    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype))
+    stacks = _fewest(min(unit.stacks, n), lambda s: _same_program(
+        device, unit.mode, k, dtype, None, goal, -(-n // s)))
+    per_stack = -(-n // stacks)
+    full, rest = divmod(n, per_stack)
+    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit)
+    last = gemv(device, unit.mode, rest, k, dtype, audit=audit) if rest else None
     return CidRun(cycles=one.cycles, time_s=one.time_s,
-                  internal_bytes=one.internal_bytes * unit.stacks,
+                  internal_bytes=one.internal_bytes * full + (last.internal_bytes if last else 0),
                   useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
-                  energy_j=one.energy_j * unit.stacks, counts=one.counts,
-                  pcs=one.pcs * unit.stacks)
+                  energy_j=one.energy_j * full + (last.energy_j if last else 0.0),
+                  counts=one.counts, pcs=one.pcs * full + (last.pcs if last else 0))
 
 
-def cid_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
+def unit_kv_append(unit: CidUnit, nbytes: int,
+                   audit: StreamAudit | None = None) -> CidRun:
+    """``nbytes`` of K and V written over the stacks of a CiD unit: an equal share per stack
+    (time of one), energy of all; as with `unit_gemv`, only as many stacks as make it faster
+    are written to (``audit``: as `gemv`)."""
+    device = unit_device(unit)
+
+    def program(stacks: int) -> tuple[int, int]:
+        per_pc = -(-(-(-nbytes // stacks) // device.org.burst_bytes) // device.org.pcs)
+        return per_pc, device.org.groups_per_pc * device.org.columns
+
+    goal = program(unit.stacks)
+    stacks = _fewest(unit.stacks, lambda s: program(s) == goal)
+    share = -(-nbytes // stacks)
+    full, rest = divmod(nbytes, share)
+    one = kv_append(device, share, audit)
+    last = kv_append(device, rest, audit) if rest else None
+    return CidRun(cycles=one.cycles, time_s=one.time_s, internal_bytes=0.0,
+                  useful_bytes=float(nbytes),
+                  energy_j=one.energy_j * full + (last.energy_j if last else 0.0),
+                  counts=one.counts, pcs=one.pcs * full + (last.pcs if last else 0))
+
+
+def cid_step_cost(system: System, graph: Graph,
+                  audit: StreamAudit | None = None) -> Callable[[Op], Cost]:
     """Unit model of the chip's CiD unit for one step (`sim.step.UNIT_MODELS`): each
-    op is costed on its own by `cid_cost`."""
+    op is costed on its own by `cid_cost`; with an ``audit`` (``pdsim run --check-dram``)
+    every command stream it generates is checked too."""
     del graph  # a CiD op's cost depends on the op alone
-    return partial(cid_cost, system)
+    return partial(cid_cost, system, audit=audit)
 
 
-def cid_cost(system: System, op: Op) -> Cost:
+def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     """`Cost` of one instance of ``op`` on the system's CiD unit (``op.unit == "cid"``).
 
     GEMMs of ``M`` tokens are ``M`` GEMVs that each re-stream the weights (module docstring);
@@ -394,23 +479,20 @@ def cid_cost(system: System, op: Op) -> Cost:
     device = unit_device(unit)
     if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
         m, n, k = op.dims
-        run = unit_gemv(unit, n, k, _dtype_of(op.weight_bytes, n * k, op.dtype))
+        run = unit_gemv(unit, n, k, _dtype_of(op.weight_bytes, n * k, op.dtype), audit)
         reps = m
     elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
         batch, heads, kv_heads, queries, keys, hd = op.dims
         kv_dtype = _dtype_of(op.kv_bytes, batch * kv_heads * keys * hd, op.dtype)
         run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
                         queries=queries, keys=keys, head_dim=hd, dtype=kv_dtype,
-                        pcs=device.org.pcs * unit.stacks)
+                        pcs=device.org.pcs * unit.stacks, audit=audit)
         # A causal prefill's query i reads only the first context + i + 1 keys; the banks
         # then stream that share of the K/V rows (``op.flops`` counts exactly the kept
         # pairs, mappers.lower.causal_pairs). 1 for decode and for bidirectional models.
         reps = op.flops / (2 * batch * heads * queries * keys * hd)
     elif op.kind is OpKind.KV_WRITE:
-        one = kv_append(device, -(-op.kv_bytes // unit.stacks))
-        run = CidRun(cycles=one.cycles, time_s=one.time_s, internal_bytes=0.0,
-                     useful_bytes=float(op.kv_bytes), energy_j=one.energy_j * unit.stacks,
-                     counts=one.counts, pcs=one.pcs * unit.stacks)
+        run = unit_kv_append(unit, op.kv_bytes, audit)
         reps = 1
     else:
         raise ValueError(f"cid_cost: op kind {op.kind.value} has no CiD model")
