@@ -16,7 +16,7 @@ from __future__ import annotations
 import gc
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from operator import attrgetter
 from typing import TYPE_CHECKING, Callable
 
@@ -319,23 +319,26 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
                   start: float) -> list[Step]:
     if not scheds:
         return []
-    known = np.array(sorted(scheds))
+    # Each simulated step is summed once; interpolated steps read those sums.
+    exact = {j: _step(j + 1, Phase.DECODE, int(contexts[j]), 1, 0.0, scheds[j])
+             for j in sorted(scheds)}
+    known = np.array(list(exact))
     at = contexts[known]
 
-    def interp(values: list[float]) -> np.ndarray:
+    def interp(field: str, key: str | None = None) -> np.ndarray:
+        values = [getattr(s, field) if key is None else getattr(s, field)[key]
+                  for s in exact.values()]
         return np.interp(contexts, at, np.asarray(values, dtype=float))
 
-    times = interp([scheds[j].time_s for j in known])
-    energy = interp([scheds[j].energy_j for j in known])
-    membound = interp([scheds[j].total_time_where("memory") for j in known])
-    writebound = interp([scheds[j].total_time_where("write") for j in known])
-    dram = interp([scheds[j].dram_bytes for j in known])
-    exact = [_graph_totals(scheds[j].graph) for j in known]
-    totals = {f: np.rint(interp([t[f] for t in exact])).astype(np.int64) for f in STEP_FIELDS}
+    if len(exact) < len(contexts):
+        times, energy = interp("time_s"), interp("energy_j")
+        membound, writebound = interp("memory_bound_s"), interp("write_bound_s")
+        dram = interp("dram_bytes")
+        totals = {f: np.rint(interp("totals", f)).astype(np.int64) for f in STEP_FIELDS}
     steps = []
     for j, ctx in enumerate(contexts):
-        if j in scheds:
-            steps.append(_step(j + 1, Phase.DECODE, int(ctx), 1, start, scheds[j]))
+        if j in exact:
+            steps.append(replace(exact[j], start_s=start))
         else:
             steps.append(Step(index=j + 1, phase=Phase.DECODE, context=int(ctx), new_tokens=1,
                               start_s=start, time_s=float(times[j]),
