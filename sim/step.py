@@ -17,6 +17,7 @@ from mappers.schedule import CostFn, StepSchedule, schedule
 
 from sim.cost import Cost
 from sim.hardware import System
+from sim.units.registry import unit_type
 
 if TYPE_CHECKING:  # annotation only: unit models are imported on use
     from sim.units.cid.audit import StreamAudit
@@ -26,19 +27,6 @@ if TYPE_CHECKING:  # annotation only: unit models are imported on use
 #: ``roofline`` is the baseline bound.
 COST_MODELS = {"tile": "sim.units.systolic.tile:tile_cost",
                "roofline": "sim.roofline:roofline_cost"}
-
-#: Models of memory-side units (`mappers.place.MEMORY_UNITS`), used at every detail level:
-#: ``unit name -> "module:function"`` of a factory ``(system, graph) -> (op -> Cost)``, imported
-#: on use and called once per step (the analog CiM unit plans which weights stay programmed on
-#: its crossbars from every GEMM of the step before it can cost one; CiD ops need only
-#: themselves).
-UNIT_MODELS = {"cid": "sim.units.cid.ops:cid_step_cost",
-               "cim": "sim.units.cim.cost:cim_step_cost"}
-
-#: Memory-side units whose factory ignores the step's graph, so that an op's cost is a function
-#: of the op alone (and the system) and may be memoised across the steps of a run, as the chip
-#: models' costs are. The CiM unit is not one: its costs depend on the step's weight plan.
-OP_ONLY_UNITS = frozenset({"cid"})
 
 
 def chip_cost_model(detail: str) -> Callable:
@@ -51,24 +39,36 @@ def step_cost(system: System, detail: str, graph: Graph, *,
               dram_audit: StreamAudit | None = None) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
     model, every other op by the chip model of ``detail``. ``dram_audit``: a
-    `sim.units.cid.audit.StreamAudit` handed to the CiD model, which then checks every DRAM
-    command stream it generates (``pdsim run --check-dram``).
+    `sim.units.cid.audit.StreamAudit` handed to the models of unit types that generate DRAM
+    command streams (``dram_audit`` in their registration: the CiD unit), which then check
+    every stream they generate (``pdsim run --check-dram``).
+
+    A memory-side unit's model is the ``cost`` factory its type registers
+    (`sim.units.registry`), used at every detail level and called once per step (the analog
+    CiM unit plans which weights stay programmed on its crossbars from every GEMM of the step
+    before it can cost one; CiD ops need only themselves).
 
     Each distinct op is costed once per step (pipeline stages repeat the same layer ops).
     ``memo``, if given, keeps the costs of ops whose cost depends on the op alone (chip-model
-    ops, `OP_ONLY_UNITS`) across calls: pass one dict for all steps of one run (one ``system``
-    and ``detail``), so a decode step costs only the ops that changed with the context. The
-    costs are the same as without it (and an audit checks each distinct stream once anyway)."""
+    ops, and those of unit types registered ``op_only``) across calls: pass one dict for all
+    steps of one run (one ``system`` and ``detail``), so a decode step costs only the ops that
+    changed with the context. The costs are the same as without it (and an audit checks each
+    distinct stream once anyway)."""
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
-    options = {"cid": {"audit": dram_audit}} if dram_audit is not None else {}
-    units = {unit: _load(spec)(system, graph, **options.get(unit, {}))
-             for unit, spec in UNIT_MODELS.items() if unit in used}
+    units, op_only = {}, set()
+    for unit in system.chip.units:
+        if unit in used:
+            kind = unit_type(unit)
+            audit = {"audit": dram_audit} if dram_audit is not None and kind.dram_audit else {}
+            units[unit] = kind.model("cost")(system, graph, **audit)
+            if kind.op_only:
+                op_only.add(unit)
     shared = {} if memo is None else memo
     own: dict[Op, Cost] = {}
 
     def cost(op: Op) -> Cost:
-        table = own if op.unit in units and op.unit not in OP_ONLY_UNITS else shared
+        table = own if op.unit in units and op.unit not in op_only else shared
         c = table.get(op)
         if c is None:
             c = table[op] = units.get(op.unit, chip)(op)

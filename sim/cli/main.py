@@ -19,11 +19,11 @@ from mappers.ir import Precision
 from mappers.models import load_model, model_names
 
 from sim import __version__
-from sim.dtypes import DTYPE_BITS
 from sim.engine import Workload, simulate
 from sim.errors import PdsimError
+from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 from sim.files import check_output
-from sim.limits import INT64_MAX, MAX_DECODE_STEPS, check_folds, check_gemm_size, int_flag
+from sim.limits import MAX_DECODE_STEPS, check_folds, check_gemm_size
 from sim.presets import load_hardware, preset_names, referenced_texts
 from sim.cli.report import describe, describe_text, gemm_text, ops_text, summary_text
 from sim.trace import read_trace, to_json, write_trace
@@ -32,18 +32,6 @@ from sim.trace import read_trace, to_json, write_trace
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _int_at_least(low: int, high: int = INT64_MAX):
-    """An integer flag in ``[low, high]`` (at most int64: `sim.limits`)."""
-    return int_flag(low, high)
-
-
-def _dtype(text: str) -> str:
-    if text not in DTYPE_BITS:
-        raise argparse.ArgumentTypeError(f"unknown dtype {text!r} "
-                                         f"(allowed: {', '.join(DTYPE_BITS)})")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:

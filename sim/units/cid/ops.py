@@ -40,7 +40,8 @@ from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
 from sim.dtypes import DTYPE_BITS
 from sim.errors import ConfigError
-from sim.hardware import CidUnit, System
+from sim.hardware import System
+from sim.units.cid.unit import CidUnit
 
 ACC_BYTES = 4  # int32 / fp32 accumulators read out of the MAC units
 _PJ = 1e-12
@@ -458,9 +459,9 @@ def unit_kv_append(unit: CidUnit, nbytes: int,
 
 def cid_step_cost(system: System, graph: Graph,
                   audit: StreamAudit | None = None) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiD unit for one step (`sim.step.UNIT_MODELS`): each
-    op is costed on its own by `cid_cost`; with an ``audit`` (``pdsim run --check-dram``)
-    every command stream it generates is checked too."""
+    """Unit model of the chip's CiD unit for one step (the ``cost`` model of
+    `sim.units.cid.unit.UNIT`): each op is costed on its own by `cid_cost`; with an ``audit``
+    (``pdsim run --check-dram``) every command stream it generates is checked too."""
     del graph  # a CiD op's cost depends on the op alone
     return partial(cid_cost, system, audit=audit)
 

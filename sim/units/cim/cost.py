@@ -1,5 +1,5 @@
-"""Time and energy of a GEMM on an analog CiM unit (`sim.units.cim.crossbar.CimUnit`), of the GEMM and
-LM-head ops placed on one, and which of a pass's weights stay programmed on it.
+"""Time and energy of a GEMM on an analog CiM unit (`sim.units.cim.crossbar.CimUnit`), of the
+GEMM and LM-head ops placed on one, and which of a pass's weights stay programmed on it.
 
 One read step of a crossbar takes ``max(read_time_s, ceil(conversions / adcs) x adc_time_s)``
 (sample-and-hold lets the next read overlap the conversions, as in ISAAC), with ``S`` slices
@@ -43,7 +43,8 @@ from sim.cost import Cost
 from sim.units.cim.crossbar import CimUnit, Crossbar, load_cim
 from sim.dtypes import DTYPE_BITS, check_dtype
 from sim.errors import ConfigError
-from sim.hardware import CimSlot, System
+from sim.hardware import System
+from sim.units.cim.unit import CimSlot
 
 _PJ = 1e-12
 
@@ -390,11 +391,11 @@ def slot_plan(system: System, graph: Graph) -> WeightPlan:
 
 
 def cim_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiM unit for one step (`sim.step.UNIT_MODELS`):
-    plan the residency of the step's weights once (`slot_plan`), then cost each op with
-    `cim_op_cost`. Resident weights were programmed at load (the engine reports that cost in
-    its summary, outside every step); weights that are not are programmed before every op
-    instance, every step."""
+    """Unit model of the chip's CiM unit for one step (the ``cost`` model of
+    `sim.units.cim.unit.UNIT`): plan the residency of the step's weights once (`slot_plan`),
+    then cost each op with `cim_op_cost`. Resident weights were programmed at load (the engine
+    reports that cost in its summary, outside every step); weights that are not are programmed
+    before every op instance, every step."""
     if system.chip.cim is None:
         raise ValueError("cim_step_cost: ops placed on 'cim' but the chip has no CiM unit")
     unit = slot_unit(system.chip.cim)
