@@ -104,6 +104,7 @@ def stage_footprints(model: ModelConfig, system: System,
     per_layer = (counts["per_layer"] - norm_params) // tp + norm_params
     _, kv_heads = shard_heads(model, tp)
     tokens = workload.batch * (workload.prompt_tokens + workload.gen_tokens - 1)
+    scales = _stage_scale_bytes(model, system, p)
     out = []
     for s, layers in enumerate(stages):
         weights = layers * per_layer
@@ -113,8 +114,25 @@ def stage_footprints(model: ModelConfig, system: System,
             tied_here = model.tie_word_embeddings and len(stages) == 1
             weights += counts["final_norm"] + (0 if tied_here else vocab_shard)
         kv = nbytes(2 * layers * tokens * kv_heads * model.head_dim, p.kv)
-        out.append((nbytes(weights, p.weight), kv))
+        out.append((nbytes(weights, p.weight) + scales[s], kv))
     return tuple(out)
+
+
+def _stage_scale_bytes(model: ModelConfig, system: System,
+                       precision: Precision) -> list[int]:
+    """Bytes of quantisation scales (`Precision.scale_group`) each pipeline stage's chip holds:
+    those its GEMM and LM-head ops read, as the lowering counts them."""
+    stages = [0] * system.pipeline_parallel
+    if not precision.scale_group:
+        return stages
+    graph = lower(model, phase=Phase.DECODE, batch=1, new_tokens=1, context=0,
+                  precision=precision, tp=system.tensor_parallel, pp=system.pipeline_parallel)
+    stage = 0
+    for seg in graph.segments:  # layer segments in stage order; the LM head on the last
+        held = seg.repeat * sum(op.formats.scale_bytes for op in seg.ops)
+        stages[min(stage, len(stages) - 1)] += held
+        stage += seg.name == "layers"
+    return stages
 
 
 def footprint(model: ModelConfig, system: System, workload: Workload) -> tuple[int, int]:
@@ -378,6 +396,7 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
         out[f"{phase}_static_energy_j_per_chip"] = pp * static_w * time
         out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / time
                                                  if time else math.nan)
+    out.update(busy_fractions(steps, system.pipeline_parallel))
     out["energy_j"] = out["prefill_energy_j"] + out["decode_energy_j"]
     out["energy_per_output_token_j"] = out["energy_j"] / (b * workload.gen_tokens)
     out["static_power_w_per_chip"] = static_w
@@ -400,4 +419,29 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
     out["decode_steps_simulated"] = sum(s.schedule is not None for s in decode)
     max_ctx = workload.prompt_tokens + workload.gen_tokens - 1
     out["exceeds_max_positions"] = bool(model.max_positions and max_ctx > model.max_positions)
+    return out
+
+
+def busy_fractions(steps: list[Step], stages: int) -> dict[str, float]:
+    """``{phase}_busy_fraction_{unit}``: the fraction of the phase's simulated time each unit
+    was busy, averaged over the ``stages`` pipeline stages' chips (1 = busy throughout; units
+    work at once, so the fractions of one phase can add up to more than 1). Every unit used in
+    either phase has a key in both (0.0 where unused, NaN for a phase with no step)."""
+    busy: dict[str, dict[str, float]] = {}
+    time: dict[str, float] = {}
+    for s in steps:
+        if s.schedule is None:
+            continue
+        phase = s.phase.value
+        time[phase] = time.get(phase, 0.0) + s.time_s
+        by_unit = busy.setdefault(phase, {})
+        for (_, unit), seconds in s.schedule.busy_s().items():
+            by_unit[unit] = by_unit.get(unit, 0.0) + seconds
+    units = sorted({u for by_unit in busy.values() for u in by_unit})
+    out: dict[str, float] = {}
+    for phase in (p.value for p in Phase):
+        t = time.get(phase, 0.0) * stages
+        for unit in units:
+            out[f"{phase}_busy_fraction_{unit}"] = (busy[phase].get(unit, 0.0) / t if t
+                                                    else math.nan)
     return out

@@ -10,14 +10,14 @@ import importlib
 from functools import partial
 from typing import TYPE_CHECKING, Callable
 
-from mappers.ir import Graph, Op, Phase, Precision
+from mappers.ir import Batch, Graph, Op, Phase, Precision
 from mappers.models import ModelConfig
 from mappers.pipeline import compile_graph
 from mappers.schedule import CostFn, StepSchedule, schedule
 
 from sim.cost import Cost
 from sim.hardware import System
-from sim.units.registry import unit_type
+from sim.units.registry import load, unit_type
 
 if TYPE_CHECKING:  # annotation only: unit models are imported on use
     from sim.units.cid.audit import StreamAudit
@@ -46,7 +46,9 @@ def step_cost(system: System, detail: str, graph: Graph, *,
     A memory-side unit's model is the ``cost`` factory its type registers
     (`sim.units.registry`), used at every detail level and called once per step (the analog
     CiM unit plans which weights stay programmed on its crossbars from every GEMM of the step
-    before it can cost one; CiD ops need only themselves).
+    before it can cost one; CiD ops need only themselves). The ``transfer`` ops on a path a
+    unit type lists in its ``links`` are costed by that path's factory, registered the same
+    way.
 
     Each distinct op is costed once per step (pipeline stages repeat the same layer ops).
     ``memo``, if given, keeps the costs of ops whose cost depends on the op alone (chip-model
@@ -64,6 +66,9 @@ def step_cost(system: System, detail: str, graph: Graph, *,
             units[unit] = kind.model("cost")(system, graph, **audit)
             if kind.op_only:
                 op_only.add(unit)
+            for path, spec in kind.links:  # its transfer paths (`mappers.transfers`)
+                if path in used:
+                    units[path] = load(spec)(system, graph)
     shared = {} if memo is None else memo
     own: dict[Op, Cost] = {}
 
@@ -81,12 +86,14 @@ def _load(spec: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int,
-                 new_tokens: int, context: int, precision: Precision,
+def compile_step(model: ModelConfig, system: System, *, phase: Phase, precision: Precision,
+                 seqs: Batch | None = None, batch: int | None = None,
+                 new_tokens: int | None = None, context: int | None = None,
                  detail: str = "tile", memo: dict[Op, Cost] | None = None,
                  dram_audit: StreamAudit | None = None) -> StepSchedule:
-    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``
-    (``memo``: a run's cost memo; ``dram_audit``: as `step_cost`)."""
-    graph = compile_graph(model, system, phase=phase, batch=batch, new_tokens=new_tokens,
-                          context=context, precision=precision)
+    """Lower one step of ``model`` (the ragged batch ``seqs``, or ``batch`` equal sequences),
+    place it on ``system`` and schedule it at ``detail`` (``memo``: a run's cost memo;
+    ``dram_audit``: as `step_cost`)."""
+    graph = compile_graph(model, system, phase=phase, seqs=seqs, batch=batch,
+                          new_tokens=new_tokens, context=context, precision=precision)
     return schedule(graph, step_cost(system, detail, graph, memo=memo, dram_audit=dram_audit))

@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also list the ops of step STEP (0 is the prefill)")
     show.add_argument("--plot", metavar="PNG", help="also draw step times and the time by op "
                       "kind to this PNG file")
+    show.add_argument("--perfetto", metavar="JSON", help="also write the op timeline as "
+                      "Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing): one track "
+                      "per unit per chip")
     show.add_argument("--json", action="store_true")
     for module in _command_modules():
         _HANDLERS.update(module.add_commands(sub))
@@ -413,11 +416,19 @@ def _describe(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _show(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.perfetto:
+        from sim.perfetto import check_perfetto_output
+        check_perfetto_output(args.perfetto)  # before any work: a bad path writes nothing
     if args.plot is not None:
         from sim.cli.plots import plot_format
         check_output(args.plot, "--plot")
         plot_format(args.plot)
     trace = read_trace(args.trace)
+    if args.perfetto:
+        from sim.perfetto import write_perfetto
+        events = write_perfetto(trace, args.perfetto)
+        if not args.json:
+            print(f"perfetto: {args.perfetto} ({events} events)")
     if args.json:
         steps = [{k: (v.decode() if isinstance(v, bytes) else v.item())
                   for k, v in zip(trace.steps.dtype.names, row)} for row in trace.steps]

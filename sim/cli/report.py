@@ -159,6 +159,12 @@ def summary_text(summary: dict[str, Any], title: str) -> str:
             (f"{phase} energy ({chip})",
              _energy(s[f"{phase}_energy_j"], s.get(f"{phase}_static_energy_j_per_chip"))),
         ]
+        busy = {k.rpartition("_busy_fraction_")[2]: v for k, v in s.items()
+                if k.startswith(f"{phase}_busy_fraction_")}
+        if busy:  # traces written before the concurrent scheduler have none
+            # a fraction of time: the mean chip's, not a sum over the stages
+            rows.append((f"{phase} unit busy (per chip)",
+                         ", ".join(f"{u} {_pct(v)}" for u, v in busy.items())))
     rows += [
         (f"energy ({chip})", _energy(s["energy_j"], s.get("static_energy_j_per_chip"))),
     ]

@@ -15,7 +15,10 @@ hardware file never pulls in a unit's timing engine:
   ``describe_rows``: ``(dict) -> [(label, text)]`` for the text table;
 - ``referenced``: ``(desc) -> {field: text}`` of the files the description names, stored in
   traces;
-- ``summary``: ``(system, steps) -> dict`` of run-summary figures (`sim.engine`).
+- ``summary``: ``(system, steps) -> dict`` of run-summary figures (`sim.engine`);
+- ``links``: the transfer paths the unit owns, as ``(path, "module:function")`` pairs: the path
+  name `mappers.transfers` puts on the ``transfer`` ops to and from the unit's memory, and a
+  ``cost`` factory like the unit's own for those ops (`sim.step`).
 
 ``dram_audit`` says the ``cost`` factory also takes ``audit=``, a
 `sim.units.cid.audit.StreamAudit` that checks every DRAM command stream the model generates
@@ -70,6 +73,7 @@ class UnitType:
     summary: str | None = None
     dram_audit: bool = False
     op_only: bool = False
+    links: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if (not self.key.isidentifier() or not self.key.isascii() or self.key in RESERVED

@@ -404,15 +404,6 @@ def unit_device(unit: CidUnit) -> DramDevice:
     return device
 
 
-def _dtype_of(nbytes: int, elements: int, fallback: str) -> str:
-    """The storage dtype whose width gives ``nbytes`` for ``elements`` (biases aside)."""
-    bits = round(nbytes * 8 / elements) if elements else 0
-    for name in ("fp16", "int8", "int4", "fp32"):
-        if DTYPE_BITS[name] == bits:
-            return name if DTYPE_BITS[fallback] != bits else fallback
-    return fallback
-
-
 def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
               audit: StreamAudit | None = None) -> CidRun:
     """A GEMV on a whole CiD unit: its rows split evenly over the stacks (each stack runs its
@@ -480,13 +471,14 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     device = unit_device(unit)
     if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
         m, n, k = op.dims
-        run = unit_gemv(unit, n, k, _dtype_of(op.weight_bytes, n * k, op.dtype), audit)
+        # the banks hold the weights in their own format (op.formats.weight); scale bytes a
+        # quantisation scheme adds ride along in weight_bytes and do not change that width
+        run = unit_gemv(unit, n, k, op.formats.weight, audit)
         reps = m
     elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
         batch, heads, kv_heads, queries, keys, hd = op.dims
-        kv_dtype = _dtype_of(op.kv_bytes, batch * kv_heads * keys * hd, op.dtype)
         run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
-                        queries=queries, keys=keys, head_dim=hd, dtype=kv_dtype,
+                        queries=queries, keys=keys, head_dim=hd, dtype=op.formats.kv,
                         pcs=device.org.pcs * unit.stacks, audit=audit)
         # A causal prefill's query i reads only the first context + i + 1 keys; the banks
         # then stream that share of the K/V rows (``op.flops`` counts exactly the kept

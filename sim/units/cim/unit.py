@@ -123,4 +123,6 @@ UNIT = UnitType(key="cim", schema=CimSlot, op_kinds=CIM_OP_KINDS, noun="CiM unit
                 describe="sim.units.cim.unit:describe",
                 describe_rows="sim.units.cim.unit:describe_rows",
                 referenced="sim.units.cim.unit:referenced",
-                summary="sim.units.cim.unit:summary")
+                summary="sim.units.cim.unit:summary",
+                # activations to and from the crossbars' buffers (mappers/transfers.py)
+                links=(("cim_io", "sim.units.cim.link:cim_io_step_cost"),))
