@@ -100,10 +100,14 @@ def stage_footprints(model: ModelConfig, system: System,
     # Layers are sharded except their norms; the embedding table is replicated; an untied LM
     # head is split over the vocabulary (a tied one is a slice of the replicated table, which
     # the last stage holds a copy of when it is not also the first, as Megatron-LM does).
-    norm_params = counts["per_layer"] - _layer_matmul_params(model)
-    per_layer = (counts["per_layer"] - norm_params) // tp + norm_params
+    # norms (and a MoE router) are replicated on every chip of the group
+    replicated = counts["per_layer_norms"] + model.hidden_size * model.num_experts
+    per_layer = (counts["per_layer"] - replicated) // tp + replicated
     _, kv_heads = shard_heads(model, tp)
-    tokens = workload.batch * (workload.prompt_tokens + workload.gen_tokens - 1)
+    held = workload.prompt_tokens + workload.gen_tokens - 1
+    if model.sliding_window is not None:  # a rolling cache of the last W tokens
+        held = min(held, model.sliding_window)
+    tokens = workload.batch * held
     scales = _stage_scale_bytes(model, system, p)
     out = []
     for s, layers in enumerate(stages):
@@ -141,13 +145,6 @@ def footprint(model: ModelConfig, system: System, workload: Workload) -> tuple[i
     return max(stage_footprints(model, system, workload), key=sum)
 
 
-def _layer_matmul_params(model: ModelConfig) -> int:
-    h, i = model.hidden_size, model.intermediate_size
-    up = (2 if model.gated_mlp else 1) * i
-    bias = (model.q_dim + 2 * model.kv_dim + h + up + h) if model.linear_bias else 0
-    return h * (model.q_dim + 2 * model.kv_dim) + model.q_dim * h + h * up + i * h + bias
-
-
 def simulate(system: System, model: ModelConfig, workload: Workload, *,
              detail: str = "tile", decode_sample: int | None = None,
              check_capacity: bool = True,
@@ -163,6 +160,12 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     shard_heads(model, system.tensor_parallel)
     _check_tensor_dtype(model, system, p)  # refuse early, before any step is simulated
     _check_counts(model, system, workload)
+    cim = system.chip.cim
+    if model.moe and cim is not None and "gemm" in (*cim.prefill_ops, *cim.decode_ops):
+        # the crossbar residency plan reads the experts a step touches, not all of them
+        raise ConfigError(f"--model: {model.name} is a mixture-of-experts model "
+                          f"({model.num_experts} experts); analog CiM units that take GEMMs "
+                          f"do not support it yet (use a system without chip.cim gemm ops)")
     stages = stage_footprints(model, system, workload)
     weights_b, kv_b = max(stages, key=sum)
     if check_capacity:
@@ -187,7 +190,11 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     if decode_sample is None or decode_sample >= n_decode:
         sampled = range(n_decode)
     else:
-        sampled = sorted(set(np.linspace(0, n_decode - 1, decode_sample).round().astype(int)))
+        sampled = set(np.linspace(0, n_decode - 1, decode_sample).round().astype(int))
+        if model.sliding_window is not None:  # attention stops growing at the window: a kink
+            kink = model.sliding_window - 1 - workload.prompt_tokens
+            sampled |= {j for j in (kink, kink + 1) if 0 <= j < n_decode}
+        sampled = sorted(sampled)
     scheds = {}
     with paused_gc():
         for done, j in enumerate(sampled):

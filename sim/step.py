@@ -6,8 +6,9 @@ This is where the simulator dispatches to unit models; the compiler never import
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-from functools import partial
+from functools import lru_cache, partial
 from typing import TYPE_CHECKING, Callable
 
 from mappers.ir import Batch, Graph, Op, Phase, Precision
@@ -48,7 +49,8 @@ def step_cost(system: System, detail: str, graph: Graph, *,
     CiM unit plans which weights stay programmed on its crossbars from every GEMM of the step
     before it can cost one; CiD ops need only themselves). The ``transfer`` ops on a path a
     unit type lists in its ``links`` are costed by that path's factory, registered the same
-    way.
+    way. With a ``runtime`` on the system every op is then charged as that software stack runs
+    it (`sim.runtime`), which replaces the chip's ``op_overhead_s``.
 
     Each distinct op is costed once per step (pipeline stages repeat the same layer ops).
     ``memo``, if given, keeps the costs of ops whose cost depends on the op alone (chip-model
@@ -56,6 +58,11 @@ def step_cost(system: System, detail: str, graph: Graph, *,
     steps of one run (one ``system`` and ``detail``), so a decode step costs only the ops that
     changed with the context. The costs are the same as without it (and an audit checks each
     distinct stream once anyway)."""
+    runtime = None
+    if system.runtime is not None:
+        from sim.runtime import load_runtime
+        runtime = load_runtime(system.runtime)
+        system = _without_op_overhead(system)  # the runtime's launches replace it
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
     units, op_only = {}, set()
@@ -76,9 +83,16 @@ def step_cost(system: System, detail: str, graph: Graph, *,
         table = own if op.unit in units and op.unit not in op_only else shared
         c = table.get(op)
         if c is None:
-            c = table[op] = units.get(op.unit, chip)(op)
+            c = units.get(op.unit, chip)(op)
+            c = table[op] = c if runtime is None else runtime.apply(op, c)
         return c
     return cost
+
+
+@lru_cache(maxsize=64)
+def _without_op_overhead(system: System) -> System:
+    eff = dataclasses.replace(system.chip.efficiency, op_overhead_s=0.0)
+    return dataclasses.replace(system, chip=dataclasses.replace(system.chip, efficiency=eff))
 
 
 def _load(spec: str) -> Callable:

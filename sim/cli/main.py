@@ -7,16 +7,18 @@ output file is opened; bugs keep their traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from mappers.ir import Precision
-from mappers.models import load_model, model_names
+from mappers.models import load_model, model_names, with_routing
 
 from sim import __version__
 from sim.engine import Workload, simulate
@@ -61,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "num_chips)")
     run.add_argument("--pp", type=_int_at_least(1), help="pipeline stages, each a contiguous "
                      "run of layers on its own chips (default: the preset's pipeline_parallel)")
+    run.add_argument("--runtime", metavar="NAME", help="software stack: a runtime preset "
+                     "(eager, cuda-graph, fused) or YAML file; overrides the hardware's "
+                     "runtime (docs/chip-model.md)")
     run.add_argument("--detail", choices=("tile", "roofline"), default="tile",
                      help="unit models: tile-level systolic-array and vector models "
                      "(default) or the roofline baseline")
@@ -80,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="check every compute-in-DRAM command stream the simulated steps "
                      "generate (docs/cid.md); exit 1 on a violation (a simulator bug)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--routing", metavar="JSON", help="measured MoE routing: a file "
+                     "{\"expert_counts\": [...]} of tokens per expert (default: uniform)")
 
     gemm = sub.add_parser("gemm", help="one GEMM on one systolic array, or mapped onto a chip",
                           description="C[M,N] = A[M,K] @ B[K,N]. With --rows/--cols: one array, "
@@ -202,9 +209,20 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         check_output(args.out, "-o")  # before loading anything: a bad path fails at once
     hw = load_hardware(args.hw)
     model = load_model(args.model)
+    routing = None
+    if args.routing:
+        try:
+            routing = Path(args.routing).read_text()
+        except OSError as exc:
+            raise PdsimError(f"--routing: cannot read {args.routing}: {exc.strerror}") from None
+        model = replace(model, config=with_routing(model.config, routing))
     system = hw.system
     if args.tp is not None or args.pp is not None:
         system = _parallel(system, args.tp, args.pp)
+    if args.runtime is not None:
+        from sim.runtime import load_runtime
+        load_runtime(args.runtime)  # a bad name stops here, naming --runtime
+        system = dataclasses.replace(system, runtime=args.runtime)
     precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
                           kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
@@ -228,6 +246,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "decode_sample": args.decode_sample or 0,
             "seed": args.seed,
         }
+        if routing is not None:  # only then, so other runs keep their trace names
+            meta["routing"] = routing
         out = check_output(default_trace_path(args, model.config.name, meta)
                            if args.out is None else args.out, "-o")
     audit = None
@@ -254,7 +274,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         pp = system.pipeline_parallel
         title = (f"{model.config.name} on {system.name} (tp {system.tensor_parallel}, "
-                 + (f"pp {pp}, " if pp > 1 else "") + f"{args.detail}), batch "
+                 + (f"pp {pp}, " if pp > 1 else "") + f"{args.detail}"
+                 + (f", runtime {system.runtime}" if system.runtime else "") + "), batch "
                  f"{args.batch}, prompt {args.prompt}, generate {args.gen}, "
                  f"{precision.weight}/{precision.activation}/{precision.kv} (w/act/kv)")
         print(summary_text(result.summary, title))
