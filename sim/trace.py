@@ -12,16 +12,18 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from sim import __version__
 from sim.files import atomic_write
-from sim.engine import STEP_FIELDS, RunResult
+from sim.engine import STEP_FIELDS, RunResult, paused_gc
 from sim.errors import PdsimError
 from sim.text import to_json  # noqa: F401 (the CLI's JSON, importable from here as before)
+
+if TYPE_CHECKING:  # annotation only: h5py is imported on use
+    import h5py
 
 FORMAT = "pdsim-trace"
 FORMAT_VERSION = 1
@@ -83,21 +85,47 @@ def step_table(result: RunResult) -> np.ndarray:
 
 
 def op_table(result: RunResult) -> np.ndarray:
-    rows = []
-    for s in result.steps:
-        if s.schedule is None:
-            continue
+    """One row per op of every simulated step, built into a preallocated array: the columns
+    fixed by an op, its cost and its segment come from one template row per distinct triple
+    (consecutive decode steps share most of them), the per-step columns (step, phase, times)
+    are filled column by column."""
+    with paused_gc():  # many small allocations while the whole run is alive
+        return _op_table(result)
+
+
+def _op_table(result: RunResult) -> np.ndarray:
+    scheds = [s for s in result.steps if s.schedule is not None]
+    counts = np.array([len(s.schedule.ops) for s in scheds], dtype=np.int64)
+    templates: dict[tuple[int, int, str, int, int], int] = {}
+    static: list[tuple] = []
+    which: list[int] = []
+    offset: list[float] = []
+    period: list[float] = []
+    for s in scheds:
         for so in s.schedule.ops:
             op, c, seg = so.op, so.cost, so.segment
-            dims = (op.dims + (0,) * MAX_DIMS)[:MAX_DIMS]
-            start = s.start_s + so.start_s
-            rows.append((s.index, s.phase.value, seg.name, op.name, op.kind.value, op.unit,
-                         seg.layer, seg.repeat, dims, op.dtype,
-                         *[getattr(op, f) for f in STEP_FIELDS],
-                         start, start + c.time_s, so.period_s, c.time_s, c.compute_s,
-                         c.memory_s, c.comm_s, c.bound, c.energy_j, c.dram_bytes, c.cycles,
-                         c.stall_cycles, c.utilization))
-    return _table(rows, OP_DTYPE)
+            # By identity: the result keeps every op and cost alive, and the engine's memos
+            # hand equal ops and costs back as one object.
+            key = (id(op), id(c), seg.name, seg.layer, seg.repeat)
+            row = templates.get(key)
+            if row is None:
+                row = templates[key] = len(static)
+                dims = (op.dims + (0,) * MAX_DIMS)[:MAX_DIMS]
+                static.append((0, "", seg.name, op.name, op.kind.value, op.unit, seg.layer,
+                               seg.repeat, dims, op.dtype, *[getattr(op, f) for f in STEP_FIELDS],
+                               0.0, 0.0, 0.0, c.time_s, c.compute_s, c.memory_s, c.comm_s,
+                               c.bound, c.energy_j, c.dram_bytes, c.cycles, c.stall_cycles,
+                               c.utilization))
+            which.append(row)
+            offset.append(so.start_s)
+            period.append(so.period_s)
+    table = _table(static, OP_DTYPE)[np.array(which, dtype=np.int64)]
+    table["step"] = np.repeat([s.index for s in scheds], counts)
+    table["phase"] = np.repeat(np.array([s.phase.value for s in scheds], dtype="S8"), counts)
+    table["start_s"] = np.repeat([s.start_s for s in scheds], counts) + np.array(offset)
+    table["end_s"] = table["start_s"] + table["time_s"]
+    table["period_s"] = period
+    return table
 
 
 def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
@@ -116,6 +144,8 @@ def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
 
 def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]) -> None:
     """Write ``result`` with run metadata ``meta`` (strings and numbers) to ``path``."""
+    import h5py  # imported on use: a run without a trace, and `pdsim list`, never load it
+
     # Built in memory, then written in one go: HDF5 needs a real path to write a file, and
     # the anonymous temporary file of `atomic_write` has none.
     image = io.BytesIO()
@@ -142,6 +172,8 @@ def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]
 def read_trace(path: str | os.PathLike) -> Trace:
     """Read a pdsim trace; `PdsimError` if ``path`` is missing, damaged or not a pdsim
     trace (whatever h5py raises on a truncated or bit-flipped file becomes one line)."""
+    import h5py
+
     path = Path(path)
     if not path.is_file():
         raise PdsimError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")

@@ -27,10 +27,7 @@ from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 from sim.files import check_output
 from sim.limits import MAX_DECODE_STEPS, MAX_WORD_BYTES, check_folds, check_gemm_size
 from sim.presets import load_hardware, preset_names, referenced_texts
-from sim.cli.report import (describe, describe_text, gemm_text, ops_text,
-                            summary_text)
-from sim.units.systolic.array import array_folds, array_gemm
-from sim.units.systolic.tile import map_gemm
+from sim.cli.report import describe, describe_text, gemm_text, ops_text, summary_text
 from sim.trace import read_trace, to_json, write_trace
 
 
@@ -345,6 +342,9 @@ def _progress():
 
 
 def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
+    from sim.units.systolic.array import array_folds, array_gemm  # numba: imported on use
+    from sim.units.systolic.tile import map_gemm
+
     if args.hw is not None:
         if args.rows or args.cols or args.sram_kb or args.bw:
             raise PdsimError("--hw: maps onto a whole chip; drop --rows/--cols/--sram-kb/--bw")
