@@ -61,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weights, activations and KV cache (default fp16)")
     run.add_argument("--weight-dtype", type=_dtype, help="override --dtype for weights")
     run.add_argument("--kv-dtype", type=_dtype, help="override --dtype for the KV cache")
+    run.add_argument("--quant", metavar="SCHEME", help="quantization scheme (fp16, w8a8, w4a16, "
+                     "w4a8-qserve, w4fp8-fireq, fp8) or a scheme YAML file: sets every operand's "
+                     "format and charges its dequantization work (replaces --dtype, "
+                     "--weight-dtype, --kv-dtype)")
     run.add_argument("--tp", type=_int_at_least(1), help="tensor-parallel chips "
                      "(default: the preset's tensor_parallel; tp x pp <= the preset's "
                      "num_chips)")
@@ -226,8 +230,15 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         from sim.runtime import load_runtime
         load_runtime(args.runtime)  # a bad name stops here, naming --runtime
         system = dataclasses.replace(system, runtime=args.runtime)
-    precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
-                          kv=args.kv_dtype or args.dtype)
+    if args.quant is not None:
+        from mappers.schemes import load_scheme
+        if args.weight_dtype or args.kv_dtype:
+            raise PdsimError("--quant: sets every operand's format; drop --weight-dtype and "
+                             "--kv-dtype")
+        precision = load_scheme(args.quant)
+    else:
+        precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
+                              kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
                         precision=precision)
     out = meta = None
