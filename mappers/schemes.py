@@ -1,4 +1,4 @@
-"""Quantization schemes as data: one YAML file per scheme in ``mappers/schemes/``, or the user's own.
+"""Quantization schemes as data: one YAML file per scheme in ``mappers/schemes/``, or your own.
 
 A scheme names the storage format of each operand and the work it adds (issue 14)::
 
