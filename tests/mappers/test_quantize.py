@@ -80,7 +80,9 @@ def test_fireq_inserts_dequant_per_gemm_and_quant_per_norm():
     norms = [op for op in ops if op.kind is OpKind.NORM]
     deq = [op for op in ops if op.name.endswith(".w_dequant")]
     aq = [op for op in ops if op.name.endswith(".act_quant")]
-    assert len(deq) == len(gemms) and len(aq) == len(norms)
+    acts = [op for op in ops if op.kind is OpKind.ACTIVATION]
+    assert len(deq) == len(gemms) and len(aq) == len(norms) + len(acts)
+    assert all(op.formats.act == "fp16" for op in norms + acts)
     assert all(op.unit == "vector" and op.bytes == 0 and op.launches == 0 for op in deq + aq)
     down = next(op for op in deq if op.dims == (11008, 4096))
     assert down.flops == 225_443_840
@@ -100,7 +102,7 @@ def test_mainloop_dequant_serialises_and_vector_dequant_runs_beside():
                     assert op.inputs == gemm.inputs
     # every reader of a norm reads its quantized output instead
     ops = g["w4fp8-fireq"]
-    norm_ids = {op.id for op in ops if op.kind is OpKind.NORM}
+    norm_ids = {op.id for op in ops if op.kind in (OpKind.NORM, OpKind.ACTIVATION)}
     assert not any(set(op.inputs) & norm_ids for op in ops
                    if not op.name.endswith(".act_quant"))
 
