@@ -15,10 +15,11 @@ the ``place`` pass puts on the vector unit and its unit model charges there:
   costs time only where the vector unit is the busier resource (the schedule's per-resource
   span). No DRAM traffic, no launch.
 
-It also rewrites formats: where the scheme's activations are narrower than 16 bits, only the
-GEMM inputs are quantized; the residual stream and the vector ops on it (norms, RoPE, the MLP
-activation, residual adds) stay in ``RESIDUAL`` (fp16), as in QServe's and FireQ's kernels, so
-those ops' format becomes fp16 and their activation bytes grow to match.
+It also rewrites formats: where a scheme quantizes activations (``act_quant_ops`` > 0) to
+fewer than 16 bits, only the GEMM inputs are quantized; the residual stream and the vector ops
+on it (norms, RoPE, the MLP activation, residual adds) stay in ``RESIDUAL`` (fp16), as in
+QServe's and FireQ's kernels, so those ops' format becomes fp16 and their activation bytes grow
+to match. A plain precision (``--dtype int8``, no scheme) keeps every activation in its format.
 
 The pass is pure and deterministic; new ops get ids above the graph's largest, the same for
 the same original op in every pipeline stage (stages share layer ids).
@@ -48,7 +49,7 @@ def quantize(graph: Graph) -> Graph:
     p = graph.precision
     dequant = p.weight_dequant != "none" and p.dequant_ops > 0
     bits = DTYPE_BITS[p.activation]
-    widen = bits < DTYPE_BITS[RESIDUAL]
+    widen = bits < DTYPE_BITS[RESIDUAL] and p.act_quant_ops > 0
     if not dequant and not p.act_quant_ops and not widen:
         return graph
     top = max((op.id for seg in graph.segments for op in seg.ops), default=-1)
