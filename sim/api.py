@@ -52,8 +52,9 @@ def load_system(hw: str | System, *, tp: int | None = None, pp: int | None = Non
     ``tensor_parallel`` / ``pipeline_parallel`` and any field changed by dotted path
     (``{"chip.cores": 66, "chip.memory.pin_rate_bps": 4e9}``).
 
-    ``num_chips`` grows to ``tp x pp`` where a larger group is asked for, as ``pdsim run``
-    does. Raises `ConfigError` naming the path for an unknown field or a bad value.
+    ``num_chips`` is the hardware's chip count: ``tp x pp`` above it is refused, as by
+    ``pdsim run`` (override ``num_chips`` for a bigger system). Raises `ConfigError` naming
+    the path for an unknown field or a bad value.
     """
     system = load_hardware(hw).system if isinstance(hw, str) else hw
     if not overrides and tp is None and pp is None:
@@ -65,9 +66,11 @@ def load_system(hw: str | System, *, tp: int | None = None, pp: int | None = Non
         fields["tensor_parallel"] = tp
     if pp is not None:
         fields["pipeline_parallel"] = pp
-    if tp is not None or pp is not None:
-        group = fields["tensor_parallel"] * fields["pipeline_parallel"]
-        fields["num_chips"] = max(fields["num_chips"], group)
+    group = fields["tensor_parallel"] * fields["pipeline_parallel"]
+    if (tp is not None or pp is not None) and group > fields["num_chips"]:
+        raise ConfigError(f"tp x pp: at most num_chips {fields['num_chips']} on "
+                          f"{fields['name']}, got {fields['tensor_parallel']} x "
+                          f"{fields['pipeline_parallel']} (override num_chips for more chips)")
     return build(System, fields)
 
 

@@ -257,3 +257,29 @@ def estimate(chip: Chip, model: CostModel = SPAD) -> CostEstimate:
         memory_power_w=mem_w,
         tdp_w=tdp_w(die_w, mem_w, model),
     )
+
+
+#: Static (idle + leakage) power as a fraction of TDP, a model choice. The figure is a
+#: published reading of a loaded but idle GH100 board: an H200 SXM (the H100's die, same 700 W
+#: TDP) draws 80.3 W with a vLLM server holding its model and no request in flight, against
+#: 592.8 W under load (Serial Alice GPU energy benchmark, 2026,
+#: api.serialalice.pt/alice-benchmark); 80.3 / 700 = 11.5%. It agrees with the CUDA-context
+#: step measured on H100 and A100 (+26-50 W over a bare idle board, Vadari, "The Model Parking
+#: Tax", arXiv 2605.23918). Idle power is a floor for static power at load (leakage grows with
+#: temperature and voltage, and clocks stay up between kernels), so static energy is if
+#: anything underestimated; the same fraction is applied to every chip for want of a
+#: per-chip measurement.
+IDLE_FRACTION_OF_TDP = 80.3 / 700
+
+
+def static_power_w(chip: Chip, model: CostModel = SPAD) -> float | None:
+    """Static power of one chip in watts, drawn whenever it is on, busy or not:
+    ``IDLE_FRACTION_OF_TDP`` x its TDP. The TDP is the chip's own ``tdp_w`` (a datasheet or
+    paper figure) when given, else SPAD's modeled TDP (`estimate`); None when neither exists
+    (no ``tdp_w`` and a chip outside the cost model)."""
+    if chip.tdp_w is not None:
+        return IDLE_FRACTION_OF_TDP * chip.tdp_w
+    try:
+        return IDLE_FRACTION_OF_TDP * estimate(chip, model).tdp_w
+    except ConfigError:
+        return None

@@ -26,6 +26,7 @@ from sim.step import compile_step
 from mappers.place import place
 from mappers.schedule import StepSchedule
 
+from sim.costmodel import static_power_w
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 from sim.hardware import System
@@ -289,7 +290,11 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
 
 def _summary(system: System, workload: Workload, steps: list[Step], weights_b: int,
              kv_b: int, model: ModelConfig) -> dict[str, float | int | bool]:
+    """The run's summary; docs/trace-format.md gives every key's meaning and scope. Step
+    quantities are per chip (with pipeline stages: one chip of each stage, summed); keys
+    ending ``_per_system`` cover all ``tensor_parallel x pipeline_parallel`` chips."""
     b = workload.batch
+    tp, pp = system.tensor_parallel, system.pipeline_parallel
     prefill, decode = steps[0], steps[1:]
     tbt = np.array([s.time_s for s in decode])
     e2e = prefill.time_s + float(tbt.sum())
@@ -303,24 +308,46 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
         "prefill_tokens_per_s": b * workload.prompt_tokens / prefill.time_s,
         "decode_tokens_per_s": b * len(tbt) / float(tbt.sum()) if len(tbt) else math.nan,
     }
+    # Static power flows whenever a chip is on: every chip of every stage, for the whole
+    # run, busy or waiting for another stage (sim/costmodel.py, IDLE_FRACTION_OF_TDP).
+    static_w = static_power_w(system.chip)
+    static_w = math.nan if static_w is None else static_w
     for phase, group in (("prefill", [prefill]), ("decode", decode)):
         totals = {f: sum(s.totals[f] for s in group) for f in STEP_FIELDS}
         moved = totals["weight_bytes"] + totals["act_bytes"] + totals["kv_bytes"]
+        dram = sum(s.dram_bytes for s in group)
         time = sum(s.time_s for s in group)
         out.update({f"{phase}_{f}": v for f, v in totals.items()})
         out[f"{phase}_bytes"] = moved
-        out[f"{phase}_dram_bytes"] = sum(s.dram_bytes for s in group)
-        out[f"{phase}_intensity_flop_per_byte"] = totals["flops"] / moved if moved else math.nan
+        out[f"{phase}_dram_bytes"] = dram
+        out[f"{phase}_intensity_flop_per_dram_byte"] = totals["flops"] / dram if dram else math.nan
+        out[f"{phase}_intensity_flop_per_logical_byte"] = (totals["flops"] / moved if moved
+                                                           else math.nan)
+        # The pre-static, pre-scope name of the logical intensity, kept for readers of it.
+        out[f"{phase}_intensity_flop_per_byte"] = out[f"{phase}_intensity_flop_per_logical_byte"]
         out[f"{phase}_time_s"] = time
         out[f"{phase}_energy_j"] = sum(s.energy_j for s in group)
+        out[f"{phase}_static_energy_j_per_chip"] = pp * static_w * time
         out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / time
                                                  if time else math.nan)
     out["energy_j"] = out["prefill_energy_j"] + out["decode_energy_j"]
     out["energy_per_output_token_j"] = out["energy_j"] / (b * workload.gen_tokens)
+    out["static_power_w_per_chip"] = static_w
+    out["dynamic_energy_j_per_chip"] = out["energy_j"]
+    out["static_energy_j_per_chip"] = pp * static_w * e2e
+    out["total_energy_j_per_chip"] = out["energy_j"] + out["static_energy_j_per_chip"]
+    out["dynamic_energy_j_per_system"] = tp * out["energy_j"]
+    out["static_energy_j_per_system"] = tp * pp * static_w * e2e
+    out["total_energy_j_per_system"] = (out["dynamic_energy_j_per_system"]
+                                        + out["static_energy_j_per_system"])
+    out["total_energy_per_output_token_j_per_system"] = (
+        out["total_energy_j_per_system"] / (b * workload.gen_tokens))
     out["weight_bytes_per_chip"] = weights_b
     out["kv_cache_bytes_per_chip"] = kv_b
     out["memory_capacity_bytes"] = system.chip.memory.capacity_bytes
-    out["chips"] = system.tensor_parallel * system.pipeline_parallel
+    out["chips"] = tp * pp
+    out["tensor_parallel"] = tp
+    out["pipeline_parallel"] = pp
     out["decode_steps"] = len(decode)
     out["decode_steps_simulated"] = sum(s.schedule is not None for s in decode)
     max_ctx = workload.prompt_tokens + workload.gen_tokens - 1

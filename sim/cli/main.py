@@ -22,7 +22,8 @@ from sim.dtypes import DTYPE_BITS
 from sim.engine import Workload, simulate
 from sim.errors import PdsimError
 from sim.presets import load_hardware, preset_names, referenced_texts
-from sim.cli.report import describe, describe_text, ops_text, summary_text
+from sim.cli.report import (describe, describe_text, gemm_text, ops_text,
+                            summary_text)
 from sim.units.systolic.array import array_gemm
 from sim.units.systolic.tile import map_gemm
 from sim.trace import read_trace, to_json, write_trace
@@ -76,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--weight-dtype", type=_dtype, help="override --dtype for weights")
     run.add_argument("--kv-dtype", type=_dtype, help="override --dtype for the KV cache")
     run.add_argument("--tp", type=_int_at_least(1), help="tensor-parallel chips "
-                     "(default: the preset's tensor_parallel)")
+                     "(default: the preset's tensor_parallel; tp x pp <= the preset's "
+                     "num_chips)")
     run.add_argument("--pp", type=_int_at_least(1), help="pipeline stages, each a contiguous "
                      "run of layers on its own chips (default: the preset's pipeline_parallel)")
     run.add_argument("--detail", choices=("tile", "roofline"), default="tile",
@@ -85,8 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decode-sample", type=_int_at_least(2), metavar="N",
                      help="simulate N evenly spaced decode steps and interpolate the rest "
                      "(default: every step)")
-    run.add_argument("--seed", type=int, default=0, help="recorded in the trace; the roofline "
-                     "model is deterministic (default 0)")
+    run.add_argument("--seed", type=int, default=0, help="recorded in the trace for "
+                     "provenance only: every model of 'pdsim run' is deterministic, so the "
+                     "seed changes no number (default 0)")
     run.add_argument("-o", "--out", help="trace path (default results/runs/"
                      "HW_MODEL_bB_pP_gG_DETAIL_W-A-KV_HASH.h5: HASH covers every input that "
                      "can change the result)")
@@ -194,17 +197,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     hw = load_hardware(args.hw)
     model = load_model(args.model)
     system = hw.system
-    if args.tp is not None:
-        from sim.schema import build, to_dict
-        fields = to_dict(system) | {"tensor_parallel": args.tp,
-                                    "num_chips": max(system.num_chips,
-                                                     args.tp * system.pipeline_parallel)}
-        system = build(type(system), fields, "--tp")
-    if args.pp is not None:
-        from sim.schema import build, to_dict
-        fields = to_dict(system) | {"pipeline_parallel": args.pp, "num_chips": max(
-            system.num_chips, system.tensor_parallel * args.pp)}
-        system = build(type(system), fields, "--pp")
+    if args.tp is not None or args.pp is not None:
+        system = _parallel(system, args.tp, args.pp)
     precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
                           kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
@@ -268,6 +262,28 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     return 0
 
 
+def _parallel(system, tp: int | None, pp: int | None):
+    """``system`` with ``--tp``/``--pp`` applied. ``num_chips`` is the hardware's chip count
+    (docs/hardware-yaml.md): the flags choose how the run uses those chips and never add any,
+    so ``tp x pp`` above it is refused (a bigger system is a hardware file with a larger
+    ``num_chips``)."""
+    from sim.schema import build, to_dict
+
+    tp_, pp_ = tp or system.tensor_parallel, pp or system.pipeline_parallel
+    n, name = system.num_chips, system.name
+    if tp_ * pp_ > n:
+        if pp is None:
+            raise PdsimError(f"--tp: at most {n // pp_} on {name} (num_chips {n} / "
+                             f"pipeline_parallel {pp_}), got {tp}")
+        if tp is None:
+            raise PdsimError(f"--pp: at most {n // tp_} on {name} (num_chips {n} / "
+                             f"tensor_parallel {tp_}), got {pp}")
+        raise PdsimError(f"--tp x --pp: at most num_chips {n} on {name}, got {tp} x {pp}")
+    flag = "--tp" if pp is None else "--pp" if tp is None else "--tp/--pp"
+    return build(type(system), to_dict(system) | {"tensor_parallel": tp_,
+                                                  "pipeline_parallel": pp_}, flag)
+
+
 def default_trace_path(args: argparse.Namespace, model: str, meta: dict) -> Path:
     """``results/runs/HW_MODEL_bB_pP_gG_DETAIL_W-A-KV_HASH.h5``: the readable inputs, then
     6 hex digits of a hash of everything that can change the result (the hardware and model
@@ -325,14 +341,14 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         print(to_json(out))
     else:
-        width = max(map(len, out))
-        for key, value in out.items():
-            shown = f"{value:.6g}" if isinstance(value, float) else value
-            print(f"{key:<{width}}  {shown}")
+        print(gemm_text(out))
     return 0
 
 
 #: Studies: name -> (default folder, "module:function" writing the folder, returning paths).
+#: The module also defines ``headline(data) -> str``: the headline numbers, as a short table,
+#: of the ``.json`` among those paths (one per study), which ``pdsim reproduce`` prints after
+#: the paths. The wings' ``STUDIES`` follow the same contract.
 STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips")}
 
 
@@ -349,8 +365,14 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     folder, target = _studies()[args.study]
     module, func = target.split(":")
     out = Path(args.out or folder)
-    for path in getattr(importlib.import_module(module), func)(out):
+    study = importlib.import_module(module)
+    paths = getattr(study, func)(out)
+    for path in paths:
         print(f"wrote {path}")
+    # Every study writes one JSON of its numbers; its module's `headline(data)` turns it into
+    # a short table of the figures that matter.
+    data = next(p for p in paths if Path(p).suffix == ".json")
+    print(study.headline(json.loads(Path(data).read_text())))
     return 0
 
 
@@ -391,7 +413,12 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
     if args.ops is not None:
         if args.ops >= len(trace.steps):
             raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
-        print(ops_text(trace.ops, args.ops))
+        simulated = [int(r["step"]) for r in trace.steps if r["simulated"]]
+        if args.ops in simulated:
+            print(ops_text(trace.ops, args.ops))
+        else:  # interpolated under --decode-sample: it has no ops of its own to list
+            print(f"step {args.ops} was interpolated (--decode-sample), so it has no op table; "
+                  f"the simulated steps have one: {', '.join(map(str, simulated))}")
     if args.plot:
         from sim.cli.plots import plot_trace
         print(f"plot: {plot_trace(trace, args.plot, title=trace.meta['command_line'])}")

@@ -16,22 +16,29 @@ from sim.schema import to_dict
 
 
 def si(value: float | None, unit: str, *, digits: int = 3) -> str:
-    """``si(3.352e12, 'B/s') == '3.35 TB/s'``; NaN and None print as 'n/a'."""
+    """Engineering notation with an SI prefix: ``si(3.352e12, 'B/s') == '3.35 TB/s'``,
+    ``si(4.59e-5, 'J') == '45.9 uJ'``; zero prints bare, NaN and None as 'n/a'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"),
+                           (1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
         if abs(value) >= factor:
             return f"{value / factor:.{digits}g} {prefix}{unit}"
-    return f"{value:.{digits}g} {unit}"
+    if value == 0:
+        return f"0 {unit}"
+    return f"{value / 1e-15:.{digits}g} f{unit}"
 
 
 def seconds(value: float | None) -> str:
+    """A time in s, ms, us, ns or ps to 4 significant digits; NaN and None as 'n/a'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
-    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us")):
+    if value == 0:
+        return "0 s"
+    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
         if abs(value) >= factor:
             return f"{value / factor:.4g} {unit}"
-    return f"{value / 1e-9:.4g} ns"
+    return f"{value / 1e-12:.4g} ps"
 
 
 def table(rows: list[tuple[str, str]], title: str | None = None) -> str:
@@ -227,45 +234,130 @@ def describe_text(system: System) -> str:
 
 
 def summary_text(summary: dict[str, Any], title: str) -> str:
-    s = summary
+    """The summary of a run as a table; every row names its scope: one request, the system
+    (all its chips), or one chip (with pipeline stages, one chip of each stage, summed, as
+    the per-chip keys are; docs/trace-format.md)."""
+    s = {k: math.nan if v is None else v for k, v in summary.items()}  # JSON writes NaN as null
+    # Traces written before the scoped keys existed lack them: show what they have.
+    pp = s.get("pipeline_parallel", 1)
+    chip = "per chip" if pp == 1 else f"{pp} chips, 1 per stage"
+    system = f"system, {s['chips']} chip{'s' if s['chips'] > 1 else ''}"
     rows = [
-        ("TTFT", seconds(s["ttft_s"])),
-        ("TBT mean / p50 / p99", " / ".join(seconds(s[k]) for k in
-                                            ("tbt_mean_s", "tbt_p50_s", "tbt_p99_s"))),
-        ("end-to-end", seconds(s["e2e_s"])),
-        ("output tokens/s", f"{s['output_tokens_per_s']:.1f}"),
-        ("prefill tokens/s", f"{s['prefill_tokens_per_s']:.0f}"),
+        ("TTFT (per request)", seconds(s["ttft_s"])),
+        ("TBT mean / p50 / p99 (per request)", " / ".join(seconds(s[k]) for k in
+                                                          ("tbt_mean_s", "tbt_p50_s",
+                                                           "tbt_p99_s"))),
+        ("end-to-end (per request)", seconds(s["e2e_s"])),
+        (f"output tokens/s ({system})", f"{s['output_tokens_per_s']:.1f}"),
+        (f"prefill tokens/s ({system})", f"{s['prefill_tokens_per_s']:.0f}"),
     ]
     for phase in ("prefill", "decode"):
+        dram_intensity = s.get(f"{phase}_intensity_flop_per_dram_byte", math.nan)
+        logical = s.get(f"{phase}_intensity_flop_per_logical_byte",
+                        s[f"{phase}_intensity_flop_per_byte"])
         rows += [
-            (f"{phase} FLOPs", si(s[f"{phase}_flops"], "FLOP")),
-            (f"{phase} bytes (w/act/kv)",
-             f"{si(s[f'{phase}_bytes'], 'B')} ({si(s[f'{phase}_weight_bytes'], 'B')} / "
-             f"{si(s[f'{phase}_act_bytes'], 'B')} / {si(s[f'{phase}_kv_bytes'], 'B')}); "
-             f"DRAM {si(s[f'{phase}_dram_bytes'], 'B')}"),
-            (f"{phase} intensity", f"{_num(s[f'{phase}_intensity_flop_per_byte'])} FLOP/B, "
-                                   f"{_pct(s[f'{phase}_memory_bound_fraction'])} of time "
-                                   f"memory-bound" + (
-                                       f", {_pct(s[f'{phase}_write_bound_fraction'])} bound "
-                                       f"by CiM reprogramming"
-                                       if f"{phase}_write_bound_fraction" in s else "")),
-            (f"{phase} energy", si(s[f"{phase}_energy_j"], "J")),
+            (f"{phase} FLOPs ({chip})", si(s[f"{phase}_flops"], "FLOP")),
+            (f"{phase} bytes ({chip})",
+             f"DRAM {si(s[f'{phase}_dram_bytes'], 'B')}; logical "
+             f"{si(s[f'{phase}_bytes'], 'B')} = {si(s[f'{phase}_weight_bytes'], 'B')} weights "
+             f"+ {si(s[f'{phase}_act_bytes'], 'B')} act + {si(s[f'{phase}_kv_bytes'], 'B')} KV"),
+            (f"{phase} intensity ({chip})",
+             f"{_num(dram_intensity)} FLOP per DRAM byte ({_num(logical)} per logical byte), "
+             f"{_pct(s[f'{phase}_memory_bound_fraction'])} of time memory-bound" + (
+                 f", {_pct(s[f'{phase}_write_bound_fraction'])} bound by CiM reprogramming"
+                 if f"{phase}_write_bound_fraction" in s else "")),
+            (f"{phase} energy ({chip})",
+             _energy(s[f"{phase}_energy_j"], s.get(f"{phase}_static_energy_j_per_chip"))),
         ]
     rows += [
-        ("energy per output token", si(s["energy_per_output_token_j"], "J")),
-        ("memory per chip", f"{si(s['weight_bytes_per_chip'], 'B')} weights + "
-                            f"{si(s['kv_cache_bytes_per_chip'], 'B')} KV of "
-                            f"{si(s['memory_capacity_bytes'], 'B')}"),
-        ("decode steps", f"{s['decode_steps']} ({s['decode_steps_simulated']} simulated)"),
+        (f"energy ({chip})", _energy(s["energy_j"], s.get("static_energy_j_per_chip"))),
+    ]
+    if "total_energy_j_per_system" in s:
+        rows += [
+            (f"energy ({system})", _energy(s["dynamic_energy_j_per_system"],
+                                           s["static_energy_j_per_system"])),
+            (f"energy per output token ({system})", _per_token(s)),
+            ("static power (per chip)", _static(s["static_power_w_per_chip"])),
+        ]
+    else:
+        rows.append((f"energy per output token ({chip})", si(s["energy_per_output_token_j"], "J")))
+    rows += [
+        ("memory (per chip)", f"{si(s['weight_bytes_per_chip'], 'B')} weights + "
+                              f"{si(s['kv_cache_bytes_per_chip'], 'B')} KV of "
+                              f"{si(s['memory_capacity_bytes'], 'B')}"),
+        ("decode steps (per request)",
+         f"{s['decode_steps']} ({s['decode_steps_simulated']} simulated)"),
     ]
     if "cim_weights_resident" in s:
         need = f"{s['cim_crossbars_needed']} crossbars needed of {s['cim_crossbars']}"
-        rows.append(("CiM weights",
+        rows.append(("CiM weights (per chip)",
                      f"resident ({need}): programmed once at load, "
                      f"{seconds(s['cim_load_program_s'])} and {si(s['cim_load_program_j'], 'J')}"
                      f", in no step" if s["cim_weights_resident"] else
                      f"not resident ({need}): reprogrammed before every op, every step"))
     return table(rows, title)
+
+
+def _energy(dynamic: float, static: float | None) -> str:
+    """``dynamic + static = total``; the dynamic part alone where static power is unknown."""
+    if static is None:  # a trace written before static energy was modelled
+        return f"{si(dynamic, 'J')} (dynamic only)"
+    if math.isnan(static):
+        return f"{si(dynamic, 'J')} dynamic + n/a static (no TDP for this chip)"
+    return (f"{si(dynamic, 'J')} dynamic + {si(static, 'J')} static = "
+            f"{si(dynamic + static, 'J')}")
+
+
+def _per_token(s: dict[str, Any]) -> str:
+    total = s["total_energy_per_output_token_j_per_system"]
+    if math.isnan(s["static_power_w_per_chip"]):  # dynamic only, scaled to the system
+        return (f"{si(s['energy_per_output_token_j'] * s['tensor_parallel'], 'J')} "
+                f"(dynamic only: no TDP for this chip)")
+    return f"{si(total, 'J')} (dynamic + static)"
+
+
+def _static(watts: float) -> str:
+    if math.isnan(watts):
+        return "n/a: the chip has no tdp_w and is outside the TDP model (sim/costmodel.py)"
+    return (f"{watts:.1f} W: {costmodel.IDLE_FRACTION_OF_TDP:.1%} of the "
+            f"{watts / costmodel.IDLE_FRACTION_OF_TDP:.0f} W TDP (measured GH100 idle share; "
+            f"a model choice)")
+
+
+def gemm_text(g: dict[str, Any]) -> str:
+    """``pdsim gemm``'s result (the dict its ``--json`` prints) as a table: one array
+    (``rows`` in ``g``) or a whole chip (``hw`` in ``g``)."""
+    shape = f"C[{g['m']}x{g['n']}] = A[{g['m']}x{g['k']}] @ B[{g['k']}x{g['n']}]"
+    cycles = (f"{_count(g['cycles'])} = {_count(g['compute_cycles'])} computing + "
+              f"{_count(g['stall_cycles'])} stalled")
+    if "hw" in g:
+        m, n, k = g["l1_tile_mnk"]
+        return table([
+            ("time", f"{seconds(g['time_s'])} ({cycles} cycles)"),
+            ("utilisation", f"{g['utilization']:.1%} of the chip's peak {g['dtype']} MACs"),
+            ("DRAM traffic", si(g["dram_bytes"], "B")),
+            ("L2 -> L1 traffic", si(g["l2_to_l1_bytes"], "B")),
+            ("L1 tile (M x N x K)", f"{m} x {n} x {k}"),
+            ("split over sublanes", f"along {g['sublane_split'].upper()}"),
+            ("L2 loop order", "M: blocks of A rows stay in L2, B streams"
+             if g["l2_loop_order"] == "m" else "N: blocks of B columns stay in L2, A streams"),
+        ], f"{shape}, {g['dtype']}, mapped onto {g['hw']}")
+
+    def abc(words: dict[str, int]) -> str:
+        return " / ".join(_count(words[x]) for x in "ABC")
+    return table([
+        ("cycles", cycles),
+        ("folds", f"{_count(g['folds'])} of {_count(g['cycles_per_fold'])} cycles"),
+        ("utilisation", f"{g['utilization']:.1%} of the array's peak MACs"),
+        ("SRAM reads / writes", f"{_count(g['sram_reads'])} / {_count(g['sram_writes'])} words"),
+        ("SRAM words (A / B / C)", abc(g["sram_words"])),
+        ("next-level words (A / B / C)", abc(g["next_level_words"])),
+    ], f"{shape} on one {g['rows']}x{g['cols']} array ({g['dataflow']} dataflow)")
+
+
+def _count(value: float) -> str:
+    """A count with thousands separators; a fractional one (averaged cycles) to 6 digits."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.6g}"
 
 
 def ops_text(ops: np.ndarray, step: int) -> str:

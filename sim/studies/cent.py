@@ -26,7 +26,7 @@ from sim.engine import RunResult, Workload, simulate
 from sim.units.cid import ops as cid_ops
 from sim.presets import load_hardware
 
-from sim.studies import write_study
+from sim.studies import text_table, write_study
 
 COMMAND = "pdsim reproduce cent"
 MODEL = "llama2-7b"
@@ -258,3 +258,16 @@ def _plot(data: dict[str, Any], path: Path) -> None:
         fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
     finally:
         plt.close(fig)
+
+
+def headline(data: dict[str, Any]) -> str:
+    """Each system's latency, throughput and dynamic energy per token, and CENT's speed-up
+    over each GPU against the published figure."""
+    systems, pub = data["systems"], data["published_speedup"]
+    rows = [[name, f"{s['e2e_s']:.3g} s", f"{s['output_tokens_per_s']:.4g}",
+             f"{s['energy_per_token_j']:.3g} J",
+             f"{data['speedup_over'][name]:.2f}x (published {pub:g}x)"
+             if name in data["speedup_over"] else "-"]
+            for name, s in sorted(systems.items())]
+    return text_table(["system", "end-to-end", "tokens/s", "dynamic energy/token",
+                       "CENT's speed-up over it"], rows)

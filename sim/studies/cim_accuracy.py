@@ -34,7 +34,7 @@ import numpy as np
 
 from sim.units.cim.numerics import error_metrics, mvm, program, quantize, with_adc
 from sim.units.cim.crossbar import Crossbar, load_cim
-from sim.studies import write_study
+from sim.studies import text_table, write_study
 
 COMMAND = "pdsim reproduce cim-accuracy"
 PRESET = "halo-cim"
@@ -368,3 +368,17 @@ def _findings(data: dict[str, Any]) -> list[str]:
         + (f", which is why a noise sigma of {', '.join(f'{v:g}' for v in quiet)} "
            "still gave an exact output in at least one sweep." if quiet else "."))
     return out
+
+
+def headline(data: dict[str, Any]) -> str:
+    """SQNR against float per layer: int8 quantisation alone, and the analog path with the
+    preset's noise at its ADC width and one bit less."""
+    bits = data["crossbar"]["adc_bits"]
+
+    def at(layer: dict[str, Any], b: int) -> str:
+        hit = [r for r in layer["adc_sweep_preset_noise"] if r["adc_bits"] == b]
+        return f"{hit[0]['sqnr_vs_float_db']:.1f} dB" if hit else "-"
+    rows = [[name, f"{layer['digital_int8_vs_float']['sqnr_db']:.1f} dB", at(layer, bits),
+             at(layer, bits - 1)] for name, layer in data["layers"].items()]
+    return text_table(["layer (SQNR vs float)", "digital int8", f"CiM, {bits}-bit ADC",
+                       f"CiM, {bits - 1}-bit ADC"], rows)

@@ -30,7 +30,7 @@ from sim.units.cim.cost import cim_op_result, slot_plan, slot_unit
 from sim.engine import RunResult, Step, Workload, simulate
 from sim.presets import load_hardware
 
-from sim.studies import write_study
+from sim.studies import text_table, write_study
 
 COMMAND = "pdsim reproduce extremes"
 MODEL = "llama2-7b"
@@ -335,3 +335,10 @@ def _plot(data: dict[str, Any], path: Path) -> None:
     finally:
         plt.close(fig)
 
+
+def headline(data: dict[str, Any]) -> str:
+    """Which mapping wins each phase's latency and energy, prompt length by prompt length."""
+    winners = data["winners"]
+    keys = ("prefill_latency", "prefill_energy", "decode_latency", "decode_energy")
+    rows = [[p] + [winners[p][k] for k in keys] for p in sorted(winners, key=int)]
+    return text_table(["prompt", *(k.replace("_", " ") for k in keys)], rows)

@@ -25,6 +25,7 @@ from sim.hardware import Chip, System
 from sim.presets import load_hardware
 from sim.cli.report import spad_cost_model
 from sim.units.systolic.tile import map_gemm
+from sim.studies import text_table
 
 
 COMMAND = "pdsim reproduce spad-chips"
@@ -236,3 +237,14 @@ def _cost(systems: dict[str, System], res: dict[str, Any]) -> dict[str, Any]:
                                               for ph in PHASES},
                      "modeled": spad_cost_model(chip)}
     return out
+
+
+def headline(data: dict[str, Any]) -> str:
+    """Normalised performance against H100, pdsim's and SPAD's, at the study's detail."""
+    res, tol = data["results"][data["detail"]], data["tolerance"]
+    rows = [[chip] + [f"{r['normalised'][ph]:.2f} vs {r['published'][ph]:.2f}"
+                      for ph in PHASES]
+            + ["yes" if all(r["within_tolerance"].values()) else "no"]
+            for chip, r in res.items()]
+    return text_table(["chip", "prefill (pdsim vs SPAD)", "decode (pdsim vs SPAD)",
+                       f"within {tol:g}"], rows)

@@ -14,6 +14,7 @@ from sim.studies import write_study
 from sim.studies.spad import (BASELINE, CHIPS, COMMAND, DECODE_BATCH, GROUPS, PHASES,
                               PREFILL_BATCH, PUBLISHED, SEQ_LEN, TIME_KEY, TOLERANCE, TP,
                               spad_chips)
+from sim.studies.spad import headline  # noqa: F401 (`pdsim reproduce` looks for it here)
 
 
 # ---------------------------------------------------------------- plot
@@ -396,3 +397,4 @@ def write_spad_chips(out_dir: Path) -> list[Path]:
     temporary file in ``out_dir`` and renamed, so none is ever half-written. Returns the
     paths."""
     return write_study(Path(out_dir), "spad_chips", spad_chips("tile"), plot, readme)
+

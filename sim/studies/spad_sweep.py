@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.files import atomic_text
-from sim.studies import write_study
+from sim.studies import text_table, write_study
 
 COMMAND = "pdsim reproduce spad-sweep"
 SPEC = "specs/spad-sweep.yaml"
@@ -115,12 +115,13 @@ def _table(data: dict[str, Any], key: str) -> list[str]:
 
 
 def headline(data: dict[str, Any]) -> str:
-    """The corners of the grid, one line each."""
+    """The corners of the grid, one row each (times relative to the stock h100)."""
     corners = [p for p in data["points"]
                if p["cores"] in (data["cores"][0], data["cores"][-1])
                and p["hbm_tb_per_s"] in (data["hbm_tb_per_s"][0], data["hbm_tb_per_s"][-1])]
-    return "\n".join(f"{p['cores']} cores, {p['hbm_tb_per_s']:.2f} TB/s: prefill "
-                     f"{p['prefill_rel']:.3f}x, decode {p['decode_rel']:.3f}x" for p in corners)
+    return text_table(["cores", "HBM", "prefill time vs stock", "decode step vs stock"],
+                      [[str(p["cores"]), f"{p['hbm_tb_per_s']:.2f} TB/s",
+                        f"{p['prefill_rel']:.3f}x", f"{p['decode_rel']:.3f}x"] for p in corners])
 
 
 def _non_monotonic(data: dict[str, Any]) -> str:

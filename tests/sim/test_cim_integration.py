@@ -10,6 +10,7 @@ per-op rounding makes an exact total pointless.
 
 import json
 import math
+import re
 
 import pytest
 
@@ -192,7 +193,8 @@ def test_run_prints_the_residency_and_writes_a_trace(tmp_path, capsys):
     assert main(["run", "--hw", "halo-all-cim", "--dtype", "int8", "--prompt", "64", "--gen",
                  "3", "-o", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "CiM weights               not resident (3226112 crossbars needed of 16128)" in text
+    assert re.search(r"CiM weights \(per chip\) +not resident \(3226112 crossbars needed of "
+                     r"16128\)", text)
     assert "bound by CiM reprogramming" in text
     from sim.trace import read_trace
     ops = read_trace(out).ops

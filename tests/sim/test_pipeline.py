@@ -189,7 +189,7 @@ def test_system_validation():
 
 @pytest.mark.parametrize("argv, message", [
     (["--pp", "0"], None),  # argparse: exit 2
-    (["--pp", "33"], "pipeline_parallel: must be between 1 and the model's 32 layers, got 33"),
+    (["--pp", "33"], "--pp: at most 8 on h100 (num_chips 8 / tensor_parallel 1), got 33"),
     (["--hw", "halo", "--pp", "2"], "pipeline_parallel: must be 1 for a chip with a cim unit"),
     (["--hw", "cent", "--prompt", "1000000", "--gen", "2"],
      "workload does not fit: the CiD unit of cent in pipeline stage 0 (of 8) must hold"),

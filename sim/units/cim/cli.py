@@ -50,27 +50,30 @@ def _cim(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         print(to_json(out))
         return 0
+    from sim.cli.report import seconds, si
+
     e = r.energy
+    parts = ", ".join(f"{name} {si(j, 'J')}" for name, j in (
+        ("DAC", e.dac), ("crossbar read", e.crossbar_read), ("ADC", e.adc),
+        ("shift-add", e.shift_add), ("accumulate", e.accumulate), ("write", e.write),
+        ("I/O", e.io)))
     lines = [
         f"{args.m}x{args.n}x{args.k} GEMM on {unit.name} ({unit.crossbars} crossbars of "
         f"{unit.crossbar.rows}x{unit.crossbar.cols}), {r.weight_bits}-bit weights in "
         f"{r.slices} slices, {r.input_bits}-bit inputs in {r.input_cycles} reads",
-        f"  time                 {r.time_s * 1e3:.6g} ms ({r.cycles:.6g} cycles at "
-        f"{unit.periphery.clock_hz / 1e9:g} GHz)",
-        f"  compute              {r.compute_s * 1e3:.6g} ms ({r.m} tokens, read step "
-        f"{r.step_s * 1e9:.4g} ns)",
-        f"  reprogramming        {r.program_s * 1e3:.6g} ms, {r.program_energy_j * 1e3:.6g} mJ "
-        f"({r.program_bytes:.6g} weight bytes, {r.cells_programmed:.6g} cells)",
-        f"  activation I/O       {r.io_s * 1e3:.6g} ms (overlapped with compute)",
+        f"  time                 {seconds(r.time_s)} ({r.cycles:,.0f} cycles at "
+        f"{si(unit.periphery.clock_hz, 'Hz')})",
+        f"  compute              {seconds(r.compute_s)} ({r.m} tokens, read step "
+        f"{seconds(r.step_s)})",
+        f"  reprogramming        {seconds(r.program_s)}, {si(r.program_energy_j, 'J')} "
+        f"({si(r.program_bytes, 'B')} of weights, {r.cells_programmed:,.0f} cells)",
+        f"  activation I/O       {seconds(r.io_s)} (overlapped with compute)",
         f"  crossbars            {r.crossbars_used} used: {r.crossbars_per_copy} per copy "
         f"({r.row_tiles} row x {r.col_tiles} column tiles) x {r.replicas} replicas, "
         f"{r.passes} pass{'es' if r.passes > 1 else ''}"
         + ("" if r.fits else " (weights do not fit: reprogrammed pass by pass)"),
         f"  utilisation          {r.utilization:.1%} of peak MAC rate",
-        f"  energy               {e.total * 1e3:.6g} mJ: DAC {e.dac * 1e3:.4g}, crossbar read "
-        f"{e.crossbar_read * 1e3:.4g}, ADC {e.adc * 1e3:.4g}, shift-add "
-        f"{e.shift_add * 1e3:.4g}, accumulate {e.accumulate * 1e3:.4g}, write "
-        f"{e.write * 1e3:.4g}, I/O {e.io * 1e3:.4g} (mJ)",
+        f"  energy               {si(e.total, 'J')}: {parts}",
     ]
     print("\n".join(lines))
     return 0

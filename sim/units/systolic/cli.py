@@ -239,3 +239,12 @@ def _resources_readme(rows: list[dict]) -> str:
                      f"{r['ffs']} | {r['dsps']} | {r['brams']} | {r['lutram']} |")
     lines += ["", "Raw cell counts per run: `resources.json`.", ""]
     return "\n".join(lines)
+
+
+def headline(data: dict) -> str:
+    """The resource table of ``pdsim reproduce rtl-resources``, one row per synthesis."""
+    from sim.studies import text_table
+
+    rows = [[f"{r['rows']}x{r['cols']}", r["mode"], r["target"], str(r["luts"]),
+             str(r["ffs"]), str(r["dsps"]), str(r["brams"])] for r in data["results"]]
+    return text_table(["array", "mode", "target", "LUTs", "FFs", "DSPs", "BRAMs"], rows)
