@@ -109,13 +109,36 @@ def _get(cfg: Mapping[str, Any], where: str, *names: str, default: Any = ...) ->
     return default
 
 
+#: Largest size field accepted (2**31: products of a few such sizes stay int64 counts).
+MAX_SIZE = 2**31
+
+
 def _int(cfg: Mapping[str, Any], where: str, *names: str, default: Any = ...) -> Any:
     value = _get(cfg, where, *names, default=default)
     if value is not default and (not isinstance(value, int) or isinstance(value, bool)
-                                 or value < 1):
-        raise ConfigError(f"{where}: field {names[0]!r} must be a positive integer, "
-                          f"got {value!r}")
+                                 or not 1 <= value <= MAX_SIZE):
+        shown = f"{value:.3g}" if isinstance(value, int) and value > MAX_SIZE else repr(value)
+        raise ConfigError(f"{where}: field {names[0]!r} must be a positive integer, got "
+                          f"{shown} (at most {MAX_SIZE})")
     return value
+
+
+def _bool(cfg: Mapping[str, Any], where: str, *names: str, default: bool) -> bool:
+    """A JSON boolean (``true``/``false``); the string "false" is refused, not read as
+    true."""
+    value = _get(cfg, where, *names, default=default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{where}: field {names[0]!r} must be true or false (a JSON "
+                          f"boolean), got {value!r}")
+    return value
+
+
+def _head_dim(where: str, hidden: int, heads: int, hidden_field: str, heads_field: str) -> int:
+    """``hidden / heads``, refused when not whole (Hugging Face refuses it too)."""
+    if hidden % heads:
+        raise ConfigError(f"{where}: field {hidden_field!r} ({hidden}) must be divisible by "
+                          f"{heads_field!r} ({heads})")
+    return hidden // heads
 
 
 def _llama_like(cfg: Mapping[str, Any], name: str, where: str, *, qk_norm: bool) -> ModelConfig:
@@ -125,19 +148,20 @@ def _llama_like(cfg: Mapping[str, Any], name: str, where: str, *, qk_norm: bool)
     if act not in ("silu", "swish"):
         raise ConfigError(f"{where}: hidden_act {act!r} is not supported for this "
                           f"architecture (allowed: silu)")
-    if _get(cfg, where, "attention_bias", default=False) or _get(cfg, where, "mlp_bias",
-                                                                 default=False):
+    if _bool(cfg, where, "attention_bias", default=False) or _bool(cfg, where, "mlp_bias",
+                                                                   default=False):
         raise ConfigError(f"{where}: attention_bias/mlp_bias true is not supported for "
                           f"this architecture (allowed: false)")
     return ModelConfig(
         name=name, architecture=cfg["architectures"][0], hidden_size=hidden,
         num_layers=_int(cfg, where, "num_hidden_layers"), num_heads=heads,
         num_kv_heads=_int(cfg, where, "num_key_value_heads", default=heads),
-        head_dim=_int(cfg, where, "head_dim", default=hidden // heads),
+        head_dim=_int(cfg, where, "head_dim", default=None) or _head_dim(
+            where, hidden, heads, "hidden_size", "num_attention_heads"),
         intermediate_size=_int(cfg, where, "intermediate_size"),
         vocab_size=_int(cfg, where, "vocab_size"), gated_mlp=True, activation="silu",
         norm="rmsnorm", position="rope", causal=True, qk_norm=qk_norm,
-        tie_word_embeddings=_get(cfg, where, "tie_word_embeddings", default=False),
+        tie_word_embeddings=_bool(cfg, where, "tie_word_embeddings", default=False),
         max_positions=_int(cfg, where, "max_position_embeddings", default=None))
 
 
@@ -155,7 +179,8 @@ def _bloom(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
     return ModelConfig(
         name=name, architecture=cfg["architectures"][0], hidden_size=hidden,
         num_layers=_int(cfg, where, "n_layer", "num_hidden_layers"), num_heads=heads,
-        num_kv_heads=heads, head_dim=hidden // heads, intermediate_size=4 * hidden,
+        num_kv_heads=heads, head_dim=_head_dim(where, hidden, heads, "n_embed", "n_head"),
+        intermediate_size=4 * hidden,
         vocab_size=_int(cfg, where, "vocab_size"), gated_mlp=False, activation="gelu",
         norm="layernorm", position="alibi", causal=True, linear_bias=True,
         tie_word_embeddings=True, embedding_norm=True,
@@ -169,18 +194,19 @@ def _llada(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
         raise ConfigError(f"{where}: LLaDA block_type {cfg['block_type']!r} is not supported "
                           f"(allowed: llama)")
     for flag in ("include_bias", "include_qkv_bias", "alibi"):
-        if _get(cfg, where, flag, default=False):
+        if _bool(cfg, where, flag, default=False):
             raise ConfigError(f"{where}: {flag} true is not supported for LLaDA "
                               f"(allowed: false)")
     mlp = _int(cfg, where, "mlp_hidden_size", default=None)
     return ModelConfig(
         name=name, architecture=cfg["architectures"][0], hidden_size=hidden,
         num_layers=_int(cfg, where, "n_layers"), num_heads=heads,
-        num_kv_heads=_int(cfg, where, "n_kv_heads", default=heads), head_dim=hidden // heads,
+        num_kv_heads=_int(cfg, where, "n_kv_heads", default=heads),
+        head_dim=_head_dim(where, hidden, heads, "d_model", "n_heads"),
         intermediate_size=mlp if mlp is not None else _int(cfg, where, "mlp_ratio") * hidden,
         vocab_size=_int(cfg, where, "embedding_size", "vocab_size"), gated_mlp=True,
         activation="silu", norm="rmsnorm", position="rope", causal=False,
-        tie_word_embeddings=_get(cfg, where, "weight_tying", default=False),
+        tie_word_embeddings=_bool(cfg, where, "weight_tying", default=False),
         max_positions=_int(cfg, where, "max_sequence_length", default=None))
 
 
@@ -217,6 +243,8 @@ def parse_model(text: str, name: str, where: str) -> ModelConfig:
     """Parse HF config.json text into a `ModelConfig`; errors name ``where``."""
     try:
         cfg = json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to parse") from None
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{where}: malformed JSON at line {exc.lineno}, column {exc.colno}: "
                           f"{exc.msg}") from None

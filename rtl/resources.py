@@ -124,7 +124,7 @@ def write_resources(out_dir: Path) -> list[Path]:
     atomic_text(data_path, json.dumps({"systolic_buffers": SYSTOLIC_BUFFERS,
                                        "pnr_buffers": PNR_BUFFERS,
                                        "nearbank_acc_rows": NEARBANK_ACC_ROWS,
-                                       "synthesis": synth, "place_and_route": pnr,
+                                       "results": synth, "place_and_route": pnr,
                                        "pnr_missing": missing}, indent=1) + "\n")
     atomic_text(readme, _readme(synth, pnr, missing))
     return [data_path, readme]
@@ -182,3 +182,25 @@ def _readme(synth: list[dict], pnr: list[dict], missing: list[str]) -> str:
                          f"{cells[0]}/{cells[1]} | {ffs[0]} | {dsp[0]} | {bram[0]} |")
     lines += ["", "Raw cell counts and utilisation per run: `resources.json`.", ""]
     return "\n".join(lines)
+
+
+def headline(data: dict) -> str:
+    """The tables of ``pdsim reproduce rtl-resources``: one row per synthesis (the array, or
+    ``nb<lanes>`` for a near-bank unit), then one per place and route with its Fmax."""
+    from sim.studies import text_table
+
+    def size(r: dict) -> str:
+        return f"{r['rows']}x{r['cols']}" if r["block"] == "systolic" else f"nb{r['lanes']}"
+
+    def mode(r: dict) -> str:
+        return r.get("mode") or r["wdtype"]
+
+    text = text_table(["array", "mode", "target", "LUTs", "FFs", "DSPs", "BRAMs"],
+                      [[size(r), mode(r), r["target"], str(r["luts"]), str(r["ffs"]),
+                        str(r["dsps"]), str(r["brams"])] for r in data["results"]])
+    if data.get("place_and_route"):
+        text += "\n\n" + text_table(
+            ["array", "mode", "target", "Fmax MHz"],
+            [[size(r), mode(r), r["target"], str(r["fmax_mhz"])]
+             for r in data["place_and_route"]])
+    return text

@@ -30,6 +30,7 @@ from sim.costmodel import static_power_w
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 from sim.hardware import System
+from sim.limits import MAX_DECODE_STEPS, check_below_int64
 
 if TYPE_CHECKING:  # annotation only: unit models are imported on use
     from sim.units.cid.audit import StreamAudit
@@ -52,6 +53,9 @@ class Workload:
             value = getattr(self, name)
             if value < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {value}")
+        if self.gen_tokens - 1 > MAX_DECODE_STEPS:
+            raise ConfigError(f"gen_tokens: at most {MAX_DECODE_STEPS + 1} (decode steps are "
+                              f"simulated and stored one by one), got {self.gen_tokens}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,7 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     p = workload.precision
     shard_heads(model, system.tensor_parallel)
     _check_tensor_dtype(model, system, p)  # refuse early, before any step is simulated
+    _check_counts(model, system, workload)
     stages = stage_footprints(model, system, workload)
     weights_b, kv_b = max(stages, key=sum)
     if check_capacity:
@@ -173,6 +178,24 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
                 sum(s.write_bound_s for s in group) / time if time else math.nan)
     return RunResult(system=system, model=model, workload=workload, steps=tuple(steps),
                      summary=summary)
+
+
+def _check_counts(model: ModelConfig, system: System, workload: Workload) -> None:
+    """Refuse a workload whose counts (FLOPs, bytes) leave int64 (`sim.limits`), before any
+    step is simulated. The prefill and the last decode step are the largest steps; the decode
+    phase's totals are at most the steps times the last one's."""
+    last_context = workload.prompt_tokens + workload.gen_tokens - 2
+    n_decode = workload.gen_tokens - 1
+    for phase, new_tokens, context, steps in (
+            (Phase.PREFILL, workload.prompt_tokens, 0, 1),
+            (Phase.DECODE, 1, last_context, max(n_decode, 1))):
+        graph = lower(model, phase=phase, batch=workload.batch, new_tokens=new_tokens,
+                      context=context, precision=workload.precision,
+                      tp=system.tensor_parallel, pp=system.pipeline_parallel)
+        for field in STEP_FIELDS:
+            total = graph.total(field)
+            check_below_int64(f"the {phase.value} phase's {field.replace('_', ' ')}",
+                              total * steps, "--batch/--prompt/--gen")
 
 
 def _check_tensor_dtype(model: ModelConfig, system: System, precision: Precision) -> None:

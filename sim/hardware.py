@@ -232,6 +232,11 @@ class CidUnit:
                 if kind not in CID_OP_KINDS:
                     raise ConfigError(f"{name}: {kind!r} cannot run on a CiD unit "
                                       f"(allowed: {', '.join(CID_OP_KINDS)})")
+            kinds = getattr(self, name)
+            if len(set(kinds)) != len(kinds):
+                raise ConfigError(f"{name}: lists an op kind twice, got {list(kinds)}")
+        if len(set(self.holds)) != len(self.holds):
+            raise ConfigError(f"holds: lists an entry twice, got {list(self.holds)}")
         for what in self.holds:
             if what not in CID_HOLDS:
                 raise ConfigError(f"holds: unknown {what!r} (allowed: {', '.join(CID_HOLDS)})")

@@ -11,12 +11,14 @@ path.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import types
 import typing
 from typing import Any, Mapping, TypeVar
 
 from sim.errors import ConfigError
+from sim.limits import check_exact_int
 
 T = TypeVar("T")
 
@@ -77,6 +79,7 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         number = _number(value, path)
         if not float(number).is_integer():
             raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        check_exact_int(number, path)
         return int(number)
     if tp is float:
         return float(_number(value, path))
@@ -127,16 +130,48 @@ def to_dict(obj: Any) -> Any:
 def parse_yaml(cls: type[T], text: str, where: str) -> T:
     """Parse YAML ``text`` into a validated ``cls``; every error is one line that starts with
     ``where`` (the preset name or file path) and names the line or field."""
+    data = load_yaml(text, where)
+    try:
+        return build(cls, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+
+
+def load_yaml(text: str, where: str) -> Any:
+    """Parse YAML ``text`` (safe subset) into plain data; a syntax error, a key given twice
+    in one mapping or nesting too deep for the parser is one `ConfigError` line starting
+    with ``where``."""
     import yaml
 
     try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_unique_key_loader())
+    except RecursionError:
+        raise ConfigError(f"{where}: nested too deeply to parse") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from None
-    try:
-        return build(cls, data)
-    except ConfigError as exc:
-        raise ConfigError(f"{where}: {exc}") from None
+
+
+@functools.lru_cache(maxsize=1)
+def _unique_key_loader() -> type:
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last
+    silently), naming the key and its line. Built on first use: importing pdsim does not
+    import PyYAML."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if not isinstance(key, typing.Hashable):
+                    continue  # SafeLoader refuses it itself, with its own message
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"key {key!r} given twice", key_node.start_mark)
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from sim.errors import ConfigError
+from sim.errors import ConfigError, PdsimError
+from sim.files import read_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +42,6 @@ class Shelf:
                               f"{', '.join(self.names())}; or a path to a "
                               f"{self.suffixes[0]} file)")
         try:
-            return path.read_text(), path
-        except OSError as exc:
-            raise ConfigError(f"{self.flag}: cannot read {spec}: {exc.strerror}") from None
+            return read_text(path, self.flag), path
+        except PdsimError as exc:
+            raise ConfigError(str(exc)) from None

@@ -7,6 +7,7 @@ Datasets are written without timestamps, so the same run gives the same bytes.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import os
@@ -42,6 +43,16 @@ OP_DTYPE = np.dtype([
     ("energy_j", "f8"), ("dram_bytes", "f8"), ("cycles", "f8"), ("stall_cycles", "f8"),
     ("utilization", "f8"),
 ])
+
+
+#: Summary entries every trace has (those `pdsim show` prints), checked on reading.
+SUMMARY_KEYS = ("ttft_s", "tbt_mean_s", "tbt_p50_s", "tbt_p99_s", "e2e_s",
+                "output_tokens_per_s", "prefill_tokens_per_s", "energy_per_output_token_j",
+                "weight_bytes_per_chip", "kv_cache_bytes_per_chip", "memory_capacity_bytes",
+                "decode_steps", "decode_steps_simulated",
+                *[f"{phase}_{k}" for phase in ("prefill", "decode") for k in (
+                    "flops", "bytes", "weight_bytes", "act_bytes", "kv_bytes", "dram_bytes",
+                    "intensity_flop_per_byte", "memory_bound_fraction", "energy_j")])
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,43 +106,75 @@ def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
 
 def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]) -> None:
     """Write ``result`` with run metadata ``meta`` (strings and numbers) to ``path``."""
-    def write(tmp: Path) -> None:
-        with h5py.File(tmp, "w", track_order=True) as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["format_version"] = FORMAT_VERSION
-            f.attrs["pdsim_version"] = __version__
-            g = f.create_group("meta", track_order=True)
-            for key, value in meta.items():
-                g.attrs[key] = value
-            g = f.create_group("summary", track_order=True)
-            for key, value in result.summary.items():
-                g.attrs[key] = value
-            f.create_dataset("steps", data=step_table(result), track_times=False)
-            f.create_dataset("ops", data=op_table(result), track_times=False,
-                             compression="gzip", shuffle=True)
+    # Built in memory, then written in one go: HDF5 needs a real path to write a file, and
+    # the anonymous temporary file of `atomic_write` has none.
+    image = io.BytesIO()
+    with h5py.File(image, "w", track_order=True) as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["pdsim_version"] = __version__
+        g = f.create_group("meta", track_order=True)
+        for key, value in meta.items():
+            g.attrs[key] = value
+        g = f.create_group("summary", track_order=True)
+        for key, value in result.summary.items():
+            g.attrs[key] = value
+        f.create_dataset("steps", data=step_table(result), track_times=False)
+        f.create_dataset("ops", data=op_table(result), track_times=False,
+                         compression="gzip", shuffle=True)
 
-    atomic_write(path, write)
+    atomic_write(path, lambda tmp: tmp.write_bytes(image.getvalue()))
 
 
 def read_trace(path: str | os.PathLike) -> Trace:
-    """Read a pdsim trace; `PdsimError` if ``path`` is missing or not a pdsim trace."""
+    """Read a pdsim trace; `PdsimError` if ``path`` is missing, damaged or not a pdsim
+    trace (whatever h5py raises on a truncated or bit-flipped file becomes one line)."""
     path = Path(path)
     if not path.is_file():
-        raise PdsimError(f"{path}: no such file")
-    if not h5py.is_hdf5(path):
-        raise PdsimError(f"{path}: not an HDF5 file (expected a pdsim trace written by "
-                         f"'pdsim run')")
-    with h5py.File(path, "r") as f:
-        if f.attrs.get("format") != FORMAT or not {"meta", "summary", "steps", "ops"} <= set(f):
-            raise PdsimError(f"{path}: an HDF5 file, but not a pdsim trace")
-        version = int(f.attrs["format_version"])
-        if version > FORMAT_VERSION:
-            raise PdsimError(f"{path}: trace format {version} is newer than this pdsim "
-                             f"reads ({FORMAT_VERSION}); upgrade pdsim")
-        meta = {k: _plain(v) for k, v in f["meta"].attrs.items()}
-        meta["pdsim_version"] = _plain(f.attrs["pdsim_version"])
-        summary = {k: _plain(v) for k, v in f["summary"].attrs.items()}
-        return Trace(meta=meta, summary=summary, steps=f["steps"][()], ops=f["ops"][()])
+        raise PdsimError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
+    try:
+        if not h5py.is_hdf5(path):
+            raise PdsimError(f"{path}: not a pdsim trace: not an HDF5 file (expected a trace "
+                             f"written by 'pdsim run')")
+        with h5py.File(path, "r") as f:
+            return _read(f, path)
+    except PdsimError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, UnicodeDecodeError,
+            AttributeError, IndexError) as exc:
+        # h5py reports damage with whichever of these its C layer maps the HDF5 error to.
+        raise PdsimError(f"{path}: not a pdsim trace: {_first_line(exc)}") from None
+
+
+def _read(f: h5py.File, path: Path) -> Trace:
+    if f.attrs.get("format") not in (FORMAT, FORMAT.encode()) \
+            or not {"meta", "summary", "steps", "ops"} <= set(f):
+        raise PdsimError(f"{path}: not a pdsim trace: an HDF5 file without pdsim's "
+                         f"'format' attribute and meta, summary, steps, ops")
+    version = int(f.attrs["format_version"])
+    if version > FORMAT_VERSION:
+        raise PdsimError(f"{path}: trace format {version} is newer than this pdsim "
+                         f"reads ({FORMAT_VERSION}); upgrade pdsim")
+    meta = {k: _plain(v) for k, v in f["meta"].attrs.items()}
+    meta["pdsim_version"] = _plain(f.attrs["pdsim_version"])
+    summary = {k: _plain(v) for k, v in f["summary"].attrs.items()}
+    steps, ops = f["steps"][()], f["ops"][()]
+    for name, table, dtype in (("steps", steps, STEP_DTYPE), ("ops", ops, OP_DTYPE)):
+        if table.dtype != dtype:
+            raise PdsimError(f"{path}: not a pdsim trace: table {name!r} has other columns "
+                             f"than format {FORMAT_VERSION}'s")
+    missing = sorted({"command_line"} - set(meta)) + [
+        k for k in SUMMARY_KEYS  # None: a NaN, as `_plain` reads it
+        if k not in summary or not isinstance(summary[k], (int, float, type(None)))]
+    if missing or not len(steps):
+        raise PdsimError(f"{path}: not a pdsim trace: {missing[0] if missing else 'steps'} "
+                         f"missing or not a number")
+    return Trace(meta=meta, summary=summary, steps=steps, ops=ops)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
 
 
 def _plain(value: Any) -> Any:

@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import shlex
+import signal
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -21,10 +22,12 @@ from sim import __version__
 from sim.dtypes import DTYPE_BITS
 from sim.engine import Workload, simulate
 from sim.errors import PdsimError
+from sim.files import check_output
+from sim.limits import INT64_MAX, MAX_DECODE_STEPS, check_folds, check_gemm_size, int_flag
 from sim.presets import load_hardware, preset_names, referenced_texts
 from sim.cli.report import (describe, describe_text, gemm_text, ops_text,
                             summary_text)
-from sim.units.systolic.array import array_gemm
+from sim.units.systolic.array import array_folds, array_gemm
 from sim.units.systolic.tile import map_gemm
 from sim.trace import read_trace, to_json, write_trace
 
@@ -34,17 +37,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
 
 
-def _int_at_least(low: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected an integer >= {low}, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
-        return value
-    return parse
+def _int_at_least(low: int, high: int = INT64_MAX):
+    """An integer flag in ``[low, high]`` (at most int64: `sim.limits`)."""
+    return int_flag(low, high)
 
 
 def _dtype(text: str) -> str:
@@ -70,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--batch", type=_int_at_least(1), default=1, help="sequences (default 1)")
     run.add_argument("--prompt", type=_int_at_least(1), default=2048,
                      help="prompt tokens per sequence (default 2048)")
-    run.add_argument("--gen", type=_int_at_least(1), default=128,
+    run.add_argument("--gen", type=_int_at_least(1, MAX_DECODE_STEPS + 1), default=128,
                      help="generated tokens per sequence, the first from prefill (default 128)")
     run.add_argument("--dtype", type=_dtype, default="fp16",
                      help="weights, activations and KV cache (default fp16)")
@@ -87,9 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--decode-sample", type=_int_at_least(2), metavar="N",
                      help="simulate N evenly spaced decode steps and interpolate the rest "
                      "(default: every step)")
-    run.add_argument("--seed", type=int, default=0, help="recorded in the trace for "
-                     "provenance only: every model of 'pdsim run' is deterministic, so the "
-                     "seed changes no number (default 0)")
+    run.add_argument("--seed", type=_int_at_least(0), default=0, help="0 to 2**63 - 1, "
+                     "recorded in the trace for provenance only: every model of 'pdsim run' "
+                     "is deterministic, so the seed changes no number (default 0)")
     run.add_argument("-o", "--out", help="trace path (default results/runs/"
                      "HW_MODEL_bB_pP_gG_DETAIL_W-A-KV_HASH.h5: HASH covers every input that "
                      "can change the result)")
@@ -170,10 +165,19 @@ def _command_modules():
     return [importlib.import_module(name) for name in [*names, *TOOL_COMMANDS]]
 
 
+class _Terminated(BaseException):
+    """SIGTERM, raised like KeyboardInterrupt so that writers clean up on the way out."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if _main_thread() else None
     try:
+        args = build_parser().parse_args(argv)
         code = _dispatch(args, argv)
         sys.stdout.flush()  # inside the try: a reader that left shows up here, not at exit
         return code
@@ -181,6 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush stays quiet
         return 0
+    except (KeyboardInterrupt, _Terminated) as exc:
+        # Ctrl-C or `kill`: temporary files are gone (sim.files); the shell's codes 128 + N.
+        print("pdsim: interrupted", file=sys.stderr)
+        return 130 if isinstance(exc, KeyboardInterrupt) else 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _main_thread() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
 
 
 def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
@@ -194,6 +210,8 @@ def _dispatch(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _run(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.out is not None:
+        check_output(args.out, "-o")  # before loading anything: a bad path fails at once
     hw = load_hardware(args.hw)
     model = load_model(args.model)
     system = hw.system
@@ -204,7 +222,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
                         precision=precision)
     out = meta = None
-    if not args.no_trace:  # named before simulating
+    if not args.no_trace:  # named and checked before simulating
         meta = {
             "command_line": shlex.join(["pdsim", *argv]),
             "hardware_source": hw.source,
@@ -222,7 +240,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "decode_sample": args.decode_sample or 0,
             "seed": args.seed,
         }
-        out = Path(args.out) if args.out else default_trace_path(args, model.config.name, meta)
+        out = check_output(default_trace_path(args, model.config.name, meta)
+                           if args.out is None else args.out, "-o")
     audit = None
     if args.check_dram:
         from sim.units.cid.audit import StreamAudit
@@ -318,6 +337,7 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
             raise PdsimError("--hw: maps onto a whole chip; drop --rows/--cols/--sram-kb/--bw")
         chip = load_hardware(args.hw).system.chip
         chip.core.systolic_array.macs_per_pe_per_cycle(args.dtype)
+        check_gemm_size(args.m, args.n, args.k, 8)  # any dtype is at most 8 bytes
         g = map_gemm(chip, args.dtype, 1, args.m, args.n, args.k)
         out = {"hw": chip.name, "m": args.m, "n": args.n, "k": args.k, "dtype": args.dtype,
                "cycles": g.cycles, "compute_cycles": g.compute_cycles,
@@ -328,6 +348,9 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         if args.rows is None or args.cols is None:
             raise PdsimError("--rows and --cols: both required for one array (or give --hw)")
+        check_gemm_size(args.m, args.n, args.k, args.word_bytes)
+        check_folds(array_folds(args.rows, args.cols, args.dataflow, args.m, args.n, args.k),
+                    "--m/--n/--k")
         r = array_gemm(rows=args.rows, cols=args.cols, dataflow=args.dataflow, m=args.m,
                        n=args.n, k=args.k, word_bytes=args.word_bytes,
                        sram_bytes=None if args.sram_kb is None else args.sram_kb * 1024,
@@ -364,7 +387,7 @@ def _reproduce(args: argparse.Namespace, argv: list[str]) -> int:
     import importlib.util
     folder, target = _studies()[args.study]
     module, func = target.split(":")
-    out = Path(args.out or folder)
+    out = check_output(folder if args.out is None else args.out, "-o", folder=True)
     study = importlib.import_module(module)
     paths = getattr(study, func)(out)
     for path in paths:
@@ -402,6 +425,10 @@ def _describe(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _show(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.plot is not None:
+        from sim.cli.plots import plot_format
+        check_output(args.plot, "--plot")
+        plot_format(args.plot)
     trace = read_trace(args.trace)
     if args.json:
         steps = [{k: (v.decode() if isinstance(v, bytes) else v.item())

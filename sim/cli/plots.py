@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.errors import PdsimError
 from sim.files import atomic_write
 from sim.trace import Trace
 
@@ -23,6 +24,25 @@ def time_by_kind(trace: Trace, step: int) -> dict[str, float]:
     for r in rows:
         out[r["kind"].decode()] += float(r["repeat"] * r["time_s"])
     return dict(out)
+
+
+#: Metadata that would make two plots of one trace differ (writer, date), per format.
+_NO_STAMPS = {"png": {"Software": None}, "svg": {"Date": None}, "svgz": {"Date": None},
+              "pdf": {"CreationDate": None}, "ps": {"CreationDate": None},
+              "eps": {"CreationDate": None}}
+
+
+def plot_format(path: str | os.PathLike, flag: str = "--plot") -> str:
+    """The image format named by ``path``'s suffix, if matplotlib writes it; else a
+    `PdsimError` listing the formats (checked before any drawing)."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    formats = sorted(FigureCanvasBase.get_supported_filetypes())
+    fmt = Path(path).suffix.lower().removeprefix(".")
+    if fmt not in formats:
+        raise PdsimError(f"{flag}: {'no' if not fmt else repr(fmt)} image suffix on "
+                         f"{os.fspath(path)!r} (allowed: {', '.join(formats)})")
+    return fmt
 
 
 def plot_trace(trace: Trace, path: str | os.PathLike, title: str = "") -> Path:
@@ -71,7 +91,9 @@ def plot_trace(trace: Trace, path: str | os.PathLike, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=10)
     try:
-        atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, metadata={"Software": None}))
+        fmt = plot_format(path)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, dpi=120,
+                                                   metadata=_NO_STAMPS.get(fmt)))
     finally:
         plt.close(fig)
     return path

@@ -43,7 +43,8 @@ def _sweep(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.trace import to_json
 
     data = spec_mod.read_spec_file(args.spec)
-    out = output.check_table_path(args.out or f"results/sweeps/{Path(args.spec).stem}.parquet")
+    out = output.check_table_path(f"results/sweeps/{Path(args.spec).stem}.parquet"
+                                  if args.out is None else args.out)
     plot_path = out.with_name(out.stem + ".pareto.png")
     spec = spec_mod.parse_spec(data, args.spec)
     cache = None if args.no_cache else Path(args.cache) if args.cache \

@@ -9,15 +9,16 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from sim.errors import ConfigError
-from sim.files import atomic_write
+from sim.files import atomic_write, check_output
 
 #: Table formats by file suffix.
 TABLE_SUFFIXES = (".parquet", ".csv")
 
 
 def check_table_path(path: str | os.PathLike) -> Path:
-    """``path`` if its suffix names a table format, else `ConfigError` naming ``-o``."""
-    path = Path(path)
+    """``path`` if it can be written (`sim.files.check_output`) and its suffix names a table
+    format, else a one-line error naming ``-o``."""
+    path = check_output(path, "-o")
     if path.suffix.lower() not in TABLE_SUFFIXES:
         raise ConfigError(f"-o: the table's suffix must be one of {', '.join(TABLE_SUFFIXES)}, "
                           f"got {str(path)!r}")

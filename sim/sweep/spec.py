@@ -58,35 +58,19 @@ class Spec:
     pareto: tuple[str, str] | None
 
 
-#: Largest spec file read (bytes): specs are a few lines; this refuses a device or a dump.
-MAX_SPEC_BYTES = 1 << 20
-
-
 def read_spec_file(path: str) -> Any:
     """Parse the YAML spec at ``path``; `ConfigError` (one line) for a missing, oversized,
-    non-regular, non-UTF-8 or malformed file."""
-    import os
-    import stat
-
-    import yaml
+    non-regular, non-UTF-8 or malformed file, or one giving a key twice (`sim.files.read_text`
+    and `sim.schema.load_yaml`, as for every file pdsim reads)."""
+    from sim.errors import PdsimError
+    from sim.files import read_text
+    from sim.schema import load_yaml
 
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            raise ConfigError(f"{path}: not a regular file")
-        with open(path, "rb") as fh:
-            raw = fh.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read the sweep spec ({exc.strerror})") from None
-    if len(raw) > MAX_SPEC_BYTES:
-        raise ConfigError(f"{path}: larger than {MAX_SPEC_BYTES} bytes; not a sweep spec")
-    try:
-        return yaml.safe_load(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except (yaml.YAMLError, RecursionError) as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{at}") from None
+        text = read_text(path, "")
+    except PdsimError as exc:
+        raise ConfigError(str(exc)) from None
+    return load_yaml(text, path)
 
 
 def parse_spec(data: Any, where: str) -> Spec:

@@ -175,7 +175,7 @@ def test_resource_study_writes_its_table(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(study, "cache_dir", lambda: tmp_path / "cache")
     assert main(["reproduce", "rtl-resources", "-o", str(tmp_path / "rtl")]) == 0
     data = json.loads((tmp_path / "rtl" / "resources.json").read_text())
-    row, unit = data["synthesis"]
+    row, unit = data["results"]
     assert unit["block"] == "nearbank" and unit["luts"] > 0 and unit["ffs"] > 0
     path = tmp_path / "d.v"
     path.write_text(export_verilog(DatapathConfig(rows=2, cols=3, mode="w4fp8", max_m=8,

@@ -96,7 +96,7 @@ def _bad_inputs(tmp):
                    "bad.yaml: chip.core.systolic_array.rows: must be >= 1, got 0"),
         "unknown architecture": (["run", "--model", "gpt.json"],
                                  "architecture 'GPT2LMHeadModel' is not supported"),
-        "show non-HDF5": (["show", "notes.txt"], "notes.txt: not an HDF5 file"),
+        "show non-HDF5": (["show", "notes.txt"], "notes.txt: not a pdsim trace: not an HDF5 file"),
         "unknown dtype": (["run", "--dtype", "fp7"], "unknown dtype 'fp7'"),
         "dtype the chip lacks": (["run", "--hw", "a100", "--dtype", "fp8"],
                                  "'fp8' is not supported"),

@@ -53,20 +53,17 @@ def _unit(args: argparse.Namespace):
     """The CiD unit ``--hw`` and the overrides describe."""
     from pathlib import Path
 
-    import yaml
-
-    from sim.units.cid.dram import dram_names
     from sim.errors import ConfigError
+    from sim.files import read_text
     from sim.hardware import CidUnit
     from sim.presets import load_hardware, preset_names
+    from sim.schema import load_yaml
+    from sim.units.cid.dram import dram_names
 
     spec = args.hw
     is_dram = spec in dram_names()
-    if not is_dram and spec not in preset_names() and Path(spec).is_file():
-        try:
-            data = yaml.safe_load(Path(spec).read_text())
-        except yaml.YAMLError:
-            data = None
+    if not is_dram and spec not in preset_names() and Path(spec).exists():
+        data = load_yaml(read_text(spec, "--hw"), spec)  # a bad file fails here, once
         is_dram = isinstance(data, dict) and "org" in data
     if is_dram:
         from sim.units.cid.dram import load_dram
@@ -91,6 +88,7 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.dtypes import DTYPE_BITS
     from sim.errors import ConfigError
     from sim.cli.report import seconds, si, table
+    from sim.limits import check_below_int64
     from sim.trace import to_json
 
     unit = _unit(args)
@@ -102,7 +100,6 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
         one = cid_ops.unit_gemv(unit, args.rows, args.cols, args.dtype, audit)
         reps = args.batch
         what = f"gemv {args.rows} x {args.cols} {args.dtype}, {args.batch} vector(s)"
-        stacks_busy = unit.stacks
     elif args.op == "attention":
         if args.heads % args.kv_heads:
             raise ConfigError(f"--kv-heads: must divide --heads ({args.heads}), "
@@ -120,17 +117,20 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
         reps = 2  # q.K^T and p.V stream the same bytes
         what = (f"decode attention (q.K^T + p.V), batch {args.batch}, {args.heads}/"
                 f"{args.kv_heads} heads x {args.head_dim}, context {args.context}, {args.dtype}")
-        stacks_busy = unit.stacks
     else:
         nbytes = 2 * args.batch * args.kv_heads * args.head_dim * DTYPE_BITS[args.dtype] // 8
-        one = cid_ops.kv_append(device, -(-nbytes // unit.stacks), audit)
+        have = device.org.capacity_bytes * unit.stacks
+        if nbytes > have:  # the writes are simulated burst by burst: bound them like a cache
+            raise ConfigError(f"--batch: one token's K and V of {nbytes / 1e9:.3g} GB do not "
+                              f"fit in {unit.stacks} x {device.name} ({have / 1e9:.1f} GB)")
+        one = cid_ops.unit_kv_append(unit, nbytes, audit)
         reps = 1
         what = (f"KV append of one token, batch {args.batch}, {args.kv_heads} KV heads x "
                 f"{args.head_dim}, {args.dtype} ({nbytes} B)")
-        stacks_busy = unit.stacks
+    check_below_int64("cycles", one.cycles * reps, "--batch/--heads/--context")
     time = one.time_s * reps
     internal = one.internal_bytes * reps
-    energy = one.energy_j * reps * (stacks_busy if args.op == "kv-append" else 1)
+    energy = one.energy_j * reps
     external = device.org.bandwidth_bytes_per_s * unit.stacks
     peak = cid_ops.peak_internal_bytes_per_s(device, unit.mode) * unit.stacks
     achieved = internal / time if internal else 0.0

@@ -30,7 +30,7 @@ def add_gemv_parser(csub, int_at_least) -> None:
     g.add_argument("--wdtype", choices=WDTYPES, required=True, help="weight format")
     g.add_argument("--hw", default=DEFAULT_HW, help="CiD system or DRAM preset, or YAML "
                    f"(default {DEFAULT_HW}); its unit must be in bank or aim mode")
-    g.add_argument("--seed", type=int, default=0, help="operand seed (default 0)")
+    g.add_argument("--seed", type=int_at_least(0), default=0, help="operand seed (default 0)")
     g.add_argument("--sim", choices=("icarus", "verilator"),
                    help="simulator (default: $SIM or icarus)")
     g.add_argument("--json", action="store_true")

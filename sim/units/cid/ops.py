@@ -247,18 +247,47 @@ def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) ->
 def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
          pcs: int | None = None, audit: StreamAudit | None = None) -> CidRun:
     """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``; with an
-    ``audit``, check the command stream too (`sim.units.cid.audit`)."""
+    ``audit``, check the command stream too (`sim.units.cid.audit`). Energy and internal bytes
+    are those of the PCs that hold rows: a PC without any gets no command."""
     lay = gemv_layout(device, mode, n, k, dtype, pcs)
-    run = _run(device, audit, mode, lay.steps, lay.cols, lay.cols_last, lay.chunks_local,
-               lay.gb_writes, lay.reads)
+    run = _run(device, audit, mode, *_program(lay))
     org = device.org
+    # Row n goes to PC group n mod (pcs / split) first (`GemvLayout.address`).
+    used = min(n, lay.pcs // lay.split) * lay.split
     per_cmd = {"MAC_AB": org.banks_per_pc, "MAC_SB": org.groups_per_pc, "RD": 1}
     internal = sum(run.counts.get(cmd, 0) * m for cmd, m in per_cmd.items()) \
-        * org.burst_bytes * lay.pcs
+        * org.burst_bytes * used
     return CidRun(cycles=run.cycles, time_s=run.cycles * device.timing.tck_s,
                   internal_bytes=float(internal), useful_bytes=n * k * lay.bits / 8,
-                  energy_j=energy_j(device, run.counts, mode, lay.pcs), counts=run.counts,
-                  pcs=lay.pcs)
+                  energy_j=energy_j(device, run.counts, mode, used), counts=run.counts,
+                  pcs=used)
+
+
+def _program(lay: GemvLayout) -> tuple[int, ...]:
+    """What one PC's command stream depends on (so its time): equal programs, equal time."""
+    return (lay.steps, lay.cols, lay.cols_last, lay.chunks_local, lay.gb_writes, lay.reads)
+
+
+def _fewest(most: int, same: Callable[[int], bool]) -> int:
+    """The smallest ``s`` in ``[1, most]`` with ``same(s)`` (true at ``most``, and from some
+    point on as ``s`` grows): how few stacks or PCs an op needs to take the time it takes on
+    all of them. Spreading it further only wakes units that add energy, not speed."""
+    lo, hi = 1, most
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if same(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _same_program(device: DramDevice, mode: str, k: int, dtype: str, pcs: int | None,
+                  goal: tuple[int, ...], n: int) -> bool:
+    try:
+        return _program(gemv_layout(device, mode, n, k, dtype, pcs)) == goal
+    except ConfigError:  # does not fit on fewer units
+        return False
 
 
 def kv_append(device: DramDevice, nbytes: int, audit: StreamAudit | None = None) -> CidRun:
@@ -271,6 +300,7 @@ def kv_append(device: DramDevice, nbytes: int, audit: StreamAudit | None = None)
     steps = -(-per_pc // per_step)
     cols = min(per_pc, per_step)
     last = per_pc - (steps - 1) * per_step
+    used = -(-bursts // per_pc)  # PCs that get a burst; the others get no command
     if steps == 1 or last == cols:
         run = _run(device, audit, "write", steps, cols, cols)
     else:  # a partial last step: cost it as a second program
@@ -281,8 +311,8 @@ def kv_append(device: DramDevice, nbytes: int, audit: StreamAudit | None = None)
                                  for c in set(run.counts) | set(tail.counts)}, stream=None)
     return CidRun(cycles=run.cycles, time_s=run.cycles * device.timing.tck_s,
                   internal_bytes=0.0, useful_bytes=float(nbytes),
-                  energy_j=energy_j(device, run.counts, "write", org.pcs), counts=run.counts,
-                  pcs=org.pcs)
+                  energy_j=energy_j(device, run.counts, "write", used), counts=run.counts,
+                  pcs=used)
 
 
 def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads: int,
@@ -303,6 +333,11 @@ def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads
     mats = batch * kv_heads
     rounds = -(-mats // pcs) if mats >= pcs else 1
     per = 1 if mats >= pcs else 1 << int(math.log2(pcs // mats))
+    if per > 1:  # no more PCs per matrix than make it faster (`_fewest`), in powers of two
+        goal = _program(gemv_layout(device, mode, keys, head_dim, dtype, per))
+        log = _fewest(int(math.log2(per)) + 1, lambda i: _same_program(
+            device, mode, head_dim, dtype, 1 << (i - 1), goal, keys))
+        per = 1 << (log - 1)
     per_query = (heads // kv_heads) * queries
     one = gemv(device, mode, keys, head_dim, dtype, pcs=per, audit=audit)
     # Every matrix is streamed once per query head and query; a round keeps
@@ -313,7 +348,7 @@ def attention(device: DramDevice, mode: str, *, batch: int, heads: int, kv_heads
                   internal_bytes=one.internal_bytes * streams,
                   useful_bytes=one.useful_bytes * streams,
                   energy_j=one.energy_j * streams, counts=one.counts,
-                  pcs=min(mats * per, pcs))
+                  pcs=min(mats * one.pcs, pcs))
 
 
 def peak_internal_bytes_per_s(device: DramDevice, mode: str) -> float:
@@ -379,17 +414,46 @@ def _dtype_of(nbytes: int, elements: int, fallback: str) -> str:
 
 def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
               audit: StreamAudit | None = None) -> CidRun:
-    """A GEMV on a whole CiD unit: its rows split evenly over the ``stacks`` (each stack runs
-    its share on all its PCs), time of one stack, energy and bytes of all (``audit``: as
-    `gemv`)."""
+    """A GEMV on a whole CiD unit: its rows split evenly over the stacks (each stack runs its
+    share on all its PCs), time of one stack, energy and bytes of all (``audit``: as `gemv`).
+    Only as many stacks as make it faster get rows (`_fewest`): the others stay idle and cost
+    nothing."""
     device = unit_device(unit)
-    per_stack = -(-n // unit.stacks)
+    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype))
+    stacks = _fewest(min(unit.stacks, n), lambda s: _same_program(
+        device, unit.mode, k, dtype, None, goal, -(-n // s)))
+    per_stack = -(-n // stacks)
+    full, rest = divmod(n, per_stack)
     one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit)
+    last = gemv(device, unit.mode, rest, k, dtype, audit=audit) if rest else None
     return CidRun(cycles=one.cycles, time_s=one.time_s,
-                  internal_bytes=one.internal_bytes * unit.stacks,
+                  internal_bytes=one.internal_bytes * full + (last.internal_bytes if last else 0),
                   useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
-                  energy_j=one.energy_j * unit.stacks, counts=one.counts,
-                  pcs=one.pcs * unit.stacks)
+                  energy_j=one.energy_j * full + (last.energy_j if last else 0.0),
+                  counts=one.counts, pcs=one.pcs * full + (last.pcs if last else 0))
+
+
+def unit_kv_append(unit: CidUnit, nbytes: int,
+                   audit: StreamAudit | None = None) -> CidRun:
+    """``nbytes`` of K and V written over the stacks of a CiD unit: an equal share per stack
+    (time of one), energy of all; as with `unit_gemv`, only as many stacks as make it faster
+    are written to (``audit``: as `gemv`)."""
+    device = unit_device(unit)
+
+    def program(stacks: int) -> tuple[int, int]:
+        per_pc = -(-(-(-nbytes // stacks) // device.org.burst_bytes) // device.org.pcs)
+        return per_pc, device.org.groups_per_pc * device.org.columns
+
+    goal = program(unit.stacks)
+    stacks = _fewest(unit.stacks, lambda s: program(s) == goal)
+    share = -(-nbytes // stacks)
+    full, rest = divmod(nbytes, share)
+    one = kv_append(device, share, audit)
+    last = kv_append(device, rest, audit) if rest else None
+    return CidRun(cycles=one.cycles, time_s=one.time_s, internal_bytes=0.0,
+                  useful_bytes=float(nbytes),
+                  energy_j=one.energy_j * full + (last.energy_j if last else 0.0),
+                  counts=one.counts, pcs=one.pcs * full + (last.pcs if last else 0))
 
 
 def cid_step_cost(system: System, graph: Graph,
@@ -428,10 +492,7 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
         # pairs, mappers.lower.causal_pairs). 1 for decode and for bidirectional models.
         reps = op.flops / (2 * batch * heads * queries * keys * hd)
     elif op.kind is OpKind.KV_WRITE:
-        one = kv_append(device, -(-op.kv_bytes // unit.stacks), audit)
-        run = CidRun(cycles=one.cycles, time_s=one.time_s, internal_bytes=0.0,
-                     useful_bytes=float(op.kv_bytes), energy_j=one.energy_j * unit.stacks,
-                     counts=one.counts, pcs=one.pcs * unit.stacks)
+        run = unit_kv_append(unit, op.kv_bytes, audit)
         reps = 1
     else:
         raise ValueError(f"cid_cost: op kind {op.kind.value} has no CiD model")

@@ -40,6 +40,9 @@ def _cim(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.units.cim.crossbar import load_cim
     from sim.trace import to_json
 
+    from sim.limits import check_gemm_size
+
+    check_gemm_size(args.m, args.n, args.k, 8)  # any dtype is at most 8 bytes
     spec = load_cim(args.hw)
     unit = spec.unit
     r = cim_gemm(unit, args.m, args.n, args.k, weight_dtype=args.weight_dtype,

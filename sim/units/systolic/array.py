@@ -48,6 +48,12 @@ def spatial_temporal(dataflow: str, m: int, n: int, k: int) -> tuple[int, int, i
     return {"os": (m, n, k), "ws": (k, n, m), "is": (k, m, n)}[dataflow]
 
 
+def array_folds(rows: int, cols: int, dataflow: str, m: int, n: int, k: int) -> int:
+    """Folds of a GEMM on one ``rows x cols`` array: ``ceil(Sr/rows) * ceil(Sc/cols)``."""
+    sr, sc, _ = spatial_temporal(dataflow, m, n, k)
+    return -(-sr // rows) * -(-sc // cols)
+
+
 @njit(cache=True)
 def fold_cycles(rows: int, cols: int, df: int, sr: int, sc: int, t: int):
     """Folds and cycles per fold of an ``sr x sc`` spatial, ``t`` temporal GEMM."""

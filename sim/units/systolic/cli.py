@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sim.cli.main import _int_at_least
 from sim.errors import PdsimError
-from sim.files import atomic_text
+from sim.files import atomic_text, check_output
 from sim.units.cid.cosim import add_gemv_parser, add_nearbank_args, cosim_gemv, nearbank_config
 
 BLOCKS = ("systolic", "nearbank")
@@ -44,9 +44,12 @@ def add_commands(sub) -> dict:
                            "print the RTL's and the model's cycles per command and whether the "
                            "result equals numpy's bit for bit. Exit code 1 on any mismatch.")
     _array_args(sys_)
-    for name in ("m", "n", "k"):
-        sys_.add_argument(f"--{name}", type=_int_at_least(1), required=True)
-    sys_.add_argument("--seed", type=int, default=0, help="operand seed (default 0)")
+    for name in ("m", "n"):  # the datapath's A and C buffers hold at most 65535 rows
+        sys_.add_argument(f"--{name}", type=_int_at_least(1, 65535), required=True)
+    sys_.add_argument("--k", type=_int_at_least(1), required=True,
+                      help="at most the mode's accumulator bound")
+    sys_.add_argument("--seed", type=_int_at_least(0), default=0,
+                      help="operand seed, 0 to 2**63 - 1 (default 0)")
     sys_.add_argument("--kind", choices=("random", "extreme", "max"), default="random",
                       help="operands: uniform, extreme codes, or the largest products")
     sys_.add_argument("--backpressure", type=float, default=0.0, metavar="P",
@@ -105,11 +108,15 @@ def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
                          f"(K <= {k_bound(args.mode)} for {cfg.acc_bits}-bit accumulators)")
     if not 0 <= args.backpressure < 1:
         raise PdsimError(f"--backpressure: must be in [0, 1), got {args.backpressure}")
-    try:
+    try:  # the runner imports cocotb only when it runs: check the whole tool chain now
+        import cocotb  # noqa: F401
+        import cocotb_tools.runner  # noqa: F401
+        import ml_dtypes  # noqa: F401
+
         from testbenches.runner import build, run_gemms
     except ImportError as exc:
-        raise PdsimError(f"cosim: needs cocotb and ml_dtypes (pip install 'pdsim[rtl]'): "
-                         f"{exc}") from None
+        raise PdsimError(f"cosim: needs cocotb and ml_dtypes; install them with "
+                         f"pip install 'pdsim[rtl]' ({exc.name or exc} is missing)") from None
 
     # buffers rounded up to powers of two so that nearby shapes share one cached build
     def up(x: int) -> int:
@@ -191,6 +198,8 @@ def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
               f"({res['nextpnr']})")
         return 0
     if args.action == "export":
+        out = check_output(args.out, "-o")
+        check_output(out.with_suffix(".json"), "-o")  # the sidecar written beside it
         if args.block == "nearbank":
             from rtl.export import export_nearbank
             text, sidecar = export_nearbank(nearbank_config(args))
@@ -198,7 +207,6 @@ def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
             cfg = _config(args, args.max_m, args.max_n, args.max_k)
             from rtl.export import export_verilog
             text, sidecar = export_verilog(cfg)
-        out = Path(args.out)
         sidecar_path = out.with_suffix(".json")
         atomic_text(out, text)
         atomic_text(sidecar_path, json.dumps(sidecar, indent=1) + "\n")
