@@ -31,12 +31,16 @@ SYNTH_DESIGNS = (
     ("nearbank", "64 lanes int4", {"lanes": 64, "wdtype": "int4"}),
 )
 SYNTH_TARGETS = ("ecp5", "xilinx")
-#: The place-and-route table (nextpnr; ice40 UP5K and ECP5-85F): sizes that fit the UP5K.
+#: The place-and-route table (nextpnr): sizes that fit the iCE40 UP5K, each datapath at two
+#: sizes on ice40 and the smaller on ecp5 too (nextpnr-ecp5 under WebAssembly needs about
+#: 100 CPU seconds per design, the study's largest cost).
 PNR_DESIGNS = (
-    ("systolic", "2x2 int8", {"rows": 2, "cols": 2, "mode": "int8"}),
-    ("systolic", "4x4 int8", {"rows": 4, "cols": 4, "mode": "int8"}),
-    ("nearbank", "4 lanes int8", {"lanes": 4, "wdtype": "int8"}),
-    ("nearbank", "4 lanes fp16", {"lanes": 4, "wdtype": "fp16"}),
+    ("systolic", "2x2 int8", {"rows": 2, "cols": 2, "mode": "int8"}, ("ice40", "ecp5")),
+    ("systolic", "4x4 int8", {"rows": 4, "cols": 4, "mode": "int8"}, ("ice40",)),
+    ("nearbank", "2 lanes int4", {"lanes": 2, "wdtype": "int4", "acc_rows": 4,
+                                  "gb_entries": 4, "rd_max": 2}, ("ice40", "ecp5")),
+    ("nearbank", "4 lanes int8", {"lanes": 4, "wdtype": "int8", "acc_rows": 4,
+                                  "gb_entries": 4, "rd_max": 2}, ("ice40",)),
 )
 PNR_TARGETS = ("ice40", "ecp5")
 SYSTOLIC_BUFFERS = 64   # max_m = max_n = max_k in the synthesis table
@@ -53,8 +57,9 @@ def component(block: str, params: dict, buffers: int):
                                                **params))
     from rtl.nearbank import NearBankUnit
     from sim.units.cid.nearbank_model import NearBankConfig
-    return NearBankUnit(NearBankConfig(acc_rows=NEARBANK_ACC_ROWS,
-                                       gb_entries=NEARBANK_ACC_ROWS, max_macs=64, **params))
+    return NearBankUnit(NearBankConfig(**{"acc_rows": NEARBANK_ACC_ROWS,
+                                          "gb_entries": NEARBANK_ACC_ROWS, "max_macs": 64,
+                                          **params}))
 
 
 def cache_dir() -> Path:
@@ -104,14 +109,14 @@ def _pnr_job(block: str, label: str, params: dict, target: str) -> dict:
 
 def write_resources(out_dir: Path) -> list[Path]:
     """Synthesise every `SYNTH_DESIGNS` row for `SYNTH_TARGETS` and place and route every
-    `PNR_DESIGNS` row on `PNR_TARGETS` (when the YoWASP tools are installed); write
+    `PNR_DESIGNS` row on its targets (when the YoWASP tools are installed); write
     ``resources.json`` and ``README.md`` into ``out_dir``."""
     from rtl.pnr import tool_missing
 
     jobs = [(_synth_job, d, t) for d in SYNTH_DESIGNS for t in SYNTH_TARGETS]
     missing = [m for t in PNR_TARGETS if (m := tool_missing(t))]
     if not missing:
-        jobs += [(_pnr_job, d, t) for d in PNR_DESIGNS for t in PNR_TARGETS]
+        jobs += [(_pnr_job, d[:3], t) for d in PNR_DESIGNS for t in d[3] if t in PNR_TARGETS]
     # Tool runs are independent single-threaded processes: one per core, results in table
     # order (map preserves it), so the output does not depend on the core count.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
@@ -190,7 +195,8 @@ def headline(data: dict) -> str:
     from sim.studies import text_table
 
     def size(r: dict) -> str:
-        return f"{r['rows']}x{r['cols']}" if r["block"] == "systolic" else f"nb{r['lanes']}"
+        return (f"{r['rows']}x{r['cols']}" if r.get("block", "systolic") == "systolic"
+                else f"nb{r['lanes']}")
 
     def mode(r: dict) -> str:
         return r.get("mode") or r["wdtype"]
