@@ -40,7 +40,7 @@ TOP = "pdsim_nearbank"
 KINDS = ("gemv", "gemm", "score", "value")
 
 
-def operands(wdtype: str, n: int, k: int, rng: np.random.Generator):
+def operands(wdtype: str, n: int, k: int, rng: np.random.Generator, lanes: int):
     """Random codes ``(w[n, k], x[k], scales or None)``: fp16 codes over the whole range
     (subnormals, zeros, inf and NaN included: the unit reads those as zero), integer codes
     with extremes, fp16 scales of either sign over a wide range."""
@@ -52,7 +52,7 @@ def operands(wdtype: str, n: int, k: int, rng: np.random.Generator):
     w = rng.integers(0, 1 << bits, (n, k))
     x = rng.integers(0, 1 << bits, k)
     w.flat[rng.integers(0, w.size, max(1, w.size // 16))] = 1 << (bits - 1)   # the most negative
-    groups = -(-k // (256 // bits)) if bits else 1
+    groups = -(-k // lanes)                 # one scale per burst of lanes weights
     scales = rng.integers(0, 0x7C00, (n, groups)) | (rng.integers(0, 2, (n, groups)) << 15)
     return w, x, scales
 
@@ -71,18 +71,16 @@ class Prepared:
     layouts: list         # per GEMV: its GemvLayout
 
 
-def _gemvs(case: dict, rng: np.random.Generator):
+def _gemvs(case: dict, rng: np.random.Generator, lanes: int):
     """(n, k, w, x, scales) of every GEMV of a case."""
     kind, wd = case.get("kind", "gemv"), case["wdtype"]
     if kind == "gemm":
-        w, _, scales = operands(wd, case["rows"], case["cols"], rng)
+        w, _, scales = operands(wd, case["rows"], case["cols"], rng, lanes)
         for _ in range(case.get("m", 2)):
-            yield case["rows"], case["cols"], w, operands(wd, 1, case["cols"], rng)[1], scales
-    elif kind in ("score", "value"):      # K cache (keys x head_dim) or V^T (head_dim x keys)
-        w, x, scales = operands(wd, case["rows"], case["cols"], rng)
-        yield case["rows"], case["cols"], w, x, scales
-    else:
-        w, x, scales = operands(wd, case["rows"], case["cols"], rng)
+            x = operands(wd, 1, case["cols"], rng, lanes)[1]
+            yield case["rows"], case["cols"], w, x, scales
+    else:   # a GEMV; score: K cache (keys x head_dim) . q; value: V^T (head_dim x keys) . p
+        w, x, scales = operands(wd, case["rows"], case["cols"], rng, lanes)
         yield case["rows"], case["cols"], w, x, scales
 
 
@@ -93,7 +91,7 @@ def prepare(device: DramDevice, mode: str, wdtype: str, cases: list[dict]) -> Pr
     jobs, expected, rdres, meta, layouts = [], {}, {}, [], []
     for ci, case in enumerate(cases):
         rng = np.random.default_rng([case.get("seed", 0), ci])
-        for gi, (n, k, w, x, scales) in enumerate(_gemvs(case, rng)):
+        for gi, (n, k, w, x, scales) in enumerate(_gemvs(case, rng, cfg.lanes)):
             lay = gemv_layout(device, mode, n, k, wdtype, pcs=1)
             run = run_channel(device, mode, steps=lay.steps, cols=lay.cols,
                               cols_last=lay.cols_last, chunks=lay.chunks_local,

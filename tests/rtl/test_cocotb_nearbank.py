@@ -26,7 +26,7 @@ def _cases(wdtype: str, seed: int) -> list[dict]:
     shapes = [("gemv-rem", "gemv", 19, 45), ("gemv-one-row", "gemv", 1, 7),
               ("gemv-long-k", "gemv", 3, {"fp16": 1100, "int8": 2100, "int4": 4200}[wdtype]),
               ("gemv-pack", "gemv", 33, 31), ("gemm", "gemm", 6, 20),
-              ("score", "score", 12, 64), ("value", "value", 17, 12),
+              ("score", "score", 12, 64), ("value", "value", 64, 12),
               ("gemv-k1", "gemv", 5, 1)]
     return [{"name": f"{wdtype}-{name}", "kind": kind, "rows": n, "cols": k, "m": 2,
              "wdtype": wdtype, "seed": seed + i}
