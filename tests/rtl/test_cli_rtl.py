@@ -167,8 +167,8 @@ def test_resource_study_writes_its_table(tmp_path, monkeypatch, capsys):
     from rtl.export import export_verilog
     from rtl.synth import synthesize
     monkeypatch.setattr(study, "SYNTH_DESIGNS", (
-        ("systolic", "2x3 w4fp8", {"rows": 2, "cols": 3, "mode": "w4fp8"}),
-        ("nearbank", "2 lanes int4", {"lanes": 2, "wdtype": "int4"})))
+        ("systolic", "2x3 w4fp8", {"rows": 2, "cols": 3, "mode": "w4fp8"}, ("ecp5",)),
+        ("nearbank", "2 lanes int4", {"lanes": 2, "wdtype": "int4"}, ("ecp5",))))
     monkeypatch.setattr(study, "SYNTH_TARGETS", ("ecp5",))
     monkeypatch.setattr(study, "PNR_TARGETS", ())
     monkeypatch.setattr(study, "SYSTOLIC_BUFFERS", 8)
