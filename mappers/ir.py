@@ -10,15 +10,33 @@ is ``sum(segment.repeat * op.field)``, so accounting is exact while the IR stays
 kind                        dims
 ==========================  ==========================================================
 gemm, lm_head               (M, N, K) for C[M,N] = A[M,K] @ W[K,N]
-attn_score, attn_value      (batch, heads, kv_heads, query_len, key_len, head_dim)
-softmax                     (batch, heads, query_len, key_len)
+attn_score, attn_value      (seqs, heads, kv_heads, query_len, key_len, head_dim)
+softmax                     (seqs, heads, query_len, key_len)
 norm, rope, activation,     (rows, cols) of the elementwise operand
 elementwise
 embedding                   (tokens, hidden)
-kv_write                    (tokens, kv_heads, head_dim)
+kv_write                    (tokens, kv_heads, head_dim); one per shape group
 all_reduce                  (elements, tensor_parallel)
 p2p                         (elements, from_stage, to_stage): a pipeline stage's send
+transfer                    (bytes,): a move between two units' memories (`mappers.transfers`)
 ==========================  ==========================================================
+
+A step is a ragged `Batch`: sequences that each bring their own new tokens on top of their own
+cached context (prefill chunks and decode tokens may share a step). Weight GEMMs and
+elementwise ops run over the step's total tokens; attention (``kv_write``, ``attn_score``,
+``softmax``, ``attn_value``) is one set of ops per distinct ``(new_tokens, context)`` shape,
+whose ``seqs`` counts the sequences of that shape, so 256 equal decode sequences are one set.
+
+Every op carries the storage format of each of its operands (`OperandFormats`); unit models
+read widths from there, never from byte counts (which are DRAM traffic, scales included).
+
+Dataflow: every op has an ``id`` (unique in the graph, except that pipeline stages share their
+layer ops) and ``inputs``, the ids of the ops whose outputs it reads, so the graph is a DAG.
+Inside a segment, an input that names an op of the same segment at or after the reader's own
+position is that op's output from the *previous repeat* (layer ``i + 1`` reads layer ``i``);
+on the first repeat it is the segment's entry instead: the last op before the segment. An
+input outside the segment is the latest instance of that op. An op with ``id`` -1 (built by
+hand, without dataflow) reads the op before it, so such a graph runs in program order.
 
 With pipeline parallelism (``pp`` stages) the layer stack is one `Segment` per stage, each
 but the last followed by a ``pp_send`` segment whose ``p2p`` op sends the step's activations
@@ -28,10 +46,13 @@ batch in flight).
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sim.dtypes import check_dtype
+from sim.dtypes import DTYPE_BITS, check_dtype
+from sim.errors import ConfigError
 
 
 class OpKind(StrEnum):
@@ -48,6 +69,7 @@ class OpKind(StrEnum):
     KV_WRITE = "kv_write"
     ALL_REDUCE = "all_reduce"
     P2P = "p2p"
+    TRANSFER = "transfer"
 
 
 #: Kinds whose FLOPs are matrix products (the "2 x parameters x tokens + attention" part).
@@ -61,37 +83,165 @@ class Phase(StrEnum):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Precision:
-    """Storage formats of weights, activations and the KV cache. Matrix products run in the
-    activation format (weights are dequantised on the fly where they differ)."""
+    """Storage formats of a step's weights, activations and KV cache, and the format matrix
+    products accumulate in. Matrix products run in the activation format (weights are
+    dequantised on the fly where they differ).
+
+    ``scale_group`` > 0 adds one ``scale_dtype`` scale per ``scale_group`` weights along
+    ``K`` of every GEMM and LM-head weight (group-wise weight-only quantisation, as GPTQ and
+    AWQ store it); 0 (the default) adds none."""
 
     weight: str = "fp16"
     activation: str = "fp16"
     kv: str = "fp16"
+    acc: str = "fp32"
+    scale_group: int = 0
+    scale_dtype: str = "fp16"
 
     def __post_init__(self) -> None:
         check_dtype(self.weight, "weight dtype")
         check_dtype(self.activation, "activation dtype")
         check_dtype(self.kv, "kv dtype")
+        check_dtype(self.acc, "accumulator dtype")
+        check_dtype(self.scale_dtype, "scale dtype")
+        if self.scale_group < 0:
+            raise ConfigError(f"scale group: must be >= 0 (0: no scales), got "
+                              f"{self.scale_group}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OperandFormats:
+    """Storage format of each operand of one op (names from `sim.dtypes.DTYPE_BITS`); None for
+    an operand the op does not have.
+
+    ``act``: activations read and written (always present; matrix products and vector work run
+    in this format). ``weight``: the weight (or embedding-table) operand. ``kv``: the KV cache
+    read or written. ``acc``: the accumulator of a reduction (matrix products, norms, softmax).
+    ``scale_bytes``: bytes of quantisation scales (and zero points) the op reads with its
+    weights, where a scheme adds them; they are part of the op's ``weight_bytes`` (DRAM
+    traffic) and never part of an operand's width.
+    """
+
+    act: str
+    weight: str | None = None
+    kv: str | None = None
+    acc: str | None = None
+    scale_bytes: int = 0
+
+    def __post_init__(self) -> None:
+        check_dtype(self.act, "activation dtype")
+        for field in ("weight", "kv", "acc"):
+            value = getattr(self, field)
+            if value is not None:
+                check_dtype(value, f"{field} dtype")
+        if self.scale_bytes < 0:
+            raise ValueError(f"OperandFormats: scale_bytes must be >= 0, got {self.scale_bytes}")
+
+    def bits(self, operand: str) -> int:
+        """Storage bits per element of ``operand`` (``act``, ``weight``, ``kv``, ``acc``);
+        raises if the op has no such operand (an internal bug: a model read what is not
+        there)."""
+        dtype = getattr(self, operand)
+        if dtype is None:
+            raise ValueError(f"OperandFormats: no {operand} operand in {self}")
+        return DTYPE_BITS[dtype]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeqGroup:
+    """``count`` sequences of one shape: ``new_tokens`` processed this step on top of
+    ``context`` tokens already in their KV cache."""
+
+    count: int
+    new_tokens: int
+    context: int
+
+    def __post_init__(self) -> None:
+        if self.count < 1 or self.new_tokens < 1 or self.context < 0:
+            raise ValueError(f"SeqGroup: bad shape count={self.count} "
+                             f"new_tokens={self.new_tokens} context={self.context}")
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """The sequences of one step (a ragged batch), as groups of equal shape.
+
+    ``groups`` is canonical: one group per distinct ``(new_tokens, context)``, sorted by it,
+    so two batches with the same sequences in any order are equal (and hash alike). Build one
+    with `Batch.uniform` or `Batch.of`.
+    """
+
+    groups: tuple[SeqGroup, ...]
+
+    def __post_init__(self) -> None:
+        shapes = [(g.new_tokens, g.context) for g in self.groups]
+        if not shapes or shapes != sorted(set(shapes)):
+            raise ValueError(f"Batch: groups must be non-empty, distinct and sorted by "
+                             f"(new_tokens, context); got {shapes} (use Batch.of)")
+
+    @classmethod
+    def uniform(cls, batch: int, new_tokens: int, context: int) -> Batch:
+        """``batch`` sequences of ``new_tokens`` new tokens over ``context`` cached ones."""
+        return cls((SeqGroup(count=batch, new_tokens=new_tokens, context=context),))
+
+    @classmethod
+    def of(cls, sequences: Iterable[tuple[int, int]]) -> Batch:
+        """A ragged batch from ``(new_tokens, context)`` per sequence, in any order."""
+        counts = Counter(tuple(s) for s in sequences)
+        return cls(tuple(SeqGroup(count=n, new_tokens=q, context=c)
+                         for (q, c), n in sorted(counts.items())))
+
+    @property
+    def sequences(self) -> int:
+        """Number of sequences."""
+        return sum(g.count for g in self.groups)
+
+    @property
+    def tokens(self) -> int:
+        """New tokens over all sequences: the rows of every weight GEMM."""
+        return sum(g.count * g.new_tokens for g in self.groups)
+
+    @property
+    def uniform_shape(self) -> tuple[int, int, int] | None:
+        """``(batch, new_tokens, context)`` when every sequence has one shape, else None."""
+        if len(self.groups) != 1:
+            return None
+        g = self.groups[0]
+        return g.count, g.new_tokens, g.context
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Op:
     """One operation on one chip. Bytes are DRAM traffic by class; FLOPs are exact integers.
 
-    ``comm_bytes`` is the message each chip contributes to a collective. ``unit`` is empty
-    until the ``place`` pass names the unit that runs the op.
+    ``formats`` gives the storage format of each operand (unit models read widths there).
+    ``launches`` is the kernel launches the op pays (the chip's per-op overhead): 0 for the
+    attention ops of a ragged step's later shape groups, which run inside the kernel of the
+    first group (varlen attention takes every sequence of a step in one launch).
+    ``comm_bytes`` is the message each chip contributes to a collective (for a ``transfer``,
+    the bytes it moves). ``unit`` is empty until the ``place`` pass names the unit that runs
+    the op (for a ``transfer``, the link it uses). ``id`` and ``inputs`` make the graph a DAG
+    (module docstring, "Dataflow").
     """
 
     name: str
     kind: OpKind
     dims: tuple[int, ...]
-    dtype: str
+    formats: OperandFormats
     flops: int
     weight_bytes: int = 0
     act_bytes: int = 0
     kv_bytes: int = 0
     comm_bytes: int = 0
+    launches: int = 1
     unit: str = ""
+    id: int = -1
+    inputs: tuple[int, ...] = ()
+
+    @property
+    def dtype(self) -> str:
+        """The compute format: that of the activations (``formats.act``)."""
+        return self.formats.act
 
     @property
     def bytes(self) -> int:
@@ -112,19 +262,26 @@ class Segment:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Graph:
-    """One step of one phase for ``batch`` sequences: ``new_tokens`` tokens each, on top of
-    ``context`` tokens already in the KV cache; per chip of a ``tp``-way group, through all
-    ``pp`` pipeline stages in turn."""
+    """One step of one phase over the sequences of ``seqs`` (a ragged `Batch`); per chip of
+    a ``tp``-way group, through all ``pp`` pipeline stages in turn."""
 
     model: str
     phase: Phase
-    batch: int
-    new_tokens: int
-    context: int
+    seqs: Batch
     tp: int
     precision: Precision
     segments: tuple[Segment, ...]
     pp: int = 1
+
+    @property
+    def batch(self) -> int:
+        """Number of sequences in the step."""
+        return self.seqs.sequences
+
+    @property
+    def tokens(self) -> int:
+        """New tokens of the step, over all sequences."""
+        return self.seqs.tokens
 
     def total(self, field: str) -> int:
         """Exact sum of an integer op field over the step, repeats included."""

@@ -2,6 +2,10 @@
 
 Conventions (docs/ops.md has the full table):
 
+* A step is a ragged batch (`mappers.ir.Batch`): weight GEMMs and elementwise ops run over
+  its total new tokens; attention is one set of ops per distinct sequence shape.
+* Each op records the format of each operand (`mappers.ir.OperandFormats`), and its bytes are
+  counted at those widths.
 * Matrix products count ``2 M N K`` FLOPs, plus ``M N`` for a bias add.
 * Elementwise ops count a fixed number of FLOPs per element (`FLOPS_PER_ELEMENT`); these are a
   bookkeeping convention, not instruction counts.
@@ -17,14 +21,19 @@ Conventions (docs/ops.md has the full table):
 * Pipeline parallelism splits the layers into ``pp`` contiguous stages of near-equal size
   (`stage_layers`); after every stage but the last, a ``p2p`` op sends the step's activations
   (tokens x hidden) to the next stage. One graph holds all stages, in order.
+* Dataflow (`wire`): each op reads what `READS` names. Attention reads K and V from the cache
+  (after ``kv_write``) when there is a context; a prefill from scratch reads them straight from
+  the QKV projection, so its cache write is off the critical path (it may overlap attention).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 
-from .ir import Graph, Op, OpKind, Phase, Precision, Segment
+from .ir import Batch, Graph, Op, OperandFormats, OpKind, Phase, Precision, Segment
 from .models import ModelConfig
 
 #: FLOPs per element of the elementwise ops (pdsim's convention; docs/ops.md).
@@ -77,17 +86,27 @@ def stage_layers(num_layers: int, pp: int) -> tuple[int, ...]:
     return tuple(base + (s < extra) for s in range(pp))
 
 
-def lower(model: ModelConfig, *, phase: Phase, batch: int, new_tokens: int, context: int,
-          precision: Precision, tp: int = 1, pp: int = 1) -> Graph:
+def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1,
+          pp: int = 1, seqs: Batch | None = None, batch: int | None = None,
+          new_tokens: int | None = None, context: int | None = None) -> Graph:
     """The op graph of one step on one chip of a ``tp``-way tensor-parallel group, through
-    ``pp`` pipeline stages in turn."""
-    if batch < 1 or new_tokens < 1 or context < 0:
-        raise ValueError(f"lower: bad step batch={batch} new_tokens={new_tokens} "
-                         f"context={context}")  # the CLI validates users' values first
+    ``pp`` pipeline stages in turn.
+
+    The step is the ragged batch ``seqs``, or (the uniform convenience) ``batch`` sequences
+    of ``new_tokens`` new tokens each over ``context`` cached ones; give one or the other."""
+    if seqs is None:
+        if batch is None or new_tokens is None or context is None:
+            raise ValueError("lower: give seqs, or batch, new_tokens and context")
+        if batch < 1 or new_tokens < 1 or context < 0:
+            raise ValueError(f"lower: bad step batch={batch} new_tokens={new_tokens} "
+                             f"context={context}")  # the CLI validates users' values first
+        seqs = Batch.uniform(batch, new_tokens, context)
+    elif (batch, new_tokens, context) != (None, None, None):
+        raise ValueError("lower: give seqs or batch/new_tokens/context, not both")
     heads, kv_heads = shard_heads(model, tp)
     stages = stage_layers(model.num_layers, pp)
     b = _Builder(model, precision, tp)
-    tokens = batch * new_tokens
+    tokens = seqs.tokens
     d, hd, inter = model.hidden_size, model.head_dim, model.intermediate_size // tp
 
     pre = [b.embedding(tokens)]
@@ -101,7 +120,9 @@ def lower(model: ModelConfig, *, phase: Phase, batch: int, new_tokens: int, cont
     if model.position == "rope":
         layer.append(b.elementwise("rope", OpKind.ROPE, tokens, (heads + kv_heads) * hd,
                                    "rope", reads=1))
-    layer += b.attention(batch, new_tokens, context, heads, kv_heads)
+    for i, group in enumerate(seqs.groups):  # attention per sequence shape, in one kernel
+        layer += b.attention(group.count, group.new_tokens, group.context, heads, kv_heads,
+                             launches=int(i == 0))
     layer.append(b.gemm("o_proj", tokens, d, heads * hd))
     layer += b.all_reduce("attn_allreduce", tokens * d)
     layer.append(b.elementwise("attn_residual", OpKind.ELEMENTWISE, tokens, d, "residual",
@@ -119,7 +140,7 @@ def lower(model: ModelConfig, *, phase: Phase, batch: int, new_tokens: int, cont
     layer.append(b.elementwise("mlp_residual", OpKind.ELEMENTWISE, tokens, d, "residual",
                                reads=2))
 
-    logit_rows = tokens if not model.causal else batch
+    logit_rows = tokens if not model.causal else seqs.sequences
     post = [b.norm("final_norm", tokens, d),
             b.gemm("lm_head", logit_rows, -(-model.vocab_size // tp), d, kind=OpKind.LM_HEAD,
                    bias=False)]
@@ -133,8 +154,87 @@ def lower(model: ModelConfig, *, phase: Phase, batch: int, new_tokens: int, cont
             segments.append(Segment(name="pp_send", layer=-1, repeat=1,
                                     ops=(b.p2p("pp_send", tokens * d, s),)))
     segments.append(Segment(name="head", layer=-1, repeat=1, ops=tuple(post)))
-    return Graph(model=model.name, phase=phase, batch=batch, new_tokens=new_tokens,
-                 context=context, tp=tp, precision=precision, segments=tuple(segments), pp=pp)
+    segments = wire(segments, from_cache=any(g.context > 0 for g in seqs.groups))
+    return Graph(model=model.name, phase=phase, seqs=seqs, tp=tp, precision=precision,
+                 segments=tuple(segments), pp=pp)
+
+
+#: The ops each op reads, by name: one entry per operand, each a tuple of alternatives of
+#: which the first the graph has is read (rope's output, else qk_norm's, else the QKV
+#: projection's). ``mlp_residual`` read inside the layer is the previous layer's (the residual
+#: stream; the embedding, or the stage's receive, for the first layer: `mappers.ir`).
+_Q = ("rope", "qk_norm", "qkv_proj")
+READS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "embed": (),
+    "embed_norm": (("embed",),),
+    "attn_norm": (("mlp_residual",),),
+    "qkv_proj": (("attn_norm",),),
+    "qk_norm": (("qkv_proj",),),
+    "rope": (("qk_norm", "qkv_proj"),),
+    "kv_write": (_Q, ("qkv_proj",)),            # K after RoPE, V from the projection
+    "attn_score": (_Q,),                        # + K: `_KV` below
+    "softmax": (("attn_score",),),
+    "attn_value": (("softmax",),),              # + V: `_KV` below
+    "o_proj": (("attn_value",),),
+    "attn_allreduce": (("o_proj",),),
+    "attn_residual": (("attn_allreduce", "o_proj"), ("mlp_residual",)),
+    "mlp_norm": (("attn_residual",),),
+    "gate_up_proj": (("mlp_norm",),),
+    "up_proj": (("mlp_norm",),),
+    "act": (("gate_up_proj", "up_proj"),),
+    "down_proj": (("act",),),
+    "mlp_allreduce": (("down_proj",),),
+    "mlp_residual": (("mlp_allreduce", "down_proj"), ("attn_residual",)),
+    "pp_send": (("mlp_residual",),),
+    "final_norm": (("mlp_residual",),),
+    "lm_head": (("final_norm",),),
+}
+_ATTENTION = frozenset({"kv_write", "attn_score", "softmax", "attn_value"})
+#: Where attention finds K and V: the cache when the step has a context, else the new K, V.
+_KV = {True: ("kv_write",), False: _Q}
+
+
+def wire(segments: list[Segment], *, from_cache: bool) -> list[Segment]:
+    """``segments`` with ids (in program order; pipeline stages share their layer ops, and so
+    their ids) and ``inputs`` from `READS`. ``from_cache``: attention reads K and V from the
+    cache (after ``kv_write``) rather than from the QKV projection."""
+    ids: dict[int, int] = {}  # id(op object) -> op id: the stages' shared layer ops once
+    names: dict[str, list[int]] = {}
+    for seg in segments:
+        for op in seg.ops:
+            if id(op) not in ids:
+                ids[id(op)] = len(ids)
+                names.setdefault(op.name, []).append(ids[id(op)])
+    latest: dict[str, int] = {}  # the last op of each name so far, in program order
+
+    def reads(name: str) -> tuple[int, ...]:
+        operands = READS[name]
+        if name == "attn_score":
+            operands += (_KV[from_cache],)
+        elif name == "attn_value":
+            operands += (_KV[from_cache] if from_cache else ("qkv_proj",),)
+        out: list[int] = []
+        for alternatives in operands:
+            found = next(a for a in alternatives if a in names)
+            # attention is one op set per sequence shape: inside a set, read its own ops
+            own = name in _ATTENTION and found in _ATTENTION
+            out += [i for i in ([latest[found]] if own else names[found]) if i not in out]
+        return tuple(out)
+
+    wired: dict[int, Op] = {}
+    for seg in segments:
+        seen: set[str] = set()
+        for k, op in enumerate(seg.ops):
+            if id(op) not in wired:
+                inputs = reads(op.name)
+                if op.name in _ATTENTION and op.name in seen:
+                    # a later shape group's attention runs inside the first group's kernel
+                    # (`launches` 0), after the op before it: one kernel, in order
+                    inputs += (ids[id(seg.ops[k - 1])],)
+                wired[id(op)] = replace(op, id=ids[id(op)], inputs=inputs)
+                latest[op.name] = ids[id(op)]
+            seen.add(op.name)
+    return [replace(seg, ops=tuple(wired[id(op)] for op in seg.ops)) for seg in segments]
 
 
 class _Builder:
@@ -142,6 +242,15 @@ class _Builder:
 
     def __init__(self, model: ModelConfig, precision: Precision, tp: int) -> None:
         self.model, self.p, self.tp = model, precision, tp
+        p = precision
+        # The operand formats of each family of ops (shared records: the IR stays small).
+        self.f_matmul = OperandFormats(act=p.activation, weight=p.weight, acc=p.acc)
+        self.f_norm = OperandFormats(act=p.activation, weight=p.weight, acc=p.acc)
+        self.f_act = OperandFormats(act=p.activation)
+        self.f_table = OperandFormats(act=p.activation, weight=p.weight)
+        self.f_kv_write = OperandFormats(act=p.activation, kv=p.kv)
+        self.f_attention = OperandFormats(act=p.activation, kv=p.kv, acc=p.acc)
+        self.f_softmax = OperandFormats(act=p.activation, acc=p.acc)
 
     def _act(self, elements: int) -> int:
         return nbytes(elements, self.p.activation)
@@ -152,16 +261,20 @@ class _Builder:
     def gemm(self, name: str, m: int, n: int, k: int, *, kind: OpKind = OpKind.GEMM,
              bias: bool | None = None) -> Op:
         bias = self.model.linear_bias if bias is None else bias
-        return Op(name=name, kind=kind, dims=(m, n, k), dtype=self.p.activation,
+        formats, scales = self.f_matmul, 0
+        if self.p.scale_group:  # one scale per group of K weights of each output column
+            scales = nbytes(n * -(-k // self.p.scale_group), self.p.scale_dtype)
+            formats = replace(formats, scale_bytes=scales)
+        return Op(name=name, kind=kind, dims=(m, n, k), formats=formats,
                   flops=2 * m * n * k + (m * n if bias else 0),
-                  weight_bytes=self._w(n * k + (n if bias else 0)),
+                  weight_bytes=self._w(n * k + (n if bias else 0)) + scales,
                   act_bytes=self._act(m * k) + self._act(m * n))
 
     def norm(self, name: str, rows: int, cols: int, *, weight_elems: int | None = None) -> Op:
         kind = self.model.norm
         if weight_elems is None:
             weight_elems = cols * (2 if kind == "layernorm" else 1)
-        return Op(name=name, kind=OpKind.NORM, dims=(rows, cols), dtype=self.p.activation,
+        return Op(name=name, kind=OpKind.NORM, dims=(rows, cols), formats=self.f_norm,
                   flops=FLOPS_PER_ELEMENT[kind] * rows * cols,
                   weight_bytes=self._w(weight_elems), act_bytes=2 * self._act(rows * cols))
 
@@ -169,18 +282,18 @@ class _Builder:
                     reads: int) -> Op:
         """``reads`` operands of ``rows x cols`` in, one out."""
         elements = rows * cols
-        return Op(name=name, kind=kind, dims=(rows, cols), dtype=self.p.activation,
+        return Op(name=name, kind=kind, dims=(rows, cols), formats=self.f_act,
                   flops=FLOPS_PER_ELEMENT[flop_key] * elements,
                   act_bytes=(reads + 1) * self._act(elements))
 
     def embedding(self, tokens: int) -> Op:
         d = self.model.hidden_size
-        return Op(name="embed", kind=OpKind.EMBEDDING, dims=(tokens, d), dtype=self.p.weight,
+        return Op(name="embed", kind=OpKind.EMBEDDING, dims=(tokens, d), formats=self.f_table,
                   flops=0, weight_bytes=self._w(tokens * d), act_bytes=self._act(tokens * d))
 
     def attention(self, batch: int, new_tokens: int, context: int, heads: int,
-                  kv_heads: int) -> list[Op]:
-        hd, act, kv = self.model.head_dim, self.p.activation, self.p.kv
+                  kv_heads: int, *, launches: int = 1) -> list[Op]:
+        hd, kv = self.model.head_dim, self.p.kv
         tokens, keys = batch * new_tokens, context + new_tokens
         scores = batch * heads * causal_pairs(new_tokens, context, self.model.causal)
         kv_tile = batch * kv_heads * keys * hd  # K (or V) elements read per step
@@ -188,16 +301,17 @@ class _Builder:
         softmax_flops = FLOPS_PER_ELEMENT["softmax"] + (
             FLOPS_PER_ELEMENT["alibi"] if self.model.position == "alibi" else 0)
         return [
-            Op(name="kv_write", kind=OpKind.KV_WRITE, dims=(tokens, kv_heads, hd), dtype=kv,
-               flops=0, act_bytes=self._act(2 * tokens * kv_heads * hd),
+            Op(name="kv_write", kind=OpKind.KV_WRITE, dims=(tokens, kv_heads, hd),
+               formats=self.f_kv_write, launches=launches, flops=0,
+               act_bytes=self._act(2 * tokens * kv_heads * hd),
                kv_bytes=nbytes(2 * tokens * kv_heads * hd, kv)),
-            Op(name="attn_score", kind=OpKind.ATTN_SCORE, dims=dims, dtype=act,
-               flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
+            Op(name="attn_score", kind=OpKind.ATTN_SCORE, dims=dims, formats=self.f_attention,
+               launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
                kv_bytes=nbytes(kv_tile, kv)),
             Op(name="softmax", kind=OpKind.SOFTMAX, dims=(batch, heads, new_tokens, keys),
-               dtype=act, flops=softmax_flops * scores),
-            Op(name="attn_value", kind=OpKind.ATTN_VALUE, dims=dims, dtype=act,
-               flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
+               formats=self.f_softmax, launches=launches, flops=softmax_flops * scores),
+            Op(name="attn_value", kind=OpKind.ATTN_VALUE, dims=dims, formats=self.f_attention,
+               launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
                kv_bytes=nbytes(kv_tile, kv)),
         ]
 
@@ -206,10 +320,10 @@ class _Builder:
         the tensor-parallel group sends the whole hidden state to its peer (no DRAM bytes: the
         activations leave from on-chip buffers, as for the all-reduce)."""
         return Op(name=name, kind=OpKind.P2P, dims=(elements, stage, stage + 1),
-                  dtype=self.p.activation, flops=0, comm_bytes=self._act(elements))
+                  formats=self.f_act, flops=0, comm_bytes=self._act(elements))
 
     def all_reduce(self, name: str, elements: int) -> list[Op]:
         if self.tp == 1:
             return []
         return [Op(name=name, kind=OpKind.ALL_REDUCE, dims=(elements, self.tp),
-                   dtype=self.p.activation, flops=0, comm_bytes=self._act(elements))]
+                   formats=self.f_act, flops=0, comm_bytes=self._act(elements))]

@@ -1,4 +1,4 @@
-"""The compiler pipeline, top to bottom: ``lower -> place``.
+"""The compiler pipeline, top to bottom: ``lower -> place -> transfers``.
 
 Each pass is a pure function of the IR; later passes (``quantize``, ``tile``) slot in here.
 The compiler imports no unit model: costing a placed graph and laying it out in time is the
@@ -9,16 +9,21 @@ from __future__ import annotations
 
 from sim.hardware import System
 
-from .ir import Graph, Phase, Precision
+from .ir import Batch, Graph, Phase, Precision
 from .lower import lower
 from .models import ModelConfig
 from .place import place
+from .transfers import insert_transfers
 
 
-def compile_graph(model: ModelConfig, system: System, *, phase: Phase, batch: int,
-                  new_tokens: int, context: int, precision: Precision) -> Graph:
-    """Lower one step of ``model`` and place every op on a unit of ``system``."""
-    graph = lower(model, phase=phase, batch=batch, new_tokens=new_tokens, context=context,
-                  precision=precision, tp=system.tensor_parallel,
+def compile_graph(model: ModelConfig, system: System, *, phase: Phase, precision: Precision,
+                  seqs: Batch | None = None, batch: int | None = None,
+                  new_tokens: int | None = None, context: int | None = None) -> Graph:
+    """Lower one step of ``model`` (the ragged batch ``seqs``, or ``batch`` equal sequences:
+    `mappers.lower.lower`), place every op on a unit of ``system`` and make every move between
+    units' memories an explicit transfer op."""
+    graph = lower(model, phase=phase, seqs=seqs, batch=batch, new_tokens=new_tokens,
+                  context=context, precision=precision, tp=system.tensor_parallel,
                   pp=system.pipeline_parallel)
-    return place(graph, system)
+    graph = place(graph, system)
+    return insert_transfers(graph)

@@ -3,11 +3,11 @@
 Every op runs on the one chip type of the system (all chips of a tensor-parallel group do the
 same work): matrix products on the systolic arrays (``tensor``), elementwise work on the
 vector units (``vector``), pure data movement on the DMA engines (``dma``), and collectives
-and pipeline sends on the interconnect (``link``). A chip with a compute-in-DRAM unit
-(``chip.cid``) takes the op kinds that unit lists for the step's phase (``decode_ops`` /
-``prefill_ops``) onto ``cid``; one with an analog compute-in-memory unit (``chip.cim``)
-takes the GEMM kinds its slot lists onto ``cim``. Memory-side units are looked up in
-`MEMORY_UNITS`; the chip's validation keeps an op kind on at most one of them per phase.
+and pipeline sends on the interconnect (``link``). The chip's memory-side units
+(``chip.units``: a compute-in-DRAM unit ``cid``, an analog CiM unit ``cim``, any type the
+simulator registers) take the op kinds each lists for the step's phase (``decode_ops`` /
+``prefill_ops``), and the op's unit is named after it. The placer reads those lists as data and
+knows no unit type; the chip's validation keeps an op kind on at most one unit per phase.
 """
 
 from __future__ import annotations
@@ -35,19 +35,12 @@ UNIT_OF_KIND: dict[OpKind, str] = {
 }
 
 
-#: Optional units of a chip that can take ops: (unit name, chip attribute). The attribute
-#: holds a description with ``decode_ops`` and ``prefill_ops`` (op kind names).
-MEMORY_UNITS: tuple[tuple[str, str], ...] = (("cid", "cid"), ("cim", "cim"))
-
 
 def place(graph: Graph, system: System) -> Graph:
     """Return ``graph`` with every op's ``unit`` set: a memory-side unit of the chip where it
     lists the op's kind for this phase, else the chip's own unit for the kind."""
     targets: dict[str, str] = {}
-    for unit, attr in MEMORY_UNITS:
-        desc = getattr(system.chip, attr, None)
-        if desc is None:
-            continue
+    for unit, desc in system.chip.units.items():
         kinds = desc.decode_ops if graph.phase is Phase.DECODE else desc.prefill_ops
         for kind in kinds:
             targets.setdefault(kind, unit)

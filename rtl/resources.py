@@ -193,7 +193,7 @@ def _readme(synth: list[dict], pnr: list[dict], missing: list[str]) -> str:
 def headline(data: dict) -> str:
     """The tables of ``pdsim reproduce rtl-resources``: one row per synthesis (the array, or
     ``nb<lanes>`` for a near-bank unit), then one per place and route with its Fmax."""
-    from sim.studies import text_table
+    from sim.text import text_table
 
     def size(r: dict) -> str:
         return (f"{r['rows']}x{r['cols']}" if r.get("block", "systolic") == "systolic"

@@ -32,6 +32,8 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
 
 from sim.errors import ConfigError
 from sim.hardware import MEMORY_TYPES, Chip, Memory
@@ -283,3 +285,32 @@ def static_power_w(chip: Chip, model: CostModel = SPAD) -> float | None:
         return IDLE_FRACTION_OF_TDP * estimate(chip, model).tdp_w
     except ConfigError:
         return None
+
+
+@lru_cache(maxsize=1)
+def _h100_estimate() -> CostEstimate:
+    from sim.presets import load_hardware  # the reference chip's preset, read on first use
+
+    return estimate(load_hardware("h100").system.chip)
+
+
+def spad_cost_model(chip: Chip) -> dict[str, Any] | None:
+    """SPAD's cost and TDP model applied to ``chip``, with cost and TDP
+    relative to the ``h100`` preset under the same model; None where the model does not apply
+    (no die area, another process node, a memory type it has no price or energy figure for)."""
+    try:
+        est = estimate(chip)
+    except ConfigError:
+        return None
+    ref = _h100_estimate()
+    return {
+        "die_cost_usd": est.die_cost_usd,
+        "memory_cost_usd": est.memory_cost_usd,
+        "cost_usd": est.cost_usd,
+        "dies_per_wafer": est.dies_per_wafer,
+        "die_power_w": est.die_power_w,
+        "memory_power_w": est.memory_power_w,
+        "tdp_w": est.tdp_w,
+        "cost_vs_h100": est.cost_usd / ref.cost_usd,
+        "tdp_vs_h100": est.tdp_w / ref.tdp_w,
+    }

@@ -31,6 +31,7 @@ from sim.dtypes import nbytes
 from sim.errors import ConfigError
 from sim.hardware import System
 from sim.limits import MAX_DECODE_STEPS, check_below_int64
+from sim.units.registry import unit_type
 
 if TYPE_CHECKING:  # annotation only: unit models are imported on use
     from sim.units.cid.audit import StreamAudit
@@ -100,6 +101,7 @@ def stage_footprints(model: ModelConfig, system: System,
     per_layer = (counts["per_layer"] - norm_params) // tp + norm_params
     _, kv_heads = shard_heads(model, tp)
     tokens = workload.batch * (workload.prompt_tokens + workload.gen_tokens - 1)
+    scales = _stage_scale_bytes(model, system, p)
     out = []
     for s, layers in enumerate(stages):
         weights = layers * per_layer
@@ -109,8 +111,25 @@ def stage_footprints(model: ModelConfig, system: System,
             tied_here = model.tie_word_embeddings and len(stages) == 1
             weights += counts["final_norm"] + (0 if tied_here else vocab_shard)
         kv = nbytes(2 * layers * tokens * kv_heads * model.head_dim, p.kv)
-        out.append((nbytes(weights, p.weight), kv))
+        out.append((nbytes(weights, p.weight) + scales[s], kv))
     return tuple(out)
+
+
+def _stage_scale_bytes(model: ModelConfig, system: System,
+                       precision: Precision) -> list[int]:
+    """Bytes of quantisation scales (`Precision.scale_group`) each pipeline stage's chip holds:
+    those its GEMM and LM-head ops read, as the lowering counts them."""
+    stages = [0] * system.pipeline_parallel
+    if not precision.scale_group:
+        return stages
+    graph = lower(model, phase=Phase.DECODE, batch=1, new_tokens=1, context=0,
+                  precision=precision, tp=system.tensor_parallel, pp=system.pipeline_parallel)
+    stage = 0
+    for seg in graph.segments:  # layer segments in stage order; the LM head on the last
+        held = seg.repeat * sum(op.formats.scale_bytes for op in seg.ops)
+        stages[min(stage, len(stages) - 1)] += held
+        stage += seg.name == "layers"
+    return stages
 
 
 def footprint(model: ModelConfig, system: System, workload: Workload) -> tuple[int, int]:
@@ -169,13 +188,11 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
             progress(done + 1, len(sampled))
     steps += _decode_steps(scheds, contexts, prefill.time_s)
     summary = _summary(system, workload, steps, weights_b, kv_b, model)
-    cim = system.chip.cim
-    if cim is not None and (cim.prefill_ops or cim.decode_ops):
-        summary.update(_cim_summary(system, prefill))
-        for phase, group in (("prefill", steps[:1]), ("decode", steps[1:])):
-            time = sum(s.time_s for s in group)
-            summary[f"{phase}_write_bound_fraction"] = (
-                sum(s.write_bound_s for s in group) / time if time else math.nan)
+    for key in system.chip.units:
+        # A unit type's own figures (the CiM unit's weight residency), `sim.units.registry`.
+        unit_summary = unit_type(key).model("summary")
+        if unit_summary is not None:
+            summary.update(unit_summary(system, steps))
     return RunResult(system=system, model=model, workload=workload, steps=tuple(steps),
                      summary=summary)
 
@@ -212,28 +229,12 @@ def _check_tensor_dtype(model: ModelConfig, system: System, precision: Precision
             return
 
 
-def _cim_summary(system: System, prefill: StepSchedule) -> dict[str, float | int | bool]:
-    """Weight residency of the chip's CiM unit over the run (`sim.units.cim.cost.slot_plan`, the
-    same for every step). Resident weights are programmed once at load, before the first
-    request: that time and energy are reported here and are in no step. Weights that do not
-    fit are programmed before every op instance of every step, inside the steps' costs, and
-    the load figures are 0."""
-    from sim.units.cim.cost import slot_plan  # the CiM model; loaded only for chips with one
-
-    plan = slot_plan(system, prefill.graph)
-    return {"cim_weights_resident": plan.resident,
-            "cim_crossbars_needed": plan.crossbars_needed,
-            "cim_crossbars": plan.crossbars,
-            "cim_load_program_s": plan.initial_program_s if plan.resident else 0.0,
-            "cim_load_program_j": plan.initial_program_j if plan.resident else 0.0}
-
-
 def _check_capacity(system: System, weights_b: int, kv_b: int, stage: int) -> None:
     """One chip of pipeline stage ``stage`` holds ``weights_b`` bytes of weights and ``kv_b``
-    of KV cache: what its memory holds must fit it, and what its CiD unit holds its stacks."""
+    of KV cache: what its memory-side units hold (each description's ``holds``) must fit in
+    them, the rest in the chip's memory."""
     capacity = system.chip.memory.capacity_bytes
-    cid = system.chip.cid
-    held = cid.holds if cid is not None else ()
+    held = {what for desc in system.chip.units.values() for what in getattr(desc, "holds", ())}
     on_chip = (0 if "weights" in held else weights_b) + (0 if "kv" in held else kv_b)
     pp = system.pipeline_parallel
     where = "" if pp == 1 else f" pipeline stage {stage} (of {pp})"
@@ -244,29 +245,31 @@ def _check_capacity(system: System, weights_b: int, kv_b: int, stage: int) -> No
             f"{kv_b / 1e9:.1f} GB of KV cache, {system.name} has {capacity / 1e9:.1f} GB "
             f"(raise --tp{'/--pp' if pp > 1 else ''}, shrink --batch/--prompt/--gen, or pass "
             f"--no-capacity-check)")
-    if held:
-        _check_cid_capacity(system, weights_b, kv_b, where and " in" + where)
+    for key, desc in system.chip.units.items():
+        holds = getattr(desc, "holds", ())
+        if holds:
+            _check_unit_capacity(system, key, holds, weights_b, kv_b, where and " in" + where)
 
 
-def _check_cid_capacity(system: System, weights_b: int, kv_b: int, where: str) -> None:
-    """What the CiD unit holds (weights, KV cache) must fit in its stacks."""
-    from sim.units.cid.ops import unit_device  # numba-backed; loaded only for CiD systems
-
-    cid = system.chip.cid
-    need = ("weights" in cid.holds) * weights_b + ("kv" in cid.holds) * kv_b
-    have = unit_device(cid).org.capacity_bytes * cid.stacks
+def _check_unit_capacity(system: System, key: str, holds: tuple[str, ...], weights_b: int,
+                         kv_b: int, where: str) -> None:
+    """What the memory-side unit ``key`` holds (weights, KV cache) must fit in it (the
+    ``capacity`` model its type registers)."""
+    kind = unit_type(key)
+    have, label, remedy = kind.model("capacity")(system.chip.units[key])
+    need = ("weights" in holds) * weights_b + ("kv" in holds) * kv_b
     if need > have:
         parts = []
-        if "weights" in cid.holds:
+        if "weights" in holds:
             parts.append(f"{weights_b / 1e9:.1f} GB of weights")
-        if "kv" in cid.holds:
+        if "kv" in holds:
             parts.append(f"{kv_b / 1e9:.1f} GB of KV cache")
         what = " + ".join(parts)
         raise ConfigError(
-            f"workload does not fit: the CiD unit of {system.name}{where} must hold {what} but "
-            f"its {cid.stacks} x {cid.dram} hold {have / 1e9:.1f} GB ("
+            f"workload does not fit: the {kind.noun or key + ' unit'} of {system.name}{where} "
+            f"must hold {what} but its {label} hold {have / 1e9:.1f} GB ("
             + ("raise --pp, " if where else "") + "shrink --batch/--prompt/--gen, "
-            "add stacks, or pass --no-capacity-check)")
+            f"{remedy}, or pass --no-capacity-check)")
 
 
 def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
@@ -353,6 +356,7 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
         out[f"{phase}_static_energy_j_per_chip"] = pp * static_w * time
         out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / time
                                                  if time else math.nan)
+    out.update(busy_fractions(steps, system.pipeline_parallel))
     out["energy_j"] = out["prefill_energy_j"] + out["decode_energy_j"]
     out["energy_per_output_token_j"] = out["energy_j"] / (b * workload.gen_tokens)
     out["static_power_w_per_chip"] = static_w
@@ -375,4 +379,29 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
     out["decode_steps_simulated"] = sum(s.schedule is not None for s in decode)
     max_ctx = workload.prompt_tokens + workload.gen_tokens - 1
     out["exceeds_max_positions"] = bool(model.max_positions and max_ctx > model.max_positions)
+    return out
+
+
+def busy_fractions(steps: list[Step], stages: int) -> dict[str, float]:
+    """``{phase}_busy_fraction_{unit}``: the fraction of the phase's simulated time each unit
+    was busy, averaged over the ``stages`` pipeline stages' chips (1 = busy throughout; units
+    work at once, so the fractions of one phase can add up to more than 1). Every unit used in
+    either phase has a key in both (0.0 where unused, NaN for a phase with no step)."""
+    busy: dict[str, dict[str, float]] = {}
+    time: dict[str, float] = {}
+    for s in steps:
+        if s.schedule is None:
+            continue
+        phase = s.phase.value
+        time[phase] = time.get(phase, 0.0) + s.time_s
+        by_unit = busy.setdefault(phase, {})
+        for (_, unit), seconds in s.schedule.busy_s().items():
+            by_unit[unit] = by_unit.get(unit, 0.0) + seconds
+    units = sorted({u for by_unit in busy.values() for u in by_unit})
+    out: dict[str, float] = {}
+    for phase in (p.value for p in Phase):
+        t = time.get(phase, 0.0) * stages
+        for unit in units:
+            out[f"{phase}_busy_fraction_{unit}"] = (busy[phase].get(unit, 0.0) / t if t
+                                                    else math.nan)
     return out

@@ -12,7 +12,9 @@ unit, sharing the core's L1; cores share an L2 and the off-chip memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from sim.dtypes import check_dtype
 from sim.errors import ConfigError
@@ -194,104 +196,71 @@ class Energy:
         _non_negative(self.vector_pj_per_flop, "vector_pj_per_flop")
 
 
-#: Op kinds a compute-in-DRAM unit can run (sim/units/cid/ops.py costs each).
-CID_OP_KINDS = ("gemm", "lm_head", "attn_score", "attn_value", "kv_write")
-CID_HOLDS = ("weights", "kv")
+class Units(Mapping):
+    """The memory-side units of a chip (a compute-in-DRAM unit, an analog CiM unit, ...), keyed
+    by the name each unit type registers under (`sim.units.registry`), in registry order.
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CidUnit:
-    """Compute-in-DRAM beside (or instead of) a chip's own memory: ``stacks`` HBM stacks or
-    GDDR devices of the DRAM described by ``dram`` (a preset in ``sim/presets/dram/`` or a YAML
-    path), with MAC units placed as ``mode`` says (docs/cid.md).
-
-    ``decode_ops`` and ``prefill_ops`` list the op kinds the placer puts on this unit in each
-    phase; everything else stays on the chip. ``holds`` says what lives in these stacks
-    (``weights``, ``kv``), for the capacity check. ``tccd_ab`` overrides the DRAM preset's
-    all-bank MAC delay (AttAcc's power limit: 6 cycles, 4 without it).
+    Immutable and hashable like the rest of a `System`. Each value is the unit type's own frozen
+    description; the compiler reads only its ``decode_ops`` and ``prefill_ops`` (the op kind
+    names it takes in each phase) and, for the capacity check, an optional ``holds``.
     """
 
-    dram: str
-    stacks: int = 1
-    mode: str = "bank"
-    tccd_ab: int | None = None
-    decode_ops: tuple[str, ...] = CID_OP_KINDS
-    prefill_ops: tuple[str, ...] = ()
-    holds: tuple[str, ...] = CID_HOLDS
+    __slots__ = ("_items",)
 
-    def __post_init__(self) -> None:
-        from sim.units.cid.dram import PIM_MODES, load_dram  # sim.units.cid.dram reads files; keep it off import
-        _at_least_one(self.stacks, "stacks")
-        if self.mode not in PIM_MODES:
-            raise ConfigError(f"mode: unknown PIM mode {self.mode!r} "
-                              f"(allowed: {', '.join(PIM_MODES)})")
-        if self.tccd_ab is not None:
-            _at_least_one(self.tccd_ab, "tccd_ab")
-        for name in ("decode_ops", "prefill_ops"):
-            for kind in getattr(self, name):
-                if kind not in CID_OP_KINDS:
-                    raise ConfigError(f"{name}: {kind!r} cannot run on a CiD unit "
-                                      f"(allowed: {', '.join(CID_OP_KINDS)})")
-            kinds = getattr(self, name)
-            if len(set(kinds)) != len(kinds):
-                raise ConfigError(f"{name}: lists an op kind twice, got {list(kinds)}")
-        if len(set(self.holds)) != len(self.holds):
-            raise ConfigError(f"holds: lists an entry twice, got {list(self.holds)}")
-        for what in self.holds:
-            if what not in CID_HOLDS:
-                raise ConfigError(f"holds: unknown {what!r} (allowed: {', '.join(CID_HOLDS)})")
-        try:
-            device = load_dram(self.dram)
-        except ConfigError as exc:
-            raise ConfigError(f"dram: {exc}") from None
-        if self.mode == "aim" and device.global_buffer_bytes == 0:
-            raise ConfigError(f"mode: 'aim' needs a DRAM with a global buffer; {self.dram} has "
-                              f"global_buffer_bytes 0")
+    def __init__(self, items: Iterable[tuple[str, Any]] = ()) -> None:
+        object.__setattr__(self, "_items", tuple(items))
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Units is immutable")
+
+    def __getitem__(self, key: str) -> Any:
+        for name, desc in self._items:
+            if name == key:
+                return desc
+        raise KeyError(key)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __reduce__(self) -> tuple:
+        # Pickle (sweeps send systems to worker processes) and copy rebuild through __init__.
+        return (Units, (self._items,))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Units) and self._items == other._items
+
+    def __repr__(self) -> str:
+        return f"Units({dict(self._items)!r})"
 
 
-#: Op kinds an analog CiM unit can run: the weight GEMMs and the LM head (sim/units/cim/cost.py).
-#: Attention is not among them: its operands (queries, the KV cache) change every token, and a
-#: crossbar holds a static matrix that costs a program-and-verify write to change.
-CIM_OP_KINDS = ("gemm", "lm_head")
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CimSlot:
-    """An analog compute-in-memory unit on the chip: ``unit`` names a CiM description (a
-    preset in ``sim/presets/cim/`` such as ``halo-cim``, or a YAML path) that fixes the
-    crossbars, their periphery and the path weights are programmed over (docs/cim.md).
-
-    ``prefill_ops`` and ``decode_ops`` list the op kinds the placer puts on it in each phase
-    (HALO's phase-aware mapping: prefill GEMMs only, the default). The weights it runs are
-    programmed from the chip's memory; whether they stay resident across steps is decided per
-    step by `sim.units.cim.cost.plan_weights` (docs/cim.md, "In the engine").
-    """
-
-    unit: str
-    prefill_ops: tuple[str, ...] = CIM_OP_KINDS
-    decode_ops: tuple[str, ...] = ()
-
-    def __post_init__(self) -> None:
-        from sim.units.cim.crossbar import load_cim  # reads a file; keep it off import
-        for name in ("prefill_ops", "decode_ops"):
-            kinds = getattr(self, name)
-            for kind in kinds:
-                if kind not in CIM_OP_KINDS:
-                    raise ConfigError(f"{name}: {kind!r} cannot run on a CiM unit "
-                                      f"(allowed: {', '.join(CIM_OP_KINDS)})")
-            if len(set(kinds)) != len(kinds):
-                raise ConfigError(f"{name}: lists an op kind twice, got {list(kinds)}")
-        try:
-            load_cim(self.unit)
-        except ConfigError as exc:
-            raise ConfigError(f"unit: {str(exc).removeprefix('--hw: ')}") from None
+def check_unit_ops(desc: Any, allowed: tuple[str, ...], noun: str) -> None:
+    """Refuse a unit description whose ``decode_ops``/``prefill_ops`` name an op kind the unit
+    type cannot run (not in ``allowed``) or list one twice; ``noun`` names the unit in errors
+    (``CiM unit``)."""
+    for name in ("decode_ops", "prefill_ops"):
+        kinds = getattr(desc, name)
+        for kind in kinds:
+            if kind not in allowed:
+                raise ConfigError(f"{name}: {kind!r} cannot run on a {noun} "
+                                  f"(allowed: {', '.join(allowed)})")
+        if len(set(kinds)) != len(kinds):
+            raise ConfigError(f"{name}: lists an op kind twice, got {list(kinds)}")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Chip:
-    """One accelerator die with its memory. Costs in US dollars, power in watts. ``cid``, when
-    given, is a compute-in-DRAM unit the placer can put decode (or prefill) ops on; ``cim`` an
-    analog compute-in-memory unit for GEMMs. An op kind goes to at most one of them per phase.
+    """One accelerator die with its memory. Costs in US dollars, power in watts.
+
+    ``units`` holds the chip's memory-side units, each written in YAML as its own section of the
+    chip under the key its type registers (``cid:`` a compute-in-DRAM unit, ``cim:`` an analog
+    compute-in-memory unit; `sim.units.registry`). The placer puts on a unit the op kinds it
+    lists for the step's phase; an op kind goes to at most one of them per phase.
     """
 
     name: str
@@ -308,18 +277,25 @@ class Chip:
     tdp_w: float | None = None
     die_cost_usd: float | None = None
     memory_cost_usd: float | None = None
-    cid: CidUnit | None = None
-    cim: CimSlot | None = None
+    # The schema builder reads these sections from the chip's YAML through the registry, found
+    # by name so that this module (which the compiler imports) depends on no unit model.
+    units: Units = field(default_factory=Units,
+                         metadata={"sections": "sim.units.registry:sections"})
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("name: must not be empty")
-        if self.cid is not None and self.cim is not None:
-            for phase in ("prefill_ops", "decode_ops"):
-                both = sorted(set(getattr(self.cid, phase)) & set(getattr(self.cim, phase)))
+        if not isinstance(self.units, Units):
+            object.__setattr__(self, "units", Units(dict(self.units).items()))
+        for phase in ("prefill_ops", "decode_ops"):
+            taken: dict[str, str] = {}
+            for unit, desc in self.units.items():
+                both = sorted(k for k in getattr(desc, phase) if k in taken)
                 if both:
-                    raise ConfigError(f"cim.{phase}: {', '.join(both)} also in cid.{phase}; "
-                                      f"an op kind runs on one unit per phase")
+                    raise ConfigError(f"{unit}.{phase}: {', '.join(both)} also in "
+                                      f"{taken[both[0]]}.{phase}; an op kind runs on one unit "
+                                      f"per phase")
+                taken.update((k, unit) for k in getattr(desc, phase))
         _at_least_one(self.cores, "cores")
         _positive(self.tensor_freq_hz, "tensor_freq_hz")
         _positive(self.vector_freq_hz, "vector_freq_hz")
@@ -329,6 +305,17 @@ class Chip:
                 _positive(value, name)
         _non_negative(self.die_cost_usd, "die_cost_usd")
         _non_negative(self.memory_cost_usd, "memory_cost_usd")
+
+    # Accessors for the two shipped memory-side units, which many call sites name.
+    @property
+    def cid(self) -> Any:
+        """The compute-in-DRAM unit (`sim.units.cid.unit.CidUnit`), or None."""
+        return self.units.get("cid")
+
+    @property
+    def cim(self) -> Any:
+        """The analog CiM unit (`sim.units.cim.unit.CimSlot`), or None."""
+        return self.units.get("cim")
 
     @property
     def arrays(self) -> int:
@@ -386,9 +373,11 @@ class System:
             raise ConfigError("interconnect: required when tensor_parallel > 1")
         if self.pipeline_parallel > 1 and self.interconnect is None:
             raise ConfigError("interconnect: required when pipeline_parallel > 1")
-        if self.pipeline_parallel > 1 and self.chip.cim is not None:
-            # The CiM residency plan (sim/units/cim/cost.py) counts every layer's weights on one
-            # chip's crossbars; a per-stage plan is not modelled.
-            raise ConfigError("pipeline_parallel: must be 1 for a chip with a cim unit "
-                              f"(per-stage crossbar residency is not modelled), got "
-                              f"{self.pipeline_parallel}")
+        for unit, desc in self.chip.units.items():
+            # A unit type whose model cannot split its state over pipeline stages says why in
+            # the class attribute ``pipeline_parallel_unsupported`` (the CiM unit's residency
+            # plan counts every layer's weights on one chip's crossbars).
+            why = getattr(type(desc), "pipeline_parallel_unsupported", "")
+            if self.pipeline_parallel > 1 and why:
+                raise ConfigError(f"pipeline_parallel: must be 1 for a chip with a {unit} unit "
+                                  f"({why}), got {self.pipeline_parallel}")

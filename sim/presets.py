@@ -46,12 +46,11 @@ def parse_hardware(text: str, where: str) -> System:
 def referenced_texts(system: System) -> dict[str, str]:
     """Texts of the files a system names rather than contains (a CiD unit's DRAM, a CiM unit's
     crossbar description), keyed by field path, so a trace can store everything it ran on."""
+    from sim.units.registry import unit_type
+
     out = {}
-    chip = system.chip
-    if chip.cid is not None:
-        from sim.units.cid.dram import DRAM_PRESETS
-        out["chip.cid.dram"] = DRAM_PRESETS.read(chip.cid.dram)[0]
-    if chip.cim is not None:
-        from sim.units.cim.crossbar import CIM_PRESETS
-        out["chip.cim.unit"] = CIM_PRESETS.read(chip.cim.unit)[0]
+    for key, desc in system.chip.units.items():
+        texts = unit_type(key).model("referenced")
+        if texts is not None:
+            out.update((f"chip.{key}.{name}", text) for name, text in texts(desc).items())
     return out

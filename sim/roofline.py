@@ -1,6 +1,10 @@
 """Roofline cost model: the baseline unit model that tile-level simulators replace op by op.
 
 ``time = max(FLOPs / achievable compute, DRAM bytes / achievable bandwidth) + op overhead``
+(the overhead once per kernel launch the op pays, ``op.launches``)
+
+Compute runs at the peak of the op's activation format (``op.formats.act``); each operand's
+bytes are already counted at its own width by the lowering.
 
 Achievable compute and bandwidth are the peaks times the preset's ``efficiency`` fractions.
 All of an op's bytes are charged to DRAM (activations included): the roofline assumes no
@@ -31,7 +35,7 @@ def roofline_cost(system: System, op: Op) -> Cost:
     memory_s = op.bytes / (chip.memory.bandwidth_bytes_per_s * eff.memory)
     compute_s = comm_s = 0.0
     if op.unit == "tensor":
-        compute_s = op.flops / (chip.peak_tensor_flops(op.dtype) * eff.tensor)
+        compute_s = op.flops / (chip.peak_tensor_flops(op.formats.act) * eff.tensor)
     elif op.unit == "vector":
         compute_s = op.flops / (chip.peak_vector_flops * eff.vector)
     elif op.unit == "link":
@@ -44,9 +48,9 @@ def roofline_cost(system: System, op: Op) -> Cost:
     busy = max(compute_s, memory_s, comm_s)
     bound = ("compute" if busy == compute_s and compute_s > 0 else
              "link" if busy == comm_s and comm_s > 0 else "memory")
-    return Cost(time_s=busy + eff.op_overhead_s, compute_s=compute_s, memory_s=memory_s,
-                comm_s=comm_s, energy_j=energy_j(system, op, op.bytes), bound=bound,
-                dram_bytes=op.bytes)
+    return Cost(time_s=busy + eff.op_overhead_s * op.launches, compute_s=compute_s,
+                memory_s=memory_s, comm_s=comm_s, energy_j=energy_j(system, op, op.bytes),
+                bound=bound, dram_bytes=op.bytes)
 
 
 def link_traffic(op: Op) -> tuple[float, int]:

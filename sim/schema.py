@@ -6,12 +6,19 @@ strings are accepted for numeric fields), and prefixes every error with the dott
 the field, e.g. ``chip.core.systolic_array.rows: must be >= 1, got 0``.
 Validation of values lives in each dataclass's ``__post_init__``; the builder only adds the
 path.
+
+A field whose metadata names ``sections`` (``"module:function"`` returning a mapping of key ->
+dataclass) is not written under its own name: each of those keys is a section of the
+enclosing mapping, built into that section's dataclass, and the field receives the sections
+present as ``(key, object)`` pairs in the provider's order. That is how a chip's memory-side
+units (`sim.units.registry`) are read without the chip's dataclass naming them.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
 import math
 import types
 import typing
@@ -30,12 +37,20 @@ def build(cls: type, data: Any, path: str = "") -> Any:
         raise ConfigError(f"{where}: expected a mapping of fields, got {_kind(data)}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(map(str, data)) - set(fields))
+    sectioned = {name: _sections(f) for name, f in fields.items() if "sections" in f.metadata}
+    keys = [n for n in fields if n not in sectioned] + [k for s in sectioned.values() for k in s]
+    unknown = sorted(set(map(str, data)) - set(keys))
     if unknown:
         raise ConfigError(
-            f"{_join(path, unknown[0])}: unknown field (allowed: {', '.join(fields)})")
+            f"{_join(path, unknown[0])}: unknown field (allowed: {', '.join(keys)})")
     kwargs = {}
+    for name, sections in sectioned.items():
+        kwargs[name] = tuple((key, build(sec_cls, data[key], _join(path, key)))
+                             for key, sec_cls in sections.items()
+                             if key in data and data[key] is not None)
     for name, f in fields.items():
+        if name in sectioned:
+            continue
         sub = _join(path, name)
         if name not in data:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
@@ -47,6 +62,12 @@ def build(cls: type, data: Any, path: str = "") -> Any:
     except ConfigError as exc:
         # __post_init__ names the field relative to the object; add where the object sits.
         raise ConfigError(_join(path, str(exc)) if path else str(exc)) from None
+
+
+def _sections(f: dataclasses.Field) -> dict[str, type]:
+    """The section dataclasses, by key, of a field with ``sections`` metadata."""
+    module, _, name = f.metadata["sections"].partition(":")
+    return dict(getattr(importlib.import_module(module), name)())
 
 
 def _coerce(tp: Any, value: Any, path: str) -> Any:
@@ -118,7 +139,15 @@ def _kind(value: Any) -> str:
 def to_dict(obj: Any) -> Any:
     """Inverse of `build` for JSON output: dataclasses to dicts, rate tables to mappings."""
     if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        out = {}
+        for f in dataclasses.fields(obj):
+            value = getattr(obj, f.name)
+            if "sections" in f.metadata:  # the enclosing mapping's own keys, None if absent
+                out.update((key, None) for key in _sections(f))
+                out.update((key, to_dict(sec)) for key, sec in value.items())
+            else:
+                out[f.name] = to_dict(value)
+        return out
     if isinstance(obj, tuple):
         if obj and all(isinstance(p, tuple) and len(p) == 2 and isinstance(p[0], str)
                        for p in obj):

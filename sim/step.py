@@ -10,13 +10,14 @@ import importlib
 from functools import partial
 from typing import TYPE_CHECKING, Callable
 
-from mappers.ir import Graph, Op, Phase, Precision
+from mappers.ir import Batch, Graph, Op, Phase, Precision
 from mappers.models import ModelConfig
 from mappers.pipeline import compile_graph
 from mappers.schedule import CostFn, StepSchedule, schedule
 
 from sim.cost import Cost
 from sim.hardware import System
+from sim.units.registry import load, unit_type
 
 if TYPE_CHECKING:  # annotation only: unit models are imported on use
     from sim.units.cid.audit import StreamAudit
@@ -26,14 +27,6 @@ if TYPE_CHECKING:  # annotation only: unit models are imported on use
 #: ``roofline`` is the baseline bound.
 COST_MODELS = {"tile": "sim.units.systolic.tile:tile_cost",
                "roofline": "sim.roofline:roofline_cost"}
-
-#: Models of memory-side units (`mappers.place.MEMORY_UNITS`), used at every detail level:
-#: ``unit name -> "module:function"`` of a factory ``(system, graph) -> (op -> Cost)``, imported
-#: on use and called once per step (the analog CiM unit plans which weights stay programmed on
-#: its crossbars from every GEMM of the step before it can cost one; CiD ops need only
-#: themselves).
-UNIT_MODELS = {"cid": "sim.units.cid.ops:cid_step_cost",
-               "cim": "sim.units.cim.cost:cim_step_cost"}
 
 
 def chip_cost_model(detail: str) -> Callable:
@@ -45,13 +38,27 @@ def step_cost(system: System, detail: str, graph: Graph, *,
               dram_audit: StreamAudit | None = None) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
     model, every other op by the chip model of ``detail``. ``dram_audit``: a
-    `sim.units.cid.audit.StreamAudit` handed to the CiD model, which then checks every DRAM
-    command stream it generates (``pdsim run --check-dram``)."""
+    `sim.units.cid.audit.StreamAudit` handed to the models of unit types that generate DRAM
+    command streams (``dram_audit`` in their registration: the CiD unit), which then check
+    every stream they generate (``pdsim run --check-dram``).
+
+    A memory-side unit's model is the ``cost`` factory its type registers
+    (`sim.units.registry`), used at every detail level and called once per step (the analog
+    CiM unit plans which weights stay programmed on its crossbars from every GEMM of the step
+    before it can cost one; CiD ops need only themselves). The ``transfer`` ops on a path a
+    unit type lists in its ``links`` are costed by that path's factory, registered the same
+    way."""
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
-    options = {"cid": {"audit": dram_audit}} if dram_audit is not None else {}
-    units = {unit: _load(spec)(system, graph, **options.get(unit, {}))
-             for unit, spec in UNIT_MODELS.items() if unit in used}
+    units = {}
+    for unit in system.chip.units:
+        if unit in used:
+            kind = unit_type(unit)
+            audit = {"audit": dram_audit} if dram_audit is not None and kind.dram_audit else {}
+            units[unit] = kind.model("cost")(system, graph, **audit)
+            for path, spec in kind.links:  # its transfer paths (`mappers.transfers`)
+                if path in used:
+                    units[path] = load(spec)(system, graph)
     # Pipeline stages repeat the same layer ops: cost each distinct op once per step.
     memo: dict[Op, Cost] = {}
 
@@ -67,11 +74,12 @@ def _load(spec: str) -> Callable:
     return getattr(importlib.import_module(module), name)
 
 
-def compile_step(model: ModelConfig, system: System, *, phase: Phase, batch: int,
-                 new_tokens: int, context: int, precision: Precision,
+def compile_step(model: ModelConfig, system: System, *, phase: Phase, precision: Precision,
+                 seqs: Batch | None = None, batch: int | None = None,
+                 new_tokens: int | None = None, context: int | None = None,
                  detail: str = "tile", dram_audit: StreamAudit | None = None) -> StepSchedule:
-    """Lower one step of ``model``, place it on ``system`` and schedule it at ``detail``
-    (``dram_audit``: as `step_cost`)."""
-    graph = compile_graph(model, system, phase=phase, batch=batch, new_tokens=new_tokens,
-                          context=context, precision=precision)
+    """Lower one step of ``model`` (the ragged batch ``seqs``, or ``batch`` equal sequences),
+    place it on ``system`` and schedule it at ``detail`` (``dram_audit``: as `step_cost`)."""
+    graph = compile_graph(model, system, phase=phase, seqs=seqs, batch=batch,
+                          new_tokens=new_tokens, context=context, precision=precision)
     return schedule(graph, step_cost(system, detail, graph, dram_audit=dram_audit))

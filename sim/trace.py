@@ -8,7 +8,6 @@ Datasets are written without timestamps, so the same run gives the same bytes.
 from __future__ import annotations
 
 import io
-import json
 import math
 import os
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from sim import __version__
 from sim.files import atomic_write
 from sim.engine import STEP_FIELDS, RunResult
 from sim.errors import PdsimError
+from sim.text import to_json  # noqa: F401 (the CLI's JSON, importable from here as before)
 
 FORMAT = "pdsim-trace"
 FORMAT_VERSION = 1
@@ -183,21 +183,6 @@ def _plain(value: Any) -> Any:
         return value.decode()
     if isinstance(value, np.generic):
         value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
-def to_json(value: Any) -> str:
-    """Indented JSON with NaN written as null (JSON has no NaN)."""
-    return json.dumps(_nan_to_none(value), indent=2, default=_plain)
-
-
-def _nan_to_none(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _nan_to_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_nan_to_none(v) for v in value]
     if isinstance(value, float) and math.isnan(value):
         return None
     return value

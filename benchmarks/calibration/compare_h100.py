@@ -15,7 +15,7 @@ import json
 import statistics
 from pathlib import Path
 
-from mappers.ir import Op, OpKind, Phase
+from mappers.ir import Op, OperandFormats, OpKind, Phase
 from mappers.models import load_model
 from sim.step import compile_step
 from sim.engine import Workload
@@ -34,11 +34,12 @@ def gemm_comparison(data: dict) -> list[dict]:
     """One row per measured fp16 GEMM: shape, measured and predicted seconds, ratio."""
     system = load_hardware("h100").system
     rows = []
+    FP16 = OperandFormats(act="fp16", weight="fp16", acc="fp32")
     for g in data["gemm"]:
         if g["dtype"] != "float16" or g.get("note"):
             continue
         m, n, k = g["M"], g["N"], g["K"]
-        op = Op(name="gemm", kind=OpKind.GEMM, dims=(m, n, k), dtype="fp16",
+        op = Op(name="gemm", kind=OpKind.GEMM, dims=(m, n, k), formats=FP16,
                 flops=2 * m * n * k, weight_bytes=2 * n * k, act_bytes=2 * (m * k + m * n),
                 unit="tensor")
         roof, tile = roofline_cost(system, op), tile_cost(system, op)

@@ -19,11 +19,11 @@ from mappers.ir import Precision
 from mappers.models import load_model, model_names
 
 from sim import __version__
-from sim.dtypes import DTYPE_BITS
 from sim.engine import Workload, simulate
 from sim.errors import PdsimError
+from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 from sim.files import check_output
-from sim.limits import INT64_MAX, MAX_DECODE_STEPS, check_folds, check_gemm_size, int_flag
+from sim.limits import MAX_DECODE_STEPS, check_folds, check_gemm_size
 from sim.presets import load_hardware, preset_names, referenced_texts
 from sim.cli.report import (describe, describe_text, gemm_text, ops_text,
                             summary_text)
@@ -35,18 +35,6 @@ from sim.trace import read_trace, to_json, write_trace
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2 (argparse prints usage too)
         self.exit(2, f"{self.prog}: error: {message} (see '{self.prog} --help')\n")
-
-
-def _int_at_least(low: int, high: int = INT64_MAX):
-    """An integer flag in ``[low, high]`` (at most int64: `sim.limits`)."""
-    return int_flag(low, high)
-
-
-def _dtype(text: str) -> str:
-    if text not in DTYPE_BITS:
-        raise argparse.ArgumentTypeError(f"unknown dtype {text!r} "
-                                         f"(allowed: {', '.join(DTYPE_BITS)})")
-    return text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -134,6 +122,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="also list the ops of step STEP (0 is the prefill)")
     show.add_argument("--plot", metavar="PNG", help="also draw step times and the time by op "
                       "kind to this PNG file")
+    show.add_argument("--perfetto", metavar="JSON", help="also write the op timeline as "
+                      "Chrome trace-event JSON (ui.perfetto.dev, chrome://tracing): one track "
+                      "per unit per chip")
     show.add_argument("--json", action="store_true")
     for module in _command_modules():
         _HANDLERS.update(module.add_commands(sub))
@@ -425,11 +416,19 @@ def _describe(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def _show(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.perfetto:
+        from sim.perfetto import check_perfetto_output
+        check_perfetto_output(args.perfetto)  # before any work: a bad path writes nothing
     if args.plot is not None:
         from sim.cli.plots import plot_format
         check_output(args.plot, "--plot")
         plot_format(args.plot)
     trace = read_trace(args.trace)
+    if args.perfetto:
+        from sim.perfetto import write_perfetto
+        events = write_perfetto(trace, args.perfetto)
+        if not args.json:
+            print(f"perfetto: {args.perfetto} ({events} events)")
     if args.json:
         steps = [{k: (v.decode() if isinstance(v, bytes) else v.item())
                   for k, v in zip(trace.steps.dtype.names, row)} for row in trace.steps]

@@ -3,49 +3,17 @@
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
 from sim import costmodel
+from sim.costmodel import spad_cost_model
 from sim.errors import ConfigError
 from sim.hardware import Chip, System
-from sim.presets import load_hardware
 from sim.schema import to_dict
-
-
-def si(value: float | None, unit: str, *, digits: int = 3) -> str:
-    """Engineering notation with an SI prefix: ``si(3.352e12, 'B/s') == '3.35 TB/s'``,
-    ``si(4.59e-5, 'J') == '45.9 uJ'``; zero prints bare, NaN and None as 'n/a'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"),
-                           (1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
-        if abs(value) >= factor:
-            return f"{value / factor:.{digits}g} {prefix}{unit}"
-    if value == 0:
-        return f"0 {unit}"
-    return f"{value / 1e-15:.{digits}g} f{unit}"
-
-
-def seconds(value: float | None) -> str:
-    """A time in s, ms, us, ns or ps to 4 significant digits; NaN and None as 'n/a'."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if value == 0:
-        return "0 s"
-    for factor, unit in ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns")):
-        if abs(value) >= factor:
-            return f"{value / factor:.4g} {unit}"
-    return f"{value / 1e-12:.4g} ps"
-
-
-def table(rows: list[tuple[str, str]], title: str | None = None) -> str:
-    width = max(len(k) for k, _ in rows)
-    lines = [title] if title else []
-    lines += [f"  {k:<{width}}  {v}" for k, v in rows]
-    return "\n".join(lines)
+from sim.units.registry import unit_types
+from sim.text import seconds, si, table  # noqa: F401 (re-exported for the CLI)
 
 
 def describe(system: System) -> dict[str, Any]:
@@ -76,76 +44,21 @@ def describe(system: System) -> dict[str, Any]:
         "pipeline_parallel": system.pipeline_parallel,
         "interconnect_bandwidth_bytes_per_s": (system.interconnect.bandwidth_bytes_per_s
                                                if system.interconnect else None),
-        "cid": describe_cid(system),
-        "cim": describe_cim(system),
+        **describe_units(system),
         "config": to_dict(system),
     }
 
 
-def describe_cim(system: System) -> dict[str, Any] | None:
-    """Derived figures of the chip's analog CiM unit, or None without one."""
-    slot = system.chip.cim
-    if slot is None:
-        return None
-    from sim.units.cim.cost import peak_macs_per_s, slot_unit  # the CiM model, on demand
-
-    unit = slot_unit(slot)
-    xb = unit.crossbar
-    return {"unit": unit.name, "source": slot.unit, "crossbars": unit.crossbars,
-            "crossbar_rows": xb.rows, "crossbar_cols": xb.cols, "weight_bits": xb.weight_bits,
-            "input_bits": xb.input_bits, "encoding": xb.encoding,
-            "weight_capacity": unit.weight_capacity(),
-            "weight_capacity_bytes": unit.weight_capacity() * xb.weight_bits // 8,
-            "peak_macs_per_s": peak_macs_per_s(unit),
-            "weight_load_bandwidth_bytes_per_s": unit.weight_load_bandwidth_bytes_per_s,
-            "write_parallel_crossbars": unit.write_parallel_crossbars,
-            "prefill_ops": list(slot.prefill_ops), "decode_ops": list(slot.decode_ops)}
-
-
-def describe_cid(system: System) -> dict[str, Any] | None:
-    """Derived figures of the chip's compute-in-DRAM unit, or None without one."""
-    cid = system.chip.cid
-    if cid is None:
-        return None
-    from sim.units.cid.ops import peak_internal_bytes_per_s, unit_device  # numba-backed, on demand
-
-    device = unit_device(cid)
-    external = device.org.bandwidth_bytes_per_s * cid.stacks
-    peak = peak_internal_bytes_per_s(device, cid.mode) * cid.stacks
-    return {"dram": device.name, "type": device.type, "stacks": cid.stacks, "mode": cid.mode,
-            "tCCD_AB": device.timing.tCCD_AB,
-            "capacity_bytes": device.org.capacity_bytes * cid.stacks,
-            "external_bandwidth_bytes_per_s": external,
-            "peak_internal_bandwidth_bytes_per_s": peak,
-            "decode_ops": list(cid.decode_ops), "prefill_ops": list(cid.prefill_ops),
-            "holds": list(cid.holds)}
-
-
-@lru_cache(maxsize=1)
-def _h100_estimate() -> costmodel.CostEstimate:
-    return costmodel.estimate(load_hardware("h100").system.chip)
-
-
-def spad_cost_model(chip: Chip) -> dict[str, Any] | None:
-    """SPAD's cost and TDP model (`sim.costmodel`) applied to ``chip``, with cost and TDP
-    relative to the ``h100`` preset under the same model; None where the model does not apply
-    (no die area, another process node, a memory type it has no price or energy figure for)."""
-    try:
-        est = costmodel.estimate(chip)
-    except ConfigError:
-        return None
-    ref = _h100_estimate()
-    return {
-        "die_cost_usd": est.die_cost_usd,
-        "memory_cost_usd": est.memory_cost_usd,
-        "cost_usd": est.cost_usd,
-        "dies_per_wafer": est.dies_per_wafer,
-        "die_power_w": est.die_power_w,
-        "memory_power_w": est.memory_power_w,
-        "tdp_w": est.tdp_w,
-        "cost_vs_h100": est.cost_usd / ref.cost_usd,
-        "tdp_vs_h100": est.tdp_w / ref.tdp_w,
-    }
+def describe_units(system: System) -> dict[str, dict[str, Any] | None]:
+    """Derived figures of the chip's memory-side units, under each registered type's key
+    (None where the chip has no unit of that type), from each type's ``describe`` model
+    (`sim.units.registry`)."""
+    out: dict[str, dict[str, Any] | None] = {}
+    for key, kind in unit_types().items():
+        desc = system.chip.units.get(key)
+        fn = kind.model("describe")
+        out[key] = None if desc is None else (fn(desc) if fn is not None else to_dict(desc))
+    return out
 
 
 def _modeled_rows(chip: Chip, m: dict[str, Any] | None) -> list[tuple[str, str]]:
@@ -203,33 +116,10 @@ def describe_text(system: System) -> str:
                       f" per direction, {seconds(system.interconnect.latency_s)}"
                       if system.interconnect else "")),
     ]
-    c = d["cid"]
-    if c is not None:
-        peak, pins = c["peak_internal_bandwidth_bytes_per_s"], c["external_bandwidth_bytes_per_s"]
-        rows += [
-            ("compute-in-DRAM", f"{c['stacks']} x {c['dram']} ({c['type']}), {c['mode']} mode, "
-                                f"tCCD_AB {c['tCCD_AB']}, {c['capacity_bytes'] / 2**30:.0f} GiB"),
-            ("CiD bandwidth", f"internal peak {si(peak, 'B/s')} = {peak / pins:.2f}x the pins' "
-                              f"{si(pins, 'B/s')}"),
-            ("CiD runs", f"decode: {', '.join(c['decode_ops']) or 'nothing'}; prefill: "
-                         f"{', '.join(c['prefill_ops']) or 'nothing'}; holds "
-                         f"{' and '.join(c['holds']) or 'nothing'}"),
-        ]
-    m = d["cim"]
-    if m is not None:
-        rows += [
-            ("analog CiM", f"{m['unit']}: {m['crossbars']} crossbars of {m['crossbar_rows']}x"
-                           f"{m['crossbar_cols']}, {m['encoding']}, W{m['weight_bits']}"
-                           f"A{m['input_bits']}"),
-            ("CiM capacity", f"{m['weight_capacity'] / 1e6:.4g} M weights "
-                             f"({si(m['weight_capacity_bytes'], 'B')}) resident at once"),
-            ("CiM peak", f"{si(2 * m['peak_macs_per_s'], 'OP/s')} at W{m['weight_bits']}A"
-                         f"{m['input_bits']}; weights programmed at "
-                         f"{si(m['weight_load_bandwidth_bytes_per_s'], 'B/s')}, "
-                         f"{m['write_parallel_crossbars']} crossbars at a time"),
-            ("CiM runs", f"prefill: {', '.join(m['prefill_ops']) or 'nothing'}; decode: "
-                         f"{', '.join(m['decode_ops']) or 'nothing'}"),
-        ]
+    for key, kind in unit_types().items():
+        rows_of = kind.model("describe_rows")
+        if d.get(key) is not None and rows_of is not None:
+            rows += rows_of(d[key])
     return table(rows, f"{system.name}: {system.description}")
 
 
@@ -269,6 +159,12 @@ def summary_text(summary: dict[str, Any], title: str) -> str:
             (f"{phase} energy ({chip})",
              _energy(s[f"{phase}_energy_j"], s.get(f"{phase}_static_energy_j_per_chip"))),
         ]
+        busy = {k.rpartition("_busy_fraction_")[2]: v for k, v in s.items()
+                if k.startswith(f"{phase}_busy_fraction_")}
+        if busy:  # traces written before the concurrent scheduler have none
+            # a fraction of time: the mean chip's, not a sum over the stages
+            rows.append((f"{phase} unit busy (per chip)",
+                         ", ".join(f"{u} {_pct(v)}" for u, v in busy.items())))
     rows += [
         (f"energy ({chip})", _energy(s["energy_j"], s.get("static_energy_j_per_chip"))),
     ]

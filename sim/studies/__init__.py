@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sim.files import atomic_text, atomic_write
+from sim.text import text_table  # noqa: F401 (the studies' headline tables, kept importable here)
 
 
 def write_study(out_dir: Path, stem: str, data: dict[str, Any],
@@ -25,13 +26,3 @@ def write_study(out_dir: Path, stem: str, data: dict[str, Any],
         atomic_write(out_dir / f"{stem}.png", lambda tmp: plot(data, tmp)),
         atomic_text(out_dir / "README.md", readme(data)),
     ]
-
-
-def text_table(header: list[str], rows: list[list[str]]) -> str:
-    """Columns padded to their widest cell, a rule under the header: the short table of
-    headline numbers ``pdsim reproduce`` prints (each study's ``headline(data)``)."""
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
-             for r in [header, *rows]]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)

@@ -252,7 +252,8 @@ weight, per token, plus attention), the CiM {per_tok['halo-all-cim'][lo] * 1e3:.
 and shift-adds, its one reprogramming spread over the prompt, and attention on the host die).
 
 **Phase-aware `halo` takes the CiM's prefill (within {halo_pre_gap:.2%}:
-its prompt KV writes go to the CiD stacks instead of the host die's DMA) and the CiD's decode
+its prompt KV writes go to the CiD stacks instead of the host die's DMA, and in both they run
+beside attention, off the critical path) and the CiD's decode
 ({'identical: the same placement' if halo_gap == 0 else f'within {halo_gap:.2%}'}).** So it
 has the better decode at every length and the better prefill {_where(halo_best, 'all-CiD')},
 and never reprograms in decode.

@@ -7,8 +7,9 @@ batch 64, one new token per sequence on a 1024-token KV cache. Performance is no
 ``h100``: ``h100 time / chip time`` (higher is better).
 
 `spad_chips` computes the numbers and touches no file; `sim.studies.spad_report` turns them
-into the README and the plot; `sim.studies.spad_report.write_spad_chips` regenerates ``results/spad/`` (``pdsim
-reproduce spad-chips``), each file through a temporary file and ``os.replace``.
+into the README and the plot; `sim.studies.spad_report.write_spad_chips` regenerates
+``results/spad/`` (``pdsim reproduce spad-chips``), each file through a temporary file and
+``os.replace``.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sim.step import COST_MODELS, compile_step
 from mappers.schedule import StepSchedule
 from sim.hardware import Chip, System
 from sim.presets import load_hardware
-from sim.cli.report import spad_cost_model
+from sim.costmodel import spad_cost_model
 from sim.units.systolic.tile import map_gemm
 from sim.studies import text_table
 

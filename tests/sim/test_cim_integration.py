@@ -84,9 +84,40 @@ def test_cim_costs_are_the_crossbar_model(phase):
     on_cim = [s for s in sched.ops if s.op.unit == "cim"]
     assert {s.op.kind for s in on_cim} == {OpKind.GEMM, OpKind.LM_HEAD}
     for s in on_cim:
-        want = cim_op_cost(s.op, unit, resident_weights_bytes=0)
+        want = cim_op_cost(s.op, unit, resident_weights_bytes=0, act_io=False)
         assert s.cost == want
         assert cim_op_result(s.op, unit).program_s > 0
+
+
+def test_activations_cross_the_cim_link_once_as_transfers():
+    """HALO prefill: each CiM GEMM reads its input through one ``cim_io`` transfer of M x K
+    activations and its output leaves through one of M x N (the logits, read by no op, stay),
+    so the transfers carry exactly the activation bytes the crossbar model used to fold into
+    the GEMM (`cim_op_result(act_io=True).act_bytes`), which the engine's GEMMs now leave out;
+    each costs bytes / weight_load_bandwidth (3352 GB/s) and 3.59 pJ/bit."""
+    halo = load_hardware("halo").system
+    sched = compile_step(LLAMA, halo, phase=Phase.PREFILL, batch=1, new_tokens=64, context=0,
+                         precision=W8)
+    unit = slot_unit(halo.chip.cim)
+    by_id = {s.op.id: s for s in sched.ops}
+    xfers = [s for s in sched.ops if s.op.kind == OpKind.TRANSFER]
+    assert xfers and {s.op.unit for s in xfers} == {"cim_io"}
+    for s in xfers:
+        assert s.cost.time_s == pytest.approx(s.op.comm_bytes / 3352e9, rel=1e-12)
+        assert s.cost.energy_j == pytest.approx(s.op.comm_bytes * 8 * 3.59e-12, rel=1e-12)
+        assert s.cost.dram_bytes == 0
+    for s in sched.ops:
+        if s.op.unit != "cim" or s.op.kind == OpKind.LM_HEAD:
+            continue
+        m, n, k = s.op.dims
+        inputs = [by_id[i].op for i in s.op.inputs]
+        assert [(o.kind, o.comm_bytes) for o in inputs] == [(OpKind.TRANSFER, m * k)]
+        out = [x.op for x in xfers if x.op.inputs == (s.op.id,)]
+        assert [o.comm_bytes for o in out] == [m * n]
+        assert m * k + m * n == cim_op_result(s.op, unit).act_bytes
+        assert s.cost.dram_bytes == cim_op_result(s.op, unit).program_bytes
+        for x in (*inputs, *out):  # every reader of the GEMM's output is on the host die
+            assert x.unit == "cim_io"
 
 
 def test_reprogramming_charged_every_step():
@@ -130,7 +161,8 @@ def test_resident_weights_are_programmed_once_at_load(big_cim_system):
     for step in result.steps:
         for s in step.schedule.ops:
             if s.op.unit == "cim":
-                assert s.cost == cim_op_cost(s.op, unit, resident_weights_bytes=s.op.weight_bytes)
+                assert s.cost == cim_op_cost(s.op, unit, act_io=False,
+                                             resident_weights_bytes=s.op.weight_bytes)
                 assert cim_op_result(s.op, unit,
                                      resident_weights_bytes=s.op.weight_bytes).program_s == 0
     s = result.summary

@@ -5,17 +5,18 @@ from dataclasses import replace
 
 import pytest
 
-from mappers.ir import Op, OpKind
+from mappers.ir import Op, OperandFormats, OpKind
 from sim.presets import load_hardware
 from sim.roofline import roofline_cost
 
 H100 = load_hardware("h100").system
+FP16 = OperandFormats(act="fp16", weight="fp16", kv="fp16", acc="fp32")
 CHIP = H100.chip
 EFF = CHIP.efficiency
 
 
 def _op(**kw):
-    base = dict(name="x", kind=OpKind.GEMM, dims=(1, 1, 1), dtype="fp16", flops=0)
+    base = dict(name="x", kind=OpKind.GEMM, dims=(1, 1, 1), formats=FP16, flops=0)
     return Op(**(base | kw))
 
 
@@ -41,7 +42,7 @@ def test_memory_bound_gemv():
 
 def test_fp8_doubles_tensor_rate():
     op = _op(flops=10**15, unit="tensor")
-    assert (roofline_cost(H100, replace(op, dtype="fp8")).compute_s
+    assert (roofline_cost(H100, replace(op, formats=replace(FP16, act="fp8"))).compute_s
             == pytest.approx(roofline_cost(H100, op).compute_s / 2))
 
 

@@ -41,8 +41,14 @@ def test_normalised_is_h100_time_over_chip_time_and_ops_sum_to_steps(study, deta
     for r in res.values():
         for phase, key in (("prefill", "prefill_time_s"), ("decode", "decode_step_time_s")):
             assert r["normalised"][phase] == pytest.approx(res["h100"][key] / r[key], rel=1e-12)
-            assert sum(r["time_by_op_s"][phase].values()) == pytest.approx(r[key], rel=1e-9)
-            assert sum(r["time_by_group_s"][phase].values()) == pytest.approx(r[key], rel=1e-9)
+            # busy time by op: the prefill's cache writes (DMA) run beside attention (on the
+            # arrays), so they add to the ops' sum but not to the step; decode is a chain
+            hidden = r["time_by_op_s"][phase]["kv_write"] if phase == "prefill" else 0.0
+            assert hidden < r[key] / 100
+            assert sum(r["time_by_op_s"][phase].values()) == pytest.approx(r[key] + hidden,
+                                                                           rel=1e-9)
+            assert sum(r["time_by_group_s"][phase].values()) == pytest.approx(r[key] + hidden,
+                                                                              rel=1e-9)
     # the all-reduce costs every chip the same: the same link on all three presets
     ar = {c: r["time_by_group_s"]["decode"]["all_reduce"] for c, r in res.items()}
     assert len(set(ar.values())) == 1 and ar["h100"] > 0

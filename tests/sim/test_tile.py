@@ -4,12 +4,13 @@ import math
 
 import pytest
 
-from mappers.ir import Op, OpKind
+from mappers.ir import Op, OperandFormats, OpKind
 from sim.presets import load_hardware
 from sim.units.systolic.tile import map_gemm, tile_cost, vector_cycles
 
 SPAD_P = load_hardware("spad-prefill").system
 H100 = load_hardware("h100").system
+FP16 = OperandFormats(act="fp16", weight="fp16", kv="fp16", acc="fp32")
 
 
 @pytest.mark.parametrize("system", [SPAD_P, H100], ids=["spad-prefill", "h100"])
@@ -31,7 +32,7 @@ def test_mapping_respects_bounds(system, shape):
 
 
 def test_gemv_is_memory_bound_and_poorly_utilised():
-    op = Op(name="down", kind=OpKind.GEMM, dims=(1, 4096, 11008), dtype="fp16",
+    op = Op(name="down", kind=OpKind.GEMM, dims=(1, 4096, 11008), formats=FP16,
             flops=2 * 4096 * 11008, weight_bytes=2 * 4096 * 11008,
             act_bytes=2 * (11008 + 4096), unit="tensor")
     c = tile_cost(H100, op)
@@ -44,7 +45,7 @@ def test_gemv_is_memory_bound_and_poorly_utilised():
 
 def test_large_gemm_is_compute_bound_and_well_utilised():
     m, n, k = 8192, 8192, 8192
-    op = Op(name="g", kind=OpKind.GEMM, dims=(m, n, k), dtype="fp16", flops=2 * m * n * k,
+    op = Op(name="g", kind=OpKind.GEMM, dims=(m, n, k), formats=FP16, flops=2 * m * n * k,
             weight_bytes=2 * n * k, act_bytes=2 * (m * k + m * n), unit="tensor")
     c = tile_cost(H100, op)
     assert c.bound == "compute" and c.utilization > 0.5
@@ -61,7 +62,7 @@ def test_mapping_is_memoised():
 def test_causal_attention_skips_masked_work():
     dims = (1, 32, 32, 2048, 2048, 128)
     full = 2 * 32 * 2048 * 2048 * 128
-    base = dict(name="s", kind=OpKind.ATTN_SCORE, dims=dims, dtype="fp16", act_bytes=0,
+    base = dict(name="s", kind=OpKind.ATTN_SCORE, dims=dims, formats=FP16, act_bytes=0,
                 kv_bytes=0, unit="tensor")
     causal = tile_cost(H100, Op(**base, flops=full // 2))
     bidirectional = tile_cost(H100, Op(**base, flops=full))

@@ -40,12 +40,33 @@ def test_op_rows_add_up_to_step_totals(tmp_path, result):
         rows = t.ops[t.ops["step"] == step["step"]]
         for field in STEP_FIELDS:
             assert int((rows["repeat"] * rows[field]).sum()) == step[field]
-        assert (rows["repeat"] * rows["time_s"]).sum() == pytest.approx(step["time_s"],
-                                                                        rel=1e-12)
+        busy = rows["repeat"] * rows["time_s"]
+        # a prefill's cache writes (DMA) run beside attention: busy, but not on the step's path
+        hidden = busy[rows["op"] == b"kv_write"].sum() if step["phase"] == b"prefill" else 0.0
+        assert busy.sum() - hidden == pytest.approx(step["time_s"], rel=1e-12)
         # the last instance of the last op ends the step
         last = rows[np.argmax(rows["end_s"] + (rows["repeat"] - 1) * rows["period_s"])]
         assert last["end_s"] + (last["repeat"] - 1) * last["period_s"] == pytest.approx(
             step["end_s"], rel=1e-12)
+
+
+def test_busy_fractions_are_unit_busy_time_over_phase_time(tmp_path, result):
+    """``{phase}_busy_fraction_{unit}`` in the summary (and the trace): each unit's busy time
+    from the op rows over the phase's time; H100 prefill's arrays and decode's link."""
+    path = tmp_path / "t.h5"
+    write_trace(path, result, META)
+    t = read_trace(path)
+    units = {u.decode() for u in t.ops["unit"]}
+    assert units == {"tensor", "vector", "dma"}
+    for phase in (b"prefill", b"decode"):
+        steps = t.steps[t.steps["phase"] == phase]
+        rows = t.ops[t.ops["phase"] == phase]
+        for unit in units:
+            busy = (rows["repeat"] * rows["time_s"])[rows["unit"] == unit.encode()].sum()
+            got = t.summary[f"{phase.decode()}_busy_fraction_{unit}"]
+            assert got == pytest.approx(busy / steps["time_s"].sum(), rel=1e-12)
+            assert 0 < got <= 1
+    assert t.summary["prefill_busy_fraction_tensor"] > 0.5
 
 
 def test_same_run_same_bytes(tmp_path, result):

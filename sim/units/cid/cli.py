@@ -12,7 +12,7 @@ OPS = ("gemv", "attention", "kv-append")
 
 
 def add_commands(sub) -> dict:
-    from sim.cli.main import _dtype, _int_at_least
+    from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 
     cid = sub.add_parser(
         "cid", help="one op on a compute-in-DRAM unit (command-level DRAM timing)",
@@ -55,7 +55,7 @@ def _unit(args: argparse.Namespace):
 
     from sim.errors import ConfigError
     from sim.files import read_text
-    from sim.hardware import CidUnit
+    from sim.units.cid.unit import CidUnit
     from sim.presets import load_hardware, preset_names
     from sim.schema import load_yaml
     from sim.units.cid.dram import dram_names
@@ -87,9 +87,8 @@ def _cid(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.units.cid.audit import StreamAudit
     from sim.dtypes import DTYPE_BITS
     from sim.errors import ConfigError
-    from sim.cli.report import seconds, si, table
     from sim.limits import check_below_int64
-    from sim.trace import to_json
+    from sim.text import seconds, si, table, to_json
 
     unit = _unit(args)
     device = cid_ops.unit_device(unit)

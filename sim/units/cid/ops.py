@@ -40,7 +40,8 @@ from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
 from sim.dtypes import DTYPE_BITS
 from sim.errors import ConfigError
-from sim.hardware import CidUnit, System
+from sim.hardware import System
+from sim.units.cid.unit import CidUnit
 
 ACC_BYTES = 4  # int32 / fp32 accumulators read out of the MAC units
 _PJ = 1e-12
@@ -403,15 +404,6 @@ def unit_device(unit: CidUnit) -> DramDevice:
     return device
 
 
-def _dtype_of(nbytes: int, elements: int, fallback: str) -> str:
-    """The storage dtype whose width gives ``nbytes`` for ``elements`` (biases aside)."""
-    bits = round(nbytes * 8 / elements) if elements else 0
-    for name in ("fp16", "int8", "int4", "fp32"):
-        if DTYPE_BITS[name] == bits:
-            return name if DTYPE_BITS[fallback] != bits else fallback
-    return fallback
-
-
 def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
               audit: StreamAudit | None = None) -> CidRun:
     """A GEMV on a whole CiD unit: its rows split evenly over the stacks (each stack runs its
@@ -458,9 +450,9 @@ def unit_kv_append(unit: CidUnit, nbytes: int,
 
 def cid_step_cost(system: System, graph: Graph,
                   audit: StreamAudit | None = None) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiD unit for one step (`sim.step.UNIT_MODELS`): each
-    op is costed on its own by `cid_cost`; with an ``audit`` (``pdsim run --check-dram``)
-    every command stream it generates is checked too."""
+    """Unit model of the chip's CiD unit for one step (the ``cost`` model of
+    `sim.units.cid.unit.UNIT`): each op is costed on its own by `cid_cost`; with an ``audit``
+    (``pdsim run --check-dram``) every command stream it generates is checked too."""
     del graph  # a CiD op's cost depends on the op alone
     return partial(cid_cost, system, audit=audit)
 
@@ -479,13 +471,14 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     device = unit_device(unit)
     if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
         m, n, k = op.dims
-        run = unit_gemv(unit, n, k, _dtype_of(op.weight_bytes, n * k, op.dtype), audit)
+        # the banks hold the weights in their own format (op.formats.weight); scale bytes a
+        # quantisation scheme adds ride along in weight_bytes and do not change that width
+        run = unit_gemv(unit, n, k, op.formats.weight, audit)
         reps = m
     elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
         batch, heads, kv_heads, queries, keys, hd = op.dims
-        kv_dtype = _dtype_of(op.kv_bytes, batch * kv_heads * keys * hd, op.dtype)
         run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
-                        queries=queries, keys=keys, head_dim=hd, dtype=kv_dtype,
+                        queries=queries, keys=keys, head_dim=hd, dtype=op.formats.kv,
                         pcs=device.org.pcs * unit.stacks, audit=audit)
         # A causal prefill's query i reads only the first context + i + 1 keys; the banks
         # then stream that share of the K/V rows (``op.flops`` counts exactly the kept

@@ -13,7 +13,7 @@ STUDIES = {"cim-accuracy": ("results/cim", "sim.studies.cim_accuracy:write_cim_a
 
 def add_commands(sub) -> dict:
     """Add ``pdsim cim`` to the subparsers ``sub``; return its handler."""
-    from sim.cli.main import _dtype, _int_at_least
+    from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 
     p = sub.add_parser(
         "cim", help="one GEMM on analog CiM crossbars: cycles, energy, reprogramming",
@@ -38,7 +38,7 @@ def add_commands(sub) -> dict:
 def _cim(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.units.cim.cost import cim_gemm
     from sim.units.cim.crossbar import load_cim
-    from sim.trace import to_json
+    from sim.text import to_json
 
     from sim.limits import check_gemm_size
 
@@ -53,7 +53,7 @@ def _cim(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         print(to_json(out))
         return 0
-    from sim.cli.report import seconds, si
+    from sim.text import seconds, si
 
     e = r.energy
     parts = ", ".join(f"{name} {si(j, 'J')}" for name, j in (

@@ -1,5 +1,5 @@
-"""Time and energy of a GEMM on an analog CiM unit (`sim.units.cim.crossbar.CimUnit`), of the GEMM and
-LM-head ops placed on one, and which of a pass's weights stay programmed on it.
+"""Time and energy of a GEMM on an analog CiM unit (`sim.units.cim.crossbar.CimUnit`), of the
+GEMM and LM-head ops placed on one, and which of a pass's weights stay programmed on it.
 
 One read step of a crossbar takes ``max(read_time_s, ceil(conversions / adcs) x adc_time_s)``
 (sample-and-hold lets the next read overlap the conversions, as in ISAAC), with ``S`` slices
@@ -43,7 +43,8 @@ from sim.cost import Cost
 from sim.units.cim.crossbar import CimUnit, Crossbar, load_cim
 from sim.dtypes import DTYPE_BITS, check_dtype
 from sim.errors import ConfigError
-from sim.hardware import CimSlot, System
+from sim.hardware import System
+from sim.units.cim.unit import CimSlot
 
 _PJ = 1e-12
 
@@ -192,7 +193,7 @@ def peak_macs_per_s(unit: CimUnit, weight_bits: int | None = None,
 
 def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
           resident_weights_bytes: float, crossbars_available: int | None,
-          fields: tuple[str, str]) -> CimResult:
+          fields: tuple[str, str], act_io: bool = True) -> CimResult:
     xb, per = unit.crossbar, unit.periphery
     _check_bits(xb, wbits, ibits, fields)
     avail = unit.crossbars if crossbars_available is None else crossbars_available
@@ -222,7 +223,9 @@ def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
                  + (1 + math.ceil(math.log2(rt))) / per.clock_hz)  # shift-add + adder tree
     rows_used = min(xb.rows, k)
     per_xbar_write_s = rows_used * -(-cols_used // xb.write_cells_parallel) * xb.write_time_s
-    act_bytes = (m * k * ibits + m * n * ibits) / 8  # outputs leave in the input format
+    # outputs leave in the input format; without ``act_io`` the activations move in explicit
+    # transfer ops (`mappers.transfers`, costed by `sim.units.cim.link`), not here
+    act_bytes = (m * k * ibits + m * n * ibits) / 8 if act_io else 0.0
     io_s = act_bytes / unit.weight_load_bandwidth_bytes_per_s
 
     def program_s(crossbars: np.ndarray | int, nbytes: float) -> np.ndarray | float:
@@ -280,9 +283,9 @@ def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
 # ---------------------------------------------------------------- ops and residency
 
 def _op_bits(op: Op) -> tuple[int, int]:
-    """Weight and activation bits of a GEMM op (weight bits from its weight bytes)."""
-    m, n, k = op.dims
-    return max(1, op.weight_bytes * 8 // (n * k)), DTYPE_BITS[op.dtype]
+    """Weight and activation bits of a GEMM op, from its operand formats (never from its
+    byte counts, which include any quantisation scales)."""
+    return op.formats.bits("weight"), op.formats.bits("act")
 
 
 def _check_op(op: Op) -> None:
@@ -291,16 +294,20 @@ def _check_op(op: Op) -> None:
                           f"got {op.kind}")
 
 
-def cim_op_result(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0) -> CimResult:
-    """`cim_gemm` of a GEMM or LM-head op as `mappers.lower` builds it (M = tokens)."""
+def cim_op_result(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0,
+                  act_io: bool = True) -> CimResult:
+    """`cim_gemm` of a GEMM or LM-head op as `mappers.lower` builds it (M = tokens).
+    ``act_io=False`` leaves out the activations' I/O (time, energy, bytes): in the engine
+    they are explicit transfer ops."""
     _check_op(op)
     m, n, k = op.dims
     wbits, ibits = _op_bits(op)
     return _gemm(unit, m, n, k, wbits, ibits, resident_weights_bytes, None,
-                 (f"op {op.name} weights", f"op {op.name} dtype"))
+                 (f"op {op.name} weights", f"op {op.name} dtype"), act_io)
 
 
-def cim_op_cost(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0) -> Cost:
+def cim_op_cost(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0,
+                act_io: bool = True) -> Cost:
     """Cost of one instance of a GEMM or LM-head ``op`` on the CiM ``unit``.
 
     ``compute_s`` is the crossbars' time, ``memory_s`` the reprogramming plus activation
@@ -308,7 +315,7 @@ def cim_op_cost(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0) -> Co
     (activation transfers dominate). ``dram_bytes`` counts the weights programmed and the
     activations. Use `plan_weights` to decide ``resident_weights_bytes`` for a whole pass.
     """
-    r = cim_op_result(op, unit, resident_weights_bytes=resident_weights_bytes)
+    r = cim_op_result(op, unit, resident_weights_bytes=resident_weights_bytes, act_io=act_io)
     parts = {"compute": r.compute_s, "write": r.program_s, "memory": r.io_s}
     bound = "compute" if r.compute_s >= r.io_s and r.compute_s >= r.program_s else max(
         parts, key=parts.__getitem__)
@@ -390,16 +397,18 @@ def slot_plan(system: System, graph: Graph) -> WeightPlan:
 
 
 def cim_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiM unit for one step (`sim.step.UNIT_MODELS`):
-    plan the residency of the step's weights once (`slot_plan`), then cost each op with
-    `cim_op_cost`. Resident weights were programmed at load (the engine reports that cost in
-    its summary, outside every step); weights that are not are programmed before every op
-    instance, every step."""
+    """Unit model of the chip's CiM unit for one step (the ``cost`` model of
+    `sim.units.cim.unit.UNIT`): plan the residency of the step's weights once (`slot_plan`),
+    then cost each op with `cim_op_cost`. Resident weights were programmed at load (the engine
+    reports that cost in its summary, outside every step); weights that are not are programmed
+    before every op instance, every step. Activations move in and out in the graph's transfer
+    ops (`mappers.transfers`, `sim.units.cim.link`), so the ops here leave that I/O out."""
     if system.chip.cim is None:
         raise ValueError("cim_step_cost: ops placed on 'cim' but the chip has no CiM unit")
     unit = slot_unit(system.chip.cim)
     plan = slot_plan(system, graph)
 
     def cost(op: Op) -> Cost:
-        return cim_op_cost(op, unit, resident_weights_bytes=plan.resident_bytes(op))
+        return cim_op_cost(op, unit, resident_weights_bytes=plan.resident_bytes(op),
+                           act_io=False)
     return cost

@@ -12,7 +12,7 @@ import argparse
 import json
 from pathlib import Path
 
-from sim.cli.main import _int_at_least
+from sim.argtypes import int_at_least as _int_at_least
 from sim.errors import PdsimError
 from sim.files import atomic_text, check_output
 from sim.units.cid.cosim import add_gemv_parser, add_nearbank_args, cosim_gemv, nearbank_config
@@ -139,7 +139,7 @@ def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
     fold_model = array_gemm(rows=args.rows, cols=args.cols, dataflow=args.dataflow, m=args.m,
                             n=args.n, k=args.k).compute_cycles
     if args.json:
-        from sim.trace import to_json
+        from sim.text import to_json
         print(to_json({"rows": args.rows, "cols": args.cols, "mode": args.mode,
                        "dataflow": args.dataflow,
                        "m": args.m, "n": args.n, "k": args.k, "seed": args.seed,
@@ -160,8 +160,8 @@ def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"  {'total':<9}{sum(rtl.values()):>12}{sum(pred.values()):>14}")
     print(f"  results: {'bit-exact vs numpy' if gemm.get('match') else 'MISMATCH'} "
           f"({args.m * args.n} values); cycles: {'equal' if rtl == pred else 'DIFFER'}")
-    print(f"  sim.units.systolic.array fold model: {fold_model} compute cycles (SCALE-Sim's count); "
-          f"the controller adds 3")
+    print(f"  sim.units.systolic.array fold model: {fold_model} compute cycles "
+          f"(SCALE-Sim's count); the controller adds 3")
     for line in report["mismatches"][:10]:
         print(f"  mismatch: {line}")
     if waves:
@@ -216,7 +216,7 @@ def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
     from rtl.synth import synthesize
     res = synthesize(Path(args.file), target=args.target)
     if args.json:
-        from sim.trace import to_json
+        from sim.text import to_json
         print(to_json(res))
         return 0
     print(f"{args.file} ({res['top']}) on {res['target']}: {res['luts']} LUTs, {res['ffs']} "

@@ -6,14 +6,20 @@ in ``k1`` steps; inside a core the tile is split across the sublanes' arrays alo
 ``n``. The search (after LLMCompass's per-op mapping) tries tile sizes, the sublane split and
 the L2 loop order, keeps those that fit the SRAMs, and chooses the fastest. Per candidate:
 
-* **array time** of one k-step: the one-array fold model (`sim.units.systolic.array.fold_cycles`) on the
-  sublane's sub-tile; each k-step refills the pipeline, which is why large ``k1`` wins;
+* **array time** of one k-step: the one-array fold model
+  (`sim.units.systolic.array.fold_cycles`) on the sublane's sub-tile; each k-step refills the
+  pipeline, which is why large ``k1`` wins;
 * **L2 -> L1**: the A and B tiles of each k-step, double-buffered in L1 (the C tile stays as
-  fp32 accumulators), at the core's share of the L2 bandwidth; a k-step takes the longer of its
-  compute and its load;
+  accumulators, fp32 by default), at the core's share of the L2 bandwidth; a k-step takes the
+  longer of its compute and its load;
 * **DRAM -> L2**: with loop order ``m`` (``n``), a block of A rows (B columns) that fits in half
   the L2 stays while all of B (A) streams past it; the streamed operand is read once per block
   unless it fits in L2 itself. C is written once.
+
+Each operand moves at its own storage width: A (activations) and C in the activation format,
+B in the weight format (the K or V cache format for attention), so int4 weights stream half
+the bytes of int8 ones. The arrays' MAC rate is that of the activation (compute) format:
+weights are dequantised on the way in, as weight-only quantisation kernels do.
 
 Cores work in waves of ``ceil(tiles / cores)`` output tiles (edge tiles counted as full, a
 slight overestimate). The op takes ``max(core time, DRAM time)`` plus the first tile's DRAM
@@ -37,9 +43,6 @@ from sim.hardware import DATAFLOWS, Chip, System
 from sim.roofline import energy_j, roofline_cost
 from sim.units.systolic.array import fold_cycles
 
-ACC_BYTES = 4  # fp32 accumulators for the C tile in L1
-
-
 def _candidates(dim: int) -> np.ndarray:
     """Tile sizes tried for a dimension: powers of two below it, and the dimension itself."""
     out = {dim}
@@ -51,21 +54,24 @@ def _candidates(dim: int) -> np.ndarray:
 
 
 @njit(cache=True)
-def _search(batch, m, n, k, cores, sublanes, rows, cols, df, wb, l1_bytes, l2_bytes,
-            l2_bw, dram_bw, cm, cn, ck):
-    """Best mapping; all bandwidths in bytes per tensor cycle. Returns a float array:
-    total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split, order, core, first."""
+def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l1_bytes,
+            l2_bytes, l2_bw, dram_bw, cm, cn, ck):
+    """Best mapping; ``ab``, ``bb``, ``cb``, ``accb``: bytes per element of A, B, C and the
+    accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle.
+    Returns a float array: total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split,
+    order, core, first."""
     best = np.full(11, np.inf)
     for m1 in cm:
         for n1 in cn:
             for k1 in ck:
-                if 2 * (m1 * k1 + k1 * n1) * wb + m1 * n1 * 4 > l1_bytes:
+                tile_in = m1 * k1 * ab + k1 * n1 * bb  # bytes of one k-step's A and B tiles
+                if 2 * tile_in + m1 * n1 * accb > l1_bytes:
                     continue
                 tiles = batch * ((m + m1 - 1) // m1) * ((n + n1 - 1) // n1)
                 ksteps = (k + k1 - 1) // k1
                 waves = (tiles + cores - 1) // cores
                 active = min(cores, tiles)
-                load = (m1 * k1 + k1 * n1) * wb / (l2_bw / active)
+                load = tile_in / (l2_bw / active)
                 for split in range(2):
                     if split == 0:
                         ms, ns = (m1 + sublanes - 1) // sublanes, n1
@@ -82,7 +88,7 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, wb, l1_bytes, l2_by
                     tile_time = ksteps * max(step, load) + load
                     core = waves * tile_time
                     compute = waves * ksteps * step
-                    a, b, c = m * k * wb, k * n * wb, m * n * wb
+                    a, b, c = m * k * ab, k * n * bb, m * n * cb
                     for order in range(2):
                         held, streamed, held_dim, other = (a, b, m, m1) if order == 0 \
                             else (b, a, n, n1)
@@ -93,13 +99,13 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, wb, l1_bytes, l2_by
                             blk = max(other, (blk // other) * other)
                             passes = (held_dim + blk - 1) // blk
                         dram = batch * (held + streamed * passes + c)
-                        first = (m1 * k1 + k1 * n1) * wb / dram_bw
+                        first = tile_in / dram_bw
                         total = max(core, dram / dram_bw) + first
                         if total < best[0]:
                             best[0] = total
                             best[1] = compute
                             best[2] = dram
-                            best[3] = tiles * (ksteps * (m1 * k1 + k1 * n1) + m1 * n1) * wb
+                            best[3] = tiles * (ksteps * tile_in + m1 * n1 * cb)
                             best[4] = m1
                             best[5] = n1
                             best[6] = k1
@@ -127,14 +133,22 @@ class GemmMapping:
 
 
 @lru_cache(maxsize=65536)
-def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int) -> GemmMapping:
-    """Map ``batch`` GEMMs ``[m,k] @ [k,n]`` onto ``chip``; memoised by shape."""
+def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
+             b_dtype: str | None = None, acc_dtype: str = "fp32") -> GemmMapping:
+    """Map ``batch`` GEMMs ``C[m,n] = A[m,k] @ B[k,n]`` onto ``chip``; memoised by shape.
+
+    ``dtype`` is the compute format, that of A and C; ``b_dtype`` that of B (the weights, or
+    the K/V cache; default ``dtype``); ``acc_dtype`` that of the C tile's accumulators in L1.
+    """
     sa = chip.core.systolic_array
-    wb = max(1, DTYPE_BITS[dtype] // 8)
+    ab = DTYPE_BITS[dtype] / 8
+    bb = DTYPE_BITS[b_dtype or dtype] / 8
+    accb = DTYPE_BITS[acc_dtype] / 8
     f = chip.tensor_freq_hz
     dram_bw = chip.memory.bandwidth_bytes_per_s * chip.efficiency.memory / f
     best = _search(batch, m, n, k, chip.cores, chip.core.sublanes, sa.rows, sa.cols,
-                   DATAFLOWS.index(sa.dataflow), wb, chip.core.l1.capacity_bytes,
+                   DATAFLOWS.index(sa.dataflow), ab, bb, ab, accb,
+                   chip.core.l1.capacity_bytes,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
                    _candidates(m), _candidates(n), _candidates(k))
     if not math.isfinite(best[0]):
@@ -181,7 +195,12 @@ def tile_cost(system: System, op: Op) -> Cost:
     eff = chip.efficiency
     if op.unit == "tensor":
         batch, m, n, k, work = _gemm_shape(op)
-        g = map_gemm(chip, op.dtype, batch, m, n, k)
+        fmt = op.formats
+        b_dtype = fmt.weight if op.kind in (OpKind.GEMM, OpKind.LM_HEAD) else fmt.kv
+        if b_dtype is None or fmt.acc is None:
+            raise ValueError(f"tile: tensor op {op.name} lacks its B-operand or accumulator "
+                             f"format ({fmt})")
+        g = map_gemm(chip, fmt.act, batch, m, n, k, b_dtype=b_dtype, acc_dtype=fmt.acc)
         f = chip.tensor_freq_hz
         compute_cycles = g.compute_cycles * work
         if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
@@ -193,10 +212,10 @@ def tile_cost(system: System, op: Op) -> Cost:
         cycles = max(core, dram_cycles) + g.first_fetch_cycles
         bound = "compute" if core >= dram_cycles else "memory"
         sa = chip.core.systolic_array
-        util = (op.flops / 2 / sa.macs_per_pe_per_cycle(op.dtype)
+        util = (op.flops / 2 / sa.macs_per_pe_per_cycle(fmt.act)
                 / (chip.arrays * sa.rows * sa.cols * cycles))
-        return Cost(time_s=cycles / f + eff.op_overhead_s, compute_s=compute_cycles / f,
-                    memory_s=dram_cycles / f, comm_s=0.0,
+        return Cost(time_s=cycles / f + eff.op_overhead_s * op.launches,
+                    compute_s=compute_cycles / f, memory_s=dram_cycles / f, comm_s=0.0,
                     energy_j=energy_j(system, op, dram), bound=bound, dram_bytes=dram,
                     cycles=cycles,
                     stall_cycles=cycles - compute_cycles, utilization=util)
@@ -205,7 +224,8 @@ def tile_cost(system: System, op: Op) -> Cost:
         compute = vector_cycles(chip, op.flops)
         memory = op.bytes / (chip.memory.bandwidth_bytes_per_s * eff.memory) * f
         cycles = max(compute, memory)
-        return Cost(time_s=cycles / f + eff.op_overhead_s, compute_s=compute / f,
+        return Cost(time_s=cycles / f + eff.op_overhead_s * op.launches,
+                    compute_s=compute / f,
                     memory_s=memory / f, comm_s=0.0, energy_j=energy_j(system, op, op.bytes),
                     bound="compute" if compute >= memory else "memory", dram_bytes=op.bytes,
                     cycles=cycles,
