@@ -32,12 +32,12 @@ SYNTH_DESIGNS = (
     ("nearbank", "64 lanes int4", {"lanes": 64, "wdtype": "int4"}, ("ecp5",)),
 )
 SYNTH_TARGETS = ("ecp5", "xilinx")
-#: The place-and-route table (nextpnr): sizes that fit the iCE40 UP5K, each datapath at two
-#: sizes on ice40 and the smaller on ecp5 too (nextpnr-ecp5 under WebAssembly needs about
-#: 100 CPU seconds per design, the study's largest cost).
+#: The place-and-route table (nextpnr): each datapath at two sizes, the small one on both
+#: families (the UP5K has 8 DSPs and 5280 logic cells: a 4x4 int8 array needs 16 multipliers),
+#: the other on one (nextpnr-ecp5 under WebAssembly needs about 100 CPU seconds per design).
 PNR_DESIGNS = (
     ("systolic", "2x2 int8", {"rows": 2, "cols": 2, "mode": "int8"}, ("ice40", "ecp5")),
-    ("systolic", "4x4 int8", {"rows": 4, "cols": 4, "mode": "int8"}, ("ice40",)),
+    ("systolic", "4x4 int8", {"rows": 4, "cols": 4, "mode": "int8"}, ("ecp5",)),
     ("nearbank", "2 lanes int4", {"lanes": 2, "wdtype": "int4", "acc_rows": 4,
                                   "gb_entries": 4, "rd_max": 2}, ("ice40", "ecp5")),
     ("nearbank", "4 lanes int8", {"lanes": 4, "wdtype": "int8", "acc_rows": 4,
@@ -102,8 +102,16 @@ def _synth_job(block: str, label: str, params: dict, target: str) -> dict:
 def _pnr_job(block: str, label: str, params: dict, target: str) -> dict:
     from rtl.pnr import place_and_route, wrapped_verilog
     top = f"pdsim_{block}"
+    from sim.errors import PdsimError
     text = wrapped_verilog(component(block, params, PNR_BUFFERS), top)
-    res = _cached("pnr", text, target, lambda: place_and_route(text, target=target, top=top))
+
+    def run() -> dict:
+        try:
+            return place_and_route(text, target=target, top=top)
+        except PdsimError as exc:     # e.g. does not fit the device: a row that says so
+            return {"target": target, "fmax_mhz": None, "utilisation": {},
+                    "error": str(exc)}
+    res = _cached("pnr", text, target, run)
     print(f"  placed and routed {block} {label} on {target}", file=sys.stderr, flush=True)
     return {"block": block, "size": label, **params, **res}
 
@@ -167,10 +175,10 @@ def _readme(synth: list[dict], pnr: list[dict], missing: list[str]) -> str:
     if missing:
         lines += [f"Not run: {m}" for m in missing]
     else:
-        nver = pnr[0]["nextpnr"] if pnr else ""
+        nver = next((r["nextpnr"] for r in pnr if "nextpnr" in r), "")
         lines += [
-            f"YoWASP Yosys and nextpnr ({nver}) on an iCE40 UP5K (SG48) and an ECP5 LFE5U-85F "
-            "(CABGA381), seed 1, 100 MHz goal. The block sits behind a scan-chain pin "
+            f"YoWASP Yosys and nextpnr ({nver}) on an iCE40 UP5K (SG48) and an ECP5 LFE5U-25F "
+            "(CABGA256), seed 1, 100 MHz goal. The block sits behind a scan-chain pin "
             "wrapper (`rtl/pnr.py`) so its wide ports fit the package; systolic buffers "
             f"{PNR_BUFFERS} x {PNR_BUFFERS}. Fmax is nextpnr's achieved clock after routing "
             "(`pdsim hdl pnr`); logic cells: ice40 ICESTORM_LC, ecp5 TRELLIS_COMB.",
@@ -184,6 +192,10 @@ def _readme(synth: list[dict], pnr: list[dict], missing: list[str]) -> str:
             ffs = u.get("TRELLIS_FF") or ["-", "-"]
             dsp = u.get("ICESTORM_DSP") or u.get("MULT18X18D") or [0, "-"]
             bram = u.get("ICESTORM_RAM") or u.get("DP16KD") or [0, "-"]
+            if r.get("error"):
+                lines.append(f"| {r['block']} | {r['size']} | {r['target']} | - | "
+                             f"{r['error']} | | | |")
+                continue
             lines.append(f"| {r['block']} | {r['size']} | {r['target']} | {r['fmax_mhz']} | "
                          f"{cells[0]}/{cells[1]} | {ffs[0]} | {dsp[0]} | {bram[0]} |")
     lines += ["", "Raw cell counts and utilisation per run: `resources.json`.", ""]

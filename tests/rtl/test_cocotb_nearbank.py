@@ -4,7 +4,7 @@ One simulator launch per weight format replays every case (GEMVs with remainders
 than a DRAM row, a GEMM as several GEMVs, attention scores q.K^T and values V^T p) unit by
 unit at the engine's cycles; the runner's Checker demands bit-exact results against the
 exact model and the functional reduction, no refused or late command, no bank timing
-violation and every result out by its RDRES's data cycle. 24 random cases in all.
+violation and every result out by its RDRES's data cycle. 20 random cases (23 GEMVs) in all.
 """
 
 from __future__ import annotations
