@@ -11,13 +11,27 @@ Conventions (docs/ops.md has the full table):
   bookkeeping convention, not instruction counts.
 * Attention is a fused FlashAttention-style kernel: the score and probability matrices stay on
   chip, so softmax moves no DRAM bytes; K and V are read from the KV cache once per step.
-  Causal attention counts only the (query, key) pairs the mask keeps.
+  Causal attention counts only the (query, key) pairs the mask keeps. Sliding-window
+  attention (Mistral) keeps only the last ``W`` keys of each query (itself included), and the
+  step reads only the keys some query of it sees (`window_keys`): attention pairs and KV bytes
+  stop growing once the context passes the window.
+* Mixture of experts (Mixtral, Qwen3-MoE): the MLP becomes a ``router`` GEMM (hidden ->
+  experts, replicated across tensor-parallel chips), a ``router_topk`` softmax/top-k on the
+  vector units, and the routed experts as two GEMMs ``expert_gate_up`` and ``expert_down``.
+  A step's ``T`` tokens make ``T k`` token-expert rows spread over the expected number of
+  distinct experts ``e`` they touch (`ModelConfig.expected_experts`); the ``e`` expert GEMMs
+  of ``T k / e`` rows each are one GEMM of ``T k / e`` rows whose weight is the ``e``
+  experts' weights side by side (columns for gate/up, rows of K for down), so the weight
+  bytes are exactly those of the experts the step reads and the rows per weight are the
+  rows each expert sees. FLOPs count the ``T k`` rows exactly. Each expert's MLP width is
+  split across tensor-parallel chips as the dense MLP is.
 * Causal LMs compute logits for the last position of each sequence only (as serving engines
   do); a bidirectional (diffusion) LM computes logits for every position it processes.
 * Tensor parallelism follows Megatron-LM: QKV and gate/up projections split by columns, output
   and down projections by rows, each followed by an all-reduce of the hidden state; norms and
   the embedding table are replicated; the LM head is split over the vocabulary. KV heads are
-  split when there are at least as many as chips, else replicated.
+  split when there are at least as many as chips, else replicated. An MLP width that ``tp``
+  does not divide is split unevenly: the graph is that of the busiest chip, ``ceil(I / tp)``.
 * Pipeline parallelism splits the layers into ``pp`` contiguous stages of near-equal size
   (`stage_layers`); after every stage but the last, a ``p2p`` op sends the step's activations
   (tokens x hidden) to the next stage. One graph holds all stages, in order.
@@ -49,15 +63,30 @@ FLOPS_PER_ELEMENT = {
 }
 
 
-def causal_pairs(new_tokens: int, context: int, causal: bool) -> int:
+def causal_pairs(new_tokens: int, context: int, causal: bool,
+                 window: int | None = None) -> int:
     """(query, key) pairs per sequence and head that attention computes.
 
     A causal step of ``L`` queries over ``c`` cached keys keeps ``L c + L (L + 1) / 2``
-    pairs; a bidirectional one keeps all ``L (c + L)``.
+    pairs; a bidirectional one keeps all ``L (c + L)``. With a sliding ``window`` ``W``, query
+    ``j`` (0-based in the step) keeps ``min(c + j + 1, W)`` keys.
     """
-    if causal:
+    if not causal:
+        if window is not None:
+            raise ValueError("causal_pairs: a sliding window needs a causal model")
+        return new_tokens * (context + new_tokens)
+    if window is None or window >= context + new_tokens:
         return new_tokens * context + new_tokens * (new_tokens + 1) // 2
-    return new_tokens * (context + new_tokens)
+    under = max(0, min(new_tokens, window - context))  # queries that see fewer than W keys
+    return under * context + under * (under + 1) // 2 + (new_tokens - under) * window
+
+
+def window_keys(new_tokens: int, context: int, window: int | None) -> int:
+    """Keys a step of ``new_tokens`` queries over ``context`` cached keys reads: all
+    ``context + new_tokens``, or under a sliding ``window`` ``W`` only from the first
+    query's oldest visible key on (``W + new_tokens - 1`` at most)."""
+    keys = context + new_tokens
+    return keys if window is None else min(keys, window + new_tokens - 1)
 
 
 def shard_heads(model: ModelConfig, tp: int) -> tuple[int, int]:
@@ -69,9 +98,8 @@ def shard_heads(model: ModelConfig, tp: int) -> tuple[int, int]:
     if (kv >= tp and kv % tp) or (kv < tp and tp % kv):
         raise ConfigError(f"--tp: must divide, or be a multiple of, {model.name}'s {kv} KV "
                           f"heads, got {tp}")
-    if model.intermediate_size % tp:
-        raise ConfigError(f"--tp: must divide {model.name}'s MLP width "
-                          f"{model.intermediate_size}, got {tp}")
+    # An MLP width tp does not divide is split unevenly, ceil(width / tp) columns on the
+    # busiest chip (as CENT splits Llama2-13B's 13824 over 20 devices); lower() costs that chip.
     return model.num_heads // tp, max(1, kv // tp)
 
 
@@ -107,14 +135,15 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
     stages = stage_layers(model.num_layers, pp)
     b = _Builder(model, precision, tp)
     tokens = seqs.tokens
-    d, hd, inter = model.hidden_size, model.head_dim, model.intermediate_size // tp
+    d, hd, inter = model.hidden_size, model.head_dim, -(-model.intermediate_size // tp)
 
     pre = [b.embedding(tokens)]
     if model.embedding_norm:
         pre.append(b.norm("embed_norm", tokens, d))
 
     layer = [b.norm("attn_norm", tokens, d),
-             b.gemm("qkv_proj", tokens, (heads + 2 * kv_heads) * hd, d)]
+             b.gemm("qkv_proj", tokens, (heads + 2 * kv_heads) * hd, d,
+                    bias=model.linear_bias or model.qkv_bias)]
     if model.qk_norm:
         layer.append(b.norm("qk_norm", tokens * (heads + kv_heads), hd, weight_elems=2 * hd))
     if model.position == "rope":
@@ -128,14 +157,17 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
     layer.append(b.elementwise("attn_residual", OpKind.ELEMENTWISE, tokens, d, "residual",
                                reads=2))
     layer.append(b.norm("mlp_norm", tokens, d))
-    if model.gated_mlp:
+    if model.moe:
+        layer += b.experts(tokens)
+    elif model.gated_mlp:
         layer.append(b.gemm("gate_up_proj", tokens, 2 * inter, d))
         layer.append(b.elementwise("act", OpKind.ACTIVATION, tokens, inter, "silu_gate",
                                    reads=2))
     else:
         layer.append(b.gemm("up_proj", tokens, inter, d))
         layer.append(b.elementwise("act", OpKind.ACTIVATION, tokens, inter, "gelu", reads=1))
-    layer.append(b.gemm("down_proj", tokens, d, inter))
+    if not model.moe:
+        layer.append(b.gemm("down_proj", tokens, d, inter))
     layer += b.all_reduce("mlp_allreduce", tokens * d)
     layer.append(b.elementwise("mlp_residual", OpKind.ELEMENTWISE, tokens, d, "residual",
                                reads=2))
@@ -181,10 +213,14 @@ READS: dict[str, tuple[tuple[str, ...], ...]] = {
     "mlp_norm": (("attn_residual",),),
     "gate_up_proj": (("mlp_norm",),),
     "up_proj": (("mlp_norm",),),
-    "act": (("gate_up_proj", "up_proj"),),
+    "act": (("gate_up_proj", "up_proj", "expert_gate_up"),),
     "down_proj": (("act",),),
-    "mlp_allreduce": (("down_proj",),),
-    "mlp_residual": (("mlp_allreduce", "down_proj"), ("attn_residual",)),
+    "router": (("mlp_norm",),),
+    "router_topk": (("router",),),
+    "expert_gate_up": (("mlp_norm",), ("router_topk",)),  # rows gathered by the routing
+    "expert_down": (("act",), ("router_topk",)),          # outputs weighted by the gates
+    "mlp_allreduce": (("down_proj", "expert_down"),),
+    "mlp_residual": (("mlp_allreduce", "down_proj", "expert_down"), ("attn_residual",)),
     "pp_send": (("mlp_residual",),),
     "final_norm": (("mlp_residual",),),
     "lm_head": (("final_norm",),),
@@ -293,9 +329,9 @@ class _Builder:
 
     def attention(self, batch: int, new_tokens: int, context: int, heads: int,
                   kv_heads: int, *, launches: int = 1) -> list[Op]:
-        hd, kv = self.model.head_dim, self.p.kv
-        tokens, keys = batch * new_tokens, context + new_tokens
-        scores = batch * heads * causal_pairs(new_tokens, context, self.model.causal)
+        hd, kv, window = self.model.head_dim, self.p.kv, self.model.sliding_window
+        tokens, keys = batch * new_tokens, window_keys(new_tokens, context, window)
+        scores = batch * heads * causal_pairs(new_tokens, context, self.model.causal, window)
         kv_tile = batch * kv_heads * keys * hd  # K (or V) elements read per step
         dims = (batch, heads, kv_heads, new_tokens, keys, hd)
         softmax_flops = FLOPS_PER_ELEMENT["softmax"] + (
@@ -314,6 +350,28 @@ class _Builder:
                launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
                kv_bytes=nbytes(kv_tile, kv)),
         ]
+
+    def experts(self, tokens: int) -> list[Op]:
+        """Router, top-k and the routed experts of a MoE MLP over ``tokens`` tokens (module
+        docstring): gate/up, activation, down."""
+        m, d = self.model, self.model.hidden_size
+        inter = -(-m.expert_intermediate_size // self.tp)
+        rows = tokens * m.experts_per_token  # token-expert pairs
+        touched = m.expected_experts(tokens)
+        per_expert = max(1, round(rows / touched))
+        gate_up = self.gemm("expert_gate_up", per_expert, round(touched * 2 * inter), d)
+        down = self.gemm("expert_down", per_expert, d, round(touched * inter))
+        # FLOPs and activation bytes count every token-expert row exactly
+        gate_up = replace(gate_up, flops=2 * rows * 2 * inter * d,
+                          act_bytes=self._act(rows * d) + self._act(rows * 2 * inter))
+        down = replace(down, flops=2 * rows * d * inter,
+                       act_bytes=self._act(rows * inter) + self._act(rows * d))
+        return [self.gemm("router", tokens, m.num_experts, d, bias=False),
+                self.elementwise("router_topk", OpKind.ELEMENTWISE, tokens, m.num_experts,
+                                 "softmax", reads=1),
+                gate_up,
+                self.elementwise("act", OpKind.ACTIVATION, rows, inter, "silu_gate", reads=2),
+                down]
 
     def p2p(self, name: str, elements: int, stage: int) -> Op:
         """Stage ``stage`` sends ``elements`` activations to stage ``stage + 1``: each chip of

@@ -4,16 +4,21 @@ Each supported architecture has a small parser that maps its config fields onto 
 `ModelConfig`. Anything not recognised is refused with the list of what is supported: pdsim
 never guesses the structure of a model it does not know.
 
-Supported: Llama (``LlamaForCausalLM``), Qwen3 (``Qwen3ForCausalLM``: per-head RMSNorm on q and
-k), BLOOM (``BloomForCausalLM``: ALiBi, LayerNorm, biases, GELU MLP, tied embeddings, an
-embedding LayerNorm) and LLaDA (``LLaDAModelLM``: a bidirectional masked-diffusion LM with a
-Llama-style block and OLMo-style config names).
+Supported: Llama (``LlamaForCausalLM``), Mistral (``MistralForCausalLM``: sliding-window
+attention), Qwen2/2.5 (``Qwen2ForCausalLM``: biases on the QKV projection), Qwen3
+(``Qwen3ForCausalLM``: per-head RMSNorm on q and k), the mixture-of-experts decoders Mixtral
+(``MixtralForCausalLM``) and Qwen3-MoE (``Qwen3MoeForCausalLM``): a router and top-k routed
+experts in place of the MLP (`ModelConfig.num_experts`), BLOOM (``BloomForCausalLM``: ALiBi,
+LayerNorm, biases, GELU MLP, tied embeddings, an embedding LayerNorm) and LLaDA
+(``LLaDAModelLM``: a bidirectional masked-diffusion LM with a Llama-style block and OLMo-style
+config names).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping
 
 from sim.errors import ConfigError
@@ -40,9 +45,20 @@ class ModelConfig:
     causal: bool               # False for bidirectional (diffusion) LMs
     qk_norm: bool = False      # per-head RMSNorm on queries and keys (Qwen3)
     linear_bias: bool = False  # biases on every attention and MLP projection
+    qkv_bias: bool = False     # biases on the QKV projection only (Qwen2)
     tie_word_embeddings: bool = False
     embedding_norm: bool = False
     max_positions: int | None = None
+    sliding_window: int | None = None  # each query sees the last W keys (itself included)
+    # Mixture of experts (0 experts: a dense MLP of ``intermediate_size``). Every layer's MLP
+    # is a router GEMM (hidden -> experts, no bias) and ``experts`` gated MLPs of
+    # ``expert_intermediate_size``, of which each token uses ``experts_per_token``.
+    num_experts: int = 0
+    experts_per_token: int = 0
+    expert_intermediate_size: int = 0
+    # Measured routing: the probability that a token selects each expert (sums to
+    # ``experts_per_token``); None for uniform routing (`expected_experts`).
+    expert_load: tuple[float, ...] | None = None
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
@@ -53,6 +69,24 @@ class ModelConfig:
         if self.num_heads % self.num_kv_heads:
             raise ConfigError(f"num_key_value_heads: must divide num_attention_heads "
                               f"({self.num_heads}), got {self.num_kv_heads}")
+        if self.sliding_window is not None and (not isinstance(self.sliding_window, int)
+                                                or self.sliding_window < 1):
+            raise ConfigError(f"sliding_window: must be a positive integer or null, got "
+                              f"{self.sliding_window!r}")
+        if self.num_experts:
+            if not 1 <= self.experts_per_token <= self.num_experts:
+                raise ConfigError(f"num_experts_per_tok: must be between 1 and the "
+                                  f"{self.num_experts} experts, got {self.experts_per_token}")
+            if self.expert_intermediate_size < 1:
+                raise ConfigError(f"moe_intermediate_size: must be a positive integer, got "
+                                  f"{self.expert_intermediate_size!r}")
+        if self.expert_load is not None:
+            load = self.expert_load
+            if (len(load) != self.num_experts or any(not 0 <= p <= 1 for p in load)
+                    or abs(sum(load) - self.experts_per_token) > 1e-6 * self.num_experts):
+                raise ConfigError(f"expert_load: needs one selection probability in [0, 1] "
+                                  f"per expert ({self.num_experts}) summing to "
+                                  f"experts_per_token ({self.experts_per_token})")
         if self.activation not in ("silu", "gelu"):
             raise ConfigError(f"activation: {self.activation!r} is not supported "
                               f"(allowed: silu, gelu)")
@@ -65,29 +99,58 @@ class ModelConfig:
     def kv_dim(self) -> int:
         return self.num_kv_heads * self.head_dim
 
+    @property
+    def moe(self) -> bool:
+        return self.num_experts > 0
+
+    def expected_experts(self, tokens: int) -> float:
+        """Expected number of distinct experts that ``tokens`` tokens route to in one layer:
+        ``sum_e 1 - (1 - p_e)^tokens`` over the experts' selection probabilities ``p_e``
+        (uniform routing: ``p_e = k / E``, so ``E (1 - (1 - k/E)^tokens)``). Each token's
+        choices are treated as independent across experts (exact for k = 1)."""
+        if not self.moe:
+            raise ValueError(f"expected_experts: {self.name} has no experts")
+        if self.expert_load is None:
+            e, k = self.num_experts, self.experts_per_token
+            return e * -math.expm1(tokens * math.log1p(-k / e)) if k < e else float(e)
+        return sum(1.0 if p >= 1 else -math.expm1(tokens * math.log1p(-p))
+                   for p in self.expert_load)
+
     def parameter_counts(self) -> dict[str, int]:
-        """Parameters by part; ``total`` counts a tied embedding once."""
+        """Parameters by part; ``total`` counts a tied embedding once; ``active`` counts what
+        one token reads (only ``experts_per_token`` of a MoE layer's experts)."""
         h, i = self.hidden_size, self.intermediate_size
         norm = h * (2 if self.norm == "layernorm" else 1)
         b = self.linear_bias
-        attention = (h * (self.q_dim + 2 * self.kv_dim) + self.q_dim * h
-                     + (self.q_dim + 2 * self.kv_dim + h if b else 0))
+        qkv = self.q_dim + 2 * self.kv_dim
+        attention = h * qkv + self.q_dim * h + (qkv + h if b else 0)
+        if self.qkv_bias and not b:
+            attention += qkv
         if self.qk_norm:
             attention += 2 * self.head_dim
         up = (2 if self.gated_mlp else 1) * i
-        mlp = h * up + i * h + (up + h if b else 0)
+        expert = 0
+        if self.moe:  # router + experts (gated, no biases)
+            expert = 3 * h * self.expert_intermediate_size
+            mlp = h * self.num_experts + self.num_experts * expert
+        else:
+            mlp = h * up + i * h + (up + h if b else 0)
         layer = attention + mlp + 2 * norm
         embedding = self.vocab_size * h
         counts = {
             "embedding": embedding + (norm if self.embedding_norm else 0),
             "layers": self.num_layers * layer,
             "per_layer": layer,
+            "per_layer_norms": 2 * norm + (2 * self.head_dim if self.qk_norm else 0),
+            "per_expert": expert,
             "final_norm": norm,
             "lm_head": 0 if self.tie_word_embeddings else self.vocab_size * h,
         }
         counts["total"] = (counts["embedding"] + counts["layers"] + counts["final_norm"]
                            + counts["lm_head"])
         counts["non_embedding"] = counts["total"] - embedding
+        idle = (self.num_experts - self.experts_per_token) * expert if self.moe else 0
+        counts["active"] = counts["total"] - self.num_layers * idle
         return counts
 
 
@@ -141,7 +204,11 @@ def _head_dim(where: str, hidden: int, heads: int, hidden_field: str, heads_fiel
     return hidden // heads
 
 
-def _llama_like(cfg: Mapping[str, Any], name: str, where: str, *, qk_norm: bool) -> ModelConfig:
+def _llama_like(cfg: Mapping[str, Any], name: str, where: str, *, qk_norm: bool = False,
+                qkv_bias: bool = False, window: bool = False, moe: tuple[str, str] | None = None,
+                ) -> ModelConfig:
+    """A Llama-style block. ``window``: the family reads ``sliding_window``; ``moe``: the
+    config names of the expert count and the expert MLP width."""
     heads = _int(cfg, where, "num_attention_heads")
     hidden = _int(cfg, where, "hidden_size")
     act = _get(cfg, where, "hidden_act", default="silu")
@@ -152,6 +219,27 @@ def _llama_like(cfg: Mapping[str, Any], name: str, where: str, *, qk_norm: bool)
                                                                    default=False):
         raise ConfigError(f"{where}: attention_bias/mlp_bias true is not supported for "
                           f"this architecture (allowed: false)")
+    sliding = None
+    if window:
+        sliding = _int(cfg, where, "sliding_window", default=None)
+    elif _bool(cfg, where, "use_sliding_window", default=False):  # Qwen2/3: SWA on upper layers
+        raise ConfigError(f"{where}: use_sliding_window true is not supported for this "
+                          f"architecture (allowed: false)")
+    elif "use_sliding_window" not in cfg and cfg.get("sliding_window") is not None:
+        raise ConfigError(f"{where}: sliding_window is not supported for "
+                          f"{cfg['architectures'][0]} (allowed: null; Mistral-style models "
+                          f"are MistralForCausalLM)")
+    experts = {}
+    if moe is not None:
+        count, width = moe
+        if _get(cfg, where, "decoder_sparse_step", default=1) != 1:
+            raise ConfigError(f"{where}: decoder_sparse_step {cfg['decoder_sparse_step']!r} is "
+                              f"not supported (allowed: 1, every layer a MoE layer)")
+        if _get(cfg, where, "mlp_only_layers", default=[]):
+            raise ConfigError(f"{where}: mlp_only_layers is not supported (allowed: [])")
+        experts = dict(num_experts=_int(cfg, where, count),
+                       experts_per_token=_int(cfg, where, "num_experts_per_tok"),
+                       expert_intermediate_size=_int(cfg, where, width))
     return ModelConfig(
         name=name, architecture=cfg["architectures"][0], hidden_size=hidden,
         num_layers=_int(cfg, where, "num_hidden_layers"), num_heads=heads,
@@ -160,17 +248,36 @@ def _llama_like(cfg: Mapping[str, Any], name: str, where: str, *, qk_norm: bool)
             where, hidden, heads, "hidden_size", "num_attention_heads"),
         intermediate_size=_int(cfg, where, "intermediate_size"),
         vocab_size=_int(cfg, where, "vocab_size"), gated_mlp=True, activation="silu",
-        norm="rmsnorm", position="rope", causal=True, qk_norm=qk_norm,
+        norm="rmsnorm", position="rope", causal=True, qk_norm=qk_norm, qkv_bias=qkv_bias,
         tie_word_embeddings=_bool(cfg, where, "tie_word_embeddings", default=False),
-        max_positions=_int(cfg, where, "max_position_embeddings", default=None))
+        max_positions=_int(cfg, where, "max_position_embeddings", default=None),
+        sliding_window=sliding, **experts)
 
 
 def _llama(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
-    return _llama_like(cfg, name, where, qk_norm=False)
+    return _llama_like(cfg, name, where)
+
+
+def _mistral(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
+    return _llama_like(cfg, name, where, window=True)
+
+
+def _qwen2(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
+    return _llama_like(cfg, name, where, qkv_bias=True)
 
 
 def _qwen3(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
     return _llama_like(cfg, name, where, qk_norm=True)
+
+
+def _mixtral(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
+    return _llama_like(cfg, name, where, window=True,
+                       moe=("num_local_experts", "intermediate_size"))
+
+
+def _qwen3_moe(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
+    return _llama_like(cfg, name, where, qk_norm=True,
+                       moe=("num_experts", "moe_intermediate_size"))
 
 
 def _bloom(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
@@ -212,7 +319,11 @@ def _llada(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
 
 _PARSERS: dict[str, Callable[[Mapping[str, Any], str, str], ModelConfig]] = {
     "LlamaForCausalLM": _llama,
+    "MistralForCausalLM": _mistral,
+    "Qwen2ForCausalLM": _qwen2,
     "Qwen3ForCausalLM": _qwen3,
+    "MixtralForCausalLM": _mixtral,
+    "Qwen3MoeForCausalLM": _qwen3_moe,
     "BloomForCausalLM": _bloom,
     "BloomModel": _bloom,
     "LLaDAModelLM": _llada,
@@ -237,6 +348,32 @@ def load_model(spec: str) -> ModelSpec:
     name = path.parent.name if path.name == "config.json" else path.stem
     return ModelSpec(config=parse_model(text, name or path.stem, spec), text=text,
                      source=str(path))
+
+
+def with_routing(model: ModelConfig, text: str, where: str = "--routing") -> ModelConfig:
+    """``model`` with a measured routing: ``text`` is JSON ``{"expert_counts": [c_0, ...]}``,
+    the tokens routed to each expert over a sample (each token counted once per expert it
+    picks), so expert ``i`` is picked with probability ``k c_i / sum(c)``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    counts = data.get("expert_counts") if isinstance(data, dict) else None
+    if not model.moe:
+        raise ConfigError(f"{where}: {model.name} has no experts (routing needs a "
+                          f"mixture-of-experts model)")
+    if (not isinstance(counts, list) or len(counts) != model.num_experts
+            or any(isinstance(c, bool) or not isinstance(c, (int, float)) or c < 0
+                   for c in counts) or not sum(counts)):
+        raise ConfigError(f"{where}: expert_counts must be a list of {model.num_experts} "
+                          f"non-negative numbers, not all zero")
+    k, total = model.experts_per_token, float(sum(counts))
+    load = tuple(k * c / total for c in counts)
+    if max(load) > 1 + 1e-9:
+        raise ConfigError(f"{where}: expert_counts give expert {load.index(max(load))} a "
+                          f"share above 1/{k} of the routed tokens (each token picks an "
+                          f"expert at most once)")
+    return replace(model, expert_load=tuple(min(p, 1.0) for p in load))
 
 
 def parse_model(text: str, name: str, where: str) -> ModelConfig:

@@ -71,7 +71,11 @@ def load_system(hw: str | System, *, tp: int | None = None, pp: int | None = Non
         raise ConfigError(f"tp x pp: at most num_chips {fields['num_chips']} on "
                           f"{fields['name']}, got {fields['tensor_parallel']} x "
                           f"{fields['pipeline_parallel']} (override num_chips for more chips)")
-    return build(System, fields)
+    from sim.runtime import check_runtime
+
+    system = build(System, fields)
+    check_runtime(system)
+    return system
 
 
 def set_path(fields: dict[str, Any], path: str, value: Any) -> None:

@@ -13,13 +13,16 @@ is small (tests/sim/test_engine.py measures it).
 
 from __future__ import annotations
 
+import gc
 import math
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from mappers.ir import Phase, Precision
+from mappers.ir import Graph, Phase, Precision
 from mappers.lower import lower, shard_heads, stage_layers
 from mappers.models import ModelConfig
 from sim.step import compile_step
@@ -75,6 +78,9 @@ class Step:
     dram_bytes: float
     schedule: StepSchedule | None
     write_bound_s: float = 0.0  # in ops bound by reprogramming CiM crossbars (bound "write")
+    #: Time of every op of the step, summed over ops (repeats included). Ops on different
+    #: units overlap, so this can exceed ``time_s``; bound fractions divide by it.
+    op_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +103,14 @@ def stage_footprints(model: ModelConfig, system: System,
     # Layers are sharded except their norms; the embedding table is replicated; an untied LM
     # head is split over the vocabulary (a tied one is a slice of the replicated table, which
     # the last stage holds a copy of when it is not also the first, as Megatron-LM does).
-    norm_params = counts["per_layer"] - _layer_matmul_params(model)
-    per_layer = (counts["per_layer"] - norm_params) // tp + norm_params
+    # norms (and a MoE router) are replicated on every chip of the group
+    replicated = counts["per_layer_norms"] + model.hidden_size * model.num_experts
+    per_layer = (counts["per_layer"] - replicated) // tp + replicated
     _, kv_heads = shard_heads(model, tp)
-    tokens = workload.batch * (workload.prompt_tokens + workload.gen_tokens - 1)
+    held = workload.prompt_tokens + workload.gen_tokens - 1
+    if model.sliding_window is not None:  # a rolling cache of the last W tokens
+        held = min(held, model.sliding_window)
+    tokens = workload.batch * held
     scales = _stage_scale_bytes(model, system, p)
     out = []
     for s, layers in enumerate(stages):
@@ -138,13 +148,6 @@ def footprint(model: ModelConfig, system: System, workload: Workload) -> tuple[i
     return max(stage_footprints(model, system, workload), key=sum)
 
 
-def _layer_matmul_params(model: ModelConfig) -> int:
-    h, i = model.hidden_size, model.intermediate_size
-    up = (2 if model.gated_mlp else 1) * i
-    bias = (model.q_dim + 2 * model.kv_dim + h + up + h) if model.linear_bias else 0
-    return h * (model.q_dim + 2 * model.kv_dim) + model.q_dim * h + h * up + i * h + bias
-
-
 def simulate(system: System, model: ModelConfig, workload: Workload, *,
              detail: str = "tile", decode_sample: int | None = None,
              check_capacity: bool = True,
@@ -160,6 +163,12 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     shard_heads(model, system.tensor_parallel)
     _check_tensor_dtype(model, system, p)  # refuse early, before any step is simulated
     _check_counts(model, system, workload)
+    cim = system.chip.cim
+    if model.moe and cim is not None and "gemm" in (*cim.prefill_ops, *cim.decode_ops):
+        # the crossbar residency plan reads the experts a step touches, not all of them
+        raise ConfigError(f"--model: {model.name} is a mixture-of-experts model "
+                          f"({model.num_experts} experts); analog CiM units that take GEMMs "
+                          f"do not support it yet (use a system without chip.cim gemm ops)")
     stages = stage_footprints(model, system, workload)
     weights_b, kv_b = max(stages, key=sum)
     if check_capacity:
@@ -169,10 +178,14 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     if decode_sample is not None and decode_sample < 2:
         raise ConfigError(f"--decode-sample: must be >= 2, got {decode_sample}")
 
+    # Costs that depend on the op alone, shared by the steps of this run: a decode step
+    # re-costs only the ops that change with the context (attention).
+    memo: dict = {}
+
     def run(phase: Phase, new_tokens: int, context: int) -> StepSchedule:
         return compile_step(model, system, phase=phase, batch=workload.batch,
                             new_tokens=new_tokens, context=context, precision=p, detail=detail,
-                            dram_audit=dram_audit)
+                            memo=memo, dram_audit=dram_audit)
 
     prefill = run(Phase.PREFILL, workload.prompt_tokens, 0)
     steps = [_step(0, Phase.PREFILL, 0, workload.prompt_tokens, 0.0, prefill)]
@@ -180,12 +193,17 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     if decode_sample is None or decode_sample >= n_decode:
         sampled = range(n_decode)
     else:
-        sampled = sorted(set(np.linspace(0, n_decode - 1, decode_sample).round().astype(int)))
+        sampled = set(np.linspace(0, n_decode - 1, decode_sample).round().astype(int))
+        if model.sliding_window is not None:  # attention stops growing at the window: a kink
+            kink = model.sliding_window - 1 - workload.prompt_tokens
+            sampled |= {j for j in (kink, kink + 1) if 0 <= j < n_decode}
+        sampled = sorted(sampled)
     scheds = {}
-    for done, j in enumerate(sampled):
-        scheds[j] = run(Phase.DECODE, 1, int(contexts[j]))
-        if progress is not None:
-            progress(done + 1, len(sampled))
+    with paused_gc():
+        for done, j in enumerate(sampled):
+            scheds[j] = run(Phase.DECODE, 1, int(contexts[j]))
+            if progress is not None:
+                progress(done + 1, len(sampled))
     steps += _decode_steps(scheds, contexts, prefill.time_s)
     summary = _summary(system, workload, steps, weights_b, kv_b, model)
     for key in system.chip.units:
@@ -195,6 +213,21 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
             summary.update(unit_summary(system, steps))
     return RunResult(system=system, model=model, workload=workload, steps=tuple(steps),
                      summary=summary)
+
+
+@contextmanager
+def paused_gc():
+    """Pause Python's cyclic garbage collector. The decode loop allocates many small acyclic
+    records (ops, costs, schedules) that the run keeps; each full collection walks all of
+    them, which made a step's cost grow with the number of steps before it. Reference
+    counting still frees everything; cycles wait for the collector's next pass."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _check_counts(model: ModelConfig, system: System, workload: Workload) -> None:
@@ -276,32 +309,51 @@ def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
           sched: StepSchedule) -> Step:
     return Step(index=index, phase=phase, context=context, new_tokens=new_tokens,
                 start_s=start, time_s=sched.time_s, energy_j=sched.energy_j,
-                totals={f: sched.graph.total(f) for f in STEP_FIELDS},
+                totals=_graph_totals(sched.graph),
                 memory_bound_s=sched.total_time_where("memory"), dram_bytes=sched.dram_bytes,
-                schedule=sched, write_bound_s=sched.total_time_where("write"))
+                schedule=sched, write_bound_s=sched.total_time_where("write"),
+                op_s=sched.total_op_time())
+
+
+_STEP_FIELDS_OF = attrgetter(*STEP_FIELDS)
+
+
+def _graph_totals(graph: Graph) -> dict[str, int]:
+    """``{field: graph.total(field)}`` for `STEP_FIELDS` in one pass over the ops (exact
+    integers, so the order of the sums does not matter; a decode step of a many-stage chip
+    has hundreds of ops)."""
+    totals = [0] * len(STEP_FIELDS)
+    for seg in graph.segments:
+        for i, column in enumerate(zip(*map(_STEP_FIELDS_OF, seg.ops))):
+            totals[i] += seg.repeat * sum(column)
+    return dict(zip(STEP_FIELDS, totals))
 
 
 def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
                   start: float) -> list[Step]:
     if not scheds:
         return []
-    known = np.array(sorted(scheds))
+    # Each simulated step is summed once; interpolated steps read those sums.
+    exact = {j: _step(j + 1, Phase.DECODE, int(contexts[j]), 1, 0.0, scheds[j])
+             for j in sorted(scheds)}
+    known = np.array(list(exact))
     at = contexts[known]
 
-    def interp(values: list[float]) -> np.ndarray:
+    def interp(field: str, key: str | None = None) -> np.ndarray:
+        values = [getattr(s, field) if key is None else getattr(s, field)[key]
+                  for s in exact.values()]
         return np.interp(contexts, at, np.asarray(values, dtype=float))
 
-    times = interp([scheds[j].time_s for j in known])
-    energy = interp([scheds[j].energy_j for j in known])
-    membound = interp([scheds[j].total_time_where("memory") for j in known])
-    writebound = interp([scheds[j].total_time_where("write") for j in known])
-    dram = interp([scheds[j].dram_bytes for j in known])
-    totals = {f: np.rint(interp([scheds[j].graph.total(f) for j in known])).astype(np.int64)
-              for f in STEP_FIELDS}
+    if len(exact) < len(contexts):
+        times, energy = interp("time_s"), interp("energy_j")
+        membound, writebound = interp("memory_bound_s"), interp("write_bound_s")
+        optime = interp("op_s")
+        dram = interp("dram_bytes")
+        totals = {f: np.rint(interp("totals", f)).astype(np.int64) for f in STEP_FIELDS}
     steps = []
     for j, ctx in enumerate(contexts):
-        if j in scheds:
-            steps.append(_step(j + 1, Phase.DECODE, int(ctx), 1, start, scheds[j]))
+        if j in exact:
+            steps.append(replace(exact[j], start_s=start))
         else:
             steps.append(Step(index=j + 1, phase=Phase.DECODE, context=int(ctx), new_tokens=1,
                               start_s=start, time_s=float(times[j]),
@@ -309,7 +361,8 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
                               totals={f: int(totals[f][j]) for f in STEP_FIELDS},
                               memory_bound_s=float(membound[j]),
                               dram_bytes=float(dram[j]), schedule=None,
-                              write_bound_s=float(writebound[j])))
+                              write_bound_s=float(writebound[j]),
+                              op_s=float(optime[j])))
         start += steps[-1].time_s
     return steps
 
@@ -354,8 +407,11 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
         out[f"{phase}_time_s"] = time
         out[f"{phase}_energy_j"] = sum(s.energy_j for s in group)
         out[f"{phase}_static_energy_j_per_chip"] = pp * static_w * time
-        out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / time
-                                                 if time else math.nan)
+        # A share of op time, not of wall time: ops on different units overlap, so the
+        # memory-bound ops' summed time can exceed the step's (docs/trace-format.md).
+        op_time = sum(s.op_s for s in group)
+        out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / op_time
+                                                 if op_time else math.nan)
     out.update(busy_fractions(steps, system.pipeline_parallel))
     out["energy_j"] = out["prefill_energy_j"] + out["decode_energy_j"]
     out["energy_per_output_token_j"] = out["energy_j"] / (b * workload.gen_tokens)

@@ -152,16 +152,60 @@ class Link:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryParallelism:
+    """How much memory traffic one core keeps in flight (docs/chip-model.md).
+
+    A core has at most ``outstanding`` line requests of ``line_bytes`` in flight; each returns
+    after the unloaded latency of the level it comes from, so by Little's law one core sustains
+    at most ``outstanding x line_bytes / latency`` bytes per second from that level. A chip's
+    achievable bandwidth from L2 (DRAM) is the smaller of the level's own and the sum over its
+    active cores.
+    """
+
+    outstanding: int
+    line_bytes: int
+    l2_latency_s: float
+    dram_latency_s: float
+
+    def __post_init__(self) -> None:
+        _at_least_one(self.outstanding, "outstanding")
+        _at_least_one(self.line_bytes, "line_bytes")
+        _positive(self.l2_latency_s, "l2_latency_s")
+        _positive(self.dram_latency_s, "dram_latency_s")
+        if self.dram_latency_s < self.l2_latency_s:
+            raise ConfigError(f"dram_latency_s: must be >= l2_latency_s ({self.l2_latency_s}), "
+                              f"got {self.dram_latency_s} (a DRAM access passes through L2)")
+
+    @property
+    def l2_bytes_per_s(self) -> float:
+        """Most bytes per second one core can pull from L2."""
+        return self.outstanding * self.line_bytes / self.l2_latency_s
+
+    @property
+    def dram_bytes_per_s(self) -> float:
+        """Most bytes per second one core can pull from DRAM."""
+        return self.outstanding * self.line_bytes / self.dram_latency_s
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Core:
-    """``sublanes`` x (systolic array + vector unit), sharing an L1."""
+    """``sublanes`` x (systolic array + vector unit), sharing an L1. ``memory_parallelism``,
+    when given, bounds the bandwidth one core can draw from L2 and DRAM (Little's law); without
+    it a core can take any share of either. ``accumulator_bytes``, when given, is a register
+    file that holds a GEMM's output tile while it accumulates, so L1 holds only operand tiles;
+    without it the accumulators take L1 space."""
 
     sublanes: int
     systolic_array: SystolicArray
     vector_unit: VectorUnit
     l1: SRAM
+    memory_parallelism: MemoryParallelism | None = None
+    accumulator_bytes: int | None = None
 
     def __post_init__(self) -> None:
         _at_least_one(self.sublanes, "sublanes")
+        if self.accumulator_bytes is not None:
+            _at_least_one(self.accumulator_bytes, "accumulator_bytes")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -346,7 +390,9 @@ class System:
     """``num_chips`` identical chips. A model's layers are split into ``pipeline_parallel``
     contiguous stages, one per group of ``tensor_parallel`` chips that shard each layer
     (docs/hardware-yaml.md, "Parallelism"); stages pass the step's activations to the next one
-    over ``interconnect``."""
+    over ``interconnect``. ``runtime`` names the software stack the chips run under (a preset
+    in ``sim/presets/runtime/`` or a YAML path; `sim.runtime`, which checks the name where
+    systems are loaded); without one each op pays the chip's ``efficiency.op_overhead_s``."""
 
     name: str
     chip: Chip
@@ -355,10 +401,13 @@ class System:
     tensor_parallel: int = 1
     pipeline_parallel: int = 1
     interconnect: Link | None = None
+    runtime: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:
             raise ConfigError("name: must not be empty")
+        if self.runtime is not None and not self.runtime:
+            raise ConfigError("runtime: must not be empty (omit it for no runtime)")
         _at_least_one(self.num_chips, "num_chips")
         _at_least_one(self.tensor_parallel, "tensor_parallel")
         if self.tensor_parallel > self.num_chips:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sim.errors import ConfigError
 from sim.hardware import System
 from sim.schema import parse_yaml
 from sim.shipped import Shelf
@@ -40,7 +41,14 @@ def load_hardware(spec: str) -> HardwareSpec:
 
 def parse_hardware(text: str, where: str) -> System:
     """Parse YAML text into a validated `System`; errors name ``where`` and the field."""
-    return parse_yaml(System, text, where)
+    from sim.runtime import check_runtime
+
+    system = parse_yaml(System, text, where)
+    try:
+        check_runtime(system)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
+    return system
 
 
 def referenced_texts(system: System) -> dict[str, str]:
@@ -53,4 +61,7 @@ def referenced_texts(system: System) -> dict[str, str]:
         texts = unit_type(key).model("referenced")
         if texts is not None:
             out.update((f"chip.{key}.{name}", text) for name, text in texts(desc).items())
+    if system.runtime is not None:
+        from sim.runtime import RUNTIMES
+        out["runtime"] = RUNTIMES.read(system.runtime)[0]
     return out

@@ -7,28 +7,27 @@ output file is opened; bugs keep their traceback.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shlex
 import signal
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from mappers.ir import Precision
-from mappers.models import load_model, model_names
+from mappers.models import load_model, model_names, with_routing
 
 from sim import __version__
 from sim.engine import Workload, simulate
 from sim.errors import PdsimError
 from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 from sim.files import check_output
-from sim.limits import MAX_DECODE_STEPS, check_folds, check_gemm_size
+from sim.limits import MAX_DECODE_STEPS, MAX_WORD_BYTES, check_folds, check_gemm_size
 from sim.presets import load_hardware, preset_names, referenced_texts
-from sim.cli.report import (describe, describe_text, gemm_text, ops_text,
-                            summary_text)
-from sim.units.systolic.array import array_folds, array_gemm
-from sim.units.systolic.tile import map_gemm
+from sim.cli.report import describe, describe_text, gemm_text, ops_text, summary_text
 from sim.trace import read_trace, to_json, write_trace
 
 
@@ -64,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
                      "num_chips)")
     run.add_argument("--pp", type=_int_at_least(1), help="pipeline stages, each a contiguous "
                      "run of layers on its own chips (default: the preset's pipeline_parallel)")
+    run.add_argument("--runtime", metavar="NAME", help="software stack: a runtime preset "
+                     "(eager, cuda-graph, fused) or YAML file; overrides the hardware's "
+                     "runtime (docs/chip-model.md)")
     run.add_argument("--detail", choices=("tile", "roofline"), default="tile",
                      help="unit models: tile-level systolic-array and vector models "
                      "(default) or the roofline baseline")
@@ -83,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="check every compute-in-DRAM command stream the simulated steps "
                      "generate (docs/cid.md); exit 1 on a violation (a simulator bug)")
     run.add_argument("--json", action="store_true", help="print the summary as JSON")
+    run.add_argument("--routing", metavar="JSON", help="measured MoE routing: a file "
+                     "{\"expert_counts\": [...]} of tokens per expert (default: uniform)")
 
     gemm = sub.add_parser("gemm", help="one GEMM on one systolic array, or mapped onto a chip",
                           description="C[M,N] = A[M,K] @ B[K,N]. With --rows/--cols: one array, "
@@ -98,7 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="SRAM per operand, double-buffered (default: unlimited)")
     gemm.add_argument("--bw", type=float, metavar="BYTES_PER_CYCLE",
                       help="bandwidth of the level behind the SRAMs (default: unlimited)")
-    gemm.add_argument("--word-bytes", type=_int_at_least(1), default=2)
+    gemm.add_argument("--word-bytes", type=_int_at_least(1, MAX_WORD_BYTES), default=2,
+                      help=f"bytes per operand word, 1 to {MAX_WORD_BYTES} (default 2)")
     gemm.add_argument("--hw", help="map onto this chip instead (preset or YAML)")
     gemm.add_argument("--dtype", type=_dtype, default="fp16", help="with --hw (default fp16)")
     gemm.add_argument("--json", action="store_true")
@@ -205,9 +210,20 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         check_output(args.out, "-o")  # before loading anything: a bad path fails at once
     hw = load_hardware(args.hw)
     model = load_model(args.model)
+    routing = None
+    if args.routing:
+        try:
+            routing = Path(args.routing).read_text()
+        except OSError as exc:
+            raise PdsimError(f"--routing: cannot read {args.routing}: {exc.strerror}") from None
+        model = replace(model, config=with_routing(model.config, routing))
     system = hw.system
     if args.tp is not None or args.pp is not None:
         system = _parallel(system, args.tp, args.pp)
+    if args.runtime is not None:
+        from sim.runtime import load_runtime
+        load_runtime(args.runtime)  # a bad name stops here, naming --runtime
+        system = dataclasses.replace(system, runtime=args.runtime)
     precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
                           kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
@@ -231,6 +247,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             "decode_sample": args.decode_sample or 0,
             "seed": args.seed,
         }
+        if routing is not None:  # only then, so other runs keep their trace names
+            meta["routing"] = routing
         out = check_output(default_trace_path(args, model.config.name, meta)
                            if args.out is None else args.out, "-o")
     audit = None
@@ -257,7 +275,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     else:
         pp = system.pipeline_parallel
         title = (f"{model.config.name} on {system.name} (tp {system.tensor_parallel}, "
-                 + (f"pp {pp}, " if pp > 1 else "") + f"{args.detail}), batch "
+                 + (f"pp {pp}, " if pp > 1 else "") + f"{args.detail}"
+                 + (f", runtime {system.runtime}" if system.runtime else "") + "), batch "
                  f"{args.batch}, prompt {args.prompt}, generate {args.gen}, "
                  f"{precision.weight}/{precision.activation}/{precision.kv} (w/act/kv)")
         print(summary_text(result.summary, title))
@@ -323,6 +342,9 @@ def _progress():
 
 
 def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
+    from sim.units.systolic.array import array_folds, array_gemm  # numba: imported on use
+    from sim.units.systolic.tile import map_gemm
+
     if args.hw is not None:
         if args.rows or args.cols or args.sram_kb or args.bw:
             raise PdsimError("--hw: maps onto a whole chip; drop --rows/--cols/--sram-kb/--bw")
@@ -424,6 +446,8 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
         check_output(args.plot, "--plot")
         plot_format(args.plot)
     trace = read_trace(args.trace)
+    if args.ops is not None and args.ops >= len(trace.steps):  # before any output
+        raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
     if args.perfetto:
         from sim.perfetto import write_perfetto
         events = write_perfetto(trace, args.perfetto)
@@ -437,8 +461,6 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
     print(summary_text(trace.summary, f"{args.trace}: {trace.meta['command_line']} "
                                       f"(pdsim {trace.meta['pdsim_version']})"))
     if args.ops is not None:
-        if args.ops >= len(trace.steps):
-            raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
         simulated = [int(r["step"]) for r in trace.steps if r["simulated"]]
         if args.ops in simulated:
             print(ops_text(trace.ops, args.ops))

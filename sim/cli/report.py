@@ -100,11 +100,16 @@ def describe_text(system: System) -> str:
                    f"{mem.capacity_bytes / 2**30:.0f} GiB"),
         ("on-chip", f"L1 {chip.core.l1.capacity_bytes // 1024} KiB per core, "
                     f"L2 {chip.l2.capacity_bytes / 2**20:g} MiB"),
+        *([("per core", f"L2 {si(chip.core.memory_parallelism.l2_bytes_per_s, 'B/s')}, DRAM "
+                        f"{si(chip.core.memory_parallelism.dram_bytes_per_s, 'B/s')} "
+                        f"(requests in flight / latency)")]
+          if chip.core.memory_parallelism else []),
         ("ridge point (fp16)", f"{d['ridge_point_flop_per_byte'].get('fp16', math.nan):.0f} "
                                f"FLOP/B" if "fp16" in sa.dtypes else "n/a"),
         ("achievable", f"tensor {eff.tensor:.0%}, vector {eff.vector:.0%}, memory "
                        f"{eff.memory:.0%}, link {eff.link:.0%}, "
-                       f"{seconds(eff.op_overhead_s)} per op"),
+                       + (f"runtime {system.runtime}" if system.runtime
+                          else f"{seconds(eff.op_overhead_s)} per op")),
         ("die", f"{_num(chip.area_mm2)} mm2 at {_num(chip.process_nm)} nm, TDP "
                 f"{_num(chip.tdp_w)} W"),
         ("cost", money),

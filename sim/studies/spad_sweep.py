@@ -169,13 +169,16 @@ def readme(data: dict[str, Any]) -> str:
         "every weight from HBM each step, while prefill GEMMs reuse each weight across the "
         "2048 tokens and stay compute-bound.",
         f"- Cores: at 3.35 TB/s, going from 132 to 66 cores slows prefill by up to "
-        f"{worst_pre_cores:.2f}x (the tensor peak halves) and decode by up to "
-        f"{worst_dec_cores:.2f}x." + _non_monotonic(data),
-        "- Known limit of the model (issue: per-core memory-level parallelism): each core's "
-        "bandwidth from L2 and DRAM is not yet bounded by its outstanding requests, so in "
-        "this model a few cores can still fill HBM and decode barely notices fewer cores; "
-        "on a real GPU the decode column would rise once the active SMs cannot sustain the "
-        "memory's bandwidth. SPAD's own exploration publishes no table to set beside this "
+        f"{worst_pre_cores:.2f}x and decode by up to {worst_dec_cores:.2f}x." +
+        _non_monotonic(data),
+        "- Per-core memory parallelism (docs/chip-model.md): each core draws at most "
+        "outstanding x line / latency from L2 (71.9 GB/s) and DRAM (35.9 GB/s) with the h100 "
+        "preset's figures. Prefill loses more than the halved tensor peak because each of "
+        "fewer cores cannot take a larger share of the L2 bandwidth; decode is unchanged "
+        "while the cores can fill HBM (down to 0.85 x 3352 / 35.9 = 79.3 cores at 3.35 TB/s, "
+        "fewer at lower bandwidths) and slows below that. The per-core in-flight figure (64 "
+        "lines) is assumed, not measured, so the core count where decode turns is as "
+        "uncertain as it is. SPAD's own exploration publishes no table to set beside this "
         "one (the paper shows it as a figure), so no published number is compared here.",
         "",
     ])

@@ -1,46 +1,77 @@
-"""The h100 preset against measurements on a real H100 SXM (benchmarks/calibration/).
+"""The h100-sxm preset against measurements on a real H100 SXM (benchmarks/calibration/).
 
-The roofline with AttAcc's caps (80% of tensor peak, 85% of memory bandwidth) is an optimistic
-bound: the measured card reaches 60-74% of the FP16 peak on large GEMMs (it runs into its
-700 W cap and drops its clock) and 60-87% of peak bandwidth on GEMVs (small weights stream
-less efficiently). The bands below state that: predictions may be up to 30% faster than
-measured, and never more than 10% slower. A wrong dtype rate, a lost factor of 2 in FLOPs or
-bytes, or a wrong bandwidth would fall outside them.
+Bands (issue 11, stated before looking at the numbers and listed in the calibration README):
+at tile detail, each GEMM shape group's predicted/measured ratio has a median within 15% of 1
+and no shape beyond 30%; whole Llama-2-7B steps, under the runtime preset matching how each was
+measured (eager transformers for prefill, a CUDA graph for decode), within 20%. Groups the
+model cannot meet are marked ``xfail(strict=True)`` with the modelling reason, so that they
+fail loudly once the mechanism is fixed. The roofline keeps its own optimistic-bound band.
+``h100-sxm`` is SPAD's ``h100`` plus register-file accumulators (the card has them; SPAD's
+LLMCompass organisation does not): with accumulators in L1, SPAD's preset is L2-bound on large
+GEMMs (1.03-1.37x of measured) and would miss the M >= 1024 band.
 """
 
 import statistics
 
 import pytest
 
-from benchmarks.calibration.compare_h100 import gemm_comparison, load_measured, step_comparison
+from benchmarks.calibration.compare_h100 import (GROUPS, gemm_comparison, load_measured,
+                                                 step_comparison)
 
 DATA = load_measured()
+GEMMS = gemm_comparison(DATA)
+STEPS = {r["step"]: r for r in step_comparison(DATA)}
+
+NO_SPLIT_K = pytest.mark.xfail(strict=True, reason=(
+    "GEMMs with M = 256 are 0.94-1.37x of measured (median 1.23): they have 64-128 output tiles "
+    "for 132 cores, and the tile model hands each core whole output tiles, never splitting a "
+    "GEMM along K; cuBLAS uses split-K / stream-K kernels to occupy every SM on such shapes"))
+SMALL_KERNELS = pytest.mark.xfail(strict=True, reason=(
+    "decode under cuda-graph is 0.67x (batch 1) and 0.76x (batch 16) of measured: the preset "
+    "charges each small kernel the 1.17 us measured for a 1-element kernel, while transformers' "
+    "decode elementwise kernels average ~1.5 us plus ~0.6 us gaps; its separate q/k/v and "
+    "gate/up GEMVs stream small weights at 0.60-0.68 of HBM peak, and sdpa at batch 16 takes "
+    "5.9 ms for ~3 ms of K/V reads; pdsim models none of these per-kernel inefficiencies"))
 
 
 def test_measured_on_an_h100():
     assert DATA["env"]["gpu_name"].startswith("NVIDIA H100")
 
 
-@pytest.mark.parametrize("label, select, key, band, median_band", [
-    ("gemv roofline", lambda r: r["m"] == 1, "ratio", (0.70, 1.10), (0.80, 1.0)),
-    ("large gemm roofline", lambda r: r["m"] >= 1024, "ratio", (0.70, 1.10), (0.80, 1.0)),
-    # The tile model feeds each core from L2 at LLMCompass's 5120 B/cycle, which makes large
-    # GEMMs L2-bound: it predicts 3-36% slower than the card, never faster.
-    ("gemv tile", lambda r: r["m"] == 1, "tile_ratio", (0.70, 1.10), (0.80, 1.0)),
-    ("large gemm tile", lambda r: r["m"] >= 1024, "tile_ratio", (0.95, 1.45), (1.0, 1.3)),
-])
-def test_gemm_predictions_within_band(label, select, key, band, median_band):
-    rows = [r for r in gemm_comparison(DATA) if select(r)]
-    assert len(rows) >= 10
-    for r in rows:
-        assert band[0] <= r[key] <= band[1], r
-    assert median_band[0] <= statistics.median(r[key] for r in rows) <= median_band[1]
+@pytest.mark.parametrize("group", [
+    "M=1", "M=16", "M=64",
+    pytest.param("M=256", marks=NO_SPLIT_K), "M>=1024"])
+def test_tile_gemms_within_band(group):
+    ratios = [r["tile_ratio"] for r in GEMMS if GROUPS[group](r["m"])]
+    assert len(ratios) >= 10
+    worst = max(abs(x - 1) for x in ratios)
+    assert abs(statistics.median(ratios) - 1) <= 0.15, ratios
+    assert worst <= 0.30, ratios
 
 
-def test_whole_steps_are_lower_bounds_of_an_unfused_implementation():
-    """Hugging Face eager Llama spends ~40% of prefill GPU time in unfused elementwise and
-    concatenation kernels that pdsim's fused op list does not have (README), so pdsim must
-    predict less than the measured GPU kernel time, but not absurdly less."""
-    for r in step_comparison(DATA):
+@pytest.mark.parametrize("label, select", [
+    ("gemv", lambda r: r["m"] == 1), ("large gemm", lambda r: r["m"] >= 1024)])
+def test_roofline_is_an_optimistic_bound(label, select):
+    """AttAcc's caps (80% tensor, 85% memory): up to 30% faster than the card, never more
+    than 10% slower."""
+    ratios = [r["ratio"] for r in GEMMS if select(r)]
+    assert all(0.70 <= x <= 1.10 for x in ratios), ratios
+    assert 0.80 <= statistics.median(ratios) <= 1.0
+
+
+@pytest.mark.parametrize("step", [
+    "prefill b1 L=512", "prefill b1 L=2048", "prefill b1 L=8192",
+    pytest.param("decode b1 ctx=2048", marks=SMALL_KERNELS),
+    pytest.param("decode b16 ctx=2048", marks=SMALL_KERNELS)])
+def test_steps_within_band_under_matching_stack(step):
+    r = STEPS[step]
+    assert r["stack"] == ("eager" if step.startswith("prefill") else "cuda-graph")
+    assert 0.80 <= r["stack_ratio"] <= 1.20, r
+
+
+def test_without_a_runtime_steps_are_lower_bounds_of_the_unfused_implementation():
+    """With no runtime, pdsim's op list is a fused stack's, so it must predict less than the
+    measured GPU kernel time of eager transformers, but not absurdly less."""
+    for r in STEPS.values():
         for key in ("predicted_s", "tile_s"):
             assert 0.45 * r["measured_gpu_s"] <= r[key] <= r["measured_gpu_s"], r

@@ -174,4 +174,27 @@ def test_cent_study_writes_its_folder(tmp_path, capsys):
         assert f"{data['speedup_over'][gpu]:.2f}x (published 6.32x)" in out
     assert {p.name for p in tmp_path.iterdir()} == {"cent.json", "cent.png", "README.md"}
     assert data["speedup_over"]["a100"] > data["speedup_over"]["h100"] > 1
-    assert "| `cent` |" in (tmp_path / "README.md").read_text()
+    readme = (tmp_path / "README.md").read_text()
+    # both of CENT's mappings for the three sizes, on 8 / 20 / 32 devices, beside CENT's figures
+    for model, devices in (("llama2-7b", 8), ("llama2-13b", 20), ("llama2-70b", 32)):
+        tp, pp = data["runs"][f"{model}/tp"], data["runs"][f"{model}/pp"]
+        assert (tp["tensor_parallel"], tp["pipeline_parallel"]) == (devices, 1)
+        assert (pp["tensor_parallel"], pp["pipeline_parallel"]) == (1, devices)
+        assert f"| {model} | {devices} | tp (tp {devices}, pp 1) |" in readme
+        # the copied CENT figures reproduce the published ratios (REFERENCE.md)
+        sp = tp["speedup_over_gpu_baseline"]
+        assert sp["cent_sim"] == pytest.approx(sp["published"], abs=0.005)
+
+
+def test_cent_accelerator_growth_is_its_softmax_formula():
+    """CENT's simulator's Acc latency grows from 512 to 4096 keys by exactly its softmax
+    formula (cent_power_calculator.py): 7B, 32 heads, (4096 - 512) x 32 / 512 x 110 cycles."""
+    from sim.studies.cent import cent_softmax_s
+    from sim.studies.cent_data import CENT_BLOCK_MS
+    for model, heads in (("llama2-7b", 32), ("llama2-13b", 40), ("llama2-70b", 64)):
+        block = CENT_BLOCK_MS[(model, "tp")]
+        growth = (block[4096][2] - block[512][2]) / 1e3
+        formula = cent_softmax_s(4096, heads, 1) - cent_softmax_s(512, heads, 1)
+        assert growth == pytest.approx(formula, rel=1e-9)
+    assert cent_softmax_s(4096, 32, 1) - cent_softmax_s(512, 32, 1) == pytest.approx(
+        3584 * 32 / 512 * 110 / 2e9)

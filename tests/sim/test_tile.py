@@ -75,3 +75,18 @@ def test_vector_cycles_closed_form():
     assert vector_cycles(chip, 1) == 1
     assert math.isclose(vector_cycles(chip, 10**9) / chip.vector_freq_hz,
                         10**9 / chip.peak_vector_flops, rel_tol=1e-4)
+
+
+@pytest.mark.parametrize("shape", [(2048, 4096, 4096), (8192, 11008, 4096), (256, 4096, 4096)])
+def test_register_file_accumulators_free_l1_for_operands(shape):
+    """With ``accumulator_bytes`` the C tile lives in registers: L1 holds only the two operand
+    stages, the accumulators fit the register file, and the search (a superset of tiles) is
+    never slower than with accumulators in L1."""
+    sxm = load_hardware("h100-sxm").system.chip
+    assert sxm.core.accumulator_bytes == 65536 * 4  # 64K 32-bit registers per SM
+    m, n, k = shape
+    g = map_gemm(sxm, "fp16", 1, m, n, k)
+    m1, n1, k1 = g.tile
+    assert 2 * 2 * (m1 * k1 + k1 * n1) <= sxm.core.l1.capacity_bytes
+    assert 4 * m1 * n1 <= sxm.core.accumulator_bytes
+    assert g.cycles <= map_gemm(H100.chip, "fp16", 1, m, n, k).cycles

@@ -10,7 +10,9 @@ the L2 loop order, keeps those that fit the SRAMs, and chooses the fastest. Per 
   (`sim.units.systolic.array.fold_cycles`) on the sublane's sub-tile; each k-step refills the
   pipeline, which is why large ``k1`` wins;
 * **L2 -> L1**: the A and B tiles of each k-step, double-buffered in L1 (the C tile stays as
-  accumulators, fp32 by default), at the core's share of the L2 bandwidth; a k-step takes the
+  accumulators, fp32 by default, in L1 too unless the core has ``accumulator_bytes`` of
+  register file for them, as Hopper's wgmma accumulates in registers), at the core's share of
+  the L2 bandwidth; a k-step takes the
   longer of its compute and its load;
 * **DRAM -> L2**: with loop order ``m`` (``n``), a block of A rows (B columns) that fits in half
   the L2 stays while all of B (A) streams past it; the streamed operand is read once per block
@@ -20,6 +22,11 @@ Each operand moves at its own storage width: A (activations) and C in the activa
 B in the weight format (the K or V cache format for attention), so int4 weights stream half
 the bytes of int8 ones. The arrays' MAC rate is that of the activation (compute) format:
 weights are dequantised on the way in, as weight-only quantisation kernels do.
+
+Where the chip gives ``core.memory_parallelism``, each core draws at most its own Little's-law
+bandwidth (requests in flight x line / latency) from L2 and from DRAM, so a mapping with few
+active cores (``min(cores, tiles)``) cannot fill either (docs/chip-model.md); vector ops use
+every core.
 
 Cores work in waves of ``ceil(tiles / cores)`` output tiles (edge tiles counted as full, a
 slight overestimate). The op takes ``max(core time, DRAM time)`` plus the first tile's DRAM
@@ -43,35 +50,48 @@ from sim.hardware import DATAFLOWS, Chip, System
 from sim.roofline import energy_j, roofline_cost
 from sim.units.systolic.array import fold_cycles
 
+@lru_cache(maxsize=4096)
 def _candidates(dim: int) -> np.ndarray:
-    """Tile sizes tried for a dimension: powers of two below it, and the dimension itself."""
+    """Tile sizes tried for a dimension: powers of two below it, and the dimension itself.
+    Memoised (decode attention maps new shapes every step, mostly of known dimensions), so the
+    array is read-only."""
     out = {dim}
     p = 1
     while p < dim and p <= 16384:
         out.add(p)
         p *= 2
-    return np.array(sorted(out), dtype=np.int64)
+    sizes = np.array(sorted(out), dtype=np.int64)
+    sizes.flags.writeable = False
+    return sizes
 
 
 @njit(cache=True)
 def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l1_bytes,
-            l2_bytes, l2_bw, dram_bw, cm, cn, ck):
+            acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck):
     """Best mapping; ``ab``, ``bb``, ``cb``, ``accb``: bytes per element of A, B, C and the
-    accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle.
+    accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle,
+    ``core_l2`` and ``core_dram`` those one core can sustain (inf: unbounded); ``acc_bytes``:
+    the register file the C tile accumulates in (0: the accumulators share L1).
     Returns a float array: total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split,
-    order, core, first."""
-    best = np.full(11, np.inf)
+    order, core, first, achieved DRAM bandwidth."""
+    best = np.full(12, np.inf)
     for m1 in cm:
         for n1 in cn:
             for k1 in ck:
                 tile_in = m1 * k1 * ab + k1 * n1 * bb  # bytes of one k-step's A and B tiles
-                if 2 * tile_in + m1 * n1 * accb > l1_bytes:
+                if acc_bytes > 0:
+                    if 2 * tile_in > l1_bytes or m1 * n1 * accb > acc_bytes:
+                        continue
+                elif 2 * tile_in + m1 * n1 * accb > l1_bytes:
                     continue
                 tiles = batch * ((m + m1 - 1) // m1) * ((n + n1 - 1) // n1)
                 ksteps = (k + k1 - 1) // k1
                 waves = (tiles + cores - 1) // cores
                 active = min(cores, tiles)
-                load = tile_in / (l2_bw / active)
+                # a core's share of L2, but no more than its own requests in flight can carry
+                load = tile_in / min(l2_bw / active, core_l2)
+                # DRAM: the memory's bandwidth, or all active cores' together if less
+                dram_eff = min(dram_bw, active * core_dram)
                 for split in range(2):
                     if split == 0:
                         ms, ns = (m1 + sublanes - 1) // sublanes, n1
@@ -99,8 +119,8 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                             blk = max(other, (blk // other) * other)
                             passes = (held_dim + blk - 1) // blk
                         dram = batch * (held + streamed * passes + c)
-                        first = tile_in / dram_bw
-                        total = max(core, dram / dram_bw) + first
+                        first = tile_in / min(dram_bw, core_dram)
+                        total = max(core, dram / dram_eff) + first
                         if total < best[0]:
                             best[0] = total
                             best[1] = compute
@@ -113,6 +133,7 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                             best[8] = order
                             best[9] = core
                             best[10] = first
+                            best[11] = dram_eff
     return best
 
 
@@ -126,6 +147,7 @@ class GemmMapping:
     first_fetch_cycles: float
     dram_bytes: float
     l2_bytes: float
+    dram_bytes_per_cycle: float
     tile: tuple[int, int, int]
     split: str
     loop_order: str
@@ -146,22 +168,39 @@ def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
     accb = DTYPE_BITS[acc_dtype] / 8
     f = chip.tensor_freq_hz
     dram_bw = chip.memory.bandwidth_bytes_per_s * chip.efficiency.memory / f
+    core_l2, core_dram = core_bandwidths(chip)
     best = _search(batch, m, n, k, chip.cores, chip.core.sublanes, sa.rows, sa.cols,
                    DATAFLOWS.index(sa.dataflow), ab, bb, ab, accb,
-                   chip.core.l1.capacity_bytes,
+                   chip.core.l1.capacity_bytes, chip.core.accumulator_bytes or 0,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
-                   _candidates(m), _candidates(n), _candidates(k))
+                   core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k))
     if not math.isfinite(best[0]):
         raise ValueError(f"tile: no L1 tile of a {m}x{n}x{k} GEMM fits {chip.name}'s L1")
     # the search counts one MAC per PE per cycle; packed formats retire ``rate`` per cycle
     rate = sa.macs_per_pe_per_cycle(dtype)
     return GemmMapping(cycles=best[0] / rate, compute_cycles=best[1] / rate,
                        core_cycles=best[9] / rate, first_fetch_cycles=best[10],
-                       dram_bytes=best[2], l2_bytes=best[3],
+                       dram_bytes=best[2], l2_bytes=best[3], dram_bytes_per_cycle=best[11],
                        tile=(int(best[4]), int(best[5]), int(best[6])),
                        split=("m", "n")[int(best[7])], loop_order=("m", "n")[int(best[8])],
                        utilization=batch * m * n * k / (chip.arrays * sa.rows * sa.cols
                                                         * best[0]))
+
+
+def core_bandwidths(chip: Chip) -> tuple[float, float]:
+    """Bytes per second one core can sustain from L2 and from DRAM (Little's law on its
+    requests in flight; `sim.hardware.MemoryParallelism`), ``inf`` where the chip sets none."""
+    mlp = chip.core.memory_parallelism
+    if mlp is None:
+        return math.inf, math.inf
+    return mlp.l2_bytes_per_s, mlp.dram_bytes_per_s
+
+
+def dram_bandwidth(chip: Chip, active_cores: int) -> float:
+    """Achievable DRAM bytes per second with ``active_cores`` cores streaming: the memory's
+    (times its efficiency), or the cores' own sum if that is less."""
+    return min(chip.memory.bandwidth_bytes_per_s * chip.efficiency.memory,
+               active_cores * core_bandwidths(chip)[1])
 
 
 def _gemm_shape(op: Op) -> tuple[int, int, int, int, float]:
@@ -207,7 +246,7 @@ def tile_cost(system: System, op: Op) -> Cost:
             dram = max(g.dram_bytes, op.bytes)
         else:  # fused attention reads K/V once per KV head: the op's own bytes are exact
             dram = op.bytes
-        dram_cycles = dram / (chip.memory.bandwidth_bytes_per_s * eff.memory) * f
+        dram_cycles = dram / g.dram_bytes_per_cycle
         core = g.core_cycles * work
         cycles = max(core, dram_cycles) + g.first_fetch_cycles
         bound = "compute" if core >= dram_cycles else "memory"
@@ -222,7 +261,8 @@ def tile_cost(system: System, op: Op) -> Cost:
     if op.unit == "vector":
         f = chip.vector_freq_hz
         compute = vector_cycles(chip, op.flops)
-        memory = op.bytes / (chip.memory.bandwidth_bytes_per_s * eff.memory) * f
+        # vector work spreads over every core, so all of them stream
+        memory = op.bytes / dram_bandwidth(chip, chip.cores) * f
         cycles = max(compute, memory)
         return Cost(time_s=cycles / f + eff.op_overhead_s * op.launches,
                     compute_s=compute / f,

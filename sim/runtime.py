@@ -1,0 +1,125 @@
+"""The software stack a step runs under: kernel launches, the shortest kernel, and fusion.
+
+A chip model costs each op as the device work it is. What a user measures also depends on the
+stack that issues that work (docs/chip-model.md, "Software stack"): eager PyTorch issues every
+kernel from Python, a CUDA graph replays them without the host, and a serving engine fuses
+small ops into their neighbours. A `Runtime` describes one such stack:
+
+* ``kernels``: kernels the stack launches per op of a kind (default 1). An unfused stack splits
+  a vector op into several kernels (eager RMSNorm: cast, square, mean, add, rsqrt, multiply,
+  cast, scale).
+* ``traffic``: DRAM bytes the stack moves per op of a kind, as a multiple of the fused op's
+  (default 1). Each kernel of an unfused op is its own pass over its tensors, some in fp32, so
+  the op takes that multiple of its device time (it is memory-bound), of its DRAM bytes and of
+  its energy (an overestimate by the op's small compute energy).
+* ``fuse``: op kinds that run inside a neighbouring kernel: they launch nothing of their own.
+* ``launch_s``: host time to issue one kernel. Issue is asynchronous, so it overlaps device
+  work, but a kernel's slot on the stream lasts at least this long.
+* ``min_kernel_s``: the least device time one kernel occupies, its gap to the next included.
+
+An op of ``n`` kernels therefore takes ``max(device time, n x max(launch_s, min_kernel_s))``.
+The runtime replaces the chip's ``efficiency.op_overhead_s`` when one is given.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from functools import lru_cache
+
+from mappers.ir import Op, OpKind
+
+from sim.cost import Cost
+from sim.errors import ConfigError
+from sim.shipped import Shelf
+
+#: Op kinds a runtime can name in ``fuse`` and ``kernels``.
+RUNTIME_OP_KINDS = tuple(k.value for k in OpKind)
+
+RUNTIMES = Shelf(package="sim", folder="presets/runtime", suffixes=(".yaml", ".yml"),
+                 flag="--runtime", noun="runtime preset")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Runtime:
+    """One software stack (module docstring); times in seconds."""
+
+    name: str
+    launch_s: float = 0.0
+    min_kernel_s: float = 0.0
+    fuse: tuple[str, ...] = ()
+    kernels: tuple[tuple[str, int], ...] = ()
+    traffic: tuple[tuple[str, float], ...] = ()
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("name: must not be empty")
+        for field in ("launch_s", "min_kernel_s"):
+            value = getattr(self, field)
+            if not value >= 0:
+                raise ConfigError(f"{field}: must be >= 0, got {value}")
+        for kind in self.fuse:
+            if kind not in RUNTIME_OP_KINDS:
+                raise ConfigError(f"fuse: unknown op kind {kind!r} "
+                                  f"(allowed: {', '.join(RUNTIME_OP_KINDS)})")
+        for kind, count in self.kernels:
+            if kind not in RUNTIME_OP_KINDS:
+                raise ConfigError(f"kernels.{kind}: unknown op kind "
+                                  f"(allowed: {', '.join(RUNTIME_OP_KINDS)})")
+            if count < 1:
+                raise ConfigError(f"kernels.{kind}: must be >= 1, got {count} (list the kind "
+                                  f"in fuse to launch no kernel of its own)")
+            if kind in self.fuse:
+                raise ConfigError(f"kernels.{kind}: also in fuse; a fused kind launches none")
+        for kind, factor in self.traffic:
+            if kind not in RUNTIME_OP_KINDS:
+                raise ConfigError(f"traffic.{kind}: unknown op kind "
+                                  f"(allowed: {', '.join(RUNTIME_OP_KINDS)})")
+            if not factor >= 1:
+                raise ConfigError(f"traffic.{kind}: must be >= 1 (a multiple of the fused "
+                                  f"op's bytes), got {factor}")
+
+    def kernels_of(self, op: Op) -> int:
+        """Kernels this stack launches for one instance of ``op``."""
+        if op.launches == 0 or op.kind.value in self.fuse:
+            return 0
+        return op.launches * dict(self.kernels).get(op.kind.value, 1)
+
+    def apply(self, op: Op, cost: Cost) -> Cost:
+        """``cost`` (device work without any per-op overhead) as this stack runs it."""
+        n = self.kernels_of(op)
+        passes = dict(self.traffic).get(op.kind.value, 1.0)
+        device = cost.time_s * passes
+        time = max(device, n * max(self.launch_s, self.min_kernel_s))
+        if time == cost.time_s:
+            return cost
+        bound = cost.bound if time == device else "runtime"
+        return dataclasses.replace(cost, time_s=time, bound=bound,
+                                   dram_bytes=cost.dram_bytes * passes,
+                                   energy_j=cost.energy_j * passes)
+
+
+def runtime_names() -> tuple[str, ...]:
+    """Names of the shipped runtime presets, sorted."""
+    return RUNTIMES.names()
+
+
+@lru_cache(maxsize=64)
+def load_runtime(spec: str) -> Runtime:
+    """A runtime preset by name (``cuda-graph``) or a YAML file by path."""
+    from sim.schema import parse_yaml
+
+    text, _ = RUNTIMES.read(spec)
+    return parse_yaml(Runtime, text, spec)
+
+
+def check_runtime(system) -> None:
+    """Refuse a `sim.hardware.System` whose ``runtime`` names no preset or readable file, with
+    the field named (called where systems are loaded: `sim.hardware` cannot import this)."""
+    if system.runtime is None:
+        return
+    try:
+        load_runtime(system.runtime)
+    except ConfigError as exc:
+        raise ConfigError(f"runtime: {str(exc).removeprefix('--runtime: ')}") from None
