@@ -1,5 +1,6 @@
 """``pdsim cosim systolic|gemv``, ``pdsim hdl export|synth|pnr`` and the ``rtl-resources``
-study (the decode block's arguments and cosim live in `sim.units.cid.cosim`; the study in
+study (the decode block's arguments and cosim live in `testbenches.nearbank_cli`, which
+builds on the CiD wing: the systolic wing does not import it; the study in
 `rtl.resources`).
 
 Imports of Amaranth, cocotb and the RTL happen inside the handlers, so ``pdsim --help`` stays
@@ -15,7 +16,7 @@ from pathlib import Path
 from sim.argtypes import int_at_least as _int_at_least
 from sim.errors import PdsimError
 from sim.files import atomic_text, check_output
-from sim.units.cid.cosim import add_gemv_parser, add_nearbank_args, cosim_gemv, nearbank_config
+from testbenches.nearbank_cli import add_gemv_parser, add_nearbank_args, cosim_gemv, nearbank_config
 
 BLOCKS = ("systolic", "nearbank")
 
@@ -190,7 +191,7 @@ def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
         res = place_and_route(wrapped_verilog(dut, top), target=args.target, top=top,
                               seed=args.seed)
         if args.json:
-            from sim.trace import to_json
+            from sim.text import to_json
             print(to_json({"block": args.block, **res}))
             return 0
         used = ", ".join(f"{k} {u}/{a}" for k, (u, a) in res["utilisation"].items())

@@ -1,4 +1,4 @@
-"""``pdsim cosim gemv`` and the near-bank unit's ``pdsim hdl export|pnr`` arguments.
+"""`pdsim cosim gemv` and the near-bank unit's `pdsim hdl export|pnr` arguments.
 
 `sim.units.systolic.cli` owns the ``cosim`` and ``hdl`` commands and calls in here for the
 decode block. Imports of Amaranth, cocotb and the RTL happen inside the handlers; bad
@@ -65,7 +65,7 @@ def cosim_gemv(args: argparse.Namespace) -> int:
     ok = g["results_match"] and g["cycles_match"] and not report["mismatches"]
     cfg = prep.config
     if args.json:
-        from sim.trace import to_json
+        from sim.text import to_json
         print(to_json({"rows": args.rows, "cols": args.cols, "wdtype": args.wdtype,
                        "hw": args.hw, "dram": device.name, "mode": mode, "seed": args.seed,
                        "simulator": report["simulator"], "lanes": cfg.lanes,
