@@ -61,7 +61,7 @@ def _simpy_loop(reqs) -> float:
         env = simpy.Environment()
         server = simpy.Resource(env, capacity=1)
 
-        def request(env, at):
+        def request(env, at, server=server):
             yield env.timeout(at)
             with server.request() as req:
                 yield req

@@ -29,6 +29,8 @@ from sim.serving.steptime import StepTimeTable
 #: Fraction of each chip's memory the server may use (vLLM's gpu_memory_utilization).
 MEMORY_UTILISATION = 0.9
 BLOCK_TOKENS = 16
+#: fp16 weights, activations and KV cache (`mappers.ir.Precision` defaults).
+DEFAULT_PRECISION = Precision()
 
 DEFAULT_CLUSTER = {"model": "llama2-7b", "instances": [{"hardware": "h100",
                                                          "role": "collocated"}]}
@@ -125,12 +127,12 @@ def parse_cluster(data, where: str) -> Cluster:
                    router=router, detail=detail, link=link)
 
 
-def kv_bytes_per_token(model: ModelConfig, precision: Precision = Precision()) -> int:
+def kv_bytes_per_token(model: ModelConfig, precision: Precision = DEFAULT_PRECISION) -> int:
     """Bytes of one token's KV cache over the whole model (every layer and KV head)."""
     return nbytes(2 * model.num_layers * model.num_kv_heads * model.head_dim, precision.kv)
 
 
-def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = Precision()) -> int:
+def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = DEFAULT_PRECISION) -> int:
     """Tokens of KV cache an instance holds: the chip memory left by the weights (at
     `MEMORY_UTILISATION`) in its fullest pipeline stage, over one token's KV bytes there."""
     from sim.engine import Workload, stage_footprints
@@ -141,7 +143,7 @@ def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = Precis
     return int(min((cap - w) // kv for w, kv in stages)) if all(kv for _, kv in stages) else 0
 
 
-def build_instances(cluster: Cluster, requests, *, precision: Precision = Precision()):
+def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAULT_PRECISION):
     """The instances of ``cluster`` with their step-time tables (one table per distinct
     system, shared), and the model; `ConfigError` for an impossible cluster (a model that
     does not fit, or a request whose KV cache fits no instance it may be sent to)."""

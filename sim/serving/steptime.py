@@ -22,6 +22,8 @@ from mappers.ir import Batch, Phase, Precision
 from mappers.models import ModelConfig
 from sim.hardware import System
 
+#: fp16 weights, activations and KV cache (`mappers.ir.Precision` defaults).
+DEFAULT_PRECISION = Precision()
 StepFn = Callable[[list[tuple[int, int]]], float]
 
 
@@ -38,7 +40,7 @@ class StepTimeTable:
     memoised on a geometric grid; see the module docstring."""
 
     def __init__(self, model: ModelConfig, system: System, *, detail: str = "roofline",
-                 precision: Precision = Precision(), per_octave: int = 32) -> None:
+                 precision: Precision = DEFAULT_PRECISION, per_octave: int = 32) -> None:
         self.model, self.system, self.detail, self.precision = model, system, detail, precision
         self._ratio = math.log(2) / per_octave
         self._nodes: dict[tuple[int, int, int], float] = {}
