@@ -28,6 +28,13 @@ def add_commands(sub) -> dict:
     p.add_argument("--seed", type=int, default=0, help="seed of --rate arrivals")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("-o", "--out", default=None, metavar="TRACE.h5", help="HDF5 trace")
+    p.add_argument("--cdf", default=None, metavar="FILE.png",
+                   help="plot TTFT, TBT and end-to-end latency CDFs")
+    p.add_argument("--rates", default=None, metavar="R1,R2,...",
+                   help="also run Poisson arrivals at each rate and plot SLO attainment and "
+                   "goodput against it (--slo-plot)")
+    p.add_argument("--slo-plot", default=None, metavar="FILE.png",
+                   help="where --rates writes its plot (default slo_vs_rate.png)")
     return {"serve": _serve}
 
 
@@ -48,6 +55,15 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
     slo = parse_slo(args.slo)
     if args.out is not None:
         check_output(args.out, "-o")
+    rates = _rates(args.rates)
+    fmts = {}
+    for flag, path in (("--cdf", args.cdf), ("--slo-plot", args.slo_plot)):
+        if path is not None:
+            from sim.cli.plots import plot_format
+            check_output(path, flag)
+            fmts[flag] = plot_format(path, flag)
+    if rates and args.slo_plot is None:
+        raise ConfigError("--rates: give --slo-plot FILE.png for the plot")
     cluster = read_cluster(args.cluster)
     requests = requests_for(trace, rate=args.rate, duration_s=duration, seed=args.seed)
     result, summary = serve(requests, cluster, slo, progress=_progress())
@@ -55,6 +71,18 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
         write_serve_trace(args.out, result, summary,
                           {"trace": trace, "cluster": args.cluster or "default",
                            "slo": args.slo or "", "argv": " ".join(argv)})
+    if args.cdf is not None:
+        from sim.cli.serve_plots import plot_cdfs
+        plot_cdfs(result, args.cdf, fmts["--cdf"], title=trace)
+    if rates:
+        from sim.cli.serve_plots import plot_slo_vs_rate
+        span = duration or max(requests[-1].arrival_s, 1.0)
+        sweeps = [serve(requests_for(trace, rate=r, duration_s=span, seed=args.seed), cluster,
+                        slo)[1] for r in rates]
+        plot_slo_vs_rate(rates, sweeps, args.slo_plot, fmts["--slo-plot"], title=trace)
+        summary["slo_vs_rate"] = [{"rate": r, "slo_attainment": s["slo_attainment"],
+                                   "goodput_rps": s["goodput_rps"]}
+                                  for r, s in zip(rates, sweeps)]
     if args.json:
         print(json.dumps(summary, indent=1))
     else:
@@ -63,6 +91,20 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
             print(f"{key:>16}: {summary[key]:.4g}" if isinstance(summary[key], float)
                   else f"{key:>16}: {summary[key]}")
     return 0
+
+
+def _rates(text: str | None) -> list[float]:
+    from sim.errors import ConfigError
+
+    if text is None:
+        return []
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        rates = []
+    if not rates or not all(r > 0 for r in rates):
+        raise ConfigError(f"--rates: a comma-separated list of rates > 0, got {text!r}")
+    return rates
 
 
 def _progress():

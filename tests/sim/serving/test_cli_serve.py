@@ -70,3 +70,21 @@ def test_csv_trace_and_poisson_rate(capsys, tmp_path):
                        "--json")
     n = json.loads(out)["requests"]
     assert 140 < n < 260  # Poisson(200): 4 sigma is 57
+
+
+def test_plots_written(capsys, tmp_path):
+    cdf, slo = tmp_path / "cdf.png", tmp_path / "slo.png"
+    code, out, _ = run(capsys, "--duration", "10", "--cdf", str(cdf), "--rates", "1,3",
+                       "--slo-plot", str(slo), "--slo", "ttft_p90=1", "--json")
+    assert code == 0 and cdf.stat().st_size > 0 and slo.stat().st_size > 0
+    assert [r["rate"] for r in json.loads(out)["slo_vs_rate"]] == [1, 3]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--rates", "1,-2", "--slo-plot", "x.png"], "--rates"),
+    (["--cdf", "x.nope"], "--cdf"),
+    (["--slo", "ttft=3"], "--slo"),
+])
+def test_bad_flags_exit_2(capsys, tmp_path, argv, words):
+    code, _, err = run(capsys, "--duration", "5", *argv)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
