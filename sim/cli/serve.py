@@ -15,6 +15,10 @@ def add_commands(sub) -> dict:
         "chunked prefill, paged KV cache, disaggregated prefill/decode). Without arguments: "
         "llama2-7b on one collocated h100 over the first 10 minutes of the Azure "
         "conversation trace (docs/serving.md).")
+    p.add_argument("action", nargs="?", choices=["plan"],
+                   help="plan: the cheapest counts of the cluster's groups meeting --slo")
+    p.add_argument("--max-count", type=int, default=64, metavar="N",
+                   help="plan: at most N instances a group (default 64)")
     p.add_argument("--trace", default=None, metavar="azure-code|azure-conv|FILE.csv",
                    help="requests (default azure-conv)")
     p.add_argument("--rate", type=float, default=None, metavar="R",
@@ -66,6 +70,17 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("--rates: give --slo-plot FILE.png for the plot")
     cluster = read_cluster(args.cluster)
     requests = requests_for(trace, rate=args.rate, duration_s=duration, seed=args.seed)
+    if args.action == "plan":
+        from sim.serving.plan import plan
+        if args.max_count < 1:
+            raise ConfigError(f"--max-count: must be >= 1, got {args.max_count}")
+        best = plan(cluster, requests, slo, max_count=args.max_count)
+        if args.json:
+            print(json.dumps(best, indent=1))
+        else:
+            print(f"cheapest: {best['counts']}, ${best['cost_usd']:,.0f}; "
+                  f"{best['runs']} simulations")
+        return 0
     result, summary = serve(requests, cluster, slo, progress=_progress())
     if args.out is not None:
         write_serve_trace(args.out, result, summary,

@@ -143,18 +143,21 @@ def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = DEFAUL
     return int(min((cap - w) // kv for w, kv in stages)) if all(kv for _, kv in stages) else 0
 
 
-def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAULT_PRECISION):
+def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAULT_PRECISION,
+                    tables: dict | None = None):
     """The instances of ``cluster`` with their step-time tables (one table per distinct
-    system, shared), and the model; `ConfigError` for an impossible cluster (a model that
-    does not fit, or a request whose KV cache fits no instance it may be sent to)."""
+    system, shared), and the model: ``(model, instances, {instance name: system}, tables)``; `ConfigError` for an impossible cluster (a model that
+    does not fit, or a request whose KV cache fits no instance it may be sent to). ``tables``:
+    a dict the caller keeps to share tables between runs (the planner)."""
     from sim.api import load_model, load_system
 
     model = load_model(cluster.model)
-    tables, out = {}, []
+    tables = {} if tables is None else tables
+    out, systems = [], {}
     longest = max(r.prompt_tokens + r.output_tokens - 1 for r in requests)
     longest_prompt = max(r.prompt_tokens for r in requests)
     for k, g in enumerate(cluster.groups):
-        key = (g.hardware, g.tp, g.pp)
+        key = (cluster.model, cluster.detail, g.hardware, g.tp, g.pp)
         if key not in tables:
             system = load_system(g.hardware, tp=g.tp, pp=g.pp)
             tokens = kv_capacity_tokens(model, system, precision)
@@ -170,8 +173,11 @@ def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAUL
             raise ConfigError(f"cluster: instances[{k}]: a request needs {need} tokens of KV "
                               f"cache, {g.hardware} (tp {g.tp}, pp {g.pp}) holds {tokens}")
         for c in range(g.count):
+            systems[f"{g.role}{k}.{c}"] = system
             out.append(Instance(name=f"{g.role}{k}.{c}", role=g.role, kind=g.hardware,
                                 step_time=table.step, kv_blocks=tokens // BLOCK_TOKENS,
                                 policy=policy(g.batching), block_tokens=BLOCK_TOKENS,
                                 max_batch=g.max_batch, max_tokens=g.max_tokens))
-    return model, out, {key: v[0] for key, v in tables.items()}, [v[2] for v in tables.values()]
+    used = {id(t): t for t in (tables[(cluster.model, cluster.detail, g.hardware, g.tp, g.pp)][2]
+                               for g in cluster.groups)}
+    return model, out, systems, list(used.values())

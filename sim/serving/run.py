@@ -30,17 +30,19 @@ def requests_for(trace: str, *, rate: float | None, duration_s: float | None, se
 
 
 def serve(requests, cluster: Cluster, slo: dict, *,
-          progress: Callable[[int, int], None] | None = None) -> tuple[ServeResult, dict]:
-    """Simulate ``requests`` on ``cluster``; returns the result and its summary."""
+          progress: Callable[[int, int], None] | None = None,
+          tables: dict | None = None) -> tuple[ServeResult, dict]:
+    """Simulate ``requests`` on ``cluster``; returns the result and its summary. ``tables``:
+    step-time tables kept between runs (`build_instances`)."""
     from sim.costmodel import static_power_w, spad_cost_model
 
-    model, instances, systems, tables = build_instances(cluster, requests)
+    model, instances, systems, tables = build_instances(cluster, requests, tables=tables)
     result = simulate_serving(requests, instances, router=cluster.router,
                               kv_bytes_per_token=kv_bytes_per_token(model),
                               link=cluster.link, progress=progress)
     cost = {}
     for g_inst in instances:
-        system = next(s for (hw, _, _), s in systems.items() if hw == g_inst.kind)
+        system = systems[g_inst.name]
         est = spad_cost_model(system.chip)
         static = static_power_w(system.chip)
         if est is None or static is None:
