@@ -145,8 +145,8 @@ def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = DEFAUL
 
 def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAULT_PRECISION,
                     tables: dict | None = None):
-    """The instances of ``cluster`` with their step-time tables (one table per distinct
-    system, shared), and the model: ``(model, instances, {instance name: system}, tables)``; `ConfigError` for an impossible cluster (a model that
+    """``(model, instances, {instance name: system}, step-time tables)`` of ``cluster``, one
+    table per distinct system, shared; `ConfigError` for an impossible cluster (a model that
     does not fit, or a request whose KV cache fits no instance it may be sent to). ``tables``:
     a dict the caller keeps to share tables between runs (the planner)."""
     from sim.api import load_model, load_system
