@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weights, activations and KV cache (default fp16)")
     run.add_argument("--weight-dtype", type=_dtype, help="override --dtype for weights")
     run.add_argument("--kv-dtype", type=_dtype, help="override --dtype for the KV cache")
+    run.add_argument("--quant", metavar="SCHEME", help="quantization scheme (fp16, w8a8, w4a16, "
+                     "w4a8-qserve, w4fp8-fireq, fp8) or a scheme YAML file: sets every operand's "
+                     "format and charges its dequantization work (replaces --dtype, "
+                     "--weight-dtype, --kv-dtype)")
     run.add_argument("--tp", type=_int_at_least(1), help="tensor-parallel chips "
                      "(default: the preset's tensor_parallel; tp x pp <= the preset's "
                      "num_chips)")
@@ -146,7 +150,7 @@ _HANDLERS: dict = {}
 
 
 #: Command modules that are not a unit's: tools built on the simulator.
-TOOL_COMMANDS = ("sim.cli.sweep",)
+TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve")
 
 
 def _command_modules():
@@ -229,8 +233,15 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         from sim.runtime import load_runtime
         load_runtime(args.runtime)  # a bad name stops here, naming --runtime
         system = dataclasses.replace(system, runtime=args.runtime)
-    precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
-                          kv=args.kv_dtype or args.dtype)
+    if args.quant is not None:
+        from mappers.schemes import load_scheme
+        if args.weight_dtype or args.kv_dtype:
+            raise PdsimError("--quant: sets every operand's format; drop --weight-dtype and "
+                             "--kv-dtype")
+        precision = load_scheme(args.quant)
+    else:
+        precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
+                              kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
                         precision=precision)
     from sim.cli.speculative import check_flags, run_speculative
@@ -399,7 +410,8 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
 #: of the ``.json`` among those paths (one per study), which ``pdsim reproduce`` prints after
 #: the paths. The wings' ``STUDIES`` follow the same contract.
 STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips"),
-           "odb-dllm": ("results/odb-dllm", "sim.studies.odb_dllm:write_odb_dllm")}
+           "odb-dllm": ("results/odb-dllm", "sim.studies.odb_dllm:write_odb_dllm"),
+           "fireq": ("results/fireq", "sim.studies.fireq:write_fireq")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:
