@@ -43,6 +43,7 @@ Conventions (docs/ops.md has the full table):
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
@@ -233,14 +234,39 @@ _KV = {True: ("kv_write",), False: _Q}
 def wire(segments: list[Segment], *, from_cache: bool) -> list[Segment]:
     """``segments`` with ids (in program order; pipeline stages share their layer ops, and so
     their ids) and ``inputs`` from `READS`. ``from_cache``: attention reads K and V from the
-    cache (after ``kv_write``) rather than from the QKV projection."""
+    cache (after ``kv_write``) rather than from the QKV projection.
+
+    The ids and inputs depend only on the ops' names, on which ops are one object (the stages'
+    shared layer) and on ``from_cache``: that skeleton is wired once (`_wire_plan`) and the
+    wired ops are memoised (`_wired`), so a decode step wires only the ops that changed with
+    the context (attention)."""
     ids: dict[int, int] = {}  # id(op object) -> op id: the stages' shared layer ops once
-    names: dict[str, list[int]] = {}
     for seg in segments:
         for op in seg.ops:
             if id(op) not in ids:
                 ids[id(op)] = len(ids)
-                names.setdefault(op.name, []).append(ids[id(op)])
+    skeleton = tuple(tuple((op.name, ids[id(op)]) for op in seg.ops) for seg in segments)
+    plan = _wire_plan(skeleton, from_cache)
+    return [replace(seg, ops=tuple(_wired(op, *io) for op, io in zip(seg.ops, seg_plan)))
+            for seg, seg_plan in zip(segments, plan)]
+
+
+@lru_cache(maxsize=1 << 14)
+def _wired(op: Op, op_id: int, inputs: tuple[int, ...]) -> Op:
+    """``op`` with its id and inputs (memoised: equal ops come back as one object)."""
+    return replace(op, id=op_id, inputs=inputs)
+
+
+@lru_cache(maxsize=256)
+def _wire_plan(skeleton: tuple[tuple[tuple[str, int], ...], ...], from_cache: bool
+               ) -> tuple[tuple[tuple[int, tuple[int, ...]], ...], ...]:
+    """The (id, inputs) of each op of ``skeleton`` (per segment, each op's name and id)."""
+    names: dict[str, list[int]] = {}
+    for seg in skeleton:
+        for name, uid in seg:
+            ids_of = names.setdefault(name, [])
+            if uid not in ids_of:
+                ids_of.append(uid)
     latest: dict[str, int] = {}  # the last op of each name so far, in program order
 
     def reads(name: str) -> tuple[int, ...]:
@@ -257,20 +283,20 @@ def wire(segments: list[Segment], *, from_cache: bool) -> list[Segment]:
             out += [i for i in ([latest[found]] if own else names[found]) if i not in out]
         return tuple(out)
 
-    wired: dict[int, Op] = {}
-    for seg in segments:
+    wired: dict[int, tuple[int, tuple[int, ...]]] = {}
+    for seg in skeleton:
         seen: set[str] = set()
-        for k, op in enumerate(seg.ops):
-            if id(op) not in wired:
-                inputs = reads(op.name)
-                if op.name in _ATTENTION and op.name in seen:
+        for k, (name, uid) in enumerate(seg):
+            if uid not in wired:
+                inputs = reads(name)
+                if name in _ATTENTION and name in seen:
                     # a later shape group's attention runs inside the first group's kernel
                     # (`launches` 0), after the op before it: one kernel, in order
-                    inputs += (ids[id(seg.ops[k - 1])],)
-                wired[id(op)] = replace(op, id=ids[id(op)], inputs=inputs)
-                latest[op.name] = ids[id(op)]
-            seen.add(op.name)
-    return [replace(seg, ops=tuple(wired[id(op)] for op in seg.ops)) for seg in segments]
+                    inputs += (seg[k - 1][1],)
+                wired[uid] = (uid, inputs)
+                latest[name] = uid
+            seen.add(name)
+    return tuple(tuple(wired[uid] for _, uid in seg) for seg in skeleton)
 
 
 class _Builder:
