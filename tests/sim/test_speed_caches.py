@@ -1,4 +1,4 @@
-"""The speed-ups change no result: the run-wide cost memo, the placement and wiring memos,
+"""The speed-ups change no result: the run-wide cost memo, the lowering, placement and wiring memos,
 the transfer pass's shortcut, the trace's template rows; the CiD kernels compile once each;
 light commands import no heavy module.
 (How fast things are is measured in benchmarks/bench_speed.py, not here.)"""
@@ -12,7 +12,8 @@ import pytest
 
 import sim.engine as engine
 from mappers.models import load_model
-from mappers.lower import _wire_plan, _wired
+from mappers.lower import _fixed_ops
+from mappers.wiring import _wire_plan, _wired
 from mappers.place import _placed
 from sim.engine import STEP_FIELDS, Workload, simulate
 from sim.presets import load_hardware
@@ -24,7 +25,7 @@ LLAMA = load_model("llama2-7b").config
 
 def _uncached(*args, memo=None, **kwargs):
     """`compile_step` as it was before the memos: nothing shared between steps."""
-    for memo_fn in (_placed, _wired, _wire_plan):
+    for memo_fn in (_placed, _wired, _wire_plan, _fixed_ops):
         memo_fn.cache_clear()
     return compile_step(*args, **kwargs)
 
@@ -135,7 +136,7 @@ def test_memoised_compile_equals_a_fresh_one(hw, pp, phase):
     def graph(batch):
         return compile_graph(LLAMA, system, phase=Phase(phase), seqs=batch, precision=p)
 
-    for memo_fn in (_placed, _wired, _wire_plan):
+    for memo_fn in (_placed, _wired, _wire_plan, _fixed_ops):
         memo_fn.cache_clear()
     fresh = graph(seqs)
     graph(Batch.of([(new, 299), (new, 300), (2 * new, 39)]))  # the step before: same shape
