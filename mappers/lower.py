@@ -136,7 +136,7 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
         raise ValueError("lower: give seqs or batch/new_tokens/context, not both")
     heads, kv_heads = shard_heads(model, tp)
     stages = stage_layers(model.num_layers, pp)
-    b = _Builder(model, precision, tp)
+    b = _builder(model, precision, tp)
     tokens = seqs.tokens
     d = model.hidden_size
     pre, before, after, post = _fixed_ops(model, precision, tp, tokens, seqs.sequences)
@@ -208,6 +208,12 @@ def _fixed_ops(model: ModelConfig, precision: Precision, tp: int, tokens: int, s
             b.gemm("lm_head", logit_rows, -(-model.vocab_size // tp), d, kind=OpKind.LM_HEAD,
                    bias=False)]
     return tuple(pre), tuple(before), tuple(layer), tuple(post)
+
+
+@lru_cache(maxsize=64)
+def _builder(model: ModelConfig, precision: Precision, tp: int) -> _Builder:
+    """The op builder of ``model`` (it holds nothing else: one per run, not one per step)."""
+    return _Builder(model, precision, tp)
 
 
 class _Builder:
