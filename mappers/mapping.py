@@ -119,21 +119,7 @@ def search(system: System, capable: Mapping[str, Sequence[str]],
     best: dict[str, dict[str, str]] = {}
     choices: list[Choice] = []
     for p, phase in enumerate(("prefill", "decode")):
-        seen: dict[tuple[str, ...], float] = {}
-
-        def lists_of(pick: tuple[str, ...], phase_index: int = p) -> dict:
-            out = {u: [[], []] for u in units}
-            for kind, unit in zip(kinds, pick):
-                if unit != "host":
-                    out[unit][phase_index].append(kind)
-            return out
-
-        def objective(pick: tuple[str, ...], phase: str = phase) -> float:
-            if pick not in seen:
-                seen[pick] = cost(phase, with_lists(system, {
-                    u: tuple(map(tuple, ls)) for u, ls in lists_of(pick).items()}))
-            return seen[pick]
-
+        objective = _Objective(system, units, kinds, p, phase, cost)
         pick = min(itertools.product(*(options[k] for k in kinds)), key=objective)
         best[phase] = dict(zip(kinds, pick))
         for i, kind in enumerate(kinds):
@@ -143,3 +129,24 @@ def search(system: System, capable: Mapping[str, Sequence[str]],
     lists = {u: (tuple(k for k in kinds if best["prefill"][k] == u),
                  tuple(k for k in kinds if best["decode"][k] == u)) for u in units}
     return with_lists(system, lists), tuple(choices)
+
+
+class _Objective:
+    """One phase's objective over picks (a unit per kind, in ``kinds`` order), memoised."""
+
+    def __init__(self, system: System, units: list[str], kinds: list[str], phase_index: int,
+                 phase: str, cost: Callable[[str, System], float]) -> None:
+        self.system, self.units, self.kinds = system, units, kinds
+        self.phase_index, self.phase, self.cost = phase_index, phase, cost
+        self.seen: dict[tuple[str, ...], float] = {}
+
+    def __call__(self, pick: tuple[str, ...]) -> float:
+        if pick not in self.seen:
+            lists: dict[str, list[list[str]]] = {u: [[], []] for u in self.units}
+            for kind, unit in zip(self.kinds, pick):
+                if unit != "host":
+                    lists[unit][self.phase_index].append(kind)
+            system = with_lists(self.system, {u: (tuple(a), tuple(b))
+                                              for u, (a, b) in lists.items()})
+            self.seen[pick] = self.cost(self.phase, system)
+        return self.seen[pick]
