@@ -403,7 +403,8 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
 #: The module also defines ``headline(data) -> str``: the headline numbers, as a short table,
 #: of the ``.json`` among those paths (one per study), which ``pdsim reproduce`` prints after
 #: the paths. The wings' ``STUDIES`` follow the same contract.
-STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips")}
+STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips"),
+           "halo": ("results/halo", "sim.studies.halo:write_halo")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:
