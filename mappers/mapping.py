@@ -101,52 +101,58 @@ class Choice:
 def search(system: System, capable: Mapping[str, Sequence[str]],
            cost: Callable[[str, System], float]) -> tuple[System, tuple[Choice, ...]]:
     """``auto``: pick, for every phase and every op kind some memory-side unit can take, the
-    unit (or the host die) that minimises that phase's objective ``cost(phase, system)``.
+    unit (or the host die) that minimises the run's objective: ``cost("prefill", system) +
+    cost("decode", system)``.
 
     ``capable``: unit key -> the op kinds its type can run. ``cost`` is the simulator's (the
     compiler imports no unit model): for ``prefill`` the scheduled time of the prefill step,
     for ``decode`` the summed time of the decode steps, each step compiled with the candidate
     lists, so transfers (`mappers.transfers`) and overlap (`mappers.schedule`) are counted as
-    they will be run. The phases are independent (each step is compiled alone and the KV
-    cache lives in the chip's memory whoever writes it), so each is searched apart; within a
-    phase the search is exhaustive over the per-kind assignments (at most 3 x 3 x 2 x 2 x 2 =
-    72 with a CiD and a CiM unit), so it is exact for that objective and every named policy
-    is among the candidates. Returns the system with the best lists and one `Choice` per
-    (phase, kind)."""
+    they will be run. The phases are coupled only through units whose state spans the run (a
+    CiM's crossbar residency plan covers the GEMMs of both phases), so the search starts from
+    the best named policy the chip can run and then, phase by phase until nothing changes,
+    tries every per-kind assignment of that phase (at most 3 x 3 x 2 x 2 x 2 = 72 with a CiD
+    and a CiM) with the other phase held, keeping one only when it lowers the objective. It
+    never ends above the best named policy. Returns the system with the best lists and one
+    `Choice` per (phase, kind): the unit and the objective on each alternative."""
     units = [u for u in system.chip.units if u in capable]
     kinds = sorted({k for u in units for k in capable[u]})
     options = {k: ["host", *(u for u in units if k in capable[u])] for k in kinds}
-    best: dict[str, dict[str, str]] = {}
-    choices: list[Choice] = []
+    seen: dict[tuple, float] = {}
+
+    def total(picks: tuple[tuple[str, ...], tuple[str, ...]]) -> float:
+        if picks not in seen:
+            lists = {u: tuple(tuple(k for k, v in zip(kinds, pick) if v == u) for pick in picks)
+                     for u in units}
+            trial = with_lists(system, lists)
+            seen[picks] = cost("prefill", trial) + cost("decode", trial)
+        return seen[picks]
+
+    def picks_of(lists: Lists) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return tuple(tuple(next((u for u in units if k in lists.get(u, ((), ()))[p]), "host")
+                           for k in kinds) for p in (0, 1))
+
+    starts = [picks_of(lists) for needs, lists in POLICIES.values()
+              if all(u in units for u in needs)]
+    best = min(starts, key=total) if starts else (("host",) * len(kinds),) * 2
+    for _ in range(4):  # rounds of per-phase exhaustive search; ends when one changes nothing
+        before = best
+        for p in (0, 1):
+            for pick in itertools.product(*(options[k] for k in kinds)):
+                trial = (pick, best[1]) if p == 0 else (best[0], pick)
+                if total(trial) < total(best):
+                    best = trial
+        if best == before:
+            break
+    choices = []
     for p, phase in enumerate(("prefill", "decode")):
-        objective = _Objective(system, units, kinds, p, phase, cost)
-        pick = min(itertools.product(*(options[k] for k in kinds)), key=objective)
-        best[phase] = dict(zip(kinds, pick))
         for i, kind in enumerate(kinds):
-            alts = tuple((u, objective(pick[:i] + (u,) + pick[i + 1:]))
-                         for u in options[kind] if u != pick[i])
-            choices.append(Choice(phase, kind, pick[i], objective(pick), alts))
-    lists = {u: (tuple(k for k in kinds if best["prefill"][k] == u),
-                 tuple(k for k in kinds if best["decode"][k] == u)) for u in units}
+            alts = []
+            for u in options[kind]:
+                if u != best[p][i]:
+                    pick = best[p][:i] + (u,) + best[p][i + 1:]
+                    alts.append((u, total((pick, best[1]) if p == 0 else (best[0], pick))))
+            choices.append(Choice(phase, kind, best[p][i], total(best), tuple(alts)))
+    lists = {u: tuple(tuple(k for k, v in zip(kinds, pick) if v == u) for pick in best)
+             for u in units}
     return with_lists(system, lists), tuple(choices)
-
-
-class _Objective:
-    """One phase's objective over picks (a unit per kind, in ``kinds`` order), memoised."""
-
-    def __init__(self, system: System, units: list[str], kinds: list[str], phase_index: int,
-                 phase: str, cost: Callable[[str, System], float]) -> None:
-        self.system, self.units, self.kinds = system, units, kinds
-        self.phase_index, self.phase, self.cost = phase_index, phase, cost
-        self.seen: dict[tuple[str, ...], float] = {}
-
-    def __call__(self, pick: tuple[str, ...]) -> float:
-        if pick not in self.seen:
-            lists: dict[str, list[list[str]]] = {u: [[], []] for u in self.units}
-            for kind, unit in zip(self.kinds, pick):
-                if unit != "host":
-                    lists[unit][self.phase_index].append(kind)
-            system = with_lists(self.system, {u: (tuple(a), tuple(b))
-                                              for u, (a, b) in lists.items()})
-            self.seen[pick] = self.cost(self.phase, system)
-        return self.seen[pick]

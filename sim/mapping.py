@@ -60,7 +60,7 @@ def explain(system: System, choices: tuple[Choice, ...]) -> str:
                      f"decode [{', '.join(desc.decode_ops)}]")
     lines.append("  (other op kinds on the host die: tensor, vector, dma, link)")
     if choices:
-        lines.append("auto search (objective: prefill step time; decode steps summed):")
+        lines.append("auto search (objective: prefill step + decode steps, summed):")
         for c in choices:
             alts = ", ".join(f"{u} {t * 1e3:.3f} ms" for u, t in c.alternatives)
             lines.append(f"  {c.phase:<7} {c.kind:<10} -> {c.unit:<5} {c.cost_s * 1e3:.3f} ms"
