@@ -143,10 +143,11 @@ def write_halo(out_dir: Path) -> list[Path]:
 
 
 def headline(data: dict[str, Any]) -> str:
-    """The figures that matter, for the terminal."""
-    s = data["speedup"]["all"]
-    return (f"HALO package, {data['points']} points: phase-aware is "
-            + ", ".join(f"{v:.2f}x faster than {m}" for m, v in s.items())
-            + f" (geomean e2e; HALO reports {HALO_SPEEDUP['attention-on-pim']}x over "
-            f"attention-on-pim, {HALO_SPEEDUP['all-pim']}x over all-pim); HALO's ordering "
-            f"holds at {data['halo_ordering_holds']} of {data['points']} points")
+    """The figures that matter, for the terminal: one row per mapping."""
+    from sim.studies import text_table
+    style = {"all-pim": "CENT-style", "attention-on-pim": "AttAcc-style", "all-cim": "extreme"}
+    rows = [[m, style[m], f"{v:.2f}x", f"{HALO_SPEEDUP[m]}x" if m in HALO_SPEEDUP else "-"]
+            for m, v in data["speedup"]["all"].items()]
+    rows.append(["ordering", "HALO's", f"holds at {data['halo_ordering_holds']} of "
+                 f"{data['points']} points", "holds"])
+    return text_table(["phase-aware over", "style", "pdsim (geomean e2e)", "HALO"], rows)
