@@ -13,6 +13,7 @@ knows no unit type; the chip's validation keeps an op kind on at most one unit p
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from sim.hardware import System
 
@@ -35,7 +36,6 @@ UNIT_OF_KIND: dict[OpKind, str] = {
 }
 
 
-
 def place(graph: Graph, system: System) -> Graph:
     """Return ``graph`` with every op's ``unit`` set: a memory-side unit of the chip where it
     lists the op's kind for this phase, else the chip's own unit for the kind."""
@@ -45,9 +45,19 @@ def place(graph: Graph, system: System) -> Graph:
         for kind in kinds:
             targets.setdefault(kind, unit)
 
-    def unit_of(op: Op) -> str:
-        return targets.get(op.kind.value, UNIT_OF_KIND[op.kind])
-
-    segments = tuple(replace(seg, ops=tuple(replace(op, unit=unit_of(op)) for op in seg.ops))
+    # Placement is a function of (kind, phase, system): the phase's memory-unit targets, as a
+    # hashable key of the memo below.
+    where = tuple(sorted(targets.items()))
+    segments = tuple(replace(seg, ops=tuple(_placed(op, where) for op in seg.ops))
                      for seg in graph.segments)
     return replace(graph, segments=segments)
+
+
+@lru_cache(maxsize=1 << 14)
+def _placed(op: Op, targets: tuple[tuple[str, str], ...]) -> Op:
+    """``op`` on the memory-side unit ``targets`` (``(kind, unit)`` pairs) names for its kind,
+    else on the chip's own unit for the kind. Memoised: consecutive decode steps lower mostly
+    equal ops (only attention changes with the context), and a hit is several times cheaper
+    than `dataclasses.replace`; equal ops also come back as one object, which keeps the
+    simulator's per-op memos and trace cheap."""
+    return replace(op, unit=dict(targets).get(op.kind.value, UNIT_OF_KIND[op.kind]))

@@ -69,6 +69,11 @@ class StepSchedule:
         with concurrent units it can exceed the step's time)."""
         return sum(s.segment.repeat * s.cost.time_s for s in self.ops if s.cost.bound == bound)
 
+    def total_op_time(self) -> float:
+        """Time of every op of the step, summed over ops and repeats (with concurrent units
+        it can exceed the step's time)."""
+        return sum(s.segment.repeat * s.cost.time_s for s in self.ops)
+
     def busy_s(self) -> dict[tuple[int, str], float]:
         """Busy seconds of each resource (chip, unit) over the step, repeats included."""
         out: dict[tuple[int, str], float] = {}

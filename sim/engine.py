@@ -13,13 +13,16 @@ is small (tests/sim/test_engine.py measures it).
 
 from __future__ import annotations
 
+import gc
 import math
-from dataclasses import dataclass
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from operator import attrgetter
 from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from mappers.ir import Phase, Precision
+from mappers.ir import Graph, Phase, Precision
 from mappers.lower import lower, shard_heads, stage_layers
 from mappers.models import ModelConfig
 from sim.step import compile_step
@@ -75,6 +78,9 @@ class Step:
     dram_bytes: float
     schedule: StepSchedule | None
     write_bound_s: float = 0.0  # in ops bound by reprogramming CiM crossbars (bound "write")
+    #: Time of every op of the step, summed over ops (repeats included). Ops on different
+    #: units overlap, so this can exceed ``time_s``; bound fractions divide by it.
+    op_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,10 +181,14 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     if decode_sample is not None and decode_sample < 2:
         raise ConfigError(f"--decode-sample: must be >= 2, got {decode_sample}")
 
+    # Costs that depend on the op alone, shared by the steps of this run: a decode step
+    # re-costs only the ops that change with the context (attention).
+    memo: dict = {}
+
     def run(phase: Phase, new_tokens: int, context: int) -> StepSchedule:
         return compile_step(model, system, phase=phase, batch=workload.batch,
                             new_tokens=new_tokens, context=context, precision=p, detail=detail,
-                            dram_audit=dram_audit)
+                            memo=memo, dram_audit=dram_audit)
 
     prefill = run(Phase.PREFILL, workload.prompt_tokens, 0)
     steps = [_step(0, Phase.PREFILL, 0, workload.prompt_tokens, 0.0, prefill)]
@@ -192,10 +202,11 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
             sampled |= {j for j in (kink, kink + 1) if 0 <= j < n_decode}
         sampled = sorted(sampled)
     scheds = {}
-    for done, j in enumerate(sampled):
-        scheds[j] = run(Phase.DECODE, 1, int(contexts[j]))
-        if progress is not None:
-            progress(done + 1, len(sampled))
+    with paused_gc():
+        for done, j in enumerate(sampled):
+            scheds[j] = run(Phase.DECODE, 1, int(contexts[j]))
+            if progress is not None:
+                progress(done + 1, len(sampled))
     steps += _decode_steps(scheds, contexts, prefill.time_s)
     summary = _summary(system, workload, steps, weights_b, kv_b, model)
     for key in system.chip.units:
@@ -205,6 +216,21 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
             summary.update(unit_summary(system, steps))
     return RunResult(system=system, model=model, workload=workload, steps=tuple(steps),
                      summary=summary)
+
+
+@contextmanager
+def paused_gc():
+    """Pause Python's cyclic garbage collector. The decode loop allocates many small acyclic
+    records (ops, costs, schedules) that the run keeps; each full collection walks all of
+    them, which made a step's cost grow with the number of steps before it. Reference
+    counting still frees everything; cycles wait for the collector's next pass."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _check_counts(model: ModelConfig, system: System, workload: Workload) -> None:
@@ -286,32 +312,51 @@ def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
           sched: StepSchedule) -> Step:
     return Step(index=index, phase=phase, context=context, new_tokens=new_tokens,
                 start_s=start, time_s=sched.time_s, energy_j=sched.energy_j,
-                totals={f: sched.graph.total(f) for f in STEP_FIELDS},
+                totals=_graph_totals(sched.graph),
                 memory_bound_s=sched.total_time_where("memory"), dram_bytes=sched.dram_bytes,
-                schedule=sched, write_bound_s=sched.total_time_where("write"))
+                schedule=sched, write_bound_s=sched.total_time_where("write"),
+                op_s=sched.total_op_time())
+
+
+_STEP_FIELDS_OF = attrgetter(*STEP_FIELDS)
+
+
+def _graph_totals(graph: Graph) -> dict[str, int]:
+    """``{field: graph.total(field)}`` for `STEP_FIELDS` in one pass over the ops (exact
+    integers, so the order of the sums does not matter; a decode step of a many-stage chip
+    has hundreds of ops)."""
+    totals = [0] * len(STEP_FIELDS)
+    for seg in graph.segments:
+        for i, column in enumerate(zip(*map(_STEP_FIELDS_OF, seg.ops))):
+            totals[i] += seg.repeat * sum(column)
+    return dict(zip(STEP_FIELDS, totals))
 
 
 def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
                   start: float) -> list[Step]:
     if not scheds:
         return []
-    known = np.array(sorted(scheds))
+    # Each simulated step is summed once; interpolated steps read those sums.
+    exact = {j: _step(j + 1, Phase.DECODE, int(contexts[j]), 1, 0.0, scheds[j])
+             for j in sorted(scheds)}
+    known = np.array(list(exact))
     at = contexts[known]
 
-    def interp(values: list[float]) -> np.ndarray:
+    def interp(field: str, key: str | None = None) -> np.ndarray:
+        values = [getattr(s, field) if key is None else getattr(s, field)[key]
+                  for s in exact.values()]
         return np.interp(contexts, at, np.asarray(values, dtype=float))
 
-    times = interp([scheds[j].time_s for j in known])
-    energy = interp([scheds[j].energy_j for j in known])
-    membound = interp([scheds[j].total_time_where("memory") for j in known])
-    writebound = interp([scheds[j].total_time_where("write") for j in known])
-    dram = interp([scheds[j].dram_bytes for j in known])
-    totals = {f: np.rint(interp([scheds[j].graph.total(f) for j in known])).astype(np.int64)
-              for f in STEP_FIELDS}
+    if len(exact) < len(contexts):
+        times, energy = interp("time_s"), interp("energy_j")
+        membound, writebound = interp("memory_bound_s"), interp("write_bound_s")
+        optime = interp("op_s")
+        dram = interp("dram_bytes")
+        totals = {f: np.rint(interp("totals", f)).astype(np.int64) for f in STEP_FIELDS}
     steps = []
     for j, ctx in enumerate(contexts):
-        if j in scheds:
-            steps.append(_step(j + 1, Phase.DECODE, int(ctx), 1, start, scheds[j]))
+        if j in exact:
+            steps.append(replace(exact[j], start_s=start))
         else:
             steps.append(Step(index=j + 1, phase=Phase.DECODE, context=int(ctx), new_tokens=1,
                               start_s=start, time_s=float(times[j]),
@@ -319,7 +364,8 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
                               totals={f: int(totals[f][j]) for f in STEP_FIELDS},
                               memory_bound_s=float(membound[j]),
                               dram_bytes=float(dram[j]), schedule=None,
-                              write_bound_s=float(writebound[j])))
+                              write_bound_s=float(writebound[j]),
+                              op_s=float(optime[j])))
         start += steps[-1].time_s
     return steps
 
@@ -364,8 +410,11 @@ def _summary(system: System, workload: Workload, steps: list[Step], weights_b: i
         out[f"{phase}_time_s"] = time
         out[f"{phase}_energy_j"] = sum(s.energy_j for s in group)
         out[f"{phase}_static_energy_j_per_chip"] = pp * static_w * time
-        out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / time
-                                                 if time else math.nan)
+        # A share of op time, not of wall time: ops on different units overlap, so the
+        # memory-bound ops' summed time can exceed the step's (docs/trace-format.md).
+        op_time = sum(s.op_s for s in group)
+        out[f"{phase}_memory_bound_fraction"] = (sum(s.memory_bound_s for s in group) / op_time
+                                                 if op_time else math.nan)
     out.update(busy_fractions(steps, system.pipeline_parallel))
     out["energy_j"] = out["prefill_energy_j"] + out["decode_energy_j"]
     out["energy_per_output_token_j"] = out["energy_j"] / (b * workload.gen_tokens)

@@ -20,6 +20,11 @@ from sim.errors import ConfigError
 INT64_MAX = 2**63 - 1
 #: The largest integer float64 holds exactly: bound of integer fields in hardware files.
 EXACT_INT_MAX = 2**53
+#: Magnitude bounds of the real-valued fields of hardware files (rates, energies, times):
+#: wide enough for any device (zeptojoules to kilojoules, GHz clocks to hours), narrow enough
+#: that a product of a few of them and of int64 counts stays finite in float64 (a subnormal
+#: bandwidth divided by, or a 1e300 pJ/bit multiplied by, gave inf or a ZeroDivisionError).
+FLOAT_MIN, FLOAT_MAX = 1e-24, 1e24
 #: Folds of a one-array GEMM (`sim.units.systolic.array`), simulated one by one (~0.1 s).
 MAX_FOLDS = 2**24
 #: Decode steps of one run (``--gen`` - 1): every step is a row of the trace and of memory.
@@ -53,12 +58,19 @@ def check_below_int64(what: str, value: int, flags: str) -> None:
                           f"(2**63 - 1) pdsim can count; use smaller sizes")
 
 
+#: Widest operand word ``pdsim gemm --word-bytes`` takes: 64 bytes (a 512-bit word) is far
+#: beyond any format pdsim models (fp64 is 8) and keeps byte counts far from int64's end.
+MAX_WORD_BYTES = 64
+
+
 def check_gemm_size(m: int, n: int, k: int, word_bytes: int) -> None:
-    """``C[m,n] = A[m,k] @ B[k,n]``: its FLOPs (2mnk) and every operand's bytes must be
-    int64 counts."""
+    """``C[m,n] = A[m,k] @ B[k,n]``: its FLOPs (2mnk), every operand's bytes and all three
+    operands' bytes together must be int64 counts."""
     check_below_int64("FLOPs (2 x m x n x k)", 2 * m * n * k, "--m/--n/--k")
     for name, words in (("A (m x k)", m * k), ("B (k x n)", k * n), ("C (m x n)", m * n)):
         check_below_int64(f"the bytes of {name}", words * word_bytes, "--m/--n/--k")
+    check_below_int64("the bytes of A, B and C together", (m * k + k * n + m * n) * word_bytes,
+                      "--m/--n/--k")
 
 
 def check_folds(folds: int, flags: str) -> None:
@@ -73,6 +85,14 @@ def check_exact_int(value: int | float, path: str) -> None:
     if abs(value) > EXACT_INT_MAX:
         raise ConfigError(f"{path}: must be at most 2**53 ({EXACT_INT_MAX}) in size, "
                           f"got {_short(value)}")
+
+
+def check_float_range(value: float, path: str) -> None:
+    """A real-valued field of a hardware file must be 0 or between `FLOAT_MIN` and
+    `FLOAT_MAX` in size (its sign is the field's own check)."""
+    if value != 0 and not FLOAT_MIN <= abs(value) <= FLOAT_MAX:
+        raise ConfigError(f"{path}: must be 0 or between {FLOAT_MIN:g} and {FLOAT_MAX:g} in "
+                          f"size, got {value!r}")
 
 
 def _short(value: int | float) -> str:

@@ -25,7 +25,7 @@ import typing
 from typing import Any, Mapping, TypeVar
 
 from sim.errors import ConfigError
-from sim.limits import check_exact_int
+from sim.limits import check_exact_int, check_float_range
 
 T = TypeVar("T")
 
@@ -103,7 +103,9 @@ def _coerce(tp: Any, value: Any, path: str) -> Any:
         check_exact_int(number, path)
         return int(number)
     if tp is float:
-        return float(_number(value, path))
+        number = float(_number(value, path))
+        check_float_range(number, path)
+        return number
     if tp is str:
         if not isinstance(value, str):
             raise ConfigError(f"{path}: expected a string, got {_kind(value)}")

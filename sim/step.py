@@ -36,6 +36,7 @@ def chip_cost_model(detail: str) -> Callable:
 
 
 def step_cost(system: System, detail: str, graph: Graph, *,
+              memo: dict[Op, Cost] | None = None,
               dram_audit: StreamAudit | None = None) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
     model, every other op by the chip model of ``detail``. ``dram_audit``: a
@@ -49,7 +50,14 @@ def step_cost(system: System, detail: str, graph: Graph, *,
     before it can cost one; CiD ops need only themselves). The ``transfer`` ops on a path a
     unit type lists in its ``links`` are costed by that path's factory, registered the same
     way. With a ``runtime`` on the system every op is then charged as that software stack runs
-    it (`sim.runtime`), which replaces the chip's ``op_overhead_s``."""
+    it (`sim.runtime`), which replaces the chip's ``op_overhead_s``.
+
+    Each distinct op is costed once per step (pipeline stages repeat the same layer ops).
+    ``memo``, if given, keeps the costs of ops whose cost depends on the op alone (chip-model
+    ops, and those of unit types registered ``op_only``) across calls: pass one dict for all
+    steps of one run (one ``system`` and ``detail``), so a decode step costs only the ops that
+    changed with the context. The costs are the same as without it (and an audit checks each
+    distinct stream once anyway)."""
     runtime = None
     if system.runtime is not None:
         from sim.runtime import load_runtime
@@ -57,23 +65,27 @@ def step_cost(system: System, detail: str, graph: Graph, *,
         system = _without_op_overhead(system)  # the runtime's launches replace it
     chip = partial(chip_cost_model(detail), system)
     used = {op.unit for seg in graph.segments for op in seg.ops}
-    units = {}
+    units, op_only = {}, set()
     for unit in system.chip.units:
         if unit in used:
             kind = unit_type(unit)
             audit = {"audit": dram_audit} if dram_audit is not None and kind.dram_audit else {}
             units[unit] = kind.model("cost")(system, graph, **audit)
+            if kind.op_only:
+                op_only.add(unit)
             for path, spec in kind.links:  # its transfer paths (`mappers.transfers`)
                 if path in used:
                     units[path] = load(spec)(system, graph)
-    # Pipeline stages repeat the same layer ops: cost each distinct op once per step.
-    memo: dict[Op, Cost] = {}
+    shared = {} if memo is None else memo
+    own: dict[Op, Cost] = {}
 
     def cost(op: Op) -> Cost:
-        if op not in memo:
+        table = own if op.unit in units and op.unit not in op_only else shared
+        c = table.get(op)
+        if c is None:
             c = units.get(op.unit, chip)(op)
-            memo[op] = c if runtime is None else runtime.apply(op, c)
-        return memo[op]
+            c = table[op] = c if runtime is None else runtime.apply(op, c)
+        return c
     return cost
 
 
@@ -91,9 +103,11 @@ def _load(spec: str) -> Callable:
 def compile_step(model: ModelConfig, system: System, *, phase: Phase, precision: Precision,
                  seqs: Batch | None = None, batch: int | None = None,
                  new_tokens: int | None = None, context: int | None = None,
-                 detail: str = "tile", dram_audit: StreamAudit | None = None) -> StepSchedule:
+                 detail: str = "tile", memo: dict[Op, Cost] | None = None,
+                 dram_audit: StreamAudit | None = None) -> StepSchedule:
     """Lower one step of ``model`` (the ragged batch ``seqs``, or ``batch`` equal sequences),
-    place it on ``system`` and schedule it at ``detail`` (``dram_audit``: as `step_cost`)."""
+    place it on ``system`` and schedule it at ``detail`` (``memo``: a run's cost memo;
+    ``dram_audit``: as `step_cost`)."""
     graph = compile_graph(model, system, phase=phase, seqs=seqs, batch=batch,
                           new_tokens=new_tokens, context=context, precision=precision)
-    return schedule(graph, step_cost(system, detail, graph, dram_audit=dram_audit))
+    return schedule(graph, step_cost(system, detail, graph, memo=memo, dram_audit=dram_audit))

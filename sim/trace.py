@@ -12,16 +12,18 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import h5py
 import numpy as np
 
 from sim import __version__
 from sim.files import atomic_write
-from sim.engine import STEP_FIELDS, RunResult
+from sim.engine import STEP_FIELDS, RunResult, paused_gc
 from sim.errors import PdsimError
 from sim.text import to_json  # noqa: F401 (the CLI's JSON, importable from here as before)
+
+if TYPE_CHECKING:  # annotation only: h5py is imported on use
+    import h5py
 
 FORMAT = "pdsim-trace"
 FORMAT_VERSION = 1
@@ -54,6 +56,16 @@ SUMMARY_KEYS = ("ttft_s", "tbt_mean_s", "tbt_p50_s", "tbt_p99_s", "e2e_s",
                     "flops", "bytes", "weight_bytes", "act_bytes", "kv_bytes", "dram_bytes",
                     "intensity_flop_per_byte", "memory_bound_fraction", "energy_j")])
 
+#: Summary keys written together (by later versions of the writer): a trace has all of a group
+#: or none of it, since `pdsim show` reads them together.
+SUMMARY_GROUPS = (
+    ("total_energy_j_per_system", "dynamic_energy_j_per_system", "static_energy_j_per_system",
+     "total_energy_per_output_token_j_per_system", "static_power_w_per_chip",
+     "tensor_parallel"),
+    ("cim_weights_resident", "cim_crossbars_needed", "cim_crossbars", "cim_load_program_s",
+     "cim_load_program_j"),
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Trace:
@@ -73,21 +85,47 @@ def step_table(result: RunResult) -> np.ndarray:
 
 
 def op_table(result: RunResult) -> np.ndarray:
-    rows = []
-    for s in result.steps:
-        if s.schedule is None:
-            continue
+    """One row per op of every simulated step, built into a preallocated array: the columns
+    fixed by an op, its cost and its segment come from one template row per distinct triple
+    (consecutive decode steps share most of them), the per-step columns (step, phase, times)
+    are filled column by column."""
+    with paused_gc():  # many small allocations while the whole run is alive
+        return _op_table(result)
+
+
+def _op_table(result: RunResult) -> np.ndarray:
+    scheds = [s for s in result.steps if s.schedule is not None]
+    counts = np.array([len(s.schedule.ops) for s in scheds], dtype=np.int64)
+    templates: dict[tuple[int, int, str, int, int], int] = {}
+    static: list[tuple] = []
+    which: list[int] = []
+    offset: list[float] = []
+    period: list[float] = []
+    for s in scheds:
         for so in s.schedule.ops:
             op, c, seg = so.op, so.cost, so.segment
-            dims = (op.dims + (0,) * MAX_DIMS)[:MAX_DIMS]
-            start = s.start_s + so.start_s
-            rows.append((s.index, s.phase.value, seg.name, op.name, op.kind.value, op.unit,
-                         seg.layer, seg.repeat, dims, op.dtype,
-                         *[getattr(op, f) for f in STEP_FIELDS],
-                         start, start + c.time_s, so.period_s, c.time_s, c.compute_s,
-                         c.memory_s, c.comm_s, c.bound, c.energy_j, c.dram_bytes, c.cycles,
-                         c.stall_cycles, c.utilization))
-    return _table(rows, OP_DTYPE)
+            # By identity: the result keeps every op and cost alive, and the engine's memos
+            # hand equal ops and costs back as one object.
+            key = (id(op), id(c), seg.name, seg.layer, seg.repeat)
+            row = templates.get(key)
+            if row is None:
+                row = templates[key] = len(static)
+                dims = (op.dims + (0,) * MAX_DIMS)[:MAX_DIMS]
+                static.append((0, "", seg.name, op.name, op.kind.value, op.unit, seg.layer,
+                               seg.repeat, dims, op.dtype, *[getattr(op, f) for f in STEP_FIELDS],
+                               0.0, 0.0, 0.0, c.time_s, c.compute_s, c.memory_s, c.comm_s,
+                               c.bound, c.energy_j, c.dram_bytes, c.cycles, c.stall_cycles,
+                               c.utilization))
+            which.append(row)
+            offset.append(so.start_s)
+            period.append(so.period_s)
+    table = _table(static, OP_DTYPE)[np.array(which, dtype=np.int64)]
+    table["step"] = np.repeat([s.index for s in scheds], counts)
+    table["phase"] = np.repeat(np.array([s.phase.value for s in scheds], dtype="S8"), counts)
+    table["start_s"] = np.repeat([s.start_s for s in scheds], counts) + np.array(offset)
+    table["end_s"] = table["start_s"] + table["time_s"]
+    table["period_s"] = period
+    return table
 
 
 def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
@@ -106,6 +144,8 @@ def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
 
 def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]) -> None:
     """Write ``result`` with run metadata ``meta`` (strings and numbers) to ``path``."""
+    import h5py  # imported on use: a run without a trace, and `pdsim list`, never load it
+
     # Built in memory, then written in one go: HDF5 needs a real path to write a file, and
     # the anonymous temporary file of `atomic_write` has none.
     image = io.BytesIO()
@@ -119,9 +159,12 @@ def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]
         g = f.create_group("summary", track_order=True)
         for key, value in result.summary.items():
             g.attrs[key] = value
-        f.create_dataset("steps", data=step_table(result), track_times=False)
+        # Fletcher-32 checksums: a damaged table is refused on reading, never shown with
+        # other numbers (HDF5 already checksums the metadata, attributes included).
+        f.create_dataset("steps", data=step_table(result), track_times=False,
+                         fletcher32=True)
         f.create_dataset("ops", data=op_table(result), track_times=False,
-                         compression="gzip", shuffle=True)
+                         compression="gzip", shuffle=True, fletcher32=True)
 
     atomic_write(path, lambda tmp: tmp.write_bytes(image.getvalue()))
 
@@ -129,6 +172,8 @@ def write_trace(path: str | os.PathLike, result: RunResult, meta: dict[str, Any]
 def read_trace(path: str | os.PathLike) -> Trace:
     """Read a pdsim trace; `PdsimError` if ``path`` is missing, damaged or not a pdsim
     trace (whatever h5py raises on a truncated or bit-flipped file becomes one line)."""
+    import h5py
+
     path = Path(path)
     if not path.is_file():
         raise PdsimError(f"{path}: {'not a regular file' if path.exists() else 'no such file'}")
@@ -166,9 +211,21 @@ def _read(f: h5py.File, path: Path) -> Trace:
     missing = sorted({"command_line"} - set(meta)) + [
         k for k in SUMMARY_KEYS  # None: a NaN, as `_plain` reads it
         if k not in summary or not isinstance(summary[k], (int, float, type(None)))]
+    for group in SUMMARY_GROUPS:
+        if any(k in summary for k in group):
+            missing += [k for k in group if k not in summary]
     if missing or not len(steps):
         raise PdsimError(f"{path}: not a pdsim trace: {missing[0] if missing else 'steps'} "
                          f"missing or not a number")
+    # Every value pdsim writes is a finite number >= 0 (None: NaN, not modelled), or in meta
+    # also a string; anything else (an array, a negative) is damage or another tool's edit.
+    for group, values in (("meta", meta), ("summary", summary)):
+        for key, value in values.items():
+            if not (value is None or isinstance(value, str) and group == "meta"
+                    or isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise PdsimError(f"{path}: not a pdsim trace: {group} {key!r} is "
+                                 f"{' '.join(repr(value).split())[:40]} (expected a finite "
+                                 f"number >= 0{' or a string' if group == 'meta' else ''})")
     return Trace(meta=meta, summary=summary, steps=steps, ops=ops)
 
 

@@ -25,12 +25,9 @@ from sim.engine import Workload, simulate
 from sim.errors import PdsimError
 from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 from sim.files import check_output
-from sim.limits import MAX_DECODE_STEPS, check_folds, check_gemm_size
+from sim.limits import MAX_DECODE_STEPS, MAX_WORD_BYTES, check_folds, check_gemm_size
 from sim.presets import load_hardware, preset_names, referenced_texts
-from sim.cli.report import (describe, describe_text, gemm_text, ops_text,
-                            summary_text)
-from sim.units.systolic.array import array_folds, array_gemm
-from sim.units.systolic.tile import map_gemm
+from sim.cli.report import describe, describe_text, gemm_text, ops_text, summary_text
 from sim.trace import read_trace, to_json, write_trace
 
 
@@ -110,7 +107,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="SRAM per operand, double-buffered (default: unlimited)")
     gemm.add_argument("--bw", type=float, metavar="BYTES_PER_CYCLE",
                       help="bandwidth of the level behind the SRAMs (default: unlimited)")
-    gemm.add_argument("--word-bytes", type=_int_at_least(1), default=2)
+    gemm.add_argument("--word-bytes", type=_int_at_least(1, MAX_WORD_BYTES), default=2,
+                      help=f"bytes per operand word, 1 to {MAX_WORD_BYTES} (default 2)")
     gemm.add_argument("--hw", help="map onto this chip instead (preset or YAML)")
     gemm.add_argument("--dtype", type=_dtype, default="fp16", help="with --hw (default fp16)")
     gemm.add_argument("--json", action="store_true")
@@ -363,6 +361,9 @@ def _progress():
 
 
 def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
+    from sim.units.systolic.array import array_folds, array_gemm  # numba: imported on use
+    from sim.units.systolic.tile import map_gemm
+
     if args.hw is not None:
         if args.rows or args.cols or args.sram_kb or args.bw:
             raise PdsimError("--hw: maps onto a whole chip; drop --rows/--cols/--sram-kb/--bw")
@@ -465,6 +466,8 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
         check_output(args.plot, "--plot")
         plot_format(args.plot)
     trace = read_trace(args.trace)
+    if args.ops is not None and args.ops >= len(trace.steps):  # before any output
+        raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
     if args.perfetto:
         from sim.perfetto import write_perfetto
         events = write_perfetto(trace, args.perfetto)
@@ -478,8 +481,6 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
     print(summary_text(trace.summary, f"{args.trace}: {trace.meta['command_line']} "
                                       f"(pdsim {trace.meta['pdsim_version']})"))
     if args.ops is not None:
-        if args.ops >= len(trace.steps):
-            raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")
         simulated = [int(r["step"]) for r in trace.steps if r["simulated"]]
         if args.ops in simulated:
             print(ops_text(trace.ops, args.ops))

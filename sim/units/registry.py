@@ -22,7 +22,9 @@ hardware file never pulls in a unit's timing engine:
 
 ``dram_audit`` says the ``cost`` factory also takes ``audit=``, a
 `sim.units.cid.audit.StreamAudit` that checks every DRAM command stream the model generates
-(``pdsim run --check-dram``; `sim.step.step_cost`).
+(``pdsim run --check-dram``; `sim.step.step_cost`). ``op_only`` says the function the ``cost``
+factory returns ignores the step's graph (an op's cost depends on the op and the system
+alone), so `sim.step` may memoise it across the steps of a run as it does the chip models'.
 
 The description dataclass must have ``decode_ops`` and ``prefill_ops`` fields (tuples of op kind
 names, `mappers.ir.OpKind` values): the op kinds the placer puts on the unit in each phase.
@@ -70,6 +72,7 @@ class UnitType:
     referenced: str | None = None
     summary: str | None = None
     dram_audit: bool = False
+    op_only: bool = False
     links: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:

@@ -83,6 +83,16 @@ def test_show(in_tmp, capsys):
     assert len(shown["steps"]) == 3 and shown["meta"]["seed"] == 0
 
 
+def test_show_refuses_a_step_past_the_last_before_printing(in_tmp, capsys):
+    """Found by tests/fuzz: `--ops` past the last step printed the whole summary, then
+    refused."""
+    assert main(["run", "--gen", "3", "-o", "t.h5"]) == 0
+    capsys.readouterr()
+    assert main(["show", "t.h5", "--ops", "3"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == "pdsim show: error: --ops: step must be < 3, got 3\n"
+
+
 def _bad_inputs(tmp):
     yaml_text = load_hardware("h100").text.replace("rows: 16 ", "rows: 0 ")
     (tmp / "bad.yaml").write_text(yaml_text)

@@ -87,3 +87,32 @@ def test_unsupported_dtype_is_refused():
     sa = load_hardware("a100").system.chip.core.systolic_array
     with pytest.raises(ConfigError, match=r"'fp8' is not supported .*\(supported: bf16, fp16"):
         sa.macs_per_pe_per_cycle("fp8")
+
+
+@pytest.mark.parametrize("value, refused", [
+    ("5.0e-324", True), ("1.0e-30", True), ("1.0e300", True), ("-1.0e30", True),
+    ("1.0e-24", False), ("1.0e24", False)])
+def test_real_fields_are_bounded_so_results_stay_finite(value, refused):
+    """Found by tests/fuzz: an L2 bandwidth of 5e-324 B/cycle (> 0, so accepted) ended in a
+    ZeroDivisionError in `pdsim gemm --hw`; a CiM read energy of 1e300 J gave inf energy."""
+    text = load_hardware("h100").text.replace("bandwidth_bytes_per_cycle: 5120 ",
+                                              f"bandwidth_bytes_per_cycle: {value} ")
+    if not refused:
+        assert parse_hardware(text, "x.yaml").chip.l2.bandwidth_bytes_per_cycle == float(value)
+        return
+    with pytest.raises(ConfigError, match=r"x.yaml: chip.l2.bandwidth_bytes_per_cycle: must be "
+                       r"(0 or between 1e-24 and 1e\+24 in size|> 0), got"):
+        parse_hardware(text, "x.yaml")
+
+
+def test_cim_energy_of_1e300_is_refused(tmp_path, capsys):
+    from importlib import resources
+
+    from sim.cli.main import main
+    text = (resources.files("sim") / "presets/cim/halo-cim.yaml").read_text()
+    (tmp_path / "c.yaml").write_text(text.replace("read_energy_j: 3.0e-11",
+                                                  "read_energy_j: 1.0e300"))
+    assert main(["cim", "--hw", str(tmp_path / "c.yaml"), "--m", "4", "--n", "64", "--k",
+                 "64", "--json"]) == 2
+    assert "crossbar.read_energy_j: must be 0 or between 1e-24 and 1e+24" in \
+        capsys.readouterr().err

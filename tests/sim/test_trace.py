@@ -118,3 +118,49 @@ def test_a_name_longer_than_its_column_is_refused_not_cut():
     row[OP_DTYPE.names.index("dims")] = (0,) * OP_DTYPE["dims"].shape[0]
     with pytest.raises(ValueError, match="'segment' holds 8 bytes"):
         _table([tuple(row)], OP_DTYPE)
+
+
+@pytest.mark.parametrize("table", ["steps", "ops"])
+def test_a_flipped_bit_in_a_table_is_refused(tmp_path, result, table):
+    """Found by tests/fuzz: a bit flipped in the steps table was shown as other numbers (or
+    ended in a UnicodeDecodeError in `pdsim show`); the tables' checksums refuse it. Every
+    8th bit of the table's stored bytes is flipped in turn."""
+    path = tmp_path / "t.h5"
+    write_trace(path, result, META)
+    with h5py.File(path) as f:
+        chunk = f[table].id.get_chunk_info(0)
+    data = path.read_bytes()
+    for bit in range(0, 8 * chunk.size, 8 * 7 + 1):
+        damaged = bytearray(data)
+        damaged[chunk.byte_offset + bit // 8] ^= 1 << (bit % 8)
+        path.write_bytes(bytes(damaged))
+        with pytest.raises(PdsimError, match="not a pdsim trace"):
+            read_trace(path)
+
+
+@pytest.mark.parametrize("group, key, value", [
+    ("summary", "ttft_s", -1.5), ("summary", "ttft_s", np.inf),
+    ("summary", "decode_flops", np.array([1, 2])), ("meta", "seed", np.zeros((2, 2))),
+    ("summary", "static_power_w_per_chip", "x"),
+    ("meta", "tensor_parallel", -1)])
+def test_an_attribute_no_run_writes_is_refused(tmp_path, result, group, key, value):
+    """Found by tests/fuzz: a negative or infinite summary figure was shown as it was, an
+    array attribute ended in "Circular reference detected" in `pdsim show --json`, a text
+    summary figure in a TypeError in `pdsim show`."""
+    path = tmp_path / "t.h5"
+    write_trace(path, result, META | {"tensor_parallel": 1})
+    with h5py.File(path, "r+") as f:
+        f[group].attrs[key] = value
+    with pytest.raises(PdsimError, match="not a pdsim trace"):
+        read_trace(path)
+
+
+def test_a_trace_lacking_part_of_a_summary_group_is_refused(tmp_path, result):
+    """Found by tests/fuzz: a trace without `static_power_w_per_chip` but with the other
+    system-energy keys ended in a KeyError in `pdsim show`."""
+    path = tmp_path / "t.h5"
+    write_trace(path, result, META)
+    with h5py.File(path, "r+") as f:
+        del f["summary"].attrs["static_power_w_per_chip"]
+    with pytest.raises(PdsimError, match="static_power_w_per_chip missing"):
+        read_trace(path)

@@ -113,4 +113,5 @@ UNIT = UnitType(key="cid", schema=CidUnit, op_kinds=CID_OP_KINDS, noun="CiD unit
                 capacity="sim.units.cid.unit:capacity",
                 describe="sim.units.cid.unit:describe",
                 describe_rows="sim.units.cid.unit:describe_rows",
-                referenced="sim.units.cid.unit:referenced", dram_audit=True)
+                referenced="sim.units.cid.unit:referenced", dram_audit=True,
+                op_only=True)  # a CiD op's cost is a function of the op alone

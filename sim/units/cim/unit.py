@@ -112,7 +112,8 @@ def summary(system: System, steps: Sequence[Any]) -> dict[str, float | int | boo
         "cim_load_program_s": plan.initial_program_s if plan.resident else 0.0,
         "cim_load_program_j": plan.initial_program_j if plan.resident else 0.0}
     for phase, group in (("prefill", steps[:1]), ("decode", steps[1:])):
-        time = sum(s.time_s for s in group)
+        # A share of op time, as the memory-bound fraction (sim/engine.py).
+        time = sum(s.op_s for s in group)
         out[f"{phase}_write_bound_fraction"] = (
             sum(s.write_bound_s for s in group) / time if time else math.nan)
     return out
