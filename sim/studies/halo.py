@@ -45,6 +45,7 @@ DECODE_SAMPLE = 4
 PRECISION = Precision(weight="int8", activation="int8", kv="int8")  # chosen: W8A8 crossbars
 XBAR_SCALES = (0.25, 1, 4, 16)
 HOST_SMS = (8, 16, 33, 66, 132)
+TIMELINE = ("llama2-7b", 8192)  # the step pictured
 #: HALO's published geometric-mean speed-ups of phase-aware over each mapping ("up to").
 HALO_SPEEDUP = {"attention-on-pim": 18.0, "all-pim": 2.5}
 
@@ -55,6 +56,36 @@ def _point(system: System, model: str, batch: int, prompt: int, gen: int) -> dic
     return {"e2e_s": s["e2e_s"], "ttft_s": s["ttft_s"], "tbt_s": s["tbt_mean_s"],
             "energy_j": s["total_energy_j_per_chip"],
             "prefill_energy_j": s["prefill_energy_j"], "decode_energy_j": s["decode_energy_j"]}
+
+
+def _timeline(schedule) -> dict[str, list[list[float]]]:
+    """Busy intervals (start, length) in ms of each unit over one scheduled step, every repeat
+    of a repeated segment placed at its steady-state period, touching intervals merged."""
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for s in schedule.ops:
+        for i in range(s.segment.repeat):
+            start = s.start_s + i * s.period_s
+            spans.setdefault(s.op.unit, []).append((start, start + s.cost.time_s))
+    out = {}
+    for unit, items in sorted(spans.items()):
+        merged: list[list[float]] = []
+        for a, b in sorted(items):
+            if merged and a <= merged[-1][1] + 1e-12:
+                merged[-1][1] = max(merged[-1][1], b)
+            else:
+                merged.append([a, b])
+        out[unit] = [[round(a * 1e3, 6), round((b - a) * 1e3, 6)] for a, b in merged]
+    return out
+
+
+def timelines(system: System) -> dict[str, Any]:
+    """Unit timelines of the prefill and the first decode step of llama2-7b, batch 1, an 8k
+    prompt, under phase-aware (`TIMELINE`)."""
+    model, prompt = TIMELINE
+    work = Workload(prompt_tokens=prompt, gen_tokens=2, precision=PRECISION)
+    steps = simulate(apply_mapping(system, BASE), load_model(model).config, work).steps
+    return {"model": model, "prompt": prompt, "mapping": BASE,
+            "prefill": _timeline(steps[0].schedule), "decode": _timeline(steps[1].schedule)}
 
 
 def geomean(values: list[float]) -> float:
@@ -133,6 +164,7 @@ def halo_study() -> dict[str, Any]:
         "halo_ordering_holds": sum(holds), "points": len(runs),
         "sensitivity": {"crossbar_scale": xbar, "host_sms": sms},
         "halo_reported": HALO_SPEEDUP,
+        "timeline": timelines(system),
     }
 
 

@@ -134,18 +134,21 @@ sizes were fixed before these runs.
 {table}
 
 halo.json holds every number (TTFT, TBT, energy per mapping and point); halo.png draws the
-end-to-end times and the sensitivity.
+end-to-end times, the sensitivity to the logic die, and the unit timelines of one prefill and
+one decode step (phase-aware; busy intervals per unit in `timeline` of halo.json), where the
+units' overlap shows.
 """
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
-    """Left: end-to-end time per point and mapping (batch 1, log scale). Right: the
-    geometric-mean speed-ups over the logic die's size."""
+    """Top: end-to-end time per point and mapping (batch 1, log scale); the geometric-mean
+    speed-ups over the logic die's size. Bottom: unit timelines of one prefill and one decode
+    step."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(12, 4.5))
+    fig, ((ax, bx), (cx, dx)) = plt.subplots(2, 2, figsize=(13, 8))
     runs = [r for r in data["runs"] if r["batch"] == 1]
     labels = [f"{r['model'][:5]} {r['prompt'] // 1024}k/{r['gen']}" for r in runs]
     width = 0.2
@@ -165,6 +168,15 @@ def plot(data: dict[str, Any], path: Path) -> None:
     bx.set_xlabel("logic-die SMs")
     bx.set_ylabel("phase-aware speed-up (geomean)")
     bx.legend(fontsize=7)
+    t = data["timeline"]
+    for axis, phase in ((cx, "prefill"), (dx, "decode")):
+        units = list(t[phase])
+        for y, unit in enumerate(units):
+            axis.broken_barh(t[phase][unit], (y - 0.4, 0.8))
+        axis.set_yticks(range(len(units)), units)
+        axis.set_xlabel("ms")
+        axis.set_title(f"one {phase} step, {t['model']} {t['prompt'] // 1024}k, "
+                       f"{t['mapping']}: busy intervals per unit", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
