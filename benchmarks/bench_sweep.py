@@ -33,9 +33,9 @@ def main() -> None:
     times = {}
     for workers in (1, 2):
         # A fresh pool each time: the timed sweep includes starting its workers.
-        times[workers] = median_time(lambda: run_sweep(spec, workers=workers, cache_dir=None,
-                                                       in_process=False),
-                                     repeat=3, warmup=workers == 1)
+        def sweep(n: int = workers) -> object:
+            return run_sweep(spec, workers=n, cache_dir=None, in_process=False)
+        times[workers] = median_time(sweep, repeat=3, warmup=workers == 1)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, load average before "
           f"{load:.1f}")

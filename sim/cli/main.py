@@ -146,7 +146,7 @@ _HANDLERS: dict = {}
 
 
 #: Command modules that are not a unit's: tools built on the simulator.
-TOOL_COMMANDS = ("sim.cli.sweep",)
+TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve")
 
 
 def _command_modules():

@@ -235,7 +235,8 @@ writes take {_ms(cid_dec_gemv)} of the first decode step's
 
 **Prefill: CiM is faster {_where(cross, 'CiD')}; it uses
 {_energy_claim(win)}.** The CiD has no weight reuse across tokens: its MAC units
-hold one input vector, so a prompt of L tokens re-streams all weights L times (`sim/units/cid/ops.py`),
+hold one input vector, so a prompt of L tokens re-streams all weights L times
+(`sim/units/cid/ops.py`),
 {_ms(cid_tok[lo])} of CiD time per prompt token at 1k and {_ms(cid_tok[hi])} at 32k (attention
 grows with the context). The CiM pays the same reprogramming once per prefill and then streams
 every token through each programmed crossbar group; its prefill time splits into

@@ -82,7 +82,7 @@ def pareto_front(rows: Sequence[dict[str, Any]], x: str, y: str) -> list[int]:
            if _number(r.get(x)) and _number(r.get(y))]
     pts.sort(key=lambda p: (p[1], p[2]))
     front, best_y = [], math.inf
-    for i, xv, yv in pts:
+    for i, _, yv in pts:
         if yv < best_y:
             front.append(i)
             best_y = yv

@@ -2,7 +2,8 @@
 costs through the step unit model, weight residency across steps, the HALO presets, ``pdsim
 describe``, bad input, and the dtype check that looks only at ops on the systolic arrays.
 
-References: `sim.units.cim.cost.cim_op_cost` called directly (the engine must charge exactly what the
+References: `sim.units.cim.cost.cim_op_cost` called directly (the engine must charge exactly
+what the
 model gives; relative tolerance 1e-12, the same arithmetic); crossbar counts and programming
 times in closed form from the model's dimensions (docs/cim.md), with the bound stated where
 per-op rounding makes an exact total pointless.

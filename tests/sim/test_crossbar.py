@@ -1,5 +1,5 @@
-"""The CiM crossbar description (`sim.units.cim.crossbar`): the preset, and impossible values refused
-with the field's name, by the loader and by ``pdsim cim``.
+"""The CiM crossbar description (`sim.units.cim.crossbar`): the preset, and impossible values
+refused with the field's name, by the loader and by ``pdsim cim``.
 
 References: the preset's derived figures against the ISAAC component powers they come from.
 """

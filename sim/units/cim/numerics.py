@@ -21,7 +21,8 @@ hardware computes it, on integers:
    of those Gaussians is drawn exactly as one Gaussian per column and read:
    ``I = sum v g + read_noise x sqrt(sum v^2 g^2) x N(0, 1)``.
 4. **ADC**: ``code = clip(rint(I / step), lo, hi)`` with ``step`` a power of two
-   (`sim.units.cim.crossbar.Crossbar.adc_step`): 1 when the ADC resolves every sum up to its full scale,
+   (`sim.units.cim.crossbar.Crossbar.adc_step`): 1 when the ADC resolves every sum up to its
+   full scale,
    coarser otherwise; ``[lo, hi]`` is ``[0, 2^adc_bits - 1]`` (offset) or
    ``+-(2^(adc_bits-1) - 1)`` (differential, signed); sums beyond ``hi x step`` clip.
 5. **Shift-and-add**: ``sum code x step x 2^(cell_bits s + dac_bits t)`` over slices, input
