@@ -76,6 +76,10 @@ class OpKind(StrEnum):
 MATMUL_KINDS = frozenset({OpKind.GEMM, OpKind.LM_HEAD, OpKind.ATTN_SCORE, OpKind.ATTN_VALUE})
 
 
+#: Where a scheme dequantizes its weights (`Precision.weight_dequant`).
+DEQUANT_PLACES = ("none", "vector", "mainloop")
+
+
 class Phase(StrEnum):
     PREFILL = "prefill"
     DECODE = "decode"
@@ -89,7 +93,14 @@ class Precision:
 
     ``scale_group`` > 0 adds one ``scale_dtype`` scale per ``scale_group`` weights along
     ``K`` of every GEMM and LM-head weight (group-wise weight-only quantisation, as GPTQ and
-    AWQ store it); 0 (the default) adds none."""
+    AWQ store it); 0 (the default) adds none.
+
+    The work a quantization scheme adds (`mappers.quantize`; schemes in `mappers.schemes`):
+    ``weight_dequant`` says where weights are dequantized (``none``, ``vector``: on the vector
+    lanes in registers before the MMA, ``mainloop``: in the GEMM's main loop, serialised with
+    it), costing ``dequant_ops`` vector ops per weight element each time a weight tile is
+    dequantized; ``act_quant_ops`` vector ops per element quantize the activations after each
+    norm."""
 
     weight: str = "fp16"
     activation: str = "fp16"
@@ -97,6 +108,9 @@ class Precision:
     acc: str = "fp32"
     scale_group: int = 0
     scale_dtype: str = "fp16"
+    weight_dequant: str = "none"
+    dequant_ops: float = 0.0
+    act_quant_ops: float = 0.0
 
     def __post_init__(self) -> None:
         check_dtype(self.weight, "weight dtype")
@@ -107,6 +121,11 @@ class Precision:
         if self.scale_group < 0:
             raise ConfigError(f"scale group: must be >= 0 (0: no scales), got "
                               f"{self.scale_group}")
+        if self.weight_dequant not in DEQUANT_PLACES:
+            raise ConfigError(f"weight_dequant: must be one of {', '.join(DEQUANT_PLACES)}, "
+                              f"got {self.weight_dequant!r}")
+        if self.dequant_ops < 0 or self.act_quant_ops < 0:
+            raise ConfigError("dequant_ops, act_quant_ops: must be >= 0")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,6 +1,6 @@
-"""The compiler pipeline, top to bottom: ``lower -> place -> transfers``.
+"""The compiler pipeline, top to bottom: ``lower -> quantize -> place -> transfers``.
 
-Each pass is a pure function of the IR; later passes (``quantize``, ``tile``) slot in here.
+Each pass is a pure function of the IR; later passes (``tile``) slot in here.
 The compiler imports no unit model: costing a placed graph and laying it out in time is the
 simulator's side (`sim.step`), which calls `compile_graph` and then `mappers.schedule`.
 """
@@ -13,6 +13,7 @@ from .ir import Batch, Graph, Phase, Precision
 from .lower import lower
 from .models import ModelConfig
 from .place import place
+from .quantize import quantize
 from .transfers import insert_transfers
 
 
@@ -20,10 +21,11 @@ def compile_graph(model: ModelConfig, system: System, *, phase: Phase, precision
                   seqs: Batch | None = None, batch: int | None = None,
                   new_tokens: int | None = None, context: int | None = None) -> Graph:
     """Lower one step of ``model`` (the ragged batch ``seqs``, or ``batch`` equal sequences:
-    `mappers.lower.lower`), place every op on a unit of ``system`` and make every move between
+    `mappers.lower.lower`), add the work its quantization scheme brings
+    (`mappers.quantize`), place every op on a unit of ``system`` and make every move between
     units' memories an explicit transfer op."""
     graph = lower(model, phase=phase, seqs=seqs, batch=batch, new_tokens=new_tokens,
                   context=context, precision=precision, tp=system.tensor_parallel,
                   pp=system.pipeline_parallel)
-    graph = place(graph, system)
+    graph = place(quantize(graph), system)
     return insert_transfers(graph)

@@ -59,3 +59,31 @@ def export_verilog(config: DatapathConfig) -> tuple[str, dict]:
                    "DRAIN_C": "m*n + 1 + output stalls"},
     }
     return text, sidecar
+
+
+def export_nearbank(config) -> tuple[str, dict]:
+    """``(verilog text, sidecar dict)`` of the near-bank GEMV unit for a
+    `sim.units.cid.nearbank_model.NearBankConfig`."""
+    from amaranth.back import verilog
+
+    from sim.units.cid.nearbank_model import OPS as NB_OPS
+
+    from .nearbank import NearBankUnit, command_layout as nb_layout
+
+    dut = NearBankUnit(config)
+    text = verilog.convert(dut, name="pdsim_nearbank", emit_src=False)
+    fields = {name: {"offset": f.offset, "width": Shape.cast(f.shape).width}
+              for name, f in nb_layout(config)}
+    sidecar = {
+        "top": "pdsim_nearbank",
+        "parameters": {"lanes": config.lanes, "wdtype": config.wdtype,
+                       "acc_rows": config.acc_rows, "gb_entries": config.gb_entries,
+                       "max_macs": config.max_macs, "rows": config.rows,
+                       "columns": config.columns, "rd_max": config.rd_max,
+                       "pending": config.pending, "acc_bits": config.acc_bits,
+                       "acc_frac_bits": config.frac_bits},
+        "ports": _ports(dut),
+        "clock": "clk (rising edge)", "reset": "rst (synchronous, active high)",
+        "command_fields": fields, "opcodes": dict(NB_OPS),
+    }
+    return text, sidecar

@@ -2,8 +2,9 @@
 
 The runner (`testbenches.runner`) passes, through the environment, the datapath configuration
 (``PDSIM_TB_CONFIG``, JSON of `sim.units.systolic.datapath.DatapathConfig`), the GEMMs to run
-(``PDSIM_TB_CASES``, a JSON list of ``{"name", "m", "n", "k", "seed", "kind"}``), the fraction
-of cycles with an empty input or a refused output (``PDSIM_TB_GAP``, ``PDSIM_TB_BACKPRESSURE``)
+(``PDSIM_TB_CASES``, a JSON list of ``{"name", "m", "n", "k", "seed", "kind"}``, optionally
+with their own ``"gap"`` and ``"backpressure"``), the fraction of cycles with an empty input or
+a refused output (``PDSIM_TB_GAP``, ``PDSIM_TB_BACKPRESSURE``: the defaults)
 and where to write the per-GEMM report (``PDSIM_TB_RESULTS``). All GEMMs run back to back:
 each is four commands (load A, load B, compute, drain C) issued as soon as the controller is
 ready. The Checker compares every command's cycles with the model and every result with numpy.
@@ -49,17 +50,26 @@ async def gemms(dut):
     await FallingEdge(dut.clk)
     dut.rst.value = 0
 
-    commands = []
-    for case in cases:
-        a, b = operands(config.mode, case["m"], case["n"], case["k"],
-                        np.random.default_rng(case["seed"]), case.get("kind", "random"))
-        checker.expect(case, a, b)
-        data.queue += [int(v) & 0xFF for v in a.reshape(-1)]
-        data.queue += [int(v) & 0xFF for v in b.reshape(-1)]
-        commands += model.program(case["m"], case["n"], case["k"])
     cocotb.start_soon(data.run())
     cocotb.start_soon(monitor.run())
-    await driver.issue(commands)
+    # Cases run in phases of equal (gap, backpressure) (a case's own keys override the
+    # run's), so full-rate and stalled runs share one simulator launch.
+    phases: list[tuple[tuple[float, float], list[dict]]] = []
+    for case in cases:
+        key = (float(case.get("gap", gap)), float(case.get("backpressure", backpressure)))
+        if not phases or phases[-1][0] != key:
+            phases.append((key, []))
+        phases[-1][1].append(case)
+    for (data.gap, monitor.backpressure), group in phases:
+        commands = []
+        for case in group:
+            a, b = operands(config.mode, case["m"], case["n"], case["k"],
+                            np.random.default_rng(case["seed"]), case.get("kind", "random"))
+            checker.expect(case, a, b)
+            data.queue += [int(v) & 0xFF for v in a.reshape(-1)]
+            data.queue += [int(v) & 0xFF for v in b.reshape(-1)]
+            commands += model.program(case["m"], case["n"], case["k"])
+        await driver.issue(commands)
 
     out = os.environ.get("PDSIM_TB_RESULTS")
     if out:

@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
                      help="weights, activations and KV cache (default fp16)")
     run.add_argument("--weight-dtype", type=_dtype, help="override --dtype for weights")
     run.add_argument("--kv-dtype", type=_dtype, help="override --dtype for the KV cache")
+    run.add_argument("--quant", metavar="SCHEME", help="quantization scheme (fp16, w8a8, w4a16, "
+                     "w4a8-qserve, w4fp8-fireq, fp8) or a scheme YAML file: sets every operand's "
+                     "format and charges its dequantization work (replaces --dtype, "
+                     "--weight-dtype, --kv-dtype)")
     run.add_argument("--tp", type=_int_at_least(1), help="tensor-parallel chips "
                      "(default: the preset's tensor_parallel; tp x pp <= the preset's "
                      "num_chips)")
@@ -66,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runtime", metavar="NAME", help="software stack: a runtime preset "
                      "(eager, cuda-graph, fused) or YAML file; overrides the hardware's "
                      "runtime (docs/chip-model.md)")
+    run.add_argument("--mapping", metavar="NAME", help="mapping policy: which unit runs each "
+                     "op kind per phase (fixed, phase-aware, attention-on-pim, all-pim, all-cim, "
+                     "auto; default: the system's `mapping`, else its op lists)")
+    run.add_argument("--explain", action="store_true", help="print where each op kind runs "
+                     "per phase (and, with --mapping auto, why)")
     run.add_argument("--detail", choices=("tile", "roofline"), default="tile",
                      help="unit models: tile-level systolic-array and vector models "
                      "(default) or the roofline baseline")
@@ -141,7 +150,7 @@ _HANDLERS: dict = {}
 
 
 #: Command modules that are not a unit's: tools built on the simulator.
-TOOL_COMMANDS = ("sim.cli.sweep",)
+TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve")
 
 
 def _command_modules():
@@ -224,10 +233,29 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         from sim.runtime import load_runtime
         load_runtime(args.runtime)  # a bad name stops here, naming --runtime
         system = dataclasses.replace(system, runtime=args.runtime)
-    precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
-                          kv=args.kv_dtype or args.dtype)
+    if args.quant is not None:
+        from mappers.schemes import load_scheme
+        if args.weight_dtype or args.kv_dtype:
+            raise PdsimError("--quant: sets every operand's format; drop --weight-dtype and "
+                             "--kv-dtype")
+        precision = load_scheme(args.quant)
+    else:
+        precision = Precision(weight=args.weight_dtype or args.dtype, activation=args.dtype,
+                              kv=args.kv_dtype or args.dtype)
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
                         precision=precision)
+    if args.mapping is not None:
+        from mappers.mapping import check_mapping
+        check_mapping(args.mapping)  # before anything is simulated or written
+    mapping = args.mapping if args.mapping is not None else system.mapping
+    choices = ()
+    if mapping is not None:
+        from sim.mapping import resolve
+        system, choices = resolve(system, model.config, workload, name=mapping,
+                                  detail=args.detail)
+    if args.explain:
+        from sim.mapping import explain
+        print(explain(system, choices), file=sys.stderr if args.json else sys.stdout)
     out = meta = None
     if not args.no_trace:  # named and checked before simulating
         meta = {
@@ -249,6 +277,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         }
         if routing is not None:  # only then, so other runs keep their trace names
             meta["routing"] = routing
+        if mapping is not None:  # likewise
+            meta["mapping"] = mapping
         out = check_output(default_trace_path(args, model.config.name, meta)
                            if args.out is None else args.out, "-o")
     audit = None
@@ -385,7 +415,9 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
 #: The module also defines ``headline(data) -> str``: the headline numbers, as a short table,
 #: of the ``.json`` among those paths (one per study), which ``pdsim reproduce`` prints after
 #: the paths. The wings' ``STUDIES`` follow the same contract.
-STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips")}
+STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips"),
+           "fireq": ("results/fireq", "sim.studies.fireq:write_fireq"),
+           "halo": ("results/halo", "sim.studies.halo:write_halo")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:

@@ -158,7 +158,7 @@ def summary_text(summary: dict[str, Any], title: str) -> str:
              f"+ {si(s[f'{phase}_act_bytes'], 'B')} act + {si(s[f'{phase}_kv_bytes'], 'B')} KV"),
             (f"{phase} intensity ({chip})",
              f"{_num(dram_intensity)} FLOP per DRAM byte ({_num(logical)} per logical byte), "
-             f"{_pct(s[f'{phase}_memory_bound_fraction'])} of time memory-bound" + (
+             f"{_pct(s[f'{phase}_memory_bound_fraction'])} of op time memory-bound" + (
                  f", {_pct(s[f'{phase}_write_bound_fraction'])} bound by CiM reprogramming"
                  if f"{phase}_write_bound_fraction" in s else "")),
             (f"{phase} energy ({chip})",

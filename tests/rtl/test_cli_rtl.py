@@ -160,18 +160,23 @@ def test_cli_help_lists_commands():
 
 @needs_yosys
 def test_resource_study_writes_its_table(tmp_path, monkeypatch, capsys):
-    """`pdsim reproduce rtl-resources`, shrunk to one small array so it runs in seconds: the
-    JSON and the README table agree with a direct `synthesize` of the same export."""
-    import sim.units.systolic.cli as cli_rtl
+    """`pdsim reproduce rtl-resources`, shrunk to one small array and one small decode unit so
+    it runs in seconds: the JSON and the README table agree with a direct `synthesize` of the
+    same export; a second run reads the cache (keyed by the Verilog's hash)."""
+    import rtl.resources as study
     from rtl.export import export_verilog
     from rtl.synth import synthesize
-    monkeypatch.setattr(cli_rtl, "RESOURCE_ARRAYS", ((2, 3),))
-    monkeypatch.setattr(cli_rtl, "RESOURCE_MODES", ("w4fp8",))
-    monkeypatch.setattr(cli_rtl, "RESOURCE_TARGETS", ("ecp5",))
-    monkeypatch.setattr(cli_rtl, "RESOURCE_BUFFERS", 8)
+    monkeypatch.setattr(study, "SYNTH_DESIGNS", (
+        ("systolic", "2x3 w4fp8", {"rows": 2, "cols": 3, "mode": "w4fp8"}, ("ecp5",)),
+        ("nearbank", "2 lanes int4", {"lanes": 2, "wdtype": "int4"}, ("ecp5",))))
+    monkeypatch.setattr(study, "SYNTH_TARGETS", ("ecp5",))
+    monkeypatch.setattr(study, "PNR_TARGETS", ())
+    monkeypatch.setattr(study, "SYSTOLIC_BUFFERS", 8)
+    monkeypatch.setattr(study, "cache_dir", lambda: tmp_path / "cache")
     assert main(["reproduce", "rtl-resources", "-o", str(tmp_path / "rtl")]) == 0
     data = json.loads((tmp_path / "rtl" / "resources.json").read_text())
-    (row,) = data["results"]
+    row, unit = data["results"]
+    assert unit["block"] == "nearbank" and unit["luts"] > 0 and unit["ffs"] > 0
     path = tmp_path / "d.v"
     path.write_text(export_verilog(DatapathConfig(rows=2, cols=3, mode="w4fp8", max_m=8,
                                                   max_n=8, max_k=8))[0])
@@ -180,5 +185,10 @@ def test_resource_study_writes_its_table(tmp_path, monkeypatch, capsys):
         {k: direct[k] for k in ("luts", "ffs", "dsps", "brams")}
     table = (tmp_path / "rtl" / "README.md").read_text()
     assert "`pdsim reproduce rtl-resources`" in table
-    assert (f"| 2x3 | w4fp8 | ecp5 | {row['luts']} | {row['ffs']} | {row['dsps']} | "
+    assert (f"| systolic | 2x3 w4fp8 | ecp5 | {row['luts']} | {row['ffs']} | {row['dsps']} | "
             f"{row['brams']} | {row['lutram']} |") in table
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 2
+    monkeypatch.setattr(study, "synthesize", None, raising=False)
+    monkeypatch.setattr("rtl.synth.synthesize", lambda *a, **k: 1 / 0)   # cached: not called
+    assert main(["reproduce", "rtl-resources", "-o", str(tmp_path / "again")]) == 0
+    assert json.loads((tmp_path / "again" / "resources.json").read_text()) == data

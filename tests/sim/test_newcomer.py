@@ -275,4 +275,4 @@ def test_cent_intensity_is_over_the_dram_bytes_and_agrees_with_memory_bound(caps
     assert s["prefill_memory_bound_fraction"] > 0.99
     text = summary_text(s, "t")
     assert re.search(r"prefill intensity \(8 chips, 1 per stage\) +[\d.]+ FLOP per DRAM "
-                     r"byte \([\d.]+ per logical byte\), 100% of time memory-bound", text)
+                     r"byte \([\d.]+ per logical byte\), 100% of op time memory-bound", text)

@@ -1,4 +1,7 @@
-"""``pdsim cosim systolic``, ``pdsim hdl export|synth`` and the ``rtl-resources`` study.
+"""``pdsim cosim systolic|gemv``, ``pdsim hdl export|synth|pnr`` and the ``rtl-resources``
+study (the decode block's arguments and cosim live in `testbenches.nearbank_cli`, which
+builds on the CiD wing: the systolic wing does not import it; the study in
+`rtl.resources`).
 
 Imports of Amaranth, cocotb and the RTL happen inside the handlers, so ``pdsim --help`` stays
 fast. Bad parameters are refused (one line, exit code 2) before any HDL is generated.
@@ -8,28 +11,26 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from sim.argtypes import int_at_least as _int_at_least
 from sim.errors import PdsimError
 from sim.files import atomic_text, check_output
+from testbenches.nearbank_cli import add_gemv_parser, add_nearbank_args, cosim_gemv, nearbank_config
 
-STUDIES = {"rtl-resources": ("results/rtl", "sim.units.systolic.cli:write_resources")}
+BLOCKS = ("systolic", "nearbank")
 
-#: Arrays and buffer sizes of the resource table.
-RESOURCE_ARRAYS = ((4, 4), (8, 8), (16, 16))
-RESOURCE_MODES = ("int8", "w4fp8")
-RESOURCE_TARGETS = ("ecp5", "xilinx")
+STUDIES = {"rtl-resources": ("results/rtl", "rtl.resources:write_resources")}
+
+#: Default buffer capacity of an exported systolic datapath (the resource table uses it too).
 RESOURCE_BUFFERS = 64   # max_m = max_n = max_k
 
 
-def _array_args(p: argparse.ArgumentParser) -> None:
+def _array_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     # rows/cols are checked by DatapathConfig (so "--rows 0" gets the model's message)
-    p.add_argument("--rows", type=int, required=True, help="array rows (1..64)")
-    p.add_argument("--cols", type=int, required=True, help="array columns (1..64)")
-    p.add_argument("--mode", required=True, help="operand mode: int8 or w4fp8")
+    p.add_argument("--rows", type=int, required=required, help="array rows (1..64)")
+    p.add_argument("--cols", type=int, required=required, help="array columns (1..64)")
+    p.add_argument("--mode", required=required, help="operand mode: int8 or w4fp8")
     p.add_argument("--dataflow", default="os", help="os (output-stationary, default) or ws "
                    "(weight-stationary)")
 
@@ -59,16 +60,28 @@ def add_commands(sub) -> dict:
     sys_.add_argument("--waves", action="store_true", help="keep a waveform for GTKWave (FST "
                       "from Icarus, VCD from Verilator) and print its path")
     sys_.add_argument("--json", action="store_true")
+    add_gemv_parser(csub, _int_at_least)
 
-    hdl = sub.add_parser("hdl", help="export Verilog of an RTL block, or synthesise it")
+    hdl = sub.add_parser("hdl", help="export Verilog of an RTL block, synthesise it, or place "
+                         "and route it")
     hsub = hdl.add_subparsers(dest="action", required=True, metavar="ACTION")
     exp = hsub.add_parser("export", help="write Verilog (plus a JSON sidecar)")
-    exp.add_argument("block", choices=("systolic",))
-    _array_args(exp)
-    for name in ("max-m", "max-n", "max-k"):
-        exp.add_argument(f"--{name}", type=int, default=RESOURCE_BUFFERS,
-                         help=f"buffer capacity (default {RESOURCE_BUFFERS})")
+    pnr = hsub.add_parser("pnr", help="synthesise and place and route a block with nextpnr "
+                          "(YoWASP); report utilisation and Fmax",
+                          description="The block goes behind a scan-chain pin wrapper "
+                          "(rtl.pnr) so its wide ports fit the package. Needs "
+                          "pip install 'pdsim[fpga]'.")
+    for p in (exp, pnr):
+        p.add_argument("block", choices=BLOCKS)
+        _array_args(p, required=False)
+        for name in ("max-m", "max-n", "max-k"):
+            p.add_argument(f"--{name}", type=int, default=RESOURCE_BUFFERS,
+                           help=f"systolic: buffer capacity (default {RESOURCE_BUFFERS})")
+        add_nearbank_args(p, _int_at_least)
     exp.add_argument("-o", "--out", required=True, metavar="FILE.v")
+    pnr.add_argument("--target", required=True, help="ice40 (UP5K) or ecp5 (LFE5U-85F)")
+    pnr.add_argument("--seed", type=int, default=1, help="placer seed (default 1)")
+    pnr.add_argument("--json", action="store_true")
     syn = hsub.add_parser("synth", help="synthesise Verilog with Yosys; report resources")
     syn.add_argument("file", metavar="FILE.v")
     syn.add_argument("--target", required=True, help="ice40, ecp5 or xilinx")
@@ -78,6 +91,9 @@ def add_commands(sub) -> dict:
 
 def _config(args, m: int, n: int, k: int):
     from sim.units.systolic.datapath import DatapathConfig
+    for flag in ("rows", "cols", "mode"):
+        if getattr(args, flag) is None:
+            raise PdsimError(f"--{flag}: required for the systolic block")
     return DatapathConfig(rows=args.rows, cols=args.cols, mode=args.mode,
                           max_m=m, max_n=n, max_k=k, dataflow=args.dataflow)
 
@@ -85,6 +101,8 @@ def _config(args, m: int, n: int, k: int):
 def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.units.systolic.datapath import DatapathModel, k_bound
 
+    if args.block == "gemv":
+        return cosim_gemv(args)
     cfg = _config(args, args.m, args.n, 1)          # validates rows, cols and mode
     if args.k > k_bound(args.mode):
         raise PdsimError(f"--k: {args.k} exceeds the {args.mode} accumulator bound "
@@ -152,13 +170,44 @@ def _cosim(args: argparse.Namespace, argv: list[str]) -> int:
     return 0 if ok else 1
 
 
+def _component(args: argparse.Namespace):
+    """(Amaranth component, top name) of ``hdl export|pnr``'s block, validated first."""
+    if args.block == "nearbank":
+        cfg = nearbank_config(args)
+        from rtl.nearbank import NearBankUnit
+        return NearBankUnit(cfg), "pdsim_nearbank"
+    cfg = _config(args, args.max_m, args.max_n, args.max_k)
+    from rtl.controller import SystolicDatapath
+    return SystolicDatapath(cfg), "pdsim_systolic"
+
+
 def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
+    if args.action == "pnr":
+        from rtl.pnr import place_and_route, tool_missing, wrapped_verilog
+        missing = tool_missing(args.target)
+        if missing:                      # before any HDL is generated
+            raise PdsimError(missing)
+        dut, top = _component(args)
+        res = place_and_route(wrapped_verilog(dut, top), target=args.target, top=top,
+                              seed=args.seed)
+        if args.json:
+            from sim.text import to_json
+            print(to_json({"block": args.block, **res}))
+            return 0
+        used = ", ".join(f"{k} {u}/{a}" for k, (u, a) in res["utilisation"].items())
+        print(f"{args.block} ({top}) on {res['device']}: Fmax {res['fmax_mhz']} MHz; {used} "
+              f"({res['nextpnr']})")
+        return 0
     if args.action == "export":
         out = check_output(args.out, "-o")
         check_output(out.with_suffix(".json"), "-o")  # the sidecar written beside it
-        cfg = _config(args, args.max_m, args.max_n, args.max_k)
-        from rtl.export import export_verilog
-        text, sidecar = export_verilog(cfg)
+        if args.block == "nearbank":
+            from rtl.export import export_nearbank
+            text, sidecar = export_nearbank(nearbank_config(args))
+        else:
+            cfg = _config(args, args.max_m, args.max_n, args.max_k)
+            from rtl.export import export_verilog
+            text, sidecar = export_verilog(cfg)
         sidecar_path = out.with_suffix(".json")
         atomic_text(out, text)
         atomic_text(sidecar_path, json.dumps(sidecar, indent=1) + "\n")
@@ -175,84 +224,3 @@ def _hdl(args: argparse.Namespace, argv: list[str]) -> int:
           f"flip-flops, {res['dsps']} DSP blocks, {res['brams']} block RAMs, "
           f"{res['lutram']} LUT-RAM cells ({res['yosys']})")
     return 0
-
-
-def write_resources(out_dir: Path) -> list[Path]:
-    """Export and synthesise every array of `RESOURCE_ARRAYS` in both modes for each target;
-    write ``resources.json`` and ``README.md`` (the table) into ``out_dir``."""
-    from rtl.export import TOP, export_verilog
-    from rtl.synth import synthesize
-
-    from sim.units.systolic.datapath import DatapathConfig
-
-    import sys
-    from concurrent.futures import ThreadPoolExecutor
-
-    jobs = []  # (rows, cols, mode, target, verilog path), in table order
-    with tempfile.TemporaryDirectory(prefix="pdsim-rtl-") as tmp:
-        for r, c in RESOURCE_ARRAYS:
-            for mode in RESOURCE_MODES:
-                cfg = DatapathConfig(rows=r, cols=c, mode=mode, max_m=RESOURCE_BUFFERS,
-                                     max_n=RESOURCE_BUFFERS, max_k=RESOURCE_BUFFERS)
-                path = Path(tmp) / f"{TOP}_{r}x{c}_{mode}.v"
-                path.write_text(export_verilog(cfg)[0])
-                jobs += [(r, c, mode, target, path) for target in RESOURCE_TARGETS]
-
-        def run(job):
-            r, c, mode, target, path = job
-            res = synthesize(path, target=target)
-            print(f"  synthesised {r}x{c} {mode} for {target}", file=sys.stderr, flush=True)
-            return {"rows": r, "cols": c, "mode": mode, **res}
-
-        # Yosys runs are independent single-threaded processes: one per core, results kept in
-        # table order (map preserves it), so the output does not depend on the core count.
-        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-            rows = list(pool.map(run, jobs))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    data_path, readme = out_dir / "resources.json", out_dir / "README.md"
-    atomic_text(data_path, json.dumps({"buffers": RESOURCE_BUFFERS, "results": rows},
-                                  indent=1) + "\n")
-    atomic_text(readme, _resources_readme(rows))
-    return [data_path, readme]
-
-
-def _resources_readme(rows: list[dict]) -> str:
-    yosys = rows[0]["yosys"] if rows else ""
-    lines = [
-        "# RTL resources: the systolic prefill datapath on FPGAs",
-        "",
-        "Regenerated by `pdsim reproduce rtl-resources` (exports each datapath with "
-        "`pdsim hdl export` and synthesises it with `pdsim hdl synth`). Every array has "
-        f"A, B and C buffers for {RESOURCE_BUFFERS} x {RESOURCE_BUFFERS} tiles "
-        f"(max_m = max_n = max_k = {RESOURCE_BUFFERS}); {yosys}, default `synth_ecp5` and "
-        "`synth_xilinx -flatten` scripts, no place and route (post-synthesis counts).",
-        "",
-        "LUTs: LUT cells (ecp5: LUT4 plus two per CCU2C carry cell; xilinx: LUT1-LUT6). "
-        "LUT-RAM: distributed-RAM cells (ecp5 TRELLIS_DPR16X4, xilinx RAM32M/RAM64M), which "
-        "Yosys chose for the small banked buffers instead of block RAM. DSP: ecp5 "
-        "MULT18X18D, xilinx DSP48E1. BRAM: ecp5 DP16KD, xilinx RAMB18E1/RAMB36E1. On xilinx "
-        "Yosys packs each PE's accumulator into its DSP48E1 (the P register), so the flip-flop "
-        "count there excludes the accumulators; on ecp5 they are fabric flip-flops.",
-        "",
-        "Output-stationary dataflow. The w4fp8 PE needs more LUTs than the int8 one: it shifts "
-        "each 9-bit significand-times-weight product by the FP8 exponent (up to 14 places) and "
-        "adds it into a 40-bit accumulator, while the int8 product maps whole into a DSP block.",
-        "",
-        "| array | mode | target | LUTs | FFs | DSP | BRAM | LUT-RAM |",
-        "|---|---|---|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        lines.append(f"| {r['rows']}x{r['cols']} | {r['mode']} | {r['target']} | {r['luts']} | "
-                     f"{r['ffs']} | {r['dsps']} | {r['brams']} | {r['lutram']} |")
-    lines += ["", "Raw cell counts per run: `resources.json`.", ""]
-    return "\n".join(lines)
-
-
-def headline(data: dict) -> str:
-    """The resource table of ``pdsim reproduce rtl-resources``, one row per synthesis."""
-    from sim.text import text_table
-
-    rows = [[f"{r['rows']}x{r['cols']}", r["mode"], r["target"], str(r["luts"]),
-             str(r["ffs"]), str(r["dsps"]), str(r["brams"])] for r in data["results"]]
-    return text_table(["array", "mode", "target", "LUTs", "FFs", "DSPs", "BRAMs"], rows)

@@ -21,7 +21,9 @@ the L2 loop order, keeps those that fit the SRAMs, and chooses the fastest. Per 
 Each operand moves at its own storage width: A (activations) and C in the activation format,
 B in the weight format (the K or V cache format for attention), so int4 weights stream half
 the bytes of int8 ones. The arrays' MAC rate is that of the activation (compute) format:
-weights are dequantised on the way in, as weight-only quantisation kernels do.
+weights are dequantised on the way in, as weight-only quantisation kernels do. Only the array
+cycles scale with that rate: a format that retires two MACs per PE per cycle halves a k-step's
+compute, not its L2 load, the DRAM stream or the first fetch, so DRAM-bound ops are unchanged.
 
 Where the chip gives ``core.memory_parallelism``, each core draws at most its own Little's-law
 bandwidth (requests in flight x line / latency) from L2 and from DRAM, so a mapping with few
@@ -67,11 +69,13 @@ def _candidates(dim: int) -> np.ndarray:
 
 @njit(cache=True)
 def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l1_bytes,
-            acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck):
+            acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck, rate):
     """Best mapping; ``ab``, ``bb``, ``cb``, ``accb``: bytes per element of A, B, C and the
     accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle,
     ``core_l2`` and ``core_dram`` those one core can sustain (inf: unbounded); ``acc_bytes``:
-    the register file the C tile accumulates in (0: the accumulators share L1).
+    the register file the C tile accumulates in (0: the accumulators share L1); ``rate``: MACs
+    per PE per cycle of the compute format, which divides the array cycles only (loads and
+    DRAM traffic take the time their bytes take, whatever the MAC rate).
     Returns a float array: total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split,
     order, core, first, achieved DRAM bandwidth."""
     best = np.full(12, np.inf)
@@ -104,7 +108,7 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                     else:
                         sr, sc, t = k1, ms, ns
                     folds, per_fold = fold_cycles(rows, cols, df, sr, sc, t)
-                    step = folds * per_fold
+                    step = folds * per_fold / rate
                     tile_time = ksteps * max(step, load) + load
                     core = waves * tile_time
                     compute = waves * ksteps * step
@@ -173,17 +177,17 @@ def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
                    DATAFLOWS.index(sa.dataflow), ab, bb, ab, accb,
                    chip.core.l1.capacity_bytes, chip.core.accumulator_bytes or 0,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
-                   core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k))
+                   core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k),
+                   sa.macs_per_pe_per_cycle(dtype))
     if not math.isfinite(best[0]):
         raise ValueError(f"tile: no L1 tile of a {m}x{n}x{k} GEMM fits {chip.name}'s L1")
-    # the search counts one MAC per PE per cycle; packed formats retire ``rate`` per cycle
-    rate = sa.macs_per_pe_per_cycle(dtype)
-    return GemmMapping(cycles=best[0] / rate, compute_cycles=best[1] / rate,
-                       core_cycles=best[9] / rate, first_fetch_cycles=best[10],
+    return GemmMapping(cycles=best[0], compute_cycles=best[1],
+                       core_cycles=best[9], first_fetch_cycles=best[10],
                        dram_bytes=best[2], l2_bytes=best[3], dram_bytes_per_cycle=best[11],
                        tile=(int(best[4]), int(best[5]), int(best[6])),
                        split=("m", "n")[int(best[7])], loop_order=("m", "n")[int(best[8])],
                        utilization=batch * m * n * k / (chip.arrays * sa.rows * sa.cols
+                                                        * sa.macs_per_pe_per_cycle(dtype)
                                                         * best[0]))
 
 

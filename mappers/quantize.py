@@ -1,0 +1,104 @@
+"""Pass ``quantize`` (after ``lower``): the work a quantization scheme adds, as explicit ops.
+
+Operand formats are set at lowering from the step's `Precision` (which `mappers.schemes` builds
+from a scheme); this pass reads the scheme's work fields and inserts, as ``elementwise`` ops that
+the ``place`` pass puts on the vector unit and its unit model charges there:
+
+* ``act_quant`` after every norm and MLP activation (``act_quant_ops`` ops per element):
+  quantizing the GEMMs' inputs to the scheme's activation format. Fused into the producing
+  kernel as QServe and FireQ do: no DRAM traffic and no launch of its own.
+* ``w_dequant`` with every weight GEMM (``dequant_ops`` ops per weight element, each weight
+  tile dequantized once per ``DEQUANT_TILE_M`` rows of activations, the M tile of Hopper GEMM
+  kernels). ``mainloop`` (QServe's INT4 -> INT8, AWQ's INT4 -> fp16) serialises with the MMA:
+  the GEMM reads the dequant op. ``vector`` (FireQ's INT4 -> FP8 in registers) runs on the
+  vector lanes beside the MMA: it reads the GEMM's inputs and nothing waits for it, so it
+  costs time only where the vector unit is the busier resource (the schedule's per-resource
+  span). No DRAM traffic, no launch.
+
+It also rewrites formats: where a scheme quantizes activations (``act_quant_ops`` > 0) to
+fewer than 16 bits, only the GEMM inputs are quantized; the residual stream and the vector ops
+on it (norms, RoPE, the MLP activation, residual adds) stay in ``RESIDUAL`` (fp16), as in
+QServe's and FireQ's kernels, so those ops' format becomes fp16 and their activation bytes grow
+to match. A plain precision (``--dtype int8``, no scheme) keeps every activation in its format.
+
+The pass is pure and deterministic; new ops get ids above the graph's largest, the same for
+the same original op in every pipeline stage (stages share layer ids).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from sim.dtypes import DTYPE_BITS
+
+from .ir import Graph, Op, OpKind, Segment
+
+#: Rows of activations per dequantization of a weight tile (CTA tile M of Hopper GEMMs).
+DEQUANT_TILE_M = 128
+
+#: Format of the residual stream and the vector ops on it under a quantized scheme.
+RESIDUAL = "fp16"
+_RESIDUAL_KINDS = frozenset({OpKind.NORM, OpKind.ROPE, OpKind.ACTIVATION, OpKind.ELEMENTWISE})
+_QUANT_AFTER = frozenset({OpKind.NORM, OpKind.ACTIVATION})
+
+
+def quantize(graph: Graph) -> Graph:
+    """Return ``graph`` with the scheme's activation-quantization and weight-dequantization ops
+    (see module); unchanged when the precision adds no work."""
+    p = graph.precision
+    dequant = p.weight_dequant != "none" and p.dequant_ops > 0
+    bits = DTYPE_BITS[p.activation]
+    widen = bits < DTYPE_BITS[RESIDUAL] and p.act_quant_ops > 0
+    if not dequant and not p.act_quant_ops and not widen:
+        return graph
+    top = max((op.id for seg in graph.segments for op in seg.ops), default=-1)
+    fresh: dict[tuple[str, int], int] = {}
+
+    def new_id(tag: str, op: Op) -> int:
+        if op.id < 0:
+            return -1
+        if (tag, op.id) not in fresh:
+            fresh[(tag, op.id)] = top + 1 + len(fresh)
+        return fresh[(tag, op.id)]
+
+    segments = []
+    for seg in graph.segments:
+        out: list[Op] = []
+        rewire: dict[int, int] = {}
+        for op in seg.ops:
+            if rewire and op.id >= 0:
+                op = replace(op, inputs=tuple(rewire.get(i, i) for i in op.inputs))
+            if dequant and op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
+                out.extend(_with_dequant(op, p.weight_dequant, p.dequant_ops,
+                                         new_id("w_dequant", op)))
+                continue
+            if widen and op.kind in _RESIDUAL_KINDS:
+                op = replace(op, formats=replace(op.formats, act=RESIDUAL),
+                             act_bytes=op.act_bytes * DTYPE_BITS[RESIDUAL] // bits)
+            out.append(op)
+            if p.act_quant_ops and op.kind in _QUANT_AFTER:
+                rows, cols = op.dims
+                qid = new_id("act_quant", op)
+                out.append(Op(name=f"{op.name}.act_quant", kind=OpKind.ELEMENTWISE,
+                              dims=op.dims, launches=0,
+                              formats=replace(op.formats, act=p.activation),
+                              flops=math.ceil(p.act_quant_ops * rows * cols), id=qid,
+                              inputs=(op.id,) if qid >= 0 else ()))
+                if qid >= 0:
+                    rewire[op.id] = qid
+        segments.append(Segment(name=seg.name, layer=seg.layer, repeat=seg.repeat,
+                                ops=tuple(out)))
+    return replace(graph, segments=tuple(segments))
+
+
+def _with_dequant(gemm: Op, place: str, ops_per_weight: float, did: int) -> list[Op]:
+    """The dequant op and the GEMM, wired as ``place`` says (module)."""
+    m, n, k = gemm.dims
+    flops = math.ceil(ops_per_weight * k * n * math.ceil(m / DEQUANT_TILE_M))
+    dq = Op(name=f"{gemm.name}.w_dequant", kind=OpKind.ELEMENTWISE, dims=(k, n),
+            formats=gemm.formats, launches=0, flops=flops, id=did,
+            inputs=gemm.inputs if did >= 0 else ())
+    if place == "mainloop" and did >= 0:
+        gemm = replace(gemm, inputs=(did,))
+    return [dq, gemm]

@@ -1,0 +1,133 @@
+"""``pdsim serve``: a cluster of instances serving a request trace (`sim.serving`)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def add_commands(sub) -> dict:
+    """Add ``pdsim serve`` to the subparsers ``sub``; return its handler."""
+    p = sub.add_parser(
+        "serve", help="simulate a serving cluster on a request trace",
+        description="Serve a request trace on a cluster of instances (continuous batching, "
+        "chunked prefill, paged KV cache, disaggregated prefill/decode). Without arguments: "
+        "llama2-7b on one collocated h100 over the first 10 minutes of the Azure "
+        "conversation trace (docs/serving.md).")
+    p.add_argument("action", nargs="?", choices=["plan"],
+                   help="plan: the cheapest counts of the cluster's groups meeting --slo")
+    p.add_argument("--max-count", type=int, default=64, metavar="N",
+                   help="plan: at most N instances a group (default 64)")
+    p.add_argument("--trace", default=None, metavar="azure-code|azure-conv|FILE.csv",
+                   help="requests (default azure-conv)")
+    p.add_argument("--rate", type=float, default=None, metavar="R",
+                   help="Poisson arrivals at R requests/s with the trace's lengths")
+    p.add_argument("--duration", type=float, default=None, metavar="S",
+                   help="seconds of the trace (default 600 for the default trace)")
+    p.add_argument("--cluster", default=None, metavar="CLUSTER.yaml",
+                   help="cluster file (default: one collocated h100, llama2-7b)")
+    p.add_argument("--slo", default=None, metavar="ttft_p90=S,tbt_p90=S",
+                   help="latency targets in seconds")
+    p.add_argument("--seed", type=int, default=0, help="seed of --rate arrivals")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("-o", "--out", default=None, metavar="TRACE.h5", help="HDF5 trace")
+    p.add_argument("--cdf", default=None, metavar="FILE.png",
+                   help="plot TTFT, TBT and end-to-end latency CDFs")
+    p.add_argument("--rates", default=None, metavar="R1,R2,...",
+                   help="also run Poisson arrivals at each rate and plot SLO attainment and "
+                   "goodput against it (--slo-plot)")
+    p.add_argument("--slo-plot", default=None, metavar="FILE.png",
+                   help="where --rates writes its plot (default slo_vs_rate.png)")
+    return {"serve": _serve}
+
+
+def _serve(args: argparse.Namespace, argv: list[str]) -> int:
+    from sim.errors import ConfigError
+    from sim.files import check_output
+    from sim.serving.cluster import read_cluster
+    from sim.serving.metrics import parse_slo
+    from sim.serving.run import (DEFAULT_DURATION_S, DEFAULT_TRACE, requests_for, serve,
+                                 write_serve_trace)
+
+    if args.duration is not None and not args.duration > 0:
+        raise ConfigError(f"--duration: must be > 0 seconds, got {args.duration}")
+    trace = args.trace or DEFAULT_TRACE
+    duration = args.duration
+    if args.trace is None and args.duration is None:
+        duration = DEFAULT_DURATION_S
+    slo = parse_slo(args.slo)
+    if args.out is not None:
+        check_output(args.out, "-o")
+    rates = _rates(args.rates)
+    fmts = {}
+    for flag, path in (("--cdf", args.cdf), ("--slo-plot", args.slo_plot)):
+        if path is not None:
+            from sim.cli.plots import plot_format
+            check_output(path, flag)
+            fmts[flag] = plot_format(path, flag)
+    if rates and args.slo_plot is None:
+        raise ConfigError("--rates: give --slo-plot FILE.png for the plot")
+    cluster = read_cluster(args.cluster)
+    requests = requests_for(trace, rate=args.rate, duration_s=duration, seed=args.seed)
+    if args.action == "plan":
+        from sim.serving.plan import plan
+        if args.max_count < 1:
+            raise ConfigError(f"--max-count: must be >= 1, got {args.max_count}")
+        best = plan(cluster, requests, slo, max_count=args.max_count)
+        if args.json:
+            print(json.dumps(best, indent=1))
+        else:
+            print(f"cheapest: {best['counts']}, ${best['cost_usd']:,.0f}; "
+                  f"{best['runs']} simulations")
+        return 0
+    result, summary = serve(requests, cluster, slo, progress=_progress())
+    if args.out is not None:
+        write_serve_trace(args.out, result, summary,
+                          {"trace": trace, "cluster": args.cluster or "default",
+                           "slo": args.slo or "", "argv": " ".join(argv)})
+    if args.cdf is not None:
+        from sim.cli.serve_plots import plot_cdfs
+        plot_cdfs(result, args.cdf, fmts["--cdf"], title=trace)
+    if rates:
+        from sim.cli.serve_plots import plot_slo_vs_rate
+        span = duration or max(requests[-1].arrival_s, 1.0)
+        sweeps = [serve(requests_for(trace, rate=r, duration_s=span, seed=args.seed), cluster,
+                        slo)[1] for r in rates]
+        plot_slo_vs_rate(rates, sweeps, args.slo_plot, fmts["--slo-plot"], title=trace)
+        summary["slo_vs_rate"] = [{"rate": r, "slo_attainment": s["slo_attainment"],
+                                   "goodput_rps": s["goodput_rps"]}
+                                  for r, s in zip(rates, sweeps)]
+    if args.json:
+        print(json.dumps(summary, indent=1))
+    else:
+        for key in ("requests", "completed", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s",
+                    "tbt_p50_s", "tbt_p90_s", "tbt_p99_s", "goodput_rps", "throughput_rps"):
+            print(f"{key:>16}: {summary[key]:.4g}" if isinstance(summary[key], float)
+                  else f"{key:>16}: {summary[key]}")
+    return 0
+
+
+def _rates(text: str | None) -> list[float]:
+    from sim.errors import ConfigError
+
+    if text is None:
+        return []
+    try:
+        rates = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        rates = []
+    if not rates or not all(r > 0 for r in rates):
+        raise ConfigError(f"--rates: a comma-separated list of rates > 0, got {text!r}")
+    return rates
+
+
+def _progress():
+    if not sys.stderr.isatty():
+        return None
+
+    def report(done: int, total: int) -> None:
+        if done % 200 == 0 or done == total:
+            print(f"\rrequests {done}/{total}", end="\n" if done == total else "",
+                  file=sys.stderr, flush=True)
+    return report

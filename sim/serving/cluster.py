@@ -1,0 +1,183 @@
+"""A cluster file (YAML): the model, the router, the KV link and groups of instances, each a
+system (preset or YAML, tp, pp) with a role and a batching policy (docs/serving.md).
+
+    model: llama2-7b
+    router: round_robin          # sim.serving.router.ROUTERS
+    detail: roofline             # chip model of the step-time tables (roofline or tile)
+    link: {bandwidth_bytes_per_s: 50e9, latency_s: 5e-6}
+    instances:
+      - {hardware: h100, tp: 1, pp: 1, role: collocated, count: 1, batching: sarathi,
+         max_batch: 256, max_tokens: 2048}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import yaml
+
+from mappers.ir import Precision
+from mappers.models import ModelConfig
+from sim.dtypes import nbytes
+from sim.errors import ConfigError
+from sim.serving.instance import ROLES, Instance
+from sim.serving.policies import POLICIES, policy
+from sim.serving.router import ROUTERS
+from sim.serving.simulator import Link
+from sim.serving.steptime import StepTimeTable
+
+#: Fraction of each chip's memory the server may use (vLLM's gpu_memory_utilization).
+MEMORY_UTILISATION = 0.9
+BLOCK_TOKENS = 16
+#: fp16 weights, activations and KV cache (`mappers.ir.Precision` defaults).
+DEFAULT_PRECISION = Precision()
+
+DEFAULT_CLUSTER = {"model": "llama2-7b", "instances": [{"hardware": "h100",
+                                                         "role": "collocated"}]}
+_GROUP_KEYS = {"hardware": str, "tp": int, "pp": int, "role": str, "count": int,
+               "batching": str, "max_batch": int, "max_tokens": int}
+_TOP_KEYS = {"model", "router", "detail", "link", "instances"}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    """``count`` identical instances."""
+
+    hardware: str
+    tp: int = 1
+    pp: int = 1
+    role: str = "collocated"
+    count: int = 1
+    batching: str = "sarathi"
+    max_batch: int = 256
+    max_tokens: int = 2048
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cluster:
+    model: str
+    groups: tuple[Group, ...]
+    router: str = "round_robin"
+    detail: str = "roofline"
+    link: Link = Link()
+
+
+def read_cluster(path: str | None) -> Cluster:
+    """The cluster of a YAML file (None: `DEFAULT_CLUSTER`); `ConfigError` naming the field."""
+    if path is None:
+        return parse_cluster(DEFAULT_CLUSTER, "default cluster")
+    try:
+        with open(path) as f:
+            data = yaml.safe_load(f)
+    except OSError as exc:
+        raise ConfigError(f"--cluster: cannot read {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"--cluster: {path} is not YAML: {str(exc).splitlines()[0]}") from None
+    return parse_cluster(data, path)
+
+
+def parse_cluster(data, where: str) -> Cluster:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: must be a mapping with model and instances")
+    extra = set(data) - _TOP_KEYS
+    if extra:
+        raise ConfigError(f"{where}: unknown field {sorted(extra)[0]!r} (allowed: "
+                          f"{', '.join(sorted(_TOP_KEYS))})")
+    router = data.get("router", "round_robin")
+    if router not in ROUTERS:
+        raise ConfigError(f"{where}: router: unknown {router!r} (allowed: {', '.join(ROUTERS)})")
+    detail = data.get("detail", "roofline")
+    if detail not in ("roofline", "tile"):
+        raise ConfigError(f"{where}: detail: must be roofline or tile, got {detail!r}")
+    link = data.get("link", {}) or {}
+    try:
+        link = Link(**{k: float(v) for k, v in link.items()})
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"{where}: link: {exc}") from None
+    groups = []
+    for k, g in enumerate(data.get("instances") or []):
+        at = f"{where}: instances[{k}]"
+        if not isinstance(g, dict) or "hardware" not in g:
+            raise ConfigError(f"{at}: must be a mapping with at least hardware")
+        for key, value in g.items():
+            typ = _GROUP_KEYS.get(key)
+            if typ is None:
+                raise ConfigError(f"{at}: unknown field {key!r} (allowed: "
+                                  f"{', '.join(_GROUP_KEYS)})")
+            if not isinstance(value, typ) or (typ is int and (isinstance(value, bool)
+                                                               or value < 1)):
+                raise ConfigError(f"{at}.{key}: must be "
+                                  f"{'an integer >= 1' if typ is int else 'a string'}, "
+                                  f"got {value!r}")
+        if g.get("role", "collocated") not in ROLES:
+            raise ConfigError(f"{at}.role: must be one of {', '.join(ROLES)}, got {g['role']!r}")
+        if g.get("batching", "sarathi") not in POLICIES:
+            raise ConfigError(f"{at}.batching: must be one of {', '.join(POLICIES)}, got "
+                              f"{g['batching']!r}")
+        groups.append(Group(**g))
+    if not groups:
+        raise ConfigError(f"{where}: instances: at least one instance group is needed")
+    roles = {g.role for g in groups}
+    if not roles & {"collocated", "prefill"}:
+        raise ConfigError(f"{where}: instances: needs a collocated or prefill instance")
+    if ("prefill" in roles) != ("decode" in roles):
+        raise ConfigError(f"{where}: instances: prefill instances need decode instances and "
+                          f"vice versa")
+    return Cluster(model=str(data.get("model", "llama2-7b")), groups=tuple(groups),
+                   router=router, detail=detail, link=link)
+
+
+def kv_bytes_per_token(model: ModelConfig, precision: Precision = DEFAULT_PRECISION) -> int:
+    """Bytes of one token's KV cache over the whole model (every layer and KV head)."""
+    return nbytes(2 * model.num_layers * model.num_kv_heads * model.head_dim, precision.kv)
+
+
+def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = DEFAULT_PRECISION) -> int:
+    """Tokens of KV cache an instance holds: the chip memory left by the weights (at
+    `MEMORY_UTILISATION`) in its fullest pipeline stage, over one token's KV bytes there."""
+    from sim.engine import Workload, stage_footprints
+
+    stages = stage_footprints(model, system, Workload(batch=1, prompt_tokens=1, gen_tokens=1,
+                                                      precision=precision))
+    cap = system.chip.memory.capacity_bytes * MEMORY_UTILISATION
+    return int(min((cap - w) // kv for w, kv in stages)) if all(kv for _, kv in stages) else 0
+
+
+def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAULT_PRECISION,
+                    tables: dict | None = None):
+    """``(model, instances, {instance name: system}, step-time tables)`` of ``cluster``, one
+    table per distinct system, shared; `ConfigError` for an impossible cluster (a model that
+    does not fit, or a request whose KV cache fits no instance it may be sent to). ``tables``:
+    a dict the caller keeps to share tables between runs (the planner)."""
+    from sim.api import load_model, load_system
+
+    model = load_model(cluster.model)
+    tables = {} if tables is None else tables
+    out, systems = [], {}
+    longest = max(r.prompt_tokens + r.output_tokens - 1 for r in requests)
+    longest_prompt = max(r.prompt_tokens for r in requests)
+    for k, g in enumerate(cluster.groups):
+        key = (cluster.model, cluster.detail, g.hardware, g.tp, g.pp)
+        if key not in tables:
+            system = load_system(g.hardware, tp=g.tp, pp=g.pp)
+            tokens = kv_capacity_tokens(model, system, precision)
+            if tokens < BLOCK_TOKENS:
+                raise ConfigError(f"cluster: instances[{k}]: {model.name} does not fit on "
+                                  f"{g.hardware} with tp {g.tp}, pp {g.pp} (no room for a KV "
+                                  f"cache); raise tp or pp")
+            table = StepTimeTable(model, system, detail=cluster.detail, precision=precision)
+            tables[key] = (system, tokens, table)
+        system, tokens, table = tables[key]
+        need = longest_prompt if g.role == "prefill" else longest
+        if tokens < need:
+            raise ConfigError(f"cluster: instances[{k}]: a request needs {need} tokens of KV "
+                              f"cache, {g.hardware} (tp {g.tp}, pp {g.pp}) holds {tokens}")
+        for c in range(g.count):
+            systems[f"{g.role}{k}.{c}"] = system
+            out.append(Instance(name=f"{g.role}{k}.{c}", role=g.role, kind=g.hardware,
+                                step_time=table.step, kv_blocks=tokens // BLOCK_TOKENS,
+                                policy=policy(g.batching), block_tokens=BLOCK_TOKENS,
+                                max_batch=g.max_batch, max_tokens=g.max_tokens))
+    used = {id(t): t for t in (tables[(cluster.model, cluster.detail, g.hardware, g.tp, g.pp)][2]
+                               for g in cluster.groups)}
+    return model, out, systems, list(used.values())

@@ -1,0 +1,111 @@
+"""An instance: one model replica on one system (tp x pp chips) with a role, a paged KV
+cache and a batching policy; it holds its queue and running sequences while it simulates."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable
+
+from sim.serving.request import Sequence
+
+ROLES = ("collocated", "prefill", "decode")
+
+
+@dataclass(slots=True)
+class Iteration:
+    """One iteration of an instance: start and end (seconds), sequences and new tokens."""
+
+    start_s: float
+    end_s: float
+    batch: int
+    tokens: int
+    kv_blocks: int
+
+
+class Instance:
+    """A replica named ``name`` with ``role`` (one of `ROLES`), step times from ``step_time``
+    (``[(new_tokens, context), ...] -> seconds``), a KV cache of ``kv_blocks`` blocks of
+    ``block_tokens`` tokens (vLLM's paged attention), at most ``max_batch`` sequences and
+    ``max_tokens`` new tokens an iteration, batched by ``policy`` (`sim.serving.policies`)."""
+
+    def __init__(self, *, name: str, role: str, step_time: Callable, kv_blocks: int,
+                 policy: Callable, block_tokens: int = 16, max_batch: int = 256,
+                 max_tokens: int = 4096, kind: str = "") -> None:
+        if role not in ROLES:
+            raise ValueError(f"role: must be one of {', '.join(ROLES)}, got {role!r}")
+        if kv_blocks < 1:
+            raise ValueError(f"{name}: no room for the KV cache (0 blocks)")
+        self.name, self.role, self.kind = name, role, kind
+        self.step_time, self.policy = step_time, policy
+        self.kv_blocks, self.block_tokens = kv_blocks, block_tokens
+        self.max_batch, self.max_tokens = max_batch, max_tokens
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.alloc: dict[int, int] = {}  # id(seq) -> blocks held
+        self.used_blocks = 0
+        self.peak_blocks = 0
+        self.busy = False
+        self.timeline: list[Iteration] = []
+
+    def blocks(self, tokens: int) -> int:
+        return -(-tokens // self.block_tokens)
+
+    @property
+    def free_blocks(self) -> int:
+        return self.kv_blocks - self.used_blocks
+
+    def enqueue(self, seq: Sequence, now: float) -> None:
+        seq.queued_s = now
+        self.waiting.append(seq)
+
+    def can_admit(self, seq: Sequence, new_tokens: int | None = None) -> bool:
+        """Whether the blocks for ``seq``'s next ``new_tokens`` (default: all it needs) fit."""
+        n = seq.needed if new_tokens is None else new_tokens
+        return self.blocks(seq.computed + n) <= self.free_blocks
+
+    def admit(self, seq: Sequence, now: float, new_tokens: int | None = None) -> None:
+        """Move the head of the queue, ``seq``, to the running set, allocating the blocks of
+        its cache and of its next ``new_tokens`` (default: all it needs)."""
+        assert self.waiting[0] is seq
+        self.waiting.popleft()
+        seq.queue_delay_s += now - seq.queued_s
+        self.running.append(seq)
+        self.alloc[id(seq)] = 0
+        n = seq.needed if new_tokens is None else new_tokens
+        self._take(seq, self.blocks(seq.computed + n))
+
+    def fits_growth(self, batch: list[tuple[Sequence, int]]) -> bool:
+        return self._growth(batch) <= self.free_blocks
+
+    def _growth(self, batch) -> int:
+        return sum(max(0, self.blocks(s.computed + n) - self.alloc[id(s)]) for s, n in batch)
+
+    def grow(self, batch: list[tuple[Sequence, int]]) -> None:
+        """Allocate the blocks the iteration ``batch`` writes; internal bug if they don't fit."""
+        for s, n in batch:
+            self._take(s, max(0, self.blocks(s.computed + n) - self.alloc[id(s)]))
+        if self.used_blocks > self.kv_blocks:
+            raise AssertionError(f"{self.name}: KV blocks {self.used_blocks} > {self.kv_blocks}")
+
+    def _take(self, seq: Sequence, blocks: int) -> None:
+        self.alloc[id(seq)] += blocks
+        self.used_blocks += blocks
+        self.peak_blocks = max(self.peak_blocks, self.used_blocks)
+
+    def release(self, seq: Sequence) -> None:
+        """Free ``seq``'s blocks and drop it from the running set (finished or handed over)."""
+        self.used_blocks -= self.alloc.pop(id(seq))
+        self.running.remove(seq)
+
+    def preempt(self, seq: Sequence, now: float) -> None:
+        """Preempt by recompute: drop the KV cache, requeue at the head of the queue."""
+        self.release(seq)
+        seq.computed = 0
+        seq.preemptions += 1
+        seq.queued_s = now
+        self.waiting.appendleft(seq)
+
+    @property
+    def load(self) -> int:
+        return len(self.waiting) + len(self.running)

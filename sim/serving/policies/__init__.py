@@ -1,0 +1,26 @@
+"""Batching policies, one file each, registered by name (as Vidur's replica schedulers).
+
+A policy is a function ``(instance, now) -> list[(Sequence, new_tokens)]``: it admits
+sequences from ``instance.waiting`` (allocating their KV cache with ``instance.admit``),
+may preempt running ones (``instance.preempt``), and returns the next iteration's ragged
+batch (empty when there is nothing to run).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable
+
+#: Policy name -> ``"module:function"``, imported on first use.
+POLICIES = {"vllm": "sim.serving.policies.vllm:vllm_batch",
+            "sarathi": "sim.serving.policies.sarathi:sarathi_batch",
+            "fcfs": "sim.serving.policies.fcfs:fcfs_batch"}
+
+
+def policy(name: str) -> Callable:
+    """The batching policy registered as ``name``; ValueError naming the allowed ones."""
+    if name not in POLICIES:
+        raise ValueError(f"batching: unknown policy {name!r} (allowed: "
+                         f"{', '.join(sorted(POLICIES))})")
+    module, _, fn = POLICIES[name].partition(":")
+    return getattr(importlib.import_module(module), fn)

@@ -1,0 +1,136 @@
+"""The discrete-event loop: a heap of events (arrivals, iteration ends, KV transfers), the
+simulation jumping from one to the next.
+
+A heap beat SimPy here (benchmarks/bench_serve.py): each instance's iteration is one event
+and nothing waits on shared resources but the KV link, so SimPy's generator processes add
+overhead and no modelling power.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, field
+from typing import Callable
+
+from sim.serving.instance import Instance
+from sim.serving.request import Request, Sequence
+from sim.serving.router import ROUTERS
+
+_ARRIVE, _STEP_END, _TRANSFER_END = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Link:
+    """The link prefill instances hand KV caches to decode instances over: one transfer at a
+    time at ``bandwidth_bytes_per_s`` after ``latency_s``."""
+
+    bandwidth_bytes_per_s: float = 50e9
+    latency_s: float = 5e-6
+
+    def __post_init__(self) -> None:
+        if not self.bandwidth_bytes_per_s > 0 or self.latency_s < 0:
+            raise ValueError("link: bandwidth_bytes_per_s must be > 0 and latency_s >= 0")
+
+
+@dataclass(slots=True)
+class Transfer:
+    """One KV-cache hand-over: request id, bytes, start and end (seconds)."""
+
+    request: int
+    nbytes: int
+    start_s: float
+    end_s: float
+
+
+@dataclass(slots=True)
+class ServeResult:
+    sequences: list[Sequence]
+    instances: list[Instance]
+    transfers: list[Transfer] = field(default_factory=list)
+    end_s: float = 0.0
+
+
+def simulate_serving(requests: list[Request], instances: list[Instance], *,
+                     router: str = "round_robin", kv_bytes_per_token: int = 0,
+                     link: Link = Link(),
+                     progress: Callable[[int, int], None] | None = None) -> ServeResult:
+    """Serve ``requests`` (sorted by arrival) on ``instances``. Requests enter collocated or
+    prefill instances; with prefill instances each sequence, once its prompt is prefilled
+    (first token out), moves its KV cache (``kv_bytes_per_token`` per cached token) over
+    ``link`` to a decode instance. Returns every sequence with its timings."""
+    entry = [i for i in instances if i.role in ("collocated", "prefill")]
+    decode = [i for i in instances if i.role == "decode"]
+    if not entry:
+        raise ValueError("cluster: needs a collocated or prefill instance")
+    if any(i.role == "prefill" for i in instances) != bool(decode):
+        raise ValueError("cluster: prefill instances need decode instances and vice versa")
+    route = ROUTERS[router]
+    turns, dturns = [0], [0]
+    events: list = []
+    n = 0
+    for r in requests:
+        events.append((r.arrival_s, n, _ARRIVE, r, None))
+        n += 1
+    heapq.heapify(events)
+    seqs: list[Sequence] = []
+    transfers: list[Transfer] = []
+    link_free = 0.0
+    done = 0
+    now = 0.0
+
+    def kick(inst: Instance, now: float) -> None:
+        nonlocal n
+        if inst.busy:
+            return
+        batch = inst.policy(inst, now)
+        if not batch:
+            return
+        inst.grow(batch)
+        dt = inst.step_time([(k, s.computed) for s, k in batch])
+        inst.busy = True
+        inst.timeline.append(_iteration(now, now + dt, batch, inst.used_blocks))
+        heapq.heappush(events, (now + dt, n, _STEP_END, inst, batch))
+        n += 1
+
+    while events:
+        now, _, kind, obj, batch = heapq.heappop(events)
+        if kind == _ARRIVE:
+            seq = Sequence(obj)
+            seqs.append(seq)
+            inst = route(entry, turns)
+            inst.enqueue(seq, now)
+            kick(inst, now)
+        elif kind == _STEP_END:
+            inst = obj
+            inst.busy = False
+            for seq, k in batch:
+                seq.computed += k
+                if seq.needed == 0:
+                    seq.emit(now)
+                if seq.done:
+                    inst.release(seq)
+                    done += 1
+                    if progress is not None:
+                        progress(done, len(requests))
+                elif inst.role == "prefill" and seq.needed == 1:
+                    inst.release(seq)
+                    nbytes = kv_bytes_per_token * seq.computed
+                    start = max(now, link_free)
+                    end = start + link.latency_s + nbytes / link.bandwidth_bytes_per_s
+                    link_free = end
+                    seq.transfer_s += end - now
+                    transfers.append(Transfer(seq.request.id, nbytes, start, end))
+                    heapq.heappush(events, (end, n, _TRANSFER_END, seq, None))
+                    n += 1
+            kick(inst, now)
+        else:
+            inst = route(decode, dturns)
+            inst.enqueue(obj, now)
+            kick(inst, now)
+    return ServeResult(seqs, instances, transfers, now)
+
+
+def _iteration(start: float, end: float, batch, blocks: int):
+    from sim.serving.instance import Iteration
+
+    return Iteration(start, end, len(batch), sum(k for _, k in batch), blocks)

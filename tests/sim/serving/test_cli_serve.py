@@ -1,0 +1,90 @@
+"""`pdsim serve`: summary, trace file, and one-line refusals of bad traces and clusters."""
+
+import json
+
+import h5py
+import pytest
+
+from sim.cli.main import main
+
+
+def run(capsys, *argv):
+    code = main(["serve", *argv])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_default_summary_keys(capsys, tmp_path):
+    out_file = tmp_path / "t.h5"
+    code, out, _ = run(capsys, "--duration", "30", "--json", "-o", str(out_file),
+                       "--slo", "ttft_p90=1,tbt_p90=0.2")
+    assert code == 0
+    s = json.loads(out)
+    for key in ("requests", "completed", "ttft_p50_s", "ttft_p90_s", "ttft_p99_s",
+                "tbt_p50_s", "tbt_p90_s", "tbt_p99_s", "goodput_rps", "throughput_rps"):
+        assert key in s
+    assert s["completed"] == s["requests"] > 0
+    with h5py.File(out_file) as f:
+        assert len(f["requests"]) == s["requests"]
+        assert (f["requests"]["generated"] == f["requests"]["output_tokens"]).all()
+        assert list(f["instances"]) == ["collocated0.0"]
+
+
+@pytest.mark.parametrize("text, words", [
+    ("arrival_s,prompt_tokens,output_tokens\n0,10,5\n1,-3,5\n", "prompt_tokens must be >= 1"),
+    ("arrival_s,prompt_tokens,output_tokens\n2,10,5\n1,3,5\n", "not sorted"),
+    ("arrival_s,prompt_tokens\n0,10\n", "missing columns"),
+    ("", "missing columns"),
+    ("arrival_s,prompt_tokens,output_tokens\n", "empty"),
+])
+def test_bad_trace_exits_2_one_line_nothing_written(capsys, tmp_path, text, words):
+    trace = tmp_path / "bad.csv"
+    trace.write_text(text)
+    out_file = tmp_path / "o.h5"
+    code, _, err = run(capsys, "--trace", str(trace), "-o", str(out_file))
+    assert code == 2
+    assert words in err and len(err.strip().splitlines()) == 1
+    assert not out_file.exists()
+
+
+@pytest.mark.parametrize("yaml_text, words", [
+    ("model: llama2-70b\ninstances: [{hardware: h100}]\n", "does not fit"),
+    ("instances: [{hardware: h100, role: prefill}]\n", "need decode"),
+    ("instances: [{hardware: h100, count: 0}]\n", "count"),
+    ("instances: [{hardware: h100, batching: nope}]\n", "batching"),
+])
+def test_impossible_cluster_exits_2(capsys, tmp_path, yaml_text, words):
+    cluster = tmp_path / "c.yaml"
+    cluster.write_text(yaml_text)
+    code, _, err = run(capsys, "--duration", "5", "--cluster", str(cluster))
+    assert code == 2
+    assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_csv_trace_and_poisson_rate(capsys, tmp_path):
+    trace = tmp_path / "t.csv"
+    trace.write_text("arrival_s,prompt_tokens,output_tokens\n5,100,3\n5.5,200,2\n")
+    code, out, _ = run(capsys, "--trace", str(trace), "--json")
+    assert code == 0 and json.loads(out)["completed"] == 2
+    code, out, _ = run(capsys, "--trace", str(trace), "--rate", "4", "--duration", "50",
+                       "--json")
+    n = json.loads(out)["requests"]
+    assert 140 < n < 260  # Poisson(200): 4 sigma is 57
+
+
+def test_plots_written(capsys, tmp_path):
+    cdf, slo = tmp_path / "cdf.png", tmp_path / "slo.png"
+    code, out, _ = run(capsys, "--duration", "10", "--cdf", str(cdf), "--rates", "1,3",
+                       "--slo-plot", str(slo), "--slo", "ttft_p90=1", "--json")
+    assert code == 0 and cdf.stat().st_size > 0 and slo.stat().st_size > 0
+    assert [r["rate"] for r in json.loads(out)["slo_vs_rate"]] == [1, 3]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--rates", "1,-2", "--slo-plot", "x.png"], "--rates"),
+    (["--cdf", "x.nope"], "--cdf"),
+    (["--slo", "ttft=3"], "--slo"),
+])
+def test_bad_flags_exit_2(capsys, tmp_path, argv, words):
+    code, _, err = run(capsys, "--duration", "5", *argv)
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
