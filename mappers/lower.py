@@ -35,20 +35,23 @@ Conventions (docs/ops.md has the full table):
 * Pipeline parallelism splits the layers into ``pp`` contiguous stages of near-equal size
   (`stage_layers`); after every stage but the last, a ``p2p`` op sends the step's activations
   (tokens x hidden) to the next stage. One graph holds all stages, in order.
-* Dataflow (`wire`): each op reads what `READS` names. Attention reads K and V from the cache
-  (after ``kv_write``) when there is a context; a prefill from scratch reads them straight from
-  the QKV projection, so its cache write is off the critical path (it may overlap attention).
+* Dataflow (`mappers.wiring.wire`): each op reads what `READS` names. Attention reads K and V
+  from the cache (after ``kv_write``) when there is a context; a prefill from scratch reads
+  them straight from the QKV projection, so its cache write is off the critical path (it may
+  overlap attention).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+from functools import lru_cache
 
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 
 from .ir import Batch, Graph, Op, OperandFormats, OpKind, Phase, Precision, Segment
 from .models import ModelConfig
+from .wiring import wire
 
 #: FLOPs per element of the elementwise ops (pdsim's convention; docs/ops.md).
 FLOPS_PER_ELEMENT = {
@@ -133,8 +136,38 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
         raise ValueError("lower: give seqs or batch/new_tokens/context, not both")
     heads, kv_heads = shard_heads(model, tp)
     stages = stage_layers(model.num_layers, pp)
-    b = _Builder(model, precision, tp)
+    b = _builder(model, precision, tp)
     tokens = seqs.tokens
+    d = model.hidden_size
+    pre, before, after, post = _fixed_ops(model, precision, tp, tokens, seqs.sequences)
+    layer = list(before)
+    for i, group in enumerate(seqs.groups):  # attention per sequence shape, in one kernel
+        layer += b.attention(group.count, group.new_tokens, group.context, heads, kv_heads,
+                             launches=int(i == 0))
+    layer += after
+
+    segments = [Segment(name="embed", layer=-1, repeat=1, ops=tuple(pre))]
+    first = 0
+    for s, count in enumerate(stages):  # a stage's segment is named by its first layer
+        segments.append(Segment(name="layers", layer=first, repeat=count, ops=tuple(layer)))
+        first += count
+        if s + 1 < pp:
+            segments.append(Segment(name="pp_send", layer=-1, repeat=1,
+                                    ops=(b.p2p("pp_send", tokens * d, s),)))
+    segments.append(Segment(name="head", layer=-1, repeat=1, ops=tuple(post)))
+    segments = wire(segments, from_cache=any(g.context > 0 for g in seqs.groups))
+    return Graph(model=model.name, phase=phase, seqs=seqs, tp=tp, precision=precision,
+                 segments=tuple(segments), pp=pp)
+
+
+@lru_cache(maxsize=64)
+def _fixed_ops(model: ModelConfig, precision: Precision, tp: int, tokens: int, sequences: int
+               ) -> tuple[tuple[Op, ...], tuple[Op, ...], tuple[Op, ...], tuple[Op, ...]]:
+    """The ops of a step that do not depend on the context: before the layers, of a layer
+    before and after its attention, and after the layers. Memoised: every decode step of a
+    run has the same ones (and gets the same objects, which keeps later memos cheap)."""
+    heads, kv_heads = shard_heads(model, tp)
+    b = _Builder(model, precision, tp)
     d, hd, inter = model.hidden_size, model.head_dim, -(-model.intermediate_size // tp)
 
     pre = [b.embedding(tokens)]
@@ -149,9 +182,7 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
     if model.position == "rope":
         layer.append(b.elementwise("rope", OpKind.ROPE, tokens, (heads + kv_heads) * hd,
                                    "rope", reads=1))
-    for i, group in enumerate(seqs.groups):  # attention per sequence shape, in one kernel
-        layer += b.attention(group.count, group.new_tokens, group.context, heads, kv_heads,
-                             launches=int(i == 0))
+    before, layer = layer, []  # the step's attention goes between the two
     layer.append(b.gemm("o_proj", tokens, d, heads * hd))
     layer += b.all_reduce("attn_allreduce", tokens * d)
     layer.append(b.elementwise("attn_residual", OpKind.ELEMENTWISE, tokens, d, "residual",
@@ -172,105 +203,17 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
     layer.append(b.elementwise("mlp_residual", OpKind.ELEMENTWISE, tokens, d, "residual",
                                reads=2))
 
-    logit_rows = tokens if not model.causal else seqs.sequences
+    logit_rows = tokens if not model.causal else sequences
     post = [b.norm("final_norm", tokens, d),
             b.gemm("lm_head", logit_rows, -(-model.vocab_size // tp), d, kind=OpKind.LM_HEAD,
                    bias=False)]
-
-    segments = [Segment(name="embed", layer=-1, repeat=1, ops=tuple(pre))]
-    first = 0
-    for s, count in enumerate(stages):  # a stage's segment is named by its first layer
-        segments.append(Segment(name="layers", layer=first, repeat=count, ops=tuple(layer)))
-        first += count
-        if s + 1 < pp:
-            segments.append(Segment(name="pp_send", layer=-1, repeat=1,
-                                    ops=(b.p2p("pp_send", tokens * d, s),)))
-    segments.append(Segment(name="head", layer=-1, repeat=1, ops=tuple(post)))
-    segments = wire(segments, from_cache=any(g.context > 0 for g in seqs.groups))
-    return Graph(model=model.name, phase=phase, seqs=seqs, tp=tp, precision=precision,
-                 segments=tuple(segments), pp=pp)
+    return tuple(pre), tuple(before), tuple(layer), tuple(post)
 
 
-#: The ops each op reads, by name: one entry per operand, each a tuple of alternatives of
-#: which the first the graph has is read (rope's output, else qk_norm's, else the QKV
-#: projection's). ``mlp_residual`` read inside the layer is the previous layer's (the residual
-#: stream; the embedding, or the stage's receive, for the first layer: `mappers.ir`).
-_Q = ("rope", "qk_norm", "qkv_proj")
-READS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "embed": (),
-    "embed_norm": (("embed",),),
-    "attn_norm": (("mlp_residual",),),
-    "qkv_proj": (("attn_norm",),),
-    "qk_norm": (("qkv_proj",),),
-    "rope": (("qk_norm", "qkv_proj"),),
-    "kv_write": (_Q, ("qkv_proj",)),            # K after RoPE, V from the projection
-    "attn_score": (_Q,),                        # + K: `_KV` below
-    "softmax": (("attn_score",),),
-    "attn_value": (("softmax",),),              # + V: `_KV` below
-    "o_proj": (("attn_value",),),
-    "attn_allreduce": (("o_proj",),),
-    "attn_residual": (("attn_allreduce", "o_proj"), ("mlp_residual",)),
-    "mlp_norm": (("attn_residual",),),
-    "gate_up_proj": (("mlp_norm",),),
-    "up_proj": (("mlp_norm",),),
-    "act": (("gate_up_proj", "up_proj", "expert_gate_up"),),
-    "down_proj": (("act",),),
-    "router": (("mlp_norm",),),
-    "router_topk": (("router",),),
-    "expert_gate_up": (("mlp_norm",), ("router_topk",)),  # rows gathered by the routing
-    "expert_down": (("act",), ("router_topk",)),          # outputs weighted by the gates
-    "mlp_allreduce": (("down_proj", "expert_down"),),
-    "mlp_residual": (("mlp_allreduce", "down_proj", "expert_down"), ("attn_residual",)),
-    "pp_send": (("mlp_residual",),),
-    "final_norm": (("mlp_residual",),),
-    "lm_head": (("final_norm",),),
-}
-_ATTENTION = frozenset({"kv_write", "attn_score", "softmax", "attn_value"})
-#: Where attention finds K and V: the cache when the step has a context, else the new K, V.
-_KV = {True: ("kv_write",), False: _Q}
-
-
-def wire(segments: list[Segment], *, from_cache: bool) -> list[Segment]:
-    """``segments`` with ids (in program order; pipeline stages share their layer ops, and so
-    their ids) and ``inputs`` from `READS`. ``from_cache``: attention reads K and V from the
-    cache (after ``kv_write``) rather than from the QKV projection."""
-    ids: dict[int, int] = {}  # id(op object) -> op id: the stages' shared layer ops once
-    names: dict[str, list[int]] = {}
-    for seg in segments:
-        for op in seg.ops:
-            if id(op) not in ids:
-                ids[id(op)] = len(ids)
-                names.setdefault(op.name, []).append(ids[id(op)])
-    latest: dict[str, int] = {}  # the last op of each name so far, in program order
-
-    def reads(name: str) -> tuple[int, ...]:
-        operands = READS[name]
-        if name == "attn_score":
-            operands += (_KV[from_cache],)
-        elif name == "attn_value":
-            operands += (_KV[from_cache] if from_cache else ("qkv_proj",),)
-        out: list[int] = []
-        for alternatives in operands:
-            found = next(a for a in alternatives if a in names)
-            # attention is one op set per sequence shape: inside a set, read its own ops
-            own = name in _ATTENTION and found in _ATTENTION
-            out += [i for i in ([latest[found]] if own else names[found]) if i not in out]
-        return tuple(out)
-
-    wired: dict[int, Op] = {}
-    for seg in segments:
-        seen: set[str] = set()
-        for k, op in enumerate(seg.ops):
-            if id(op) not in wired:
-                inputs = reads(op.name)
-                if op.name in _ATTENTION and op.name in seen:
-                    # a later shape group's attention runs inside the first group's kernel
-                    # (`launches` 0), after the op before it: one kernel, in order
-                    inputs += (ids[id(seg.ops[k - 1])],)
-                wired[id(op)] = replace(op, id=ids[id(op)], inputs=inputs)
-                latest[op.name] = ids[id(op)]
-            seen.add(op.name)
-    return [replace(seg, ops=tuple(wired[id(op)] for op in seg.ops)) for seg in segments]
+@lru_cache(maxsize=64)
+def _builder(model: ModelConfig, precision: Precision, tp: int) -> _Builder:
+    """The op builder of ``model`` (it holds nothing else: one per run, not one per step)."""
+    return _Builder(model, precision, tp)
 
 
 class _Builder:

@@ -65,8 +65,8 @@ def insert_transfers(graph: Graph) -> Graph:
     """``graph`` with a ``transfer`` op before each read across memories (module docstring).
     Ops must be placed (``unit`` set) and wired (``id`` set)."""
     ops_by_id = {op.id: op for seg in graph.segments for op in seg.ops if op.id >= 0}
-    if not ops_by_id:
-        return graph
+    if not ops_by_id or len({memory_of(op.unit) for op in ops_by_id.values()}) == 1:
+        return graph  # every output in one memory: nothing to move (most steps of most chips)
     next_id = max(ops_by_id) + 1
     made: dict[tuple[int, int, str], Op] = {}  # (segment, producer, memory) -> its transfer
     segments: list[Segment] = []
@@ -92,6 +92,8 @@ def insert_transfers(graph: Graph) -> Graph:
                     next_id += 1
                     ops.append(made[key])
                 inputs.append(made[key].id)
-            ops.append(replace(op, inputs=tuple(inputs)) if op.id >= 0 else op)
-        segments.append(replace(seg, ops=tuple(ops)))
-    return replace(graph, segments=tuple(segments))
+            # an op whose inputs all stay in one memory is kept as it is (the same object)
+            ops.append(op if op.id < 0 or tuple(inputs) == op.inputs
+                       else replace(op, inputs=tuple(inputs)))
+        segments.append(replace(seg, ops=tuple(ops)) if len(ops) > len(seg.ops) else seg)
+    return replace(graph, segments=tuple(segments)) if made else graph

@@ -160,6 +160,9 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     steps (interpolated decode steps generate none)."""
     if detail not in ("tile", "roofline"):
         raise ConfigError(f"--detail: unknown detail {detail!r} (allowed: tile, roofline)")
+    if system.mapping is not None:  # the system's default policy (`sim.mapping`)
+        from sim.mapping import resolve
+        system, _ = resolve(system, model, workload, detail=detail)
     p = workload.precision
     shard_heads(model, system.tensor_parallel)
     _check_tensor_dtype(model, system, p)  # refuse early, before any step is simulated

@@ -392,7 +392,9 @@ class System:
     (docs/hardware-yaml.md, "Parallelism"); stages pass the step's activations to the next one
     over ``interconnect``. ``runtime`` names the software stack the chips run under (a preset
     in ``sim/presets/runtime/`` or a YAML path; `sim.runtime`, which checks the name where
-    systems are loaded); without one each op pays the chip's ``efficiency.op_overhead_s``."""
+    systems are loaded); without one each op pays the chip's ``efficiency.op_overhead_s``.
+    ``mapping`` names the default mapping policy (`mappers.mapping`; ``--mapping`` overrides
+    it, and the name is checked where systems load); None keeps the units' own op lists."""
 
     name: str
     chip: Chip
@@ -402,6 +404,7 @@ class System:
     pipeline_parallel: int = 1
     interconnect: Link | None = None
     runtime: str | None = None
+    mapping: str | None = None
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -46,6 +46,9 @@ def parse_hardware(text: str, where: str) -> System:
     system = parse_yaml(System, text, where)
     try:
         check_runtime(system)
+        if system.mapping is not None:
+            from mappers.mapping import check_mapping
+            check_mapping(system.mapping, "mapping")
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None
     return system

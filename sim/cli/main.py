@@ -70,6 +70,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--runtime", metavar="NAME", help="software stack: a runtime preset "
                      "(eager, cuda-graph, fused) or YAML file; overrides the hardware's "
                      "runtime (docs/chip-model.md)")
+    run.add_argument("--mapping", metavar="NAME", help="mapping policy: which unit runs each "
+                     "op kind per phase (fixed, phase-aware, attention-on-pim, all-pim, all-cim, "
+                     "auto; default: the system's `mapping`, else its op lists)")
+    run.add_argument("--explain", action="store_true", help="print where each op kind runs "
+                     "per phase (and, with --mapping auto, why)")
     run.add_argument("--detail", choices=("tile", "roofline"), default="tile",
                      help="unit models: tile-level systolic-array and vector models "
                      "(default) or the roofline baseline")
@@ -245,9 +250,21 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     workload = Workload(batch=args.batch, prompt_tokens=args.prompt, gen_tokens=args.gen,
                         precision=precision)
     from sim.cli.speculative import check_flags, run_speculative
-    check_flags(args)
+    check_flags(args)  # speculative and diffusion flags, before anything is simulated
     from sim.cli import dllm as _dllm
     _dllm.check_flags(args)
+    if args.mapping is not None:
+        from mappers.mapping import check_mapping
+        check_mapping(args.mapping)  # before anything is simulated or written
+    mapping = args.mapping if args.mapping is not None else system.mapping
+    choices = ()
+    if mapping is not None:
+        from sim.mapping import resolve
+        system, choices = resolve(system, model.config, workload, name=mapping,
+                                  detail=args.detail)
+    if args.explain:
+        from sim.mapping import explain
+        print(explain(system, choices), file=sys.stderr if args.json else sys.stdout)
     if args.dllm is not None:  # masked diffusion (docs/dllm.md): its own summary
         return _dllm.run_dllm(args, system, model.config, workload)
     if args.draft is not None:  # draft-and-verify (docs/speculative.md): its own summary
@@ -273,6 +290,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
         }
         if routing is not None:  # only then, so other runs keep their trace names
             meta["routing"] = routing
+        if mapping is not None:  # likewise
+            meta["mapping"] = mapping
         out = check_output(default_trace_path(args, model.config.name, meta)
                            if args.out is None else args.out, "-o")
     audit = None
@@ -411,7 +430,8 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
 #: the paths. The wings' ``STUDIES`` follow the same contract.
 STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips"),
            "odb-dllm": ("results/odb-dllm", "sim.studies.odb_dllm:write_odb_dllm"),
-           "fireq": ("results/fireq", "sim.studies.fireq:write_fireq")}
+           "fireq": ("results/fireq", "sim.studies.fireq:write_fireq"),
+           "halo": ("results/halo", "sim.studies.halo:write_halo")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:

@@ -1,5 +1,6 @@
-"""The speed-ups change no result: the run-wide cost memo, the placement memo, the trace's
-template rows; the CiD kernels compile once each; light commands import no heavy module.
+"""The speed-ups change no result: the run-wide cost memo, the lowering, placement and wiring memos,
+the transfer pass's shortcut, the trace's template rows; the CiD kernels compile once each;
+light commands import no heavy module.
 (How fast things are is measured in benchmarks/bench_speed.py, not here.)"""
 
 import math
@@ -11,6 +12,8 @@ import pytest
 
 import sim.engine as engine
 from mappers.models import load_model
+from mappers.lower import _fixed_ops
+from mappers.wiring import _wire_plan, _wired
 from mappers.place import _placed
 from sim.engine import STEP_FIELDS, Workload, simulate
 from sim.presets import load_hardware
@@ -22,7 +25,8 @@ LLAMA = load_model("llama2-7b").config
 
 def _uncached(*args, memo=None, **kwargs):
     """`compile_step` as it was before the memos: nothing shared between steps."""
-    _placed.cache_clear()
+    for memo_fn in (_placed, _wired, _wire_plan, _fixed_ops):
+        memo_fn.cache_clear()
     return compile_step(*args, **kwargs)
 
 
@@ -109,3 +113,34 @@ def test_step_totals_in_one_pass_equal_the_graph_totals(hw):
     sched = simulate(load_hardware(hw).system, LLAMA,
                      Workload(prompt_tokens=32, gen_tokens=2)).steps[1].schedule
     assert engine._graph_totals(sched.graph) == {f: sched.graph.total(f) for f in STEP_FIELDS}
+
+
+# halo prefill: its CiM takes the GEMMs (transfers to and from the chip's memory)
+@pytest.mark.parametrize("hw, pp, phase", [("h100", 2, "decode"), ("halo", 1, "prefill")])
+def test_memoised_compile_equals_a_fresh_one(hw, pp, phase):
+    """A ragged step (two shape groups: attention ops inside one kernel), pipeline stages
+    sharing their layer ops, and CiM transfers: compiled after other steps filled the wiring
+    and placement memos, the graph equals one compiled with the memos empty."""
+    from mappers.ir import Batch, Phase, Precision
+    from mappers.pipeline import compile_graph
+    from sim.schema import build, to_dict
+
+    system = load_hardware(hw).system
+    if pp > 1:
+        system = build(type(system), to_dict(system) | {"pipeline_parallel": pp,
+                                                        "num_chips": pp}, "--pp")
+    p = Precision()
+    new = 1 if phase == "decode" else 16
+    seqs = Batch.of([(new, 300), (new, 301), (2 * new, 40)])
+
+    def graph(batch):
+        return compile_graph(LLAMA, system, phase=Phase(phase), seqs=batch, precision=p)
+
+    for memo_fn in (_placed, _wired, _wire_plan, _fixed_ops):
+        memo_fn.cache_clear()
+    fresh = graph(seqs)
+    graph(Batch.of([(new, 299), (new, 300), (2 * new, 39)]))  # the step before: same shape
+    graph(Batch.uniform(2, new, 300))                          # another shape
+    assert graph(seqs) == fresh
+    kinds = {op.kind.value for seg in fresh.segments for op in seg.ops}
+    assert ("transfer" in kinds) == (hw == "halo")  # the case covers the transfer pass
