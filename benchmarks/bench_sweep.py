@@ -20,7 +20,7 @@ from benchmarks.timing import median_time  # noqa: E402
 from sim.sweep.execute import run_sweep  # noqa: E402
 from sim.sweep.spec import parse_spec  # noqa: E402
 
-SPEC = {"base": {"hw": "h100", "batch": 1, "prompt": 2048, "gen": 512, "detail": "tile"},
+SPEC = {"base": {"hw": "h100", "batch": 1, "prompt": 2048, "gen": 1024, "detail": "tile"},
         "grid": {"chip.cores": [66, 88, 110, 132],
                  "chip.memory.pin_rate_bps": [3.125e9, 4.1875e9, 5.2375e9],
                  "model": ["llama2-7b", "llama3-8b"]}}
@@ -39,7 +39,7 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, load average before "
           f"{load:.1f}")
-    print("24-point sweep (cores x HBM pin rate x model; llama 7-8B, prompt 2048, 512 "
+    print("24-point sweep (cores x HBM pin rate x model; llama 7-8B, prompt 2048, 1024 "
           "generated, tile detail, every step simulated), local Dask worker processes "
           "(spawned per sweep, included), median of 3")
     print(f"{'workers':>8} {'wall s':>8} {'s/point':>8} {'speed-up':>9}")
