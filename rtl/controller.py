@@ -1,6 +1,7 @@
 """Tile controller: A/B/C buffers, a command stream, folding over the array, C drain.
 
-The command and data interfaces are `amaranth.lib.stream` streams. Commands (`sim.units.systolic.datapath.OPS`):
+The command and data interfaces are `amaranth.lib.stream` streams. Commands
+(`sim.units.systolic.datapath.OPS`):
 
 * ``LOAD_A``: ``m x k`` A codes arrive on ``data_in``, row-major, into the A buffer;
 * ``LOAD_B``: ``k x n`` B codes arrive on ``data_in``, row-major, into the B buffer;
@@ -20,7 +21,8 @@ lives in bank ``r % rows`` at ``(r // rows, k)`` (weight-stationary: A column ``
 ``k % rows`` at ``(k // rows, m)``), B column ``c`` in bank ``c % cols`` at
 ``(c // cols, k)``, C element ``(r, c)`` in bank ``c % cols`` at ``(r, c // cols)``; each
 address is a bit concatenation (no multiplier), so the inner index is padded to a power of two.
-Cycle counts of every command are predicted by `sim.units.systolic.datapath.DatapathModel.command_cycles`.
+Cycle counts of every command are predicted by
+`sim.units.systolic.datapath.DatapathModel.command_cycles`.
 Dimensions outside ``1..max`` are refused by the model and the CLI; the RTL does not check them.
 """
 

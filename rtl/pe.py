@@ -13,7 +13,8 @@ def product(m: Module, mode: str, a, b):
     """The exact product of one A code and one B code, in accumulator units (a signed Value).
 
     ``int8``: ``a x b``. ``w4fp8``: ``2^9 x fp8(a) x int4(b)``, built as a 5 x 4-bit multiply of
-    the FP8 significand by the weight, shifted by the exponent (see `sim.units.systolic.datapath`); NaN is 0.
+    the FP8 significand by the weight, shifted by the exponent (see
+    `sim.units.systolic.datapath`); NaN is 0.
     """
     if mode == "int8":
         return a.as_signed() * b.as_signed()

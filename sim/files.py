@@ -41,6 +41,24 @@ def read_text(path: str | os.PathLike, flag: str) -> str:
         raise PdsimError(f"{where}: not UTF-8 text (byte {exc.start})") from None
 
 
+def read_counts(path: str | os.PathLike, flag: str, low: int, high: int) -> tuple[int, ...]:
+    """Integers in ``[low, high]`` from the file at ``path`` (read by `read_text`), separated by
+    white space or commas; ``#`` starts a comment. At least one; `PdsimError` naming ``flag``
+    otherwise."""
+    text = read_text(path, flag)
+    words = " ".join(line.split("#", 1)[0] for line in text.splitlines()).replace(",", " ")
+    try:
+        counts = tuple(int(w) for w in words.split())
+    except ValueError:
+        raise PdsimError(f"{flag}: {path} must hold integers in {low}..{high}") from None
+    if not counts:
+        raise PdsimError(f"{flag}: {path} holds no counts")
+    if min(counts) < low or max(counts) > high:
+        raise PdsimError(f"{flag}: counts must be in {low}..{high}, got "
+                         f"{min(counts)}..{max(counts)}")
+    return counts
+
+
 def check_output(path: str | os.PathLike, flag: str, *, folder: bool = False) -> Path:
     """Refuse, before any work, an output path that cannot be written: empty, ending in a
     slash (for a file), naming a folder (for a file) or a file (for a folder), a name or path

@@ -77,23 +77,10 @@ def sample_accepted(accept: float, gamma: int, rounds: int, seed: int) -> np.nda
 
 def read_accept_file(path: str | Path, gamma: int) -> np.ndarray:
     """Per-round accepted draft counts from ``path`` (integers 0..gamma separated by white
-    space or commas; ``#`` starts a comment)."""
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"--accept-file: cannot read {path}: {exc.strerror}") from None
-    words = " ".join(line.split("#", 1)[0] for line in text.splitlines()).replace(",", " ")
-    try:
-        counts = np.array([int(w) for w in words.split()], dtype=np.int64)
-    except ValueError:
-        raise ConfigError(f"--accept-file: {path} must hold integers (accepted draft tokens "
-                          f"per verify step)") from None
-    if counts.size == 0:
-        raise ConfigError(f"--accept-file: {path} holds no counts")
-    if counts.min() < 0 or counts.max() > gamma:
-        raise ConfigError(f"--accept-file: counts must be in 0..{gamma} (--gamma), got "
-                          f"{counts.min()}..{counts.max()}")
-    return counts
+    space or commas; ``#`` starts a comment; `sim.files.read_counts`)."""
+    from sim.files import read_counts
+
+    return np.array(read_counts(path, "--accept-file", 0, gamma), dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)

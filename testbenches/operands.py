@@ -1,6 +1,7 @@
 """Operand generators and the numpy reference of the datapath's GEMM (independent of the model).
 
-The numpy reference decodes FP8 E4M3 with ``ml_dtypes`` (not `sim.units.systolic.datapath`'s decoder) and
+The numpy reference decodes FP8 E4M3 with ``ml_dtypes`` (not
+`sim.units.systolic.datapath`'s decoder) and
 multiplies in float64, which is exact here: every product is a multiple of ``2^-9`` below
 ``2^12`` in magnitude and every partial sum of ``K < 2^30`` of them has at most 52 significant
 bits, so no rounding happens in any summation order.

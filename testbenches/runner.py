@@ -36,7 +36,8 @@ def default_cache() -> Path:
 
 def _source_hash() -> str:
     h = hashlib.sha256()
-    for path in sorted((_REPO / "rtl").glob("*.py")) + [_REPO / "sim" / "units" / "systolic" / "datapath.py"]:
+    model = _REPO / "sim" / "units" / "systolic" / "datapath.py"
+    for path in sorted((_REPO / "rtl").glob("*.py")) + [model]:
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 

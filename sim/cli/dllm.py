@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
 
 from sim.errors import ConfigError
 from sim.limits import int_flag
+from sim.text import table
 
 _FLAGS = ("block", "steps_per_block", "dllm_cache", "tokens_per_iter", "tokens_file",
           "pred_len", "jump")
@@ -71,18 +71,11 @@ def check_flags(args: argparse.Namespace) -> None:
 
 
 def _counts(path: str) -> tuple[int, ...]:
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise ConfigError(f"--tokens-file: cannot read {path}: {exc.strerror}") from None
-    words = " ".join(line.split("#", 1)[0] for line in text.splitlines()).replace(",", " ")
-    try:
-        counts = tuple(int(w) for w in words.split())
-    except ValueError:
-        raise ConfigError(f"--tokens-file: {path} must hold integers >= 1") from None
-    if not counts or min(counts) < 1:
-        raise ConfigError(f"--tokens-file: {path} must hold integers >= 1")
-    return counts
+    """Tokens unmasked per diffusion iteration, from ``--tokens-file``."""
+    from sim.files import read_counts
+    from sim.limits import MAX_DECODE_STEPS
+
+    return read_counts(path, "--tokens-file", 1, MAX_DECODE_STEPS)
 
 
 def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
@@ -116,8 +109,6 @@ def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
             rows.append((f"{kind}: mean latency, intensity",
                          f"{s[f'{kind}_mean_latency_s'] * 1e3:.3f} ms, "
                          f"{s[f'{kind}_intensity_flop_per_dram_byte']:.1f} FLOP/B DRAM"))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"  {k:<{width}}  {v}")
+    print(table(rows))
     print("  (no trace written in diffusion mode)")
     return 0

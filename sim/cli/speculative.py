@@ -8,6 +8,7 @@ import math
 
 from sim.errors import ConfigError
 from sim.limits import int_flag
+from sim.text import table
 
 
 def _gamma(text: str) -> int | None:
@@ -107,8 +108,6 @@ def run_speculative(args: argparse.Namespace, system, target, workload) -> int:
     if "best_gamma" in s:
         rows.append(("best gamma (expected speed-up)", f"{s['best_gamma']} ("
                      f"{s['expected_speedup_gamma_' + str(s['best_gamma'])]:.3f}x)"))
-    width = max(len(k) for k, _ in rows)
-    for k, v in rows:
-        print(f"  {k:<{width}}  {v}")
+    print(table(rows))
     print("  (no trace written in speculative mode)")
     return 0

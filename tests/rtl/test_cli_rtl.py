@@ -1,7 +1,8 @@
 """``pdsim cosim systolic``, ``pdsim hdl export`` and ``pdsim hdl synth``.
 
 Cosim is checked on a non-square array in both modes (the RTL's cycles must equal the model's,
-and the model's compute cycles the simulator's fold model, `sim.units.systolic.array.array_gemm`, plus 3);
+and the model's compute cycles the simulator's fold model,
+`sim.units.systolic.array.array_gemm`, plus 3);
 bad parameters must stop with one line and exit code 2 before any file is written; the exported
 Verilog must synthesise for ecp5 and xilinx with plausible counts (the exact numbers depend on
 the Yosys version, so only structural facts are asserted: one DSP or more per PE multiplier

@@ -2,7 +2,8 @@
 
 Results: numpy (int64 matmul; FP8 decoded by ml_dtypes, a decoder independent of the model's)
 must agree exactly: the datapath is bit-exact by design, so the tolerance is zero. Cycles: the
-compute count must be the simulator's fold model (`sim.units.systolic.array.array_gemm`, itself checked
+compute count must be the simulator's fold model
+(`sim.units.systolic.array.array_gemm`, itself checked
 against SCALE-Sim) plus the controller's three documented cycles, and the closed forms
 ``ceil(m/R) ceil(n/C) (k + R + C - 2) + 2`` (os) and ``ceil(k/R) ceil(n/C) (m + 2R + C - 2) + 2``
 (ws).
@@ -16,7 +17,8 @@ import ml_dtypes
 import numpy as np
 import pytest
 
-from sim.units.systolic.datapath import (MODES, Command, DatapathConfig, DatapathModel, decode_fp8_e4m3,
+from sim.units.systolic.datapath import (MODES, Command, DatapathConfig, DatapathModel,
+                                         decode_fp8_e4m3,
                           k_bound)
 from sim.errors import ConfigError
 from sim.units.systolic.array import array_gemm

@@ -126,6 +126,10 @@ BASE = ["run", "--model", "llama2-13b", "--prompt", "64", "--gen", "8", "--detai
     ["--draft", "llama2-7b", "--gamma", "auto", "--accept-file", "f.txt"],
     ["--draft", "llama2-7b", "--gamma", "2", "--accept-file", "f.txt"],  # holds a 3
     ["--draft", "llama2-7b", "--gamma", "2", "--accept-file", "missing.txt"],
+    ["--draft", "llama2-7b", "--gamma", "2", "--accept-file", "/dev/zero"],  # not a file
+    ["--draft", "llama2-7b", "--gamma", "2", "--accept-file", "big.txt"],  # 30 digits
+    ["--dllm", "fast-dllm", "--tokens-file", "big.txt"],
+    ["--dllm", "fast-dllm", "--tokens-file", "/dev/zero"],
     ["--draft", "qwen3-8b", "--accept", "0.5"],  # another vocabulary
     ["--draft", "llama2-7b", "--draft-hw", "nope", "--accept", "0.5"],
     ["--gamma", "3"],
@@ -134,12 +138,13 @@ BASE = ["run", "--model", "llama2-13b", "--prompt", "64", "--gen", "8", "--detai
 def test_bad_flags_exit_2_with_one_line(extra, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "f.txt").write_text("1 3 0\n")
+    (tmp_path / "big.txt").write_text("1 " + "9" * 30 + "\n")
     with pytest.raises(SystemExit) as exc:
         raise SystemExit(main([*BASE, *extra]))
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["big.txt", "f.txt"]
 
 
 def test_cli_prints_speed_up(capsys):

@@ -10,7 +10,8 @@ takes four commands over a stream interface
 This module is the one source of truth for what the RTL must do: `DatapathModel.gemm` gives the
 bit-exact result and `DatapathModel.command_cycles` the cycle count of each command, from the
 configuration alone. The compute count reuses the simulator's fold model
-(`sim.units.systolic.array.fold_cycles`, SCALE-Sim's convention): ``os`` has ``ceil(m/rows) ceil(n/cols)``
+(`sim.units.systolic.array.fold_cycles`, SCALE-Sim's convention): ``os`` has
+``ceil(m/rows) ceil(n/cols)``
 folds of ``k + rows + cols - 2`` cycles, ``ws`` has ``ceil(k/rows) ceil(n/cols)`` folds of
 ``m + 2 rows + cols - 2`` cycles (``rows`` of them load the weights), plus a fixed pipeline
 overhead of the controller (below). The cocotb testbenches and the
@@ -170,7 +171,8 @@ class DatapathModel:
                 raise ConfigError(f"{name}: must be in 1..{top} for this datapath, got {value}")
 
     def folds(self, m: int, n: int, k: int) -> tuple[int, int]:
-        """``(folds, cycles per fold)`` of the compute command: `sim.units.systolic.array.fold_cycles`."""
+        """``(folds, cycles per fold)`` of the compute command
+        (`sim.units.systolic.array.fold_cycles`)."""
         df = self.config.dataflow
         sr, sc, t = spatial_temporal(df, m, n, k)
         folds, per_fold = fold_cycles(self.config.rows, self.config.cols, DATAFLOWS[df],
