@@ -7,7 +7,10 @@ by one scale in its second pipeline stage, one burst per column command, so a gr
 least one burst (``group`` a multiple of the burst's ``lanes`` weights) costs no MAC slot.
 AiM and HBM-PIM apply their scales the same way, per burst in the MAC pipeline. A group that
 splits a burst needs one multiply per group in it: the unit then takes a MAC burst only every
-``scales_per_burst`` column slots (`dequant_device`).
+``scales_per_burst`` column slots (`dequant_device`). The lanes take one burst of weights per
+column command whatever the inputs' format: 64 int4 x fp16 multipliers have the bit-products
+of 16 fp16 x fp16 ones (64 x 4 x 16 = 16 x 16 x 16). The RTL builds only inputs of the
+weights' width; mixed widths are a cost-model assumption.
 
 Group scales are stored in the same DRAM row as their weights, after the step's weight
 columns, and read by the same all-bank column commands into the unit's scale register: a step
