@@ -21,28 +21,35 @@ from pathlib import Path
 from sim.files import atomic_text
 
 #: (block, label, parameters, targets): the synthesis table (Yosys). The decode unit at the
-#: AiM sizes (a 32-byte burst: 16 fp16, 32 int8 or 64 int4 lanes) on ecp5 only, to keep a cold
-#: run of the study short.
+#: AiM sizes (a 32-byte burst: 16 fp16/bf16 or 64 int4 lanes; int8's 32 lanes sit between)
+#: on ecp5 only, to keep a cold run of the study short.
 SYNTH_DESIGNS = (
     ("systolic", "4x4 int8", {"rows": 4, "cols": 4, "mode": "int8"}, ("ecp5", "xilinx")),
     ("systolic", "4x4 w4fp8", {"rows": 4, "cols": 4, "mode": "w4fp8"}, ("ecp5", "xilinx")),
     ("systolic", "8x8 int8", {"rows": 8, "cols": 8, "mode": "int8"}, ("ecp5", "xilinx")),
     ("nearbank", "16 lanes fp16", {"lanes": 16, "wdtype": "fp16"}, ("ecp5",)),
-    ("nearbank", "32 lanes int8", {"lanes": 32, "wdtype": "int8"}, ("ecp5",)),
+    ("nearbank", "16 lanes bf16", {"lanes": 16, "wdtype": "bf16"}, ("ecp5",)),
     ("nearbank", "64 lanes int4", {"lanes": 64, "wdtype": "int4"}, ("ecp5",)),
 )
 SYNTH_TARGETS = ("ecp5", "xilinx")
-#: The place-and-route table (nextpnr): each datapath at two sizes, the small one on both
-#: families (the UP5K has 8 DSPs and 5280 logic cells: a 4x4 int8 array needs 16 multipliers),
-#: the other on one (nextpnr-ecp5 under WebAssembly needs about 100 CPU seconds per design).
+#: The place-and-route table (nextpnr): each datapath at two sizes or formats, the small
+#: systolic one and both near-bank ones on both families (the UP5K has 8 DSPs and 5280 logic
+#: cells: a 4x4 int8 array needs 16 multipliers), the 4x4 array on ecp5 only (nextpnr-ecp5
+#: under WebAssembly needs about 100 CPU seconds per design). The near-bank rows are the
+#: integer (scale multiply) and the float (wide shift) datapaths.
 PNR_DESIGNS = (
     ("systolic", "2x2 int8", {"rows": 2, "cols": 2, "mode": "int8"}, ("ice40", "ecp5")),
     ("systolic", "4x4 int8", {"rows": 4, "cols": 4, "mode": "int8"}, ("ecp5",)),
     ("nearbank", "2 lanes int4", {"lanes": 2, "wdtype": "int4", "acc_rows": 4,
                                   "gb_entries": 4, "rd_max": 2}, ("ice40", "ecp5")),
-    ("nearbank", "4 lanes int8", {"lanes": 4, "wdtype": "int8", "acc_rows": 4,
-                                  "gb_entries": 4, "rd_max": 2}, ("ice40",)),
+    ("nearbank", "2 lanes bf16", {"lanes": 2, "wdtype": "bf16", "acc_rows": 4,
+                                  "gb_entries": 4, "rd_max": 2}, ("ice40", "ecp5")),
 )
+#: Fmax (MHz) of the near-bank rows before the MAC path was pipelined (commit a4792d1: lane
+#: products, lane sum times scale, accumulate in three stages; the FIFO heads, the RDRES
+#: clear mask and cmd.ready combinational), same flow and seed, for the README.
+UNPIPELINED_FMAX_MHZ = {("2 lanes int4", "ice40"): 25.05, ("2 lanes int4", "ecp5"): 55.34,
+                        ("4 lanes int8", "ice40"): 22.26}
 PNR_TARGETS = ("ice40", "ecp5")
 SYSTOLIC_BUFFERS = 64   # max_m = max_n = max_k in the synthesis table
 PNR_BUFFERS = 16        # in the place-and-route table (block RAMs of the UP5K)
@@ -163,7 +170,8 @@ def _readme(synth: list[dict], pnr: list[dict], missing: list[str]) -> str:
         "distributed-RAM cells. DSP: ecp5 MULT18X18D, xilinx DSP48E1. BRAM: ecp5 DP16KD, "
         "xilinx RAMB18E1/RAMB36E1. The w4fp8 PE shifts each product by the FP8 exponent into "
         "a 40-bit accumulator; the fp16 near-bank lane shifts a 22-bit product by up to 58 "
-        "places into an exact fixed-point sum, hence its LUTs.",
+        "places into an exact fixed-point sum (bf16: a 16-bit product by up to 94), hence "
+        "its LUTs.",
         "",
         "| block | size | target | LUTs | FFs | DSP | BRAM | LUT-RAM |",
         "|---|---|---|---:|---:|---:|---:|---:|",
@@ -181,7 +189,10 @@ def _readme(synth: list[dict], pnr: list[dict], missing: list[str]) -> str:
             "(CABGA256), seed 1, 100 MHz goal. The block sits behind a scan-chain pin "
             "wrapper (`rtl/pnr.py`) so its wide ports fit the package; systolic buffers "
             f"{PNR_BUFFERS} x {PNR_BUFFERS}. Fmax is nextpnr's achieved clock after routing "
-            "(`pdsim hdl pnr`); logic cells: ice40 ICESTORM_LC, ecp5 TRELLIS_COMB.",
+            "(`pdsim hdl pnr`); logic cells: ice40 ICESTORM_LC, ecp5 TRELLIS_COMB. "
+            "The near-bank MAC path is pipelined (docs/rtl.md); before that, the same flow "
+            "gave " + "; ".join(f"{size} on {t}: {f} MHz"
+                                for (size, t), f in UNPIPELINED_FMAX_MHZ.items()) + ".",
             "",
             "| block | size | target | Fmax (MHz) | logic cells | FFs | DSP | BRAM |",
             "|---|---|---|---:|---:|---:|---:|---:|",

