@@ -5,12 +5,16 @@ the unit's reference model, `sim.units.cid.nearbank_model` (docs/rtl.md has the 
 
 Pipeline: a command accepted at edge ``t`` is forwarded to the bank (``bank_req``, registered:
 visible in cycle ``t + 1``). ``MAC`` also reads its GB entry (one-cycle synchronous read) and
-queues a tag ``{acc, input burst}``; ``RDRES`` queues a tag ``{acc, n}`` behind the MACs
-before it. The bank answers a read with ``bank_data`` (one beat: the burst and its 16-bit
-side-band) into a FIFO. The queue head executes in order: a MAC tag pairs with the oldest bank
-burst and enters three stages (lane products; lane sum, times the scale for integer formats;
-accumulate); an RDRES tag waits until those stages are empty, then puts ``n`` accumulators on
-``result`` in one beat and clears them. ``cmd.ready`` is low only when the tag queue is full.
+queues a tag ``{acc, input burst}``; ``RDRES`` queues a tag ``{acc, n, clear mask}`` behind
+the MACs before it. The bank answers a read with ``bank_data`` (one beat: the burst and its
+16-bit side-band) into a FIFO. The queue head executes in order: a MAC tag pairs with the
+oldest bank burst and enters six register stages (`MAC_STAGES`: the heads; four of
+products, shifts, adder tree and scale, the last of which also adds the accumulator's low
+half and registers its carry; the high half); an RDRES tag waits until all but the last are
+empty, registers what it reads, and the next cycle puts ``n`` accumulators on ``result`` in
+one beat and clears them.
+``cmd.ready`` (a flip-flop) is low only when the tag queue is (nearly) full. docs/rtl.md
+gives the latency against the CiD engine's RDRES timing.
 """
 
 from __future__ import annotations
