@@ -227,23 +227,34 @@ def _readme(data: dict[str, Any]) -> str:
         offload it holds only the local caches, so it could batch about 1 / (1 - ratio) times
         more, and each step is shorter. But one prefill `a100` cannot feed it: the prompts
         are long ({m7['mean_prompt_tokens']:,.0f} tokens for {m7['mean_output_tokens']:.0f}
-        output tokens on average), so with offload the cluster is prefill-bound (TTFT grows
-        with the ratio) and throughput stops at the prefill's rate, itself lowered by the
-        attention it now hosts. At that rate a shorter TBT needs fewer sequences in flight
-        (Little's law), which is why the 7B decode batch falls from {b7['decode_batch']:.0f}
-        to {a7['decode_batch']:.0f} under `auto`. 13B gains more: its baseline is further
-        from the prefill's limit. The paper's workloads and prefill:decode ratio are not in
-        REFERENCE.md; a decode-heavier mix or more prefill instances would move pdsim towards
-        its figure, but choosing them for that would be tuning.""",
+        output tokens on average), so at full load one prefill instance manages
+        {b7['prefill_rps']:.1f} prefills/s (7B) and {b13['prefill_rps']:.1f} (13B) against
+        the decode side's {b7['throughput'] / m7['mean_output_tokens']:.1f} and
+        {b13['throughput'] / m13['mean_output_tokens']:.1f} requests/s without offload. With
+        offload the cluster becomes prefill-bound: throughput stops near the prefill's rate
+        times the mean output, a rate itself lowered by the attention the prefill now hosts
+        (7B: {a7['prefill_rps']:.1f} prefills/s under `auto`, its steps
+        {a7['prefill_slowdown'] - 1:.0%} longer).
+        TTFT grows with the ratio. At that rate a shorter TBT needs fewer sequences in
+        flight (Little's law), which is why the 7B decode batch falls from
+        {b7['decode_batch']:.0f} to {a7['decode_batch']:.0f} under `auto`. 13B gains more:
+        its decode baseline is further below the prefill's rate. The paper's workloads and
+        prefill:decode ratio are not in REFERENCE.md; a decode-heavier mix or more prefill
+        instances would move pdsim towards its figure, but choosing them for that would be
+        tuning. (At ratios above `auto` the remote attention outlasts the local part, so
+        decode steps lengthen again, and the prefill slows further.)
+""",
         f"""**Decode compute use** tracks throughput ({gains('decode_compute')} against
         1.67x): decode FLOPs are almost all weight GEMMs, 2 x parameters a token, so compute
         use is tokens/s times a constant. The paper's 1.67x beside 1.68x is the same
         proportionality.""",
         f"""**Prefill bandwidth use: {gains('prefill_bandwidth')} against 2.07x**, larger in
         pdsim because its baseline is lower: the roofline charges a prefill step its weights
-        once plus its activations, {b7['prefill_bandwidth']:.0%} of the peak for 7B, where GPU
-        kernels re-read tiles through L2 and the paper measures more; the offloaded attention
-        then adds {a7['prefill_bandwidth'] - b7['prefill_bandwidth']:.0%} of the peak.""",
+        once plus its activations, {b7['prefill_bandwidth']:.0%} of the peak for 7B; a GPU's
+        prefill kernels also re-read tiles that the roofline keeps on chip, so a measured
+        baseline is likely higher and the same added traffic a smaller ratio. The offloaded
+        attention adds {a7['prefill_bandwidth'] - b7['prefill_bandwidth']:.0%} of the peak
+        under `auto`.""",
         f"""**Prefill capacity use: {gains('prefill_capacity')} against 2.28x**: weights plus
         the KV caches the prefill instance holds (tokens so far; in brackets with the
         whole-request reservations pdsim makes at hand-over so that a home never preempts).
