@@ -2,31 +2,22 @@
 Utilization and Throughput via Attention Disaggregation", arXiv 2503.20552): in a
 disaggregated cluster part of every decode batch's attention runs on the prefill instances,
 whose memory bandwidth and capacity prefill (compute-bound) leaves idle, so decode instances
-hold and batch more sequences (docs/serving.md, "Adrenaline").
+hold and batch more sequences. docs/serving.md ("Adrenaline") has the data flow.
 
-* **Which sequences.** When a prompt is prefilled, its KV cache either moves to a decode
-  instance as usual or stays on the prefill instance (its *home*), which reserves blocks for
-  the request's whole length (prompt + output: an oracle bound that never preempts there); the
-  hand-over is then a sync message (bytes 0). It stays when the decode side's offloaded share
-  of KV tokens, with it, is within the offload ratio (a number, or ``auto``: load-aware, below),
-  and the home keeps room for its own next prefill batch (``max_tokens`` tokens).
-* **A decode step** (`offload_graph`, scheduled by `mappers.schedule`): per layer the decode
-  chip runs the QKV projection, then sends q, k and v of the offloaded sequences to each home
-  over the cluster's link (``offload_link<j>``); the home runs their attention (KV write,
-  scores, softmax, values) on its own units (``remote<j>.<unit>``, costed by the home's chip
-  model) while the decode chip runs the local sequences' attention; the output comes back and
-  ``o_proj`` waits for both. Units are separate timelines, so the branches overlap.
-* **Overlap on the home chip.** Offloaded attention has priority (Adrenaline gives its kernels
-  a reserved SM partition): it runs at the home's roofline. Each prefill op then runs at the
-  roofline of what is left: compute and bandwidth less the offloaded attention's average share
-  of each over the decode steps in flight (its compute and memory seconds over the step).
-  Memory-bound attention takes bandwidth that compute-bound GEMMs hardly use, so it hides
-  behind them; memory-bound prefill ops stretch.
-* **Load-aware ratio** (``auto``): offload while the remote branch (attention on the home plus
-  two link latencies a layer) stays within the local attention it replaces, i.e. at the
-  balance ``x`` of ``x K / B_home + tau = (1 - x) K / B_decode`` for the decode side's mean KV
-  bytes ``K`` an instance, and while the home's bandwidth left by its own last prefill step
-  (``1 - memory share``) covers the offloaded share.
+* **Hand-over.** A prefilled sequence's KV cache either moves to a decode instance or stays
+  on its prefill instance (its *home*, which reserves the request's whole length) when the
+  decode side's offloaded share of KV tokens stays within the offload ratio and the home
+  keeps ``max_tokens`` tokens of room for its own prefills.
+* **Decode step** (`offload_graph`, scheduled by `mappers.schedule`): q, k, v of the
+  offloaded sequences go to each home (``offload_link<j>``), their attention runs on the
+  home's units (``remote<j>.<unit>``, the home's chip model) beside the local attention, the
+  output comes back, and ``o_proj`` waits for both.
+* **Overlap on the home chip.** Offloaded attention has priority (Adrenaline reserves SMs for
+  it); each prefill op runs at the roofline of what it leaves: compute and bandwidth less the
+  attention's average share of each over the decode steps in flight.
+* **Load-aware ratio** (``auto``): the balance ``x`` of ``x K / B_home + tau = (1 - x) K /
+  B_decode`` (the remote branch no longer than the local attention it replaces), capped by
+  the bandwidth the home's last prefill step left.
 """
 
 from __future__ import annotations

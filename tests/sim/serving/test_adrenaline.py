@@ -175,3 +175,19 @@ def test_adrenaline_only_on_decode_groups(capsys, tmp_path):
                     "  - {hardware: a100, role: decode}\n")
     assert main(["serve", "--duration", "5", "--cluster", str(path)]) == 2
     assert "adrenaline is for decode groups" in capsys.readouterr().err
+
+
+def test_two_homes_two_decodes():
+    # Sequences of one decode step may live on different homes: one remote branch each.
+    c = parse_cluster({"model": "llama2-7b", "router": "least_loaded", "instances": [
+        {"hardware": "a100", "role": "prefill", "batching": "vllm", "count": 2},
+        {"hardware": "a100", "role": "decode", "batching": "adrenaline", "count": 2,
+         "offload_ratio": 0.6}]}, "test")
+    reqs = requests(400, rate=25.0)
+    model, insts, _, _ = build_instances(c, reqs)
+    res = simulate_serving(reqs, insts, router=c.router,
+                           kv_bytes_per_token=kv_bytes_per_token(model), link=c.link)
+    ctl = insts[0].offload
+    assert all(s.done for s in res.sequences) and ctl.offloaded > 0
+    assert all(i.used_blocks == 0 and i.peak_blocks <= i.kv_blocks for i in insts)
+    assert any(len(key[1]) == 2 for key in ctl._decode_memo)  # a step with both homes
