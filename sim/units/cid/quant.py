@@ -15,7 +15,7 @@ weights' width; mixed widths are a cost-model assumption.
 Group scales are stored in the same DRAM row as their weights, after the step's weight
 columns, and read by the same all-bank column commands into the unit's scale register: a step
 holds fewer weights and issues `scale_columns` more column commands (the layout in
-`sim.units.cid.ops.gemv_layout`). Per-output-channel scales (``group`` -1) multiply a whole
+`sim.units.cid.layout.gemv_layout`). Per-output-channel scales (``group`` -1) multiply a whole
 row's dot product once, where the accumulators are read out and a row's partial sums reduced
 (the near-memory adder or the host): no bank column, no MAC slot; their bytes count in the
 op's DRAM bytes. The global buffer holds the input vector in the activation format, which may
