@@ -45,7 +45,8 @@ from sim.presets import load_hardware
 from sim.quant.fireq import GEMM_SCHEMES, attention_error, gemm_error
 from sim.quant.intq import llama_weights, outlier_activations
 from sim.step import compile_step, step_cost
-from sim.units.cim.cost import cim_op_result, slot_unit
+from sim.units.cim.cost import cim_op_result
+from sim.units.cim.residency import slot_unit
 from sim.studies import text_table, write_study
 
 COMMAND = "pdsim reproduce fireq"
