@@ -327,7 +327,7 @@ def tile_cost(system: System, op: Op) -> Cost:
                     compute_s=compute_cycles / f, memory_s=dram_cycles / f, comm_s=0.0,
                     energy_j=energy_j(system, op, dram), bound=bound, dram_bytes=dram,
                     cycles=cycles,
-                    stall_cycles=cycles - compute_cycles, utilization=util)
+                    stall_cycles=cycles - compute_cycles, utilization=util, kernels=g.kernels)
     if op.unit == "vector":
         f = chip.vector_freq_hz
         compute = vector_cycles(chip, op.flops)
