@@ -82,17 +82,20 @@ DECOMPOSITIONS = ("tiles", "split-k", "stream-k")
 
 @njit(cache=True)
 def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l1_bytes,
-            acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck, rate):
+            acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck, rate,
+            kernel_cycles):
     """Best mapping; ``ab``, ``bb``, ``cb``, ``accb``: bytes per element of A, B, C and the
     accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle,
     ``core_l2`` and ``core_dram`` those one core can sustain (inf: unbounded); ``acc_bytes``:
     the register file the C tile accumulates in (0: the accumulators share L1); ``rate``: MACs
     per PE per cycle of the compute format, which divides the array cycles only (loads and
-    DRAM traffic take the time their bytes take, whatever the MAC rate).
+    DRAM traffic take the time their bytes take, whatever the MAC rate); ``kernel_cycles``:
+    the fixed cost of launching one kernel, which split-K's reduction kernel adds.
     Returns a float array: total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split,
     order, core, first, achieved DRAM bandwidth, decomposition (index into
     `DECOMPOSITIONS`), K parts per tile (split-K), reduction cycles, partial-sum bytes."""
     best = np.full(16, np.inf)
+    best_launch = 0.0
     for m1 in cm:
         for n1 in cn:
             for k1 in ck:
@@ -109,8 +112,10 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                 # the cores, or stream-K, which deals every k-step out evenly
                 for dec in range(3):
                     parts = 1
+                    prologues = 1  # k-step loads no compute hides: one per tile a core starts
                     if dec == 0:
-                        per_core = ksteps * ((tiles + cores - 1) // cores)
+                        prologues = (tiles + cores - 1) // cores
+                        per_core = ksteps * prologues
                         active = min(cores, tiles)
                         partial = 0.0
                     elif dec == 1:
@@ -128,6 +133,7 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                         if per_core >= ksteps:  # as slow as whole tiles: nothing to deal
                             continue
                         active = cores
+                        prologues = 2  # a range shorter than a tile spans at most two
                         # each core's range ends inside a tile at most once: that partial
                         # tile is written and read back by the core finishing the tile
                         partial = 2.0 * (cores - 1) * m1 * n1 * accb
@@ -152,13 +158,16 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                             sr, sc, t = k1, ms, ns
                         folds, per_fold = fold_cycles(rows, cols, df, sr, sc, t)
                         step = folds * per_fold / rate
-                        core = per_core * max(step, load) + load
+                        core = per_core * max(step, load) + prologues * load
                         reduce = 0.0
                         if dec == 2:  # the fix-up runs inside each core
                             core += m1 * n1 * accb * 2 / (dram_eff / active if spill
                                                           else core_bw)
                         elif dec == 1:  # the reduction kernel runs after the GEMM
                             reduce = partial / (dram_eff if spill else l2_bw)
+                        # split-K's second kernel is charged by the caller (`kernels`), but
+                        # weighs in the choice here
+                        launch = kernel_cycles if dec == 1 else 0.0
                         compute = per_core * step
                         a, b, c = m * k * ab, k * n * bb, m * n * cb
                         for order in range(2):
@@ -175,7 +184,7 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                                 dram += partial
                             first = tile_in / min(dram_bw, core_dram)
                             total = max(core, dram / dram_eff) + first + reduce
-                            if total < best[0]:
+                            if total + launch < best[0] + best_launch:
                                 best[0] = total
                                 best[1] = compute
                                 best[2] = dram
@@ -192,6 +201,7 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                                 best[13] = parts
                                 best[14] = reduce
                                 best[15] = partial
+                                best_launch = launch
     return best
 
 
@@ -242,7 +252,7 @@ def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
                    chip.core.l1.capacity_bytes, chip.core.accumulator_bytes or 0,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
                    core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k),
-                   sa.macs_per_pe_per_cycle(dtype))
+                   sa.macs_per_pe_per_cycle(dtype), chip.efficiency.op_overhead_s * f)
     if not math.isfinite(best[0]):
         raise ValueError(f"tile: no L1 tile of a {m}x{n}x{k} GEMM fits {chip.name}'s L1")
     return GemmMapping(cycles=best[0], compute_cycles=best[1],
