@@ -8,9 +8,10 @@ Supported: Llama (``LlamaForCausalLM``), Mistral (``MistralForCausalLM``: slidin
 attention), Qwen2/2.5 (``Qwen2ForCausalLM``: biases on the QKV projection), Qwen3
 (``Qwen3ForCausalLM``: per-head RMSNorm on q and k), the mixture-of-experts decoders Mixtral
 (``MixtralForCausalLM``), Qwen3-MoE (``Qwen3MoeForCausalLM``) and Qwen2-MoE
-(``Qwen2MoeForCausalLM``: Qwen1.5-MoE, Qwen2-57B-A14B; QKV biases and a gated shared expert): a
-router and top-k routed experts in place of the MLP (`ModelConfig.num_experts`), BLOOM (``BloomForCausalLM``: ALiBi,
-LayerNorm, biases, GELU MLP, tied embeddings, an embedding LayerNorm) and LLaDA
+(``Qwen2MoeForCausalLM``: Qwen1.5-MoE, Qwen2-57B-A14B; QKV biases and a gated shared
+expert): a router and top-k routed experts in place of the MLP (`ModelConfig.num_experts`),
+BLOOM (``BloomForCausalLM``: ALiBi, LayerNorm, biases, GELU MLP, tied embeddings, an
+embedding LayerNorm) and LLaDA
 (``LLaDAModelLM``: a bidirectional masked-diffusion LM with a Llama-style block and OLMo-style
 config names).
 """
