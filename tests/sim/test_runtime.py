@@ -73,9 +73,10 @@ def test_transformers_stacks_launch_the_fused_projections_in_parts():
              unit="tensor")
     o = dataclasses.replace(qkv, name="o_proj", dims=(1, 4096, 4096))
     gate_up = dataclasses.replace(qkv, name="gate_up_proj", dims=(1, 22016, 4096))
+    shared = dataclasses.replace(qkv, name="shared_gate_up", dims=(1, 11264, 2048))
     for name in ("eager", "cuda-graph"):
         rt = load_runtime(name)
-        assert [rt.kernels_of(x) for x in (qkv, o, gate_up)] == [3, 1, 2]
+        assert [rt.kernels_of(x) for x in (qkv, o, gate_up, shared)] == [3, 1, 2, 2]
     assert load_runtime("fused").kernels_of(qkv) == 1
 
 
