@@ -9,8 +9,9 @@ small ops into their neighbours. A `Runtime` describes one such stack:
   the fused projections `RUNTIME_OP_NAMES` the compiler emits as one GEMM. An unfused stack
   splits a vector op into several kernels (eager RMSNorm: cast, square, mean, add, rsqrt,
   multiply, cast, scale), and runs ``qkv_proj`` as three GEMMs (q, k, v) and
-  ``gate_up_proj`` (and a MoE's ``shared_gate_up``) as two; such a GEMM keeps its device time (a memory-bound GEMV reads the
-  same bytes in parts), its parts pay their kernels' fixed time.
+  ``gate_up_proj`` (and a MoE's ``shared_gate_up``) as two; such a GEMM keeps its device
+  time (a memory-bound GEMV reads the same bytes in parts), its parts pay their kernels'
+  fixed time.
 * ``traffic``: DRAM bytes the stack moves per op of a kind, as a multiple of the fused op's
   (default 1). Each kernel of an unfused op is its own pass over its tensors, some in fp32, so
   the op takes that multiple of its device time (it is memory-bound), of its DRAM bytes and of
