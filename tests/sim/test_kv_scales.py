@@ -139,3 +139,13 @@ def test_kv_scale_group_counts_groups_along_head_dim():
     p = parse_scheme("weight: int4\nactivation: int8\nkv: int4\nkv_scale_group: 32\n"
                      "kv_scale_dtype: fp8\n")
     assert p.kv_token_scale_bytes(10, 8, 128) == 10 * 8 * 4      # 4 fp8 scales per vector
+
+
+def test_prefill_kv_dequant_counts_query_tiles_and_the_causal_share():
+    # 2 prompts of 300 tokens: 2 ops x 2 seqs x 32 heads x 300 keys x 128 = 4,915,200 per
+    # query tile, ceil(300 / 128) = 3 tiles, the mask keeping 300 x 301 / 2 of 300 x 300
+    # pairs: 14,745,600 x 45,150 / 90,000 = 7,397,376
+    g = compile_graph(LLAMA, H100, phase=Phase.PREFILL, batch=2, new_tokens=300, context=0,
+                      precision=load_scheme("w4a8-qserve"))
+    ops = next(seg for seg in g.segments if seg.name == "layers").ops
+    assert _op(ops, "attn_value.kv_dequant").flops == 7_397_376
