@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from fractions import Fraction
 
 from sim.dtypes import DTYPE_BITS, nbytes
 
@@ -157,9 +158,10 @@ def _with_dequant(gemm: Op, place: str, ops_per_weight: float, did: int) -> list
 def _with_kv_dequant(attn: Op, ops_per_element: float, did: int) -> list[Op]:
     """The KV-dequant op beside its attention op (module)."""
     batch, heads, kv_heads, queries, keys, hd = attn.dims
-    kept = attn.flops / (2 * batch * heads * queries * keys * hd)  # causal share of pairs
-    flops = math.ceil(ops_per_element * batch * kv_heads * keys * hd
-                      * math.ceil(queries / DEQUANT_TILE_M) * kept)
+    # elements of K (or V) x query tiles x the causal share of pairs, exactly
+    per_tile = Fraction(ops_per_element) * batch * kv_heads * keys * hd
+    kept = Fraction(attn.flops, 2 * batch * heads * queries * keys * hd)
+    flops = math.ceil(per_tile * math.ceil(queries / DEQUANT_TILE_M) * kept)
     dq = Op(name=f"{attn.name}{KV_DEQUANT_SUFFIX}", kind=OpKind.ELEMENTWISE, dims=attn.dims,
             formats=attn.formats, launches=0, flops=flops, id=did,
             inputs=attn.inputs if did >= 0 else ())
