@@ -128,8 +128,7 @@ def _op_table(result: RunResult) -> np.ndarray:
     offset: list[float] = []
     period: list[float] = []
     for s in scheds:
-        for so in s.schedule.ops:
-            op, c, seg = so.op, so.cost, so.segment
+        for seg, op, c, start, period_s, _ in s.schedule.ops:
             # By identity: the result keeps every op and cost alive, and the engine's memos
             # hand equal ops and costs back as one object.
             key = (id(op), id(c), seg.name, seg.layer, seg.repeat)
@@ -143,8 +142,8 @@ def _op_table(result: RunResult) -> np.ndarray:
                                c.bound, c.energy_j, c.dram_bytes, c.cycles, c.stall_cycles,
                                c.utilization))
             which.append(row)
-            offset.append(so.start_s)
-            period.append(so.period_s)
+            offset.append(start)
+            period.append(period_s)
     table = _table(static, OP_DTYPE)[np.array(which, dtype=np.int64)]
     table["step"] = np.repeat([s.index for s in scheds], counts)
     table["phase"] = np.repeat(np.array([s.phase.value for s in scheds], dtype="S8"), counts)
