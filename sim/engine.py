@@ -209,7 +209,7 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
             scheds[j] = run(Phase.DECODE, 1, int(contexts[j]))
             if progress is not None:
                 progress(done + 1, len(sampled))
-    steps += _decode_steps(scheds, contexts, prefill.time_s)
+        steps += _decode_steps(scheds, contexts, prefill.time_s)  # a record per step, too
     summary = _summary(system, workload, steps, weights_b, kv_b, model)
     for key in system.chip.units:
         # A unit type's own figures (the CiM unit's weight residency), `sim.units.registry`.
