@@ -50,7 +50,8 @@ def _decode(batch, contexts):
 @pytest.mark.parametrize("hw, tp, pp, scheme", [
     ("h100", 1, 1, None), ("h100", 2, 2, None), ("h100", 1, 1, "w4a8-qserve"),
     ("h100", 1, 3, "w4fp8-fireq"), ("cent", 1, 1, None), ("halo", 1, 1, None),
-    ("halo-all-cim", 1, 1, None), ("attacc", 1, 1, None)])
+    ("halo-all-cim", 1, 1, None), ("attacc", 1, 1, None), ("cent", 1, 1, "w4a8-qserve"),
+    ("halo", 1, 1, "w4fp8-fireq")])
 def test_steps_of_a_shape_equal_the_full_pipeline(hw, tp, pp, scheme):
     precision = FP16 if scheme is None else load_scheme(scheme)
     steps = ([(Phase.PREFILL, Batch.uniform(2, 64, 0)), (Phase.PREFILL, Batch.uniform(2, 64, 0))]
