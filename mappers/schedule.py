@@ -60,7 +60,7 @@ class StepSchedule:
     energy_j: float
     #: Busy seconds of each resource (chip, unit) over the step, repeats included, in the
     #: order the resources are first used (`busy_s`).
-    busy: tuple[tuple[tuple[int, str], float], ...] = ()
+    busy: tuple[tuple[tuple[int, str], float], ...]
 
     @property
     def dram_bytes(self) -> float:
