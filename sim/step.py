@@ -61,7 +61,7 @@ class RunMemo:
 
 
 def step_cost(system: System, detail: str, graph: Graph, *,
-              memo: RunMemo | None = None,
+              memo: RunMemo | dict[Op, Cost] | None = None,
               dram_audit: StreamAudit | None = None) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
     model, every other op by the chip model of ``detail``. ``dram_audit``: a
@@ -79,10 +79,11 @@ def step_cost(system: System, detail: str, graph: Graph, *,
 
     Each distinct op is costed once per step (pipeline stages repeat the same layer ops).
     ``memo``, if given, keeps the costs of ops whose cost depends on the op alone (chip-model
-    ops, and those of unit types registered ``op_only``) across calls: pass one `RunMemo` for
-    all steps of one run (one ``system`` and ``detail``), so a decode step costs only the ops
-    that changed with the context. The costs are the same as without it (and an audit checks
-    each distinct stream once anyway)."""
+    ops, and those of unit types registered ``op_only``) across calls: pass one `RunMemo` (or
+    a plain dict, which keeps the costs by value alone) for all steps of one run (one
+    ``system`` and ``detail``), so a decode step costs only the ops that changed with the
+    context. The costs are the same as without it (and an audit checks each distinct stream
+    once anyway)."""
     runtime = None
     if system.runtime is not None:
         from sim.runtime import load_runtime
@@ -101,8 +102,10 @@ def step_cost(system: System, detail: str, graph: Graph, *,
             for path, spec in kind.links:  # its transfer paths (`mappers.transfers`)
                 if path in used:
                     units[path] = load(spec)(system, graph)
-    shared = {} if memo is None else memo.costs
-    by_identity: dict[int, tuple[Op, Cost]] = {} if memo is None else memo.by_identity
+    if isinstance(memo, RunMemo):
+        shared, by_identity = memo.costs, memo.by_identity
+    else:  # a plain dict: the costs by value alone
+        shared, by_identity = ({} if memo is None else memo), {}
     own: dict[Op, Cost] = {}
 
     def cost(op: Op) -> Cost:
@@ -139,15 +142,16 @@ def _load(spec: str) -> Callable:
 def compile_step(model: ModelConfig, system: System, *, phase: Phase, precision: Precision,
                  seqs: Batch | None = None, batch: int | None = None,
                  new_tokens: int | None = None, context: int | None = None,
-                 detail: str = "tile", memo: RunMemo | None = None,
+                 detail: str = "tile", memo: RunMemo | dict[Op, Cost] | None = None,
                  dram_audit: StreamAudit | None = None) -> StepSchedule:
     """Lower one step of ``model`` (the ragged batch ``seqs``, or ``batch`` equal sequences),
-    place it on ``system`` and schedule it at ``detail`` (``memo``: the run's `RunMemo`;
-    ``dram_audit``: as `step_cost`)."""
-    if memo is not None and seqs is None and None not in (batch, new_tokens, context):
+    place it on ``system`` and schedule it at ``detail`` (``memo``: the run's `RunMemo`, or a
+    dict of costs as `step_cost` takes; ``dram_audit``: as `step_cost`)."""
+    shaped = isinstance(memo, RunMemo)
+    if shaped and seqs is None and None not in (batch, new_tokens, context):
         seqs = Batch.uniform(batch, new_tokens, context)
         batch = new_tokens = context = None
-    if memo is not None and seqs is not None and batch is None:
+    if shaped and seqs is not None and batch is None:
         graph, plan = memo.compile(model, system, phase, precision, seqs)
     else:
         graph = compile_graph(model, system, phase=phase, seqs=seqs, batch=batch,
