@@ -68,7 +68,8 @@ def extremes(system: System, precision, decode_sample: int) -> dict[str, Any]:
         winners[p] = {k: EXTREMES[0] if a[key] < b[key] else EXTREMES[1]
                       for k, key in WINNER_KEYS.items()}
     return {"model": MODEL, "batch": BATCH, "gen": GEN, "prompts": list(PROMPTS),
-            "mappings": list(MAPPINGS), "runs": runs, "winners": winners}
+            "max_positions": model.max_positions, "mappings": list(MAPPINGS), "runs": runs,
+            "winners": winners}
 
 
 def _t(seconds: float) -> str:
@@ -108,13 +109,15 @@ def section(data: dict[str, Any]) -> str:
     pre_prog = {p: cim[p]["prefill_cim_program_s"] / cim[p]["prefill_s"] for p in (lo, hi)}
     dec_gap = max(abs(pa[p]["decode_s"] / cid[p]["decode_s"] - 1) for p in ps)
     pre_gap = max(abs(pa[p]["prefill_s"] / cim[p]["prefill_s"] - 1) for p in ps)
+    past = [f"{int(p) // 1024}k" for p in ps if int(p) + data["gen"] > data["max_positions"]]
     return f"""## The extremes: all analog CiM against all CiD, phase by phase
 
 HALO's analysis of architectural extremes, as two more mappings of the same package (this
 section replaces the former `results/extremes/` study and its `halo-all-cim` /
 `halo-all-cid` presets): {data['model']}, batch {data['batch']}, {data['gen']} generated
-tokens, prompts {', '.join(f'{int(p) // 1024}k' for p in ps)} (above 4k the costs are
-extrapolated past llama2-7b's trained context, as HALO studies long contexts).
+tokens, prompts {', '.join(f'{int(p) // 1024}k' for p in ps)} (at {', '.join(past) or 'none'}
+the context passes the model's {data['max_positions']} trained positions: the costs are
+extrapolated, as HALO studies long contexts).
 
 {table}
 
