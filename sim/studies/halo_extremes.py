@@ -16,7 +16,8 @@ from mappers.mapping import apply_mapping
 from mappers.models import load_model
 from sim.engine import RunResult, Step, Workload, simulate
 from sim.hardware import System
-from sim.units.cim.cost import cim_op_result, slot_plan, slot_unit
+from sim.units.cim.cost import cim_op_result
+from sim.units.cim.residency import slot_plan, slot_unit
 
 from sim.studies import text_table
 
