@@ -53,9 +53,11 @@ class StepTimeTable:
     memoised on geometric grids; see the module docstring."""
 
     def __init__(self, model: ModelConfig, system: System, *, detail: str = "roofline",
-                 precision: Precision = DEFAULT_PRECISION, per_octave: int = 32) -> None:
+                 precision: Precision = DEFAULT_PRECISION, per_octave: int = 32,
+                 attention_per_octave: int = 8) -> None:
         self.model, self.system, self.detail, self.precision = model, system, detail, precision
         self._ratio = math.log(2) / per_octave
+        self._attn_ratio = math.log(2) / attention_per_octave
         self._dense: dict[tuple[int, int], float] = {}
         self._attn: dict[tuple[int, int], float] = {}
         self._memo: dict = {}  # op costs shared by every node (`sim.step.step_cost`)
@@ -115,13 +117,14 @@ class StepTimeTable:
                 self._kv_write = (first / n, launch)
         return self._attn[key]
 
-    def _axis(self, x: float, lo: int) -> tuple[int, int, float]:
-        """Bracketing integer nodes of ``x`` (>= lo) and the weight of the upper one."""
+    def _axis(self, x: float, lo: int, ratio: float = 0.0) -> tuple[int, int, float]:
+        """Bracketing integer nodes of ``x`` (>= lo; geometric with log ``ratio``, default
+        the dense table's) and the weight of the upper one."""
         if x <= lo:
             return lo, lo, 0.0
-        u = math.log(x) / self._ratio
-        k = math.floor(u)
-        a, b = round(math.exp(k * self._ratio)), round(math.exp((k + 1) * self._ratio))
+        ratio = ratio or self._ratio
+        k = math.floor(math.log(x) / ratio)
+        a, b = round(math.exp(k * ratio)), round(math.exp((k + 1) * ratio))
         a = max(a, lo)
         b = max(b, a + 1)
         a = min(a, math.floor(x))
@@ -145,8 +148,8 @@ class StepTimeTable:
     def attention(self, new_tokens: float, context: float) -> float:
         """Interpolated attention time (seconds, every layer, launches excluded) of one
         sequence of ``new_tokens`` new tokens on ``context`` cached ones."""
-        n0, n1, wn = self._axis(new_tokens, 1)
-        c0, c1, wc = self._axis(context, 0) if context >= 1 else (0, 1, context)
+        n0, n1, wn = self._axis(new_tokens, 1, self._attn_ratio)
+        c0, c1, wc = self._axis(context, 0, self._attn_ratio) if context >= 1 else (0, 1, context)
         total = 0.0
         for n, w1 in ((n0, 1 - wn), (n1, wn)):
             if w1 == 0:
