@@ -176,8 +176,10 @@ def spad_cluster_study(*, duration_s: float = DURATION_S, traces: tuple[str, ...
     """Every number of ``results/spad-cluster/`` (module docstring); ``duration_s`` and
     ``traces`` make the small variant the tests run. The traces run in ``workers`` processes
     (each its own tables; the result does not depend on it)."""
-    from sim.api import load_system
+    from mappers.ir import Batch
+    from sim.api import load_model, load_system
     from sim.costmodel import spad_cost_model
+    from sim.serving.steptime import StepTimeTable
 
     if workers > 1 and len(traces) > 1:
         import multiprocessing
@@ -191,8 +193,13 @@ def spad_cluster_study(*, duration_s: float = DURATION_S, traces: tuple[str, ...
     chips = {}
     for hw in PUBLISHED_CHIP_COST:
         est = spad_cost_model(load_system(hw).chip)
+        table = StepTimeTable(load_model(MODEL), load_system(hw, tp=TP))
         chips[hw] = {"cost_usd": est["cost_usd"], "tdp_w": est["tdp_w"],
-                     "published_cost_usd": PUBLISHED_CHIP_COST[hw]}
+                     "published_cost_usd": PUBLISHED_CHIP_COST[hw],
+                     # one machine's prefill of a 2048-token prompt; one decode step of 64
+                     # sequences on 1024 cached tokens (seconds)
+                     "prefill_2048_s": table.simulate(Batch.uniform(1, 2048, 0)),
+                     "decode_64x1024_s": table.simulate(Batch.uniform(64, 1, 1024))}
     return {"command": COMMAND, "model": MODEL, "tp": TP, "rate_rps": RATE,
             "duration_s": duration_s, "seed": SEED, "link": LINK, "max_count": max_count,
             "sarathi_budget": BUDGET, "slo_multipliers": SLO_MULTIPLIERS,

@@ -72,7 +72,8 @@ def _cluster_rows(t: dict[str, Any]) -> list[list[str]]:
         rows.append([name, _size(c), str(c["chips"]), f"${c['cost_usd']:,.0f}",
                      f"{c['tdp_w'] / 1e3:,.1f}",
                      *(f"{c['slowdown_' + k]:.2f}" for k in SLO_MULTIPLIERS),
-                     f"{c['goodput_rps']:.1f}", str(c["runs"])])
+                     ", ".join(f"{r} {u:.0%}" for r, u in c["utilisation_mean"].items()),
+                     str(c["runs"])])
     return rows
 
 
@@ -139,12 +140,15 @@ beside it):
         u = t["unbatched_h100_s"]
         parts.append(f"""## {trace}
 
+Slowdowns are the P90 and P99 over requests; "busy" is each pool's mean share of the run
+spent in iterations; "runs" counts the planner's simulations.
+
 {t['requests']} requests, mean prompt {t['prompt_tokens_mean']:,.0f} tokens, mean output
 {t['output_tokens_mean']:,.0f}. Unbatched H100 machine: TTFT median {u['ttft_p50'] * 1e3:.1f} ms
 (P90 {u['ttft_p90'] * 1e3:.1f} ms), TBT median {u['tbt_p50'] * 1e3:.2f} ms.
 
 {text_table(["cluster", "machines", "chips", "cost", "TDP kW",
-             *(k.replace("_p", " P") for k in SLO_MULTIPLIERS), "goodput req/s", "runs"],
+             *(k.replace("_p", " P") for k in SLO_MULTIPLIERS), "busy (mean)", "runs"],
             _cluster_rows(t))}
 """)
     parts.append(f"""## SPAD's saving: pdsim against the paper
@@ -177,6 +181,8 @@ def _discussion(data: dict[str, Any]) -> str:
     chips = data["chips"]
     pre_ratio = chips["spad-prefill"]["cost_usd"] / chips["h100"]["cost_usd"]
     dec_ratio = chips["spad-decode"]["cost_usd"] / chips["h100"]["cost_usd"]
+    pre_speed = chips["h100"]["prefill_2048_s"] / chips["spad-prefill"]["prefill_2048_s"]
+    dec_speed = chips["h100"]["decode_64x1024_s"] / chips["spad-decode"]["decode_64x1024_s"]
     return f"""### Why pdsim's savings differ
 
 - **Where the machines go.** A SPAD prefill-chip machine costs {pre_ratio:.0%} of an H100
@@ -190,12 +196,13 @@ def _discussion(data: dict[str, Any]) -> str:
 - **Prefill pools are sized by the tail, not the load.** The H100 prefill machines of the
   Splitwise cluster are busy only {', '.join(util)} of the time: the P99 TTFT slowdown (short
   prompts queued behind long ones) sets their number. The prefill chip's faster prefill
-  (the roofline model gives it the ratio of tensor peaks, 1.92 against 0.99 PFLOP/s)
   shortens that queue, and its lower price does the rest.
-- **Chip model.** Step times here use the roofline model with the presets' efficiencies;
-  SPAD used LLMCompass's tile-level simulation, in which the prefill chip is only 8% faster
-  than the H100 at prefill (SPAD Table 3: 1.08) rather than the roofline's ratio of peaks.
-  `results/spad/` compares the two chip models for one step.
+- **Chip model.** Step times here use the roofline model with the presets' efficiencies: a
+  prefill-chip machine prefills a 2048-token prompt {pre_speed:.2f}x as fast as an H100
+  machine and a decode-chip machine runs a 64-sequence decode step at {dec_speed:.2f}x. SPAD
+  used LLMCompass's tile-level simulation (for BLOOM-176B): 1.08x and 0.97x in its Table 3.
+  The prefill chip gains a little more here, the decode chip loses nothing.
+  `results/spad/` compares the chip models step by step.
 - **Integer machines.** Pools of one to a few machines make each saving a ratio of small
   integers: one machine more or less moves it by tens of percent.
 - **Collocated baseline.** With chunked prefill a short prompt shares each iteration with a
