@@ -24,7 +24,11 @@ Conventions (docs/ops.md has the full table):
   experts' weights side by side (columns for gate/up, rows of K for down), so the weight
   bytes are exactly those of the experts the step reads and the rows per weight are the
   rows each expert sees. FLOPs count the ``T k`` rows exactly. Each expert's MLP width is
-  split across tensor-parallel chips as the dense MLP is.
+  split across tensor-parallel chips as the dense MLP is. A shared expert (Qwen2-MoE) is a
+  dense gated MLP over all ``T`` tokens (``shared_gate_up``, ``shared_act``,
+  ``shared_down``), so every step reads its weights; its sigmoid gate is a one-column GEMM
+  ``shared_gate`` (replicated, as the router) and ``shared_combine`` adds the gated shared
+  output to the routed one.
 * Causal LMs compute logits for the last position of each sequence only (as serving engines
   do); a bidirectional (diffusion) LM computes logits for every position it processes.
 * Tensor parallelism follows Megatron-LM: QKV and gate/up projections split by columns, output
@@ -223,8 +227,11 @@ class _Builder:
         self.model, self.p, self.tp = model, precision, tp
         p = precision
         # The operand formats of each family of ops (shared records: the IR stays small).
-        self.f_matmul = OperandFormats(act=p.activation, weight=p.weight, acc=p.acc)
-        self.f_norm = OperandFormats(act=p.activation, weight=p.weight, acc=p.acc)
+        self.f_matmul = OperandFormats(act=p.activation, weight=p.weight, acc=p.acc,
+                                       scale_group=p.weight_scale_group, scale=p.scale_dtype)
+        # a norm's weight vector stays in the activation format whatever the weights' (no
+        # scheme quantizes the norms' gains)
+        self.f_norm = OperandFormats(act=p.activation, weight=p.activation, acc=p.acc)
         self.f_act = OperandFormats(act=p.activation)
         self.f_table = OperandFormats(act=p.activation, weight=p.weight)
         self.f_kv_write = OperandFormats(act=p.activation, kv=p.kv)
@@ -241,8 +248,9 @@ class _Builder:
              bias: bool | None = None) -> Op:
         bias = self.model.linear_bias if bias is None else bias
         formats, scales = self.f_matmul, 0
-        if self.p.scale_group:  # one scale per group of K weights of each output column
-            scales = nbytes(n * -(-k // self.p.scale_group), self.p.scale_dtype)
+        group = self.p.weight_scale_group
+        if group:  # one scale per group of K weights (or per output column) of each column
+            scales = nbytes(n * (1 if group < 0 else -(-k // group)), self.p.scale_dtype)
             formats = replace(formats, scale_bytes=scales)
         return Op(name=name, kind=kind, dims=(m, n, k), formats=formats,
                   flops=2 * m * n * k + (m * n if bias else 0),
@@ -255,7 +263,7 @@ class _Builder:
             weight_elems = cols * (2 if kind == "layernorm" else 1)
         return Op(name=name, kind=OpKind.NORM, dims=(rows, cols), formats=self.f_norm,
                   flops=FLOPS_PER_ELEMENT[kind] * rows * cols,
-                  weight_bytes=self._w(weight_elems), act_bytes=2 * self._act(rows * cols))
+                  weight_bytes=self._act(weight_elems), act_bytes=2 * self._act(rows * cols))
 
     def elementwise(self, name: str, kind: OpKind, rows: int, cols: int, flop_key: str, *,
                     reads: int) -> Op:
@@ -309,12 +317,24 @@ class _Builder:
                           act_bytes=self._act(rows * d) + self._act(rows * 2 * inter))
         down = replace(down, flops=2 * rows * d * inter,
                        act_bytes=self._act(rows * inter) + self._act(rows * d))
-        return [self.gemm("router", tokens, m.num_experts, d, bias=False),
-                self.elementwise("router_topk", OpKind.ELEMENTWISE, tokens, m.num_experts,
-                                 "softmax", reads=1),
-                gate_up,
-                self.elementwise("act", OpKind.ACTIVATION, rows, inter, "silu_gate", reads=2),
-                down]
+        ops = [self.gemm("router", tokens, m.num_experts, d, bias=False),
+               self.elementwise("router_topk", OpKind.ELEMENTWISE, tokens, m.num_experts,
+                                "softmax", reads=1),
+               gate_up,
+               self.elementwise("act", OpKind.ACTIVATION, rows, inter, "silu_gate", reads=2),
+               down]
+        if m.shared_expert_intermediate_size:
+            shared = -(-m.shared_expert_intermediate_size // self.tp)
+            ops += [self.gemm("shared_gate_up", tokens, 2 * shared, d, bias=False),
+                    self.elementwise("shared_act", OpKind.ACTIVATION, tokens, shared,
+                                     "silu_gate", reads=2),
+                    self.gemm("shared_down", tokens, d, shared, bias=False)]
+            if m.shared_expert_gate:
+                ops.append(self.gemm("shared_gate", tokens, 1, d, bias=False))
+            # routed + sigmoid(gate) x shared: one pass over the two outputs
+            ops.append(self.elementwise("shared_combine", OpKind.ELEMENTWISE, tokens, d,
+                                        "residual", reads=2))
+        return ops
 
     def p2p(self, name: str, elements: int, stage: int) -> Op:
         """Stage ``stage`` sends ``elements`` activations to stage ``stage + 1``: each chip of
