@@ -26,7 +26,8 @@ from typing import Any
 
 from mappers.ir import Precision
 from mappers.models import load_model
-from sim.units.cim.cost import cim_op_result, slot_plan, slot_unit
+from sim.units.cim.cost import cim_op_result
+from sim.units.cim.residency import slot_plan, slot_unit
 from sim.engine import RunResult, Step, Workload, simulate
 from sim.presets import load_hardware
 

@@ -45,7 +45,8 @@ from sim.presets import load_hardware
 from sim.quant.fireq import GEMM_SCHEMES, attention_error, gemm_error
 from sim.quant.intq import llama_weights, outlier_activations
 from sim.step import compile_step, step_cost
-from sim.units.cim.cost import cim_op_result, slot_unit
+from sim.units.cim.cost import cim_op_result
+from sim.units.cim.residency import slot_unit
 from sim.studies import text_table, write_study
 
 COMMAND = "pdsim reproduce fireq"
@@ -273,8 +274,11 @@ def _readme(data: dict[str, Any]) -> str:
         "",
         "Each unit charges the dequantization it does: the GPU's vector lanes (above), the CiD",
         "near-bank unit and the CiM crossbars (sections below). Group and per-channel scale",
-        "bytes are streamed with the weights everywhere. 'n/a' marks hardware whose arrays",
-        "lack the scheme's compute format.", "",
+        "bytes are streamed with the weights everywhere. KV-cache scales are read with the",
+        "KV: QServe's fp16 scale and zero point per token and KV head (+6.25% KV bytes at",
+        "head_dim 128), FireQ's static per-channel scales (held with the weights); the KV",
+        "dequantization runs on the unit that runs attention, beside its loads. 'n/a' marks",
+        "hardware whose arrays lack the scheme's compute format.", "",
         "## FFN-layer throughput normalised to fp16 (h100, one decode token per sequence)", "",
         text_table(["model", "scheme", *(f"batch {b}" for b in BATCHES)], ffn), "",
         "## Llama3-8B prefill tokens/s, batch 16, h100", "",

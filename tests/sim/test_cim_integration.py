@@ -21,7 +21,8 @@ from mappers.models import load_model
 from sim.step import compile_step
 from mappers.place import place
 from sim.cli.main import main
-from sim.units.cim.cost import cim_op_cost, cim_op_result, plan_weights, slot_unit
+from sim.units.cim.cost import cim_op_cost, cim_op_result
+from sim.units.cim.residency import plan_weights, slot_unit
 from sim.units.cim.crossbar import load_cim
 from sim.engine import Workload, simulate
 from sim.errors import ConfigError

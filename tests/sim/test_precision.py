@@ -17,7 +17,8 @@ from sim.presets import load_hardware
 from sim.step import compile_step
 from sim.units.cid import ops as cid_ops
 from sim.units.cid.quant import GemvFormat
-from sim.units.cim.cost import cim_op_result, slot_unit
+from sim.units.cim.cost import cim_op_result
+from sim.units.cim.residency import slot_unit
 from sim.units.systolic.tile import tile_cost
 
 LLAMA = load_model("llama2-7b").config

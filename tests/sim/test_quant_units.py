@@ -15,7 +15,8 @@ from sim.presets import load_hardware
 from sim.step import step_cost
 from sim.units.cid import ops as cid_ops
 from sim.units.cid.quant import GemvFormat, scales_per_burst
-from sim.units.cim.cost import cim_op_result, slot_unit
+from sim.units.cim.cost import cim_op_result
+from sim.units.cim.residency import slot_unit
 
 LLAMA = load_model("llama2-7b").config
 ATTACC = load_hardware("attacc").system
