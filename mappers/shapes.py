@@ -15,8 +15,10 @@ template's own object, so the simulator's per-op memos find it by identity and i
 plan (`mappers.schedule.schedule_plan`) is the template's.
 
 A shape whose template lacks that form is compiled in full at every step: a pass changed an
-attention op beyond its unit, id and inputs, or a ``transfer`` op reads one (its size follows
-the context).
+attention op beyond its unit, id and inputs, a ``transfer`` op reads one or another op derives
+from one (their sizes follow the context: quantize's KV dequantization), or the template
+built one token of context further differs from the full pipeline's graph (a probe, once per
+shape, for any other dependence on the context).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from dataclasses import dataclass, replace
 from sim.hardware import System
 
 from .ir import Batch, Graph, Op, OpKind, Phase, Precision
-from .lower import attention_lowering
+from .lower import ATTENTION_OPS, attention_lowering
 from .models import ModelConfig
 from .pipeline import compile_graph
 from .schedule import SchedulePlan, schedule_plan
@@ -77,6 +79,35 @@ class StepShapes:
             return graph, schedule_plan(graph)
         if seqs == t.graph.seqs:
             return t.graph, t.plan
+        return self._from(t, seqs), t.plan
+
+    def _full(self, phase: Phase, seqs: Batch) -> Graph:
+        return compile_graph(self.model, self.system, phase=phase, seqs=seqs,
+                             precision=self.precision)
+
+    def _template(self, phase: Phase, seqs: Batch) -> _Template:
+        graph = self._full(phase, seqs)
+        plan = schedule_plan(graph)
+        raw = tuple(op for group in self._attention(seqs) for op in group)
+        slots = _slots(graph, raw)
+        if slots is None:
+            return _Template(graph=graph, plan=plan, slots=None)
+        first: dict[int, Op] = {}
+        for s, pos, k in slots:
+            first.setdefault(k, graph.segments[s].ops[pos])
+        tags = tuple({"unit": op.unit, "id": op.id, "inputs": op.inputs}
+                     for _, op in sorted(first.items()))
+        t = _Template(graph=graph, plan=plan, slots=slots, tags=tags)
+        # A probe one token of context further: a pass that sizes another op from the context
+        # (one not caught above) shows as a difference, and the shape is compiled in full.
+        probe = Batch.of((g.new_tokens, g.context + 1) for g in seqs.groups
+                         for _ in range(g.count))
+        if self._from(t, probe) != self._full(phase, probe):
+            return _Template(graph=graph, plan=plan, slots=None)
+        return t
+
+    def _from(self, t: _Template, seqs: Batch) -> Graph:
+        """The graph of ``seqs`` built from the template ``t`` (module docstring)."""
         # lowered straight with the template's unit, id and inputs: placed and wired
         new = [op for group in self._attention(seqs, t.tags) for op in group]
         segments = list(t.graph.segments)
@@ -93,24 +124,7 @@ class StepShapes:
             ops[pos] = op
         for s, ops in changed.items():
             segments[s] = replace(segments[s], ops=tuple(ops))
-        return replace(t.graph, seqs=seqs, segments=tuple(segments)), t.plan
-
-    def _full(self, phase: Phase, seqs: Batch) -> Graph:
-        return compile_graph(self.model, self.system, phase=phase, seqs=seqs,
-                             precision=self.precision)
-
-    def _template(self, phase: Phase, seqs: Batch) -> _Template:
-        graph = self._full(phase, seqs)
-        raw = tuple(op for group in self._attention(seqs) for op in group)
-        slots = _slots(graph, raw)
-        if slots is None:
-            return _Template(graph=graph, plan=schedule_plan(graph), slots=None)
-        first: dict[int, Op] = {}
-        for s, pos, k in slots:
-            first.setdefault(k, graph.segments[s].ops[pos])
-        tags = tuple({"unit": op.unit, "id": op.id, "inputs": op.inputs}
-                     for _, op in sorted(first.items()))
-        return _Template(graph=graph, plan=schedule_plan(graph), slots=slots, tags=tags)
+        return replace(t.graph, seqs=seqs, segments=tuple(segments))
 
 
 def _slots(graph: Graph, raw: tuple[Op, ...]) -> tuple[tuple[int, int, int], ...] | None:
@@ -132,5 +146,10 @@ def _slots(graph: Graph, raw: tuple[Op, ...]) -> tuple[tuple[int, int, int], ...
     ids = {graph.segments[s].ops[pos].id for s, pos, _ in slots}
     if any(op.kind is OpKind.TRANSFER and ids.intersection(op.inputs)
            for seg in graph.segments for op in seg.ops):
+        return None
+    # an op a pass derives from an attention op (quantize's ``attn_score.kv_dequant``) is
+    # sized by the context too
+    if any(op.id not in ids and op.name.partition(".")[0] in ATTENTION_OPS
+           and op.name not in ATTENTION_OPS for seg in graph.segments for op in seg.ops):
         return None
     return tuple(slots)

@@ -12,6 +12,7 @@ from dataclasses import replace
 import pytest
 
 from mappers.ir import Batch, OpKind, Phase, Precision
+from mappers.mapping import apply_mapping
 from mappers.models import load_model
 from mappers.pipeline import compile_graph
 from mappers.schedule import schedule_plan
@@ -25,7 +26,10 @@ FP16 = Precision()
 
 
 def _system(name, tp=1, pp=1):
+    name, _, mapping = name.partition(":")  # halo-package:all-cim: the preset under a policy
     system = load_hardware(name).system
+    if mapping:
+        system = apply_mapping(system, mapping)
     if (tp, pp) == (1, 1):
         return system
     from sim.schema import build, to_dict
@@ -49,9 +53,9 @@ def _decode(batch, contexts):
 
 @pytest.mark.parametrize("hw, tp, pp, scheme", [
     ("h100", 1, 1, None), ("h100", 2, 2, None), ("h100", 1, 1, "w4a8-qserve"),
-    ("h100", 1, 3, "w4fp8-fireq"), ("cent", 1, 1, None), ("halo", 1, 1, None),
-    ("halo-all-cim", 1, 1, None), ("attacc", 1, 1, None), ("cent", 1, 1, "w4a8-qserve"),
-    ("halo", 1, 1, "w4fp8-fireq")])
+    ("h100", 1, 3, "w4fp8-fireq"), ("cent", 1, 1, None), ("halo-package:phase-aware", 1, 1, None),
+    ("halo-package:all-cim", 1, 1, None), ("attacc", 1, 1, None), ("cent", 1, 1, "w4a8-qserve"),
+    ("halo-package:phase-aware", 1, 1, "w4fp8-fireq")])
 def test_steps_of_a_shape_equal_the_full_pipeline(hw, tp, pp, scheme):
     precision = FP16 if scheme is None else load_scheme(scheme)
     steps = ([(Phase.PREFILL, Batch.uniform(2, 64, 0)), (Phase.PREFILL, Batch.uniform(2, 64, 0))]
@@ -91,9 +95,9 @@ def test_unchanged_ops_are_the_templates_own_objects():
 
 
 def test_a_shape_whose_attention_a_transfer_reads_is_compiled_in_full():
-    # halo-all-cim prefill: o_proj on the CiM reads attention's output over the CiM's I/O path,
-    # a transfer whose size follows the context
-    shapes = _check(LLAMA, _system("halo-all-cim"), FP16,
+    # all GEMMs on the CiM: o_proj reads attention's output over the CiM's I/O path, a
+    # transfer whose size follows the context
+    shapes = _check(LLAMA, _system("halo-package:all-cim"), FP16,
                     [(Phase.PREFILL, Batch.of([(32, 0), (32, 10)])),
                      (Phase.PREFILL, Batch.of([(32, 0), (32, 20)]))])
     (template,) = shapes._templates.values()
