@@ -266,8 +266,9 @@ class _TrainBuilder:
                                 FLOPS_PER_ELEMENT["softmax"], operands=1)
         return norm, head, loss
 
-    def trained(self, name: str) -> bool:
-        """Whether the base weight of op ``name`` gets a gradient (full fine-tuning only)."""
+    @property
+    def full(self) -> bool:
+        """Whether every base weight gets a gradient (full fine-tuning; LoRA: none does)."""
         return not self.spec.lora
 
     def backward(self, ops: tuple[Op, ...]) -> tuple[Op, ...]:
@@ -295,7 +296,7 @@ class _TrainBuilder:
             key = model.norm
             per = FLOPS_PER_ELEMENT_BWD[key]
             grad_bytes = 0
-            if self.trained(name):
+            if self.full:
                 per += FLOPS_PER_ELEMENT_BWD[f"{key}_dweight"]
                 grad_bytes = op.weight_bytes
             return [self.elementwise(f"{name}.bwd", OpKind.NORM, rows, cols, per, operands=3,
@@ -313,7 +314,7 @@ class _TrainBuilder:
         if op.kind is OpKind.ALL_REDUCE:
             return []  # the backward all-reduces follow the column-parallel dX (gemm_backward)
         if op.kind is OpKind.EMBEDDING:
-            if not self.trained(name):
+            if not self.full:
                 return []
             rows, cols = op.dims
             return [self.elementwise("embed.bwd", OpKind.ELEMENTWISE, rows, cols,
@@ -342,7 +343,7 @@ class _TrainBuilder:
         w = self._w(n * k)
         dx = replace(self.gemm(f"{name}.dx", m, k, n, weight_bytes=w), kind=kind)
         ops = [dx]
-        if adapter or self.trained(name):
+        if adapter or self.full:
             ops.append(replace(self.gemm(f"{name}.dw", k, n, m, weight_bytes=w), kind=kind,
                                act_bytes=self._a(m * k) + self._a(m * n)))
             bias = op.flops - 2 * m * n * k
