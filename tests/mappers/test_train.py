@@ -173,3 +173,13 @@ def test_matmul_kinds_cover_every_backward_product():
              if op.kind in MATMUL_KINDS}
     assert {"attn_bwd_s", "attn_bwd_dv", "attn_bwd_dp", "attn_bwd_dq", "attn_bwd_dk",
             "qkv_proj.dx", "qkv_proj.dw", "lm_head.dw"} <= names
+
+
+def test_gemm_flops_follow_the_six_n_t_rule():
+    """Forward + backward GEMM FLOPs of full fine-tuning = 6 N T (Kaplan et al. 2020, Sec.
+    2.1), N the matrix parameters: Llama-2-7B's 6738415616 less its 32000 x 4096 embedding
+    table and 65 RMSNorm gains of 4096 (2 per layer and the final one)."""
+    cfg = load_model("llama2-7b").config
+    g = lower_train(cfg, TrainSpec(batch=3, seq=100), precision=BF16)
+    n = 6_738_415_616 - 32_000 * 4096 - 65 * 4096
+    assert _flops(g, "forward", GEMMS) + _flops(g, "backward", GEMMS) == 6 * n * 300
