@@ -28,10 +28,12 @@ class Program:
     chunks: int
     gb_writes: int
     reads: int
+    passes: int = 1  # column passes per open row: input vectors held at once (multi-token)
 
     def __str__(self) -> str:
+        passes = f"{self.passes} passes of " if self.passes > 1 else ""
         return (f"{self.mode} mode, {self.chunks} x ({self.gb_writes} WRGB, {self.steps} "
-                f"steps of {self.cols} columns ({self.cols_last} in the last chunk), "
+                f"steps of {passes}{self.cols} columns ({self.cols_last} in the last chunk), "
                 f"{self.reads} RDRES per step)")
 
 
@@ -63,7 +65,8 @@ class StreamAudit:
         self._seen.add(key)
         p = program
         run = run_channel(device, p.mode, steps=p.steps, cols=p.cols, cols_last=p.cols_last,
-                          chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads, record=True)
+                          chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads,
+                          passes=p.passes, record=True)
         found = check_stream(run.stream, device, end_cycle=end_cycle,
                              max_postponed=self.max_postponed)
         self.streams += 1

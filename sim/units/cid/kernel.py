@@ -33,7 +33,7 @@ _SIG_BANK_OK = boolean(_I, _I, _I, _I, _I)
 _SIG_ISSUE = _I(_I, _I, _I, _I, _I, _V, _I, _I, *_STATE, _M, boolean)
 _SIG_TARGET = types.UniTuple(_I, 2)(_I, _I, _I, _I, _I)
 _SIG_SIMULATE_CHANNEL = types.Tuple((_I, _V, _I))(_I, _I, _I, _I, _V, _I, _I, _I, _I, _I, _I,
-                                                  boolean, boolean, _M)
+                                                  _I, boolean, boolean, _M)
 # Kernels called only from compiled code: no Python or C entry points to build for them.
 _inner = partial(njit, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
@@ -198,11 +198,15 @@ def _open(mode, g, k, row, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row, 
 
 
 @njit(_SIG_SIMULATE_CHANNEL, cache=True)
-def simulate_channel(mode, nb, bpg, rows, t, chunks, steps, cols, cols_last, gb_writes, reads,
-                     refresh, record, rec):
+def simulate_channel(mode, nb, bpg, rows, t, chunks, steps, cols, cols_last, passes, gb_writes,
+                     reads, refresh, record, rec):
     """One PC's program: ``chunks`` x (``gb_writes`` WRGB, then ``steps`` row steps of
-    ``cols`` column commands (``cols_last`` in every step of the last chunk), each followed by
-    ``reads`` RDRES). Returns (end cycle, counts per command, commands issued).
+    ``passes`` x ``cols`` column commands (``cols_last`` in every step of the last chunk), each
+    followed by ``reads`` RDRES). Returns (end cycle, counts per command, commands issued).
+
+    ``passes`` > 1: the open row's columns are streamed once per input vector held in the
+    global buffer (a multi-token GEMM, `sim.units.cid.ops`): one activate, ``passes`` x the
+    column commands. ``passes`` = 1 is the single-vector GEMV, command for command.
 
     Step ``s`` reads row ``s // bpg`` of bank ``s % bpg`` in every group (interleaved modes;
     bursts go round-robin over the groups, so a step has up to groups x columns bursts) or
@@ -259,10 +263,12 @@ def simulate_channel(mode, nb, bpg, rows, t, chunks, steps, cols, cols_last, gb_
             if ahead and nk == k:
                 ahead = False
             n_ahead = ng if per_group else 1
-            spacing = max(1, n_col // (n_ahead + 1))
-            for j in range(n_col):
-                g = j % ng if per_group else -1
-                colidx = j // ng if per_group else j
+            n_cmd = n_col * passes
+            spacing = max(1, n_cmd // (n_ahead + 1))
+            for j in range(n_cmd):
+                jc = j % n_col  # the column of the open row this command reads
+                g = jc % ng if per_group else -1
+                colidx = jc // ng if per_group else jc
                 at = _issue(colcmd, g, k, row, colidx, t, nb, bpg, S, act_t, pre_t, colb_t,
                             wr_t, open_row, actg_t, colg_t, counts, rec, record)
                 last_data = max(last_data, at + lat)

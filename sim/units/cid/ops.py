@@ -1,26 +1,15 @@
-"""LLM decode ops on compute-in-DRAM: the GEMV layout and its functional model, decode
-attention, KV-cache append, energy per op, and the `Cost` of an IR op on a CiD unit.
+"""LLM ops on compute-in-DRAM: GEMVs and multi-token GEMMs on the layout of
+`sim.units.cid.layout`, decode attention, KV-cache append, energy per op, and the `Cost` of an
+IR op on a CiD unit.
 
-The GEMV layout (docs/cid.md has the picture): ``y[N] = W[N, K] @ x[K]`` on ``pcs``
-pseudo-channels (PCs) with ``units`` MAC units per PC (every bank in the ``bank``/``aim``
-modes, every bank group in ``bankgroup``, one buffer-die unit in ``buffer``).
-
-* A *step* is what one unit reads between an activate and its precharge: one DRAM row
-  (``E`` elements; in ``buffer`` mode one row in each bank group, ``groups x E``).
-* ``K <= E``: ``r = (E / lanes) // ceil(K / lanes)`` weight rows are packed per step, each
-  padded to whole bursts. ``K > E``: each weight row is cut into ``C = ceil(K / E)`` chunks,
-  one step each.
-* Weight rows go round-robin over *unit groups*: row ``n`` to group ``n mod G`` as its local
-  row ``n div G``. When there are fewer rows than units, a row's chunks are also split over
-  ``s`` PCs (``s`` a power of two dividing the PCs used, at most ``C``), chunk ``c`` to part
-  ``c mod s``, and the partial sums are reduced across those PCs by the near-memory adder.
-* The input vector (the chunk a step needs) is written into each PC's global buffer and
-  broadcast to the PC's units; every unit keeps one accumulator per packed row and the
-  accumulators are read out after each step (``RDRES``). Partial sums of the chunks of a row
-  are added outside the banks (near-memory or host), as are those of split parts.
-
-Batched decode (B > 1): the modelled MAC units hold one input vector and one accumulator set,
-so each of the B vectors re-streams the weights (B times the single-vector time and energy).
+Multi-token GEMMs (``M`` > 1 tokens: a verify step, a diffusion iteration, a chunked prefill):
+the global buffer holds up to ``t`` input vectors at once (`sim.units.cid.layout.max_tokens`:
+a K-slice of at least one burst each), and every open row is streamed once per resident
+vector, so ``M`` tokens cost ``ceil(M / t)`` passes over the weights, each with one activate
+per row and ``t`` x the MAC commands, instead of ``M`` GEMVs that each re-open every row
+(`unit_gemm` picks the ``t`` that is fastest on the engine). Buffer sizes: AiM's global buffer
+is 2 KB per channel (SK hynix, ISSCC'22; `sim/presets/dram/gddr6-aim.yaml`); the HBM3 stack's
+1 KB per PC is a choice (docs/cid.md).
 """
 
 from __future__ import annotations
@@ -35,6 +24,8 @@ import numpy as np
 from mappers.ir import Graph, Op, OpKind
 
 from sim.units.cid.audit import Program, StreamAudit
+from sim.units.cid.layout import (  # noqa: F401 (importable from here, as before the split)
+    ACC_BYTES, GemvLayout, gemv_functional, gemv_layout, max_tokens)
 from sim.units.cid.engine import COMMANDS, ChannelRun, run_channel
 from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
@@ -43,146 +34,7 @@ from sim.errors import ConfigError
 from sim.hardware import System
 from sim.units.cid.unit import CidUnit
 
-ACC_BYTES = 4  # int32 / fp32 accumulators read out of the MAC units
 _PJ = 1e-12
-
-
-@dataclass(frozen=True, slots=True)
-class GemvLayout:
-    """Where every element of ``W[N, K]`` lives, and the per-PC program that streams it."""
-
-    mode: str
-    n: int
-    k: int
-    bits: int
-    pcs: int
-    units: int          # MAC units per PC
-    lanes: int          # elements per burst
-    step_elems: int     # E: elements one unit reads per step
-    pack: int           # r: weight rows per step (1 when K > E)
-    cols_per_row: int   # bursts per packed weight row
-    chunks: int         # C: chunks per weight row
-    split: int          # s: PCs a row's chunks are spread over
-    groups: int         # G: unit groups
-    local_rows: int     # L: weight rows per unit
-    steps: int          # steps per chunk per unit
-    chunks_local: int   # chunks per unit
-    cols: int
-    cols_last: int
-    gb_writes: int
-    reads: int
-
-    def address(self, n: np.ndarray, kk: np.ndarray) -> tuple[np.ndarray, ...]:
-        """(pc, unit, local chunk, step, column, lane) of elements ``W[n, kk]``."""
-        gi, loc = n % self.groups, n // self.groups
-        pcg, unit = gi % (self.pcs // self.split), gi // (self.pcs // self.split)
-        if self.chunks == 1:
-            step, slot = loc // self.pack, loc % self.pack
-            col = slot * self.cols_per_row + kk // self.lanes
-            return pcg * self.split, unit, np.zeros_like(n), step, col, kk % self.lanes
-        c, within = kk // self.step_elems, kk % self.step_elems
-        pc = pcg * self.split + c % self.split
-        return pc, unit, c // self.split, loc, within // self.lanes, within % self.lanes
-
-
-def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-                pcs: int | None = None) -> GemvLayout:
-    """The layout of an ``n x k`` GEMV of ``dtype`` weights on ``pcs`` PCs of ``device``."""
-    org = device.org
-    pcs = org.pcs if pcs is None else pcs
-    if n < 1 or k < 1:
-        raise ConfigError(f"gemv: rows and cols must be >= 1, got {n} x {k}")
-    if pcs < 1 or pcs & (pcs - 1):
-        raise ConfigError(f"gemv: PCs used must be a power of two, got {pcs}")
-    if dtype not in DTYPE_BITS:
-        raise ConfigError(f"--dtype: unknown dtype {dtype!r} (allowed: {', '.join(DTYPE_BITS)})")
-    bits = DTYPE_BITS[dtype]
-    lanes = org.burst_bytes * 8 // bits
-    units = {"bank": org.banks_per_pc, "aim": org.banks_per_pc,
-             "bankgroup": org.groups_per_pc, "buffer": 1}[mode]
-    row_elems = org.row_bytes * 8 // bits
-    if mode in ("bank", "aim", "bankgroup") and device.global_buffer_bytes:
-        row_elems = min(row_elems, device.global_buffer_bytes * 8 // bits)
-    step_elems = row_elems * (org.groups_per_pc if mode == "buffer" else 1)
-    cpr = -(-min(k, step_elems) // lanes)
-    if k <= step_elems:
-        pack, chunks = max(1, (step_elems // lanes) // cpr), 1
-    else:
-        pack, chunks = 1, -(-k // step_elems)
-    total_units = pcs * units
-    split = 1
-    if n < total_units and chunks > 1:
-        split = min(pcs, 1 << int(math.log2(min(chunks, total_units // n))))
-    groups = (pcs // split) * units
-    local_rows = -(-n // groups)
-    chunks_local = -(-chunks // split)
-    steps = -(-local_rows // pack)
-    if chunks == 1:
-        cols = cols_last = pack * cpr if local_rows >= pack else local_rows * cpr
-    else:
-        cols = step_elems // lanes
-        tail = k - (chunks - 1) * step_elems
-        cols_last = -(-tail // lanes) if split == 1 else cols
-    gb_writes = -(-min(k, step_elems) * bits // 8 // org.burst_bytes)
-    reads = -(-min(pack, local_rows) * units * ACC_BYTES // org.burst_bytes)
-    needed = pcs * units * chunks_local * steps * (step_elems * bits // 8)
-    have = pcs * org.banks_per_pc * org.rows * org.row_bytes
-    if needed > have:
-        raise ConfigError(f"gemv: {n} x {k} {dtype} needs {needed / 2**30:.2f} GiB laid out on "
-                          f"{pcs} PCs of {device.name}, which hold {have / 2**30:.2f} GiB")
-    return GemvLayout(mode=mode, n=n, k=k, bits=bits, pcs=pcs, units=units, lanes=lanes,
-                      step_elems=step_elems, pack=pack, cols_per_row=cpr, chunks=chunks,
-                      split=split, groups=groups, local_rows=local_rows, steps=steps,
-                      chunks_local=chunks_local, cols=cols, cols_last=cols_last,
-                      gb_writes=gb_writes, reads=reads)
-
-
-def gemv_functional(layout: GemvLayout, w: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Execute the layout bank by bank on integer data: place ``w`` in the units' rows, write
-    ``x`` into each PC's global buffer, let every unit multiply-accumulate burst by burst,
-    read the accumulators out and reduce the partial sums. Returns ``y`` (int64)."""
-    lay = layout
-    n_idx, k_idx = np.meshgrid(np.arange(lay.n), np.arange(lay.k), indexing="ij")
-    pc, unit, cl, step, col, lane = lay.address(n_idx.ravel(), k_idx.ravel())
-    ncols = lay.step_elems // lay.lanes
-    store = np.zeros((lay.pcs, lay.units, lay.chunks_local, lay.steps, ncols, lay.lanes),
-                     dtype=np.int64)
-    flat = np.ravel_multi_index((pc, unit, cl, step, col, lane), store.shape)
-    if len(np.unique(flat)) != flat.size:
-        raise AssertionError("gemv layout maps two weight elements to one place")
-    store.flat[flat] = w.ravel()
-    y = np.zeros(lay.n, dtype=np.int64)
-    for p in range(lay.pcs):
-        for c in range(lay.chunks_local):
-            # The PC's global buffer for this chunk, as the bursts of one step see it.
-            gb = np.zeros(ncols * lay.lanes, dtype=np.int64)
-            if lay.chunks == 1:
-                seg = np.zeros(lay.cols_per_row * lay.lanes, dtype=np.int64)
-                seg[:lay.k] = x
-                gb[:lay.pack * len(seg)] = np.tile(seg, lay.pack)
-            else:
-                chunk = c * lay.split + p % lay.split
-                lo = chunk * lay.step_elems
-                part = x[lo:lo + lay.step_elems]
-                gb[:len(part)] = part
-            gb = gb.reshape(ncols, lay.lanes)
-            for u in range(lay.units):
-                # One MAC per burst: lanes products into the accumulator of the burst's row.
-                prods = (store[p, u, c] * gb[None]).sum(axis=2)          # (steps, ncols)
-                per_slot = prods[:, :lay.pack * lay.cols_per_row].reshape(
-                    lay.steps, lay.pack, lay.cols_per_row).sum(axis=2)   # accumulators
-                if lay.chunks > 1:
-                    per_slot = prods.sum(axis=1, keepdims=True)
-                # Read out and reduce into y: which weight row each accumulator holds.
-                for s in range(lay.steps):
-                    for slot in range(per_slot.shape[1]):
-                        loc = s * lay.pack + slot if lay.chunks == 1 else s
-                        pcg = p // lay.split
-                        gi = u * (lay.pcs // lay.split) + pcg
-                        row = loc * lay.groups + gi
-                        if row < lay.n:
-                            y[row] += per_slot[s, slot]
-    return y
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,15 +58,16 @@ class CidRun:
 def _channel(device: DramDevice, program: Program) -> ChannelRun:
     p = program
     return run_channel(device, p.mode, steps=p.steps, cols=p.cols, cols_last=p.cols_last,
-                       chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads)
+                       chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads, passes=p.passes)
 
 
 def _run(device: DramDevice, audit: StreamAudit | None, mode: str, steps: int, cols: int,
-         cols_last: int, chunks: int = 1, gb_writes: int = 0, reads: int = 0) -> ChannelRun:
+         cols_last: int, chunks: int = 1, gb_writes: int = 0, reads: int = 0,
+         passes: int = 1) -> ChannelRun:
     """One PC's program on the engine (memoised); with an ``audit``, its stream is also
     recorded and checked against the end cycle the op will report."""
     program = Program(mode=mode, steps=steps, cols=cols, cols_last=cols_last, chunks=chunks,
-                      gb_writes=gb_writes, reads=reads)
+                      gb_writes=gb_writes, reads=reads, passes=passes)
     run = _channel(device, program)
     if audit is not None:
         audit.check(device, program, run.cycles)
@@ -246,11 +99,13 @@ def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) ->
 
 
 def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-         pcs: int | None = None, audit: StreamAudit | None = None) -> CidRun:
-    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``; with an
-    ``audit``, check the command stream too (`sim.units.cid.audit`). Energy and internal bytes
-    are those of the PCs that hold rows: a PC without any gets no command."""
-    lay = gemv_layout(device, mode, n, k, dtype, pcs)
+         pcs: int | None = None, audit: StreamAudit | None = None, tokens: int = 1) -> CidRun:
+    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``, for
+    ``tokens`` input vectors held in the global buffer at once (one pass over the weights,
+    `sim.units.cid.layout`); with an ``audit``, check the command stream too
+    (`sim.units.cid.audit`). Energy and internal bytes are those of the PCs that hold rows: a
+    PC without any gets no command."""
+    lay = gemv_layout(device, mode, n, k, dtype, pcs, tokens)
     run = _run(device, audit, mode, *_program(lay))
     org = device.org
     # Row n goes to PC group n mod (pcs / split) first (`GemvLayout.address`).
@@ -266,7 +121,8 @@ def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
 
 def _program(lay: GemvLayout) -> tuple[int, ...]:
     """What one PC's command stream depends on (so its time): equal programs, equal time."""
-    return (lay.steps, lay.cols, lay.cols_last, lay.chunks_local, lay.gb_writes, lay.reads)
+    return (lay.steps, lay.cols, lay.cols_last, lay.chunks_local, lay.gb_writes, lay.reads,
+            lay.tokens)
 
 
 def _fewest(most: int, same: Callable[[int], bool]) -> int:
@@ -284,9 +140,9 @@ def _fewest(most: int, same: Callable[[int], bool]) -> int:
 
 
 def _same_program(device: DramDevice, mode: str, k: int, dtype: str, pcs: int | None,
-                  goal: tuple[int, ...], n: int) -> bool:
+                  goal: tuple[int, ...], n: int, tokens: int = 1) -> bool:
     try:
-        return _program(gemv_layout(device, mode, n, k, dtype, pcs)) == goal
+        return _program(gemv_layout(device, mode, n, k, dtype, pcs, tokens)) == goal
     except ConfigError:  # does not fit on fewer units
         return False
 
@@ -405,24 +261,77 @@ def unit_device(unit: CidUnit) -> DramDevice:
 
 
 def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
-              audit: StreamAudit | None = None) -> CidRun:
-    """A GEMV on a whole CiD unit: its rows split evenly over the stacks (each stack runs its
-    share on all its PCs), time of one stack, energy and bytes of all (``audit``: as `gemv`).
-    Only as many stacks as make it faster get rows (`_fewest`): the others stay idle and cost
-    nothing."""
+              audit: StreamAudit | None = None, tokens: int = 1) -> CidRun:
+    """A GEMV on a whole CiD unit (``tokens`` vectors in one pass, as `gemv`): its rows split
+    evenly over the stacks (each stack runs its share on all its PCs), time of one stack,
+    energy and bytes of all (``audit``: as `gemv`). Only as many stacks as make it faster get
+    rows (`_fewest`): the others stay idle and cost nothing."""
     device = unit_device(unit)
-    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype))
+    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype,
+                                tokens=tokens))
     stacks = _fewest(min(unit.stacks, n), lambda s: _same_program(
-        device, unit.mode, k, dtype, None, goal, -(-n // s)))
+        device, unit.mode, k, dtype, None, goal, -(-n // s), tokens))
     per_stack = -(-n // stacks)
     full, rest = divmod(n, per_stack)
-    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit)
-    last = gemv(device, unit.mode, rest, k, dtype, audit=audit) if rest else None
+    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit, tokens=tokens)
+    last = gemv(device, unit.mode, rest, k, dtype, audit=audit, tokens=tokens) if rest else None
     return CidRun(cycles=one.cycles, time_s=one.time_s,
                   internal_bytes=one.internal_bytes * full + (last.internal_bytes if last else 0),
                   useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
                   energy_j=one.energy_j * full + (last.energy_j if last else 0.0),
                   counts=one.counts, pcs=one.pcs * full + (last.pcs if last else 0))
+
+
+def unit_gemm(unit: CidUnit, m: int, n: int, k: int, dtype: str,
+              audit: StreamAudit | None = None) -> CidRun:
+    """``Y[m, n] = X[m, k] @ W[n, k]^T`` on a whole CiD unit: ``m`` tokens in passes of ``t``
+    vectors each (module docstring), ``t`` the fastest of the powers of two up to the buffer's
+    capacity (`max_tokens`) and that capacity itself, among those whose accumulators fit
+    (`sim.units.cid.layout.gemv_layout`); ``t = 1`` is ``m`` GEMVs. Totals over
+    every pass: cycles, time, bytes, energy and command counts (``audit``: as `gemv`)."""
+    cap = min(m, max_tokens(unit_device(unit), unit.mode, dtype))
+    best: CidRun | None = None
+    for t in sorted({1 << i for i in range(cap.bit_length())} | {cap}):
+        if t > 1 and not _fits(unit, n, k, dtype, t):
+            continue
+        full, rest = divmod(m, t)
+        parts = [(unit_gemv(unit, n, k, dtype, audit, tokens=t), full)]
+        if rest:
+            parts.append((unit_gemv(unit, n, k, dtype, audit, tokens=rest), 1))
+        run = _total(parts)
+        if best is None or run.time_s < best.time_s:  # ties keep the fewer vectors
+            best = run
+    return best
+
+
+def _fits(unit: CidUnit, n: int, k: int, dtype: str, tokens: int) -> bool:
+    """Whether ``tokens`` vectors' accumulators fit the units of an ``n x k`` layout (on
+    one stack's PCs: the smallest share of rows a stack gets packs no more rows)."""
+    try:
+        gemv_layout(unit_device(unit), unit.mode, -(-n // unit.stacks), k, dtype, tokens=tokens)
+    except ConfigError:
+        return False
+    return True
+
+
+def _total(parts: list[tuple[CidRun, int]]) -> CidRun:
+    """The runs of ``parts`` (run, times it runs) one after the other."""
+    if len(parts) == 1:  # one program repeated: the products a GEMV's M repeats always took
+        run, times = parts[0]
+        return CidRun(cycles=run.cycles * times, time_s=run.time_s * times,
+                      internal_bytes=run.internal_bytes * times,
+                      useful_bytes=run.useful_bytes * times, energy_j=run.energy_j * times,
+                      counts={c: v * times for c, v in run.counts.items()}, pcs=run.pcs)
+    counts: dict[str, int] = {}
+    for run, times in parts:
+        for c, v in run.counts.items():
+            counts[c] = counts.get(c, 0) + v * times
+    return CidRun(cycles=sum(r.cycles * n for r, n in parts),
+                  time_s=sum(r.time_s * n for r, n in parts),
+                  internal_bytes=sum(r.internal_bytes * n for r, n in parts),
+                  useful_bytes=sum(r.useful_bytes * n for r, n in parts),
+                  energy_j=sum(r.energy_j * n for r, n in parts), counts=counts,
+                  pcs=max(r.pcs for r, _ in parts))
 
 
 def unit_kv_append(unit: CidUnit, nbytes: int,
@@ -460,8 +369,8 @@ def cid_step_cost(system: System, graph: Graph,
 def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     """`Cost` of one instance of ``op`` on the system's CiD unit (``op.unit == "cid"``).
 
-    GEMMs of ``M`` tokens are ``M`` GEMVs that each re-stream the weights (module docstring);
-    attention streams the KV cache per query head (`attention`), scaled to the (query, key)
+    GEMMs of ``M`` tokens stream the weights once per pass of as many tokens as the global
+    buffer holds (`unit_gemm`; ``M`` GEMVs where it holds one); attention streams the KV cache per query head (`attention`), scaled to the (query, key)
     pairs a causal mask keeps (time linear in keys streamed: exact up to the rounding of a
     GEMV's rows onto banks); KV writes are ordinary writes. The op is bound by the banks'
     internal bandwidth, reported as ``memory``."""
@@ -473,8 +382,8 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
         m, n, k = op.dims
         # the banks hold the weights in their own format (op.formats.weight); scale bytes a
         # quantisation scheme adds ride along in weight_bytes and do not change that width
-        run = unit_gemv(unit, n, k, op.formats.weight, audit)
-        reps = m
+        run = unit_gemm(unit, m, n, k, op.formats.weight, audit)
+        reps = 1
     elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
         batch, heads, kv_heads, queries, keys, hd = op.dims
         run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
