@@ -370,9 +370,10 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     """`Cost` of one instance of ``op`` on the system's CiD unit (``op.unit == "cid"``).
 
     GEMMs of ``M`` tokens stream the weights once per pass of as many tokens as the global
-    buffer holds (`unit_gemm`; ``M`` GEMVs where it holds one); attention streams the KV cache per query head (`attention`), scaled to the (query, key)
-    pairs a causal mask keeps (time linear in keys streamed: exact up to the rounding of a
-    GEMV's rows onto banks); KV writes are ordinary writes. The op is bound by the banks'
+    buffer holds (`unit_gemm`; ``M`` GEMVs where it holds one); attention streams the KV
+    cache per query head (`attention`), scaled to the (query, key) pairs a causal mask keeps
+    (time linear in keys streamed: exact up to the rounding of a GEMV's rows onto banks); KV
+    writes are ordinary writes. The op is bound by the banks'
     internal bandwidth, reported as ``memory``."""
     unit = system.chip.cid
     if unit is None:
