@@ -56,15 +56,17 @@ def test_four_tokens_cost_one_activate_and_four_times_the_macs():
 
 @pytest.mark.parametrize("device, mode", [(HBM3, "bank"), (HBM3, "bankgroup"), (AIM, "aim")])
 def test_multitoken_layout_is_exact_and_its_streams_legal(device, mode):
-    """Random shapes and token counts: the layout executed bank by bank equals numpy
-    (``X @ W^T``, int8, integer accumulation), and every stream passes the checker."""
+    """Random shapes and token counts, K-sliced and reloading buffers: the layout executed
+    bank by bank equals numpy (``X @ W^T``, int8, integer accumulation), and every stream
+    passes the checker."""
     rng = np.random.default_rng(7)
     done = 0
-    while done < 8:
+    while done < 10:
         n, k = int(rng.integers(1, 300)), int(rng.integers(1, 3000))
         pcs, tokens = 1 << int(rng.integers(0, 3)), int(rng.integers(2, 6))
+        reload = bool(done % 2)
         try:
-            lay = gemv_layout(device, mode, n, k, "int8", pcs, tokens=tokens)
+            lay = gemv_layout(device, mode, n, k, "int8", pcs, tokens=tokens, reload=reload)
         except ConfigError:  # too many accumulators for this K: a pass of fewer vectors
             continue
         w = rng.integers(-128, 128, (n, k))
@@ -72,8 +74,10 @@ def test_multitoken_layout_is_exact_and_its_streams_legal(device, mode):
         np.testing.assert_array_equal(gemv_functional(lay, w, x), x @ w.T)
         run = run_channel(device, mode, steps=lay.steps, cols=lay.cols,
                           cols_last=lay.cols_last, chunks=lay.chunks_local,
-                          gb_writes=lay.gb_writes, reads=lay.reads, passes=tokens, record=True)
+                          gb_writes=lay.gb_writes, reads=lay.reads, passes=tokens,
+                          sub_cols=lay.sub_cols, record=True)
         assert check_stream(run.stream, device, end_cycle=run.cycles) == []
+        assert (lay.sub_cols > 0) == reload
         assert run.counts.get("MAC_AB", 0) + run.counts.get("MAC_SB", 0) == \
             tokens * lay.steps * ((lay.chunks_local - 1) * lay.cols + lay.cols_last)
         done += 1
@@ -115,10 +119,12 @@ def _qkv(system, phase, tokens):
 
 @pytest.mark.parametrize("hw, phase, op_name", [("cent", Phase.DECODE, "qkv_proj"),
                                                  ("cent", Phase.PREFILL, "qkv_proj"),
-                                                 ("cent", Phase.DECODE, "down_proj")])
+                                                 ("cent", Phase.DECODE, "down_proj"),
+                                                 ("halo", Phase.DECODE, "o_proj"),
+                                                 ("halo", Phase.DECODE, "down_proj")])
 def test_verify_and_prefill_on_cid_beat_m_gemvs(hw, phase, op_name):
-    """A verify step of 5 tokens and a 64-token prefill chunk on CENT's AiM devices cost what
-    `unit_gemm` finds: less than M GEMVs
+    """A verify step of 5 tokens and a 64-token prefill chunk on CENT's AiM devices, and a
+    5-token verify on HALO's HBM3 stacks, cost what `unit_gemm` finds: less than M GEMVs
     (the old cost), with fewer activates, and no less than the MAC commands alone (M x the
     GEMV's MACs, tCCD_AB apart)."""
     system = load_hardware(hw).system
@@ -136,6 +142,28 @@ def test_verify_and_prefill_on_cid_beat_m_gemvs(hw, phase, op_name):
     assert run.time_s > floor
     assert run.counts["MAC_AB"] >= m * gemv.counts["MAC_AB"]
     assert run.counts["ACT_AB"] < m * gemv.counts["ACT_AB"]
+
+
+def test_reload_writes_the_inputs_inside_the_open_row():
+    """HBM3 bank mode, one PC, 32 rows x 512 fp16 (a full 1 KB row per bank, 32 bursts), 2
+    vectors re-filled inside the row: the 1 KB buffer holds 2 x 16 bursts, so the step is
+    (32 WRGB, 2 x 16 MACs) twice under one activate, then 2 x 32 banks x 4 B = 8 RDRES.
+    Hand count of the cycles: WRGB tCCD_S apart, the first MAC of a sub-slice tRCD after
+    the ACT (first) or tCCD_L after the last WRGB, MACs tCCD_AB apart, the next WRGB tCCD_L
+    after the last MAC, PRE after tRTP, RDRES tCCD_L after the last MAC."""
+    t = HBM3.timing
+    lay = gemv_layout(HBM3, "bank", 32, 512, "fp16", pcs=1, tokens=2, reload=True)
+    assert (lay.sub_cols, lay.gb_writes, lay.cols, lay.reads) == (16, 0, 32, 8)
+    run = cid_ops.gemv(HBM3, "bank", 32, 512, "fp16", pcs=1, tokens=2, reload=True)
+    assert run.counts == {"ACT_AB": 1, "PRE_AB": 1, "MAC_AB": 64, "WRGB": 64, "RDRES": 8}
+    act = 0  # with the first WRGB: the row bus is free
+    w1 = 31 * t.tCCD_S
+    m1 = max(act + t.tRCD, w1 + t.tCCD_L) + 31 * t.tCCD_AB
+    w2 = m1 + t.tCCD_L + 31 * t.tCCD_S
+    m2 = w2 + t.tCCD_L + 31 * t.tCCD_AB
+    pre = max(act + t.tRAS, m2 + t.tRTP)
+    rd = max(pre, m2 + t.tCCD_L) + 7 * t.tCCD_S
+    assert run.cycles == max(m2, rd) + t.tCL + t.tBL
 
 
 def test_never_worse_than_m_gemvs():

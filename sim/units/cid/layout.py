@@ -27,6 +27,11 @@ buffer-die unit in ``buffer``). A GEMV is ``M = 1``.
   ``sqrt(E / lanes)`` at most), read out after each step (``RDRES``). Partial sums
   of the chunks of a row are added outside the banks (near-memory or host), as are those of
   split parts.
+* *Reload* instead (``reload``): the GEMV's layout, and each step re-fills the buffer while
+  its row stays open: before every ``gb / (t x burst)`` columns, the ``t`` vectors' inputs of
+  those columns (``WRGB``), then ``t`` passes over them. One activate per row for all ``t``
+  vectors, as above, but the inputs are written once per step rather than once per chunk:
+  the better choice when a unit holds few rows (the writes are then not shared anyway).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class GemvLayout:
     reads: int
     tokens: int = 1     # t: input vectors in the global buffer at once (column passes a step)
     slice_elems: int = 0  # w: elements of a K-slice (a chunk); 0: step_elems (a GEMV)
+    sub_cols: int = 0   # reload: columns per buffer refill inside a step (0: none)
 
     @property
     def width(self) -> int:
@@ -101,9 +107,11 @@ def max_tokens(device: DramDevice, mode: str, dtype: str) -> int:
 
 
 def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-                pcs: int | None = None, tokens: int = 1) -> GemvLayout:
+                pcs: int | None = None, tokens: int = 1, reload: bool = False) -> GemvLayout:
     """The layout of an ``n x k`` GEMV of ``dtype`` weights on ``pcs`` PCs of ``device``,
-    with ``tokens`` input vectors held in the global buffer at once (module docstring)."""
+    with ``tokens`` input vectors held in the global buffer at once (module docstring):
+    K-slices of ``buffer / tokens`` (``reload`` False), or the GEMV's layout with the buffer
+    re-filled inside each open row (``reload`` True)."""
     org = device.org
     pcs = org.pcs if pcs is None else pcs
     if n < 1 or k < 1:
@@ -125,17 +133,24 @@ def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
         row_elems = min(row_elems, gb_elems)
     step_elems = row_elems * (org.groups_per_pc if mode == "buffer" else 1)
     width = step_elems
-    if tokens > 1:  # t vectors' K-slices share the buffer: whole bursts each
+    if tokens > 1 and not reload:  # t vectors' K-slices share the buffer: whole bursts each
         width = min(step_elems, gb_elems // tokens // lanes * lanes)
     cpr = -(-min(k, width) // lanes)
     pack = max(1, (step_elems // lanes) // cpr)
     chunks = 1 if k <= width else -(-k // width)
-    if tokens * pack > step_elems // lanes:
+    step_cols = step_elems // lanes
+    if tokens * pack > step_cols:
         # One accumulator per packed row and vector; a unit has one per column of a step (as
         # the near-bank unit's `acc_rows`, sim.units.cid.nearbank_model.unit_config), which
         # also keeps a step (and so a refresh's postponement) short.
         raise ConfigError(f"gemv: {tokens} vectors x {pack} packed rows need {tokens * pack} "
-                          f"accumulators per unit; it has {step_elems // lanes}")
+                          f"accumulators per unit; it has {step_cols}")
+    t = device.timing
+    if tokens > 1 and 2 * tokens * step_cols * (t.tCCD_AB + t.tCCD_S) > t.tREFI:
+        # A refresh waits for the next step boundary: a step of t passes (and its buffer
+        # writes) must stay under half a refresh interval for it to keep its deadline.
+        raise ConfigError(f"gemv: a step of {tokens} passes over {step_cols} columns is too "
+                          f"long for {device.name}'s refresh interval")
     total_units = pcs * units
     split = 1
     if n < total_units and chunks > 1:
@@ -150,6 +165,10 @@ def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
     # Several rows' chunks per step: the last chunk's steps still stream every slot's
     # columns (their padding multiplies zeros), so its MAC count is the other chunks'.
     gb_writes = tokens * -(-min(k, width) * bits // 8 // org.burst_bytes)
+    sub_cols = 0
+    if reload and tokens > 1:  # every step writes its columns' inputs, t per column
+        sub_cols = device.global_buffer_bytes // tokens // org.burst_bytes
+        gb_writes = 0
     reads = -(-tokens * min(pack, local_rows) * units * ACC_BYTES // org.burst_bytes)
     needed = pcs * units * chunks_local * steps * (step_elems * bits // 8)
     have = pcs * org.banks_per_pc * org.rows * org.row_bytes
@@ -161,7 +180,7 @@ def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
                       split=split, groups=groups, local_rows=local_rows, steps=steps,
                       chunks_local=chunks_local, cols=cols, cols_last=cols_last,
                       gb_writes=gb_writes, reads=reads, tokens=tokens,
-                      slice_elems=0 if width == step_elems else width)
+                      slice_elems=0 if width == step_elems else width, sub_cols=sub_cols)
 
 
 def gemv_functional(layout: GemvLayout, w: np.ndarray, x: np.ndarray) -> np.ndarray:

@@ -7,7 +7,8 @@ the global buffer holds up to ``t`` input vectors at once (`sim.units.cid.layout
 a K-slice of at least one burst each), and every open row is streamed once per resident
 vector, so ``M`` tokens cost ``ceil(M / t)`` passes over the weights, each with one activate
 per row and ``t`` x the MAC commands, instead of ``M`` GEMVs that each re-open every row
-(`unit_gemm` picks the ``t`` that is fastest on the engine). Buffer sizes: AiM's global buffer
+(`unit_gemm` picks the ``t``, and whether the buffer holds K-slices of ``buffer / t`` or is
+re-filled inside each open row, that is fastest on the engine). Buffer sizes: AiM's global buffer
 is 2 KB per channel (SK hynix, ISSCC'22; `sim/presets/dram/gddr6-aim.yaml`); the HBM3 stack's
 1 KB per PC is a choice (docs/cid.md).
 """
@@ -58,16 +59,17 @@ class CidRun:
 def _channel(device: DramDevice, program: Program) -> ChannelRun:
     p = program
     return run_channel(device, p.mode, steps=p.steps, cols=p.cols, cols_last=p.cols_last,
-                       chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads, passes=p.passes)
+                       chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads, passes=p.passes,
+                       sub_cols=p.sub_cols)
 
 
 def _run(device: DramDevice, audit: StreamAudit | None, mode: str, steps: int, cols: int,
          cols_last: int, chunks: int = 1, gb_writes: int = 0, reads: int = 0,
-         passes: int = 1) -> ChannelRun:
+         passes: int = 1, sub_cols: int = 0) -> ChannelRun:
     """One PC's program on the engine (memoised); with an ``audit``, its stream is also
     recorded and checked against the end cycle the op will report."""
     program = Program(mode=mode, steps=steps, cols=cols, cols_last=cols_last, chunks=chunks,
-                      gb_writes=gb_writes, reads=reads, passes=passes)
+                      gb_writes=gb_writes, reads=reads, passes=passes, sub_cols=sub_cols)
     run = _channel(device, program)
     if audit is not None:
         audit.check(device, program, run.cycles)
@@ -99,13 +101,14 @@ def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) ->
 
 
 def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-         pcs: int | None = None, audit: StreamAudit | None = None, tokens: int = 1) -> CidRun:
+         pcs: int | None = None, audit: StreamAudit | None = None, tokens: int = 1,
+         reload: bool = False) -> CidRun:
     """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``, for
     ``tokens`` input vectors held in the global buffer at once (one pass over the weights,
     `sim.units.cid.layout`); with an ``audit``, check the command stream too
     (`sim.units.cid.audit`). Energy and internal bytes are those of the PCs that hold rows: a
     PC without any gets no command."""
-    lay = gemv_layout(device, mode, n, k, dtype, pcs, tokens)
+    lay = gemv_layout(device, mode, n, k, dtype, pcs, tokens, reload)
     run = _run(device, audit, mode, *_program(lay))
     org = device.org
     # Row n goes to PC group n mod (pcs / split) first (`GemvLayout.address`).
@@ -122,7 +125,7 @@ def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
 def _program(lay: GemvLayout) -> tuple[int, ...]:
     """What one PC's command stream depends on (so its time): equal programs, equal time."""
     return (lay.steps, lay.cols, lay.cols_last, lay.chunks_local, lay.gb_writes, lay.reads,
-            lay.tokens)
+            lay.tokens, lay.sub_cols)
 
 
 def _fewest(most: int, same: Callable[[int], bool]) -> int:
@@ -140,9 +143,9 @@ def _fewest(most: int, same: Callable[[int], bool]) -> int:
 
 
 def _same_program(device: DramDevice, mode: str, k: int, dtype: str, pcs: int | None,
-                  goal: tuple[int, ...], n: int, tokens: int = 1) -> bool:
+                  goal: tuple[int, ...], n: int, tokens: int = 1, reload: bool = False) -> bool:
     try:
-        return _program(gemv_layout(device, mode, n, k, dtype, pcs, tokens)) == goal
+        return _program(gemv_layout(device, mode, n, k, dtype, pcs, tokens, reload)) == goal
     except ConfigError:  # does not fit on fewer units
         return False
 
@@ -261,20 +264,23 @@ def unit_device(unit: CidUnit) -> DramDevice:
 
 
 def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
-              audit: StreamAudit | None = None, tokens: int = 1) -> CidRun:
+              audit: StreamAudit | None = None, tokens: int = 1,
+              reload: bool = False) -> CidRun:
     """A GEMV on a whole CiD unit (``tokens`` vectors in one pass, as `gemv`): its rows split
     evenly over the stacks (each stack runs its share on all its PCs), time of one stack,
     energy and bytes of all (``audit``: as `gemv`). Only as many stacks as make it faster get
     rows (`_fewest`): the others stay idle and cost nothing."""
     device = unit_device(unit)
     goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype,
-                                tokens=tokens))
+                                tokens=tokens, reload=reload))
     stacks = _fewest(min(unit.stacks, n), lambda s: _same_program(
-        device, unit.mode, k, dtype, None, goal, -(-n // s), tokens))
+        device, unit.mode, k, dtype, None, goal, -(-n // s), tokens, reload))
     per_stack = -(-n // stacks)
     full, rest = divmod(n, per_stack)
-    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit, tokens=tokens)
-    last = gemv(device, unit.mode, rest, k, dtype, audit=audit, tokens=tokens) if rest else None
+    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit, tokens=tokens,
+               reload=reload)
+    last = gemv(device, unit.mode, rest, k, dtype, audit=audit, tokens=tokens,
+                reload=reload) if rest else None
     return CidRun(cycles=one.cycles, time_s=one.time_s,
                   internal_bytes=one.internal_bytes * full + (last.internal_bytes if last else 0),
                   useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
@@ -287,28 +293,32 @@ def unit_gemm(unit: CidUnit, m: int, n: int, k: int, dtype: str,
     """``Y[m, n] = X[m, k] @ W[n, k]^T`` on a whole CiD unit: ``m`` tokens in passes of ``t``
     vectors each (module docstring), ``t`` the fastest of the powers of two up to the buffer's
     capacity (`max_tokens`) and that capacity itself, among those whose accumulators fit
-    (`sim.units.cid.layout.gemv_layout`); ``t = 1`` is ``m`` GEMVs. Totals over
+    (`sim.units.cid.layout.gemv_layout`), each with K-slices of ``buffer / t`` or with the
+    buffer re-filled inside each open row (``reload``); ``t = 1`` is ``m`` GEMVs. Totals over
     every pass: cycles, time, bytes, energy and command counts (``audit``: as `gemv`)."""
     cap = min(m, max_tokens(unit_device(unit), unit.mode, dtype))
     best: CidRun | None = None
     for t in sorted({1 << i for i in range(cap.bit_length())} | {cap}):
-        if t > 1 and not _fits(unit, n, k, dtype, t):
-            continue
-        full, rest = divmod(m, t)
-        parts = [(unit_gemv(unit, n, k, dtype, audit, tokens=t), full)]
-        if rest:
-            parts.append((unit_gemv(unit, n, k, dtype, audit, tokens=rest), 1))
-        run = _total(parts)
-        if best is None or run.time_s < best.time_s:  # ties keep the fewer vectors
-            best = run
+        for reload in ((False,) if t == 1 else (False, True)):
+            if t > 1 and not _fits(unit, n, k, dtype, t, reload):
+                continue
+            full, rest = divmod(m, t)
+            parts = [(unit_gemv(unit, n, k, dtype, audit, t, reload), full)]
+            if rest:
+                parts.append((unit_gemv(unit, n, k, dtype, audit, rest, reload and rest > 1),
+                              1))
+            run = _total(parts)
+            if best is None or run.time_s < best.time_s:  # ties keep the fewer vectors
+                best = run
     return best
 
 
-def _fits(unit: CidUnit, n: int, k: int, dtype: str, tokens: int) -> bool:
+def _fits(unit: CidUnit, n: int, k: int, dtype: str, tokens: int, reload: bool) -> bool:
     """Whether ``tokens`` vectors' accumulators fit the units of an ``n x k`` layout (on
     one stack's PCs: the smallest share of rows a stack gets packs no more rows)."""
     try:
-        gemv_layout(unit_device(unit), unit.mode, -(-n // unit.stacks), k, dtype, tokens=tokens)
+        gemv_layout(unit_device(unit), unit.mode, -(-n // unit.stacks), k, dtype,
+                    tokens=tokens, reload=reload)
     except ConfigError:
         return False
     return True
