@@ -64,10 +64,9 @@ def check_flags(args: argparse.Namespace) -> None:
         for name in ("pred_len", "jump"):
             if getattr(args, name) is not None:
                 raise ConfigError(f"--{name.replace('_', '-')}: only with --dllm odb")
-    for flag, bad in (("--check-dram", args.check_dram), ("--routing", args.routing),
-                      ("-o", args.out)):
+    for flag, bad in (("--check-dram", args.check_dram), ("--routing", args.routing)):
         if bad:
-            raise ConfigError(f"{flag}: not supported with --dllm yet (no trace is written)")
+            raise ConfigError(f"{flag}: not supported with --dllm yet")
 
 
 def _counts(path: str) -> tuple[int, ...]:
@@ -78,7 +77,10 @@ def _counts(path: str) -> tuple[int, ...]:
     return read_counts(path, "--tokens-file", 1, MAX_DECODE_STEPS)
 
 
-def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
+def run_dllm(args: argparse.Namespace, system, model, workload,
+             trace: tuple[str, dict] | None = None) -> int:
+    """Simulate and print a diffusion run; with ``trace`` (path, run metadata), also write
+    its iteration trace (`sim.trace_iter`)."""
     from sim.dllm import DllmWorkload, simulate_dllm
     from sim.trace import to_json
 
@@ -94,8 +96,13 @@ def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
     out = simulate_dllm(model, system, w, detail=args.detail,
                         check_capacity=not args.no_capacity_check)
     s = out["summary"]
+    path = None
+    if trace is not None:
+        from sim.trace_iter import write_iteration_trace
+        path = write_iteration_trace(trace[0], "dllm", s, out["steps"], trace[1], w.batch)
     if args.json:
-        print(to_json({"summary": s, "trace": None, "steps": out["steps"]}))
+        print(to_json({"summary": s, "trace": None if path is None else str(path),
+                       "steps": out["steps"]}))
         return 0
     print(f"{model.name} on {system.name} ({args.detail}), --dllm {w.mode}, batch {w.batch}, "
           f"prompt {w.prompt_tokens}, generate {w.gen_tokens}, block {w.block}")
@@ -110,5 +117,5 @@ def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
                          f"{s[f'{kind}_mean_latency_s'] * 1e3:.3f} ms, "
                          f"{s[f'{kind}_intensity_flop_per_dram_byte']:.1f} FLOP/B DRAM"))
     print(table(rows))
-    print("  (no trace written in diffusion mode)")
+    print(f"trace: {path}" if path is not None else "  (no trace: -o PATH writes one)")
     return 0
