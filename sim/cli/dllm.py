@@ -11,7 +11,7 @@ from sim.limits import int_flag
 from sim.text import table
 
 _FLAGS = ("block", "steps_per_block", "dllm_cache", "tokens_per_iter", "tokens_file",
-          "pred_len", "jump")
+          "pred_len", "jump", "jump_width")
 
 
 def _at_least_one(text: str) -> float:
@@ -35,13 +35,16 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     g.add_argument("--dllm-cache", choices=("dual", "prefix"),
                    help="fast-dllm/odb: KV cache refreshed once per block (default dual)")
     g.add_argument("--tokens-per-iter", type=_at_least_one, metavar="X",
-                   help="fast-dllm/odb: mean tokens unmasked per iteration (default 1)")
+                   help="fast-dllm/odb: mean tokens unmasked per iteration (default 2.77: "
+                   "Fast-dLLM's measured rate on GSM8K-CoT, docs/dllm.md)")
     g.add_argument("--tokens-file", metavar="FILE",
                    help="fast-dllm/odb: per-iteration unmasked counts (integers >= 1), cycled")
     g.add_argument("--pred-len", type=int_flag(1, 1 << 20), metavar="N",
                    help="odb: predicted response length after the first block (default: --gen)")
     g.add_argument("--jump", type=_at_least_one, metavar="J",
                    help="odb: jump-share multiplier on tokens per iteration (default 1)")
+    g.add_argument("--jump-width", type=int_flag(1, 64), metavar="N",
+                   help="odb: block copies a jump-share pass carries (default 4, ODB-dLLM's)")
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -55,13 +58,14 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.tokens_per_iter is not None and args.tokens_file is not None:
         raise ConfigError("--tokens-per-iter/--tokens-file: give one of them")
     if args.dllm == "vanilla":
-        for name in ("dllm_cache", "tokens_per_iter", "tokens_file", "pred_len", "jump"):
+        for name in ("dllm_cache", "tokens_per_iter", "tokens_file", "pred_len", "jump",
+                     "jump_width"):
             if getattr(args, name) is not None:
                 raise ConfigError(f"--{name.replace('_', '-')}: not with --dllm vanilla")
     elif args.steps_per_block is not None:
         raise ConfigError("--steps-per-block: only with --dllm vanilla")
     if args.dllm != "odb":
-        for name in ("pred_len", "jump"):
+        for name in ("pred_len", "jump", "jump_width"):
             if getattr(args, name) is not None:
                 raise ConfigError(f"--{name.replace('_', '-')}: only with --dllm odb")
     for flag, bad in (("--check-dram", args.check_dram), ("--routing", args.routing)):
@@ -87,7 +91,8 @@ def run_dllm(args: argparse.Namespace, system, model, workload,
     given = {k: v for k, v in (("block", args.block), ("steps_per_block", args.steps_per_block),
                                ("cache", args.dllm_cache),
                                ("tokens_per_iter", args.tokens_per_iter),
-                               ("pred_len", args.pred_len), ("jump", args.jump))
+                               ("pred_len", args.pred_len), ("jump", args.jump),
+                               ("candidates", args.jump_width))
              if v is not None}
     if args.tokens_file is not None:
         given["counts"] = _counts(args.tokens_file)
