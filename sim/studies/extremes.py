@@ -234,9 +234,10 @@ writes take {_ms(cid_dec_gemv)} of the first decode step's
 {_ms(cid[lo]['first_decode_step_s'])}.
 
 **Prefill: CiM is faster {_where(cross, 'CiD')}; it uses
-{_energy_claim(win)}.** The CiD has no weight reuse across tokens: its MAC units
-hold one input vector, so a prompt of L tokens re-streams all weights L times
-(`sim/units/cid/ops.py`),
+{_energy_claim(win)}.** The CiD has little weight reuse across tokens: its MAC units
+take one input vector per pass over an open row, so a prompt of L tokens streams all weights
+L times; holding a few prompt tokens in the global buffer shares only the row activations
+(multi-token GEMMs, docs/cid.md),
 {_ms(cid_tok[lo])} of CiD time per prompt token at 1k and {_ms(cid_tok[hi])} at 32k (attention
 grows with the context). The CiM pays the same reprogramming once per prefill and then streams
 every token through each programmed crossbar group; its prefill time splits into
@@ -269,8 +270,10 @@ and never reprograms in decode.
   be bound by the crossbar reads and the activation I/O instead.
 - Programming is not overlapped with computing (it would need spare crossbars), and the
   CiM's on-chip buffers and network are not modelled (docs/cim.md).
-- The CiD runs one input vector at a time (AttAcc-style per-bank MACs), so a prefill re-streams
-  the weights per token; a CiD with several accumulators per bank would reuse them.
+- The CiD's MAC units multiply one input vector per column command (AttAcc-style per-bank
+  MACs), so a prefill streams the weights out of the banks once per token; only the row
+  activations are shared by the tokens the global buffer holds (docs/cid.md). A CiD whose
+  units multiplied each weight burst by several vectors would reuse the reads themselves.
 - Energies are dynamic only (no leakage or standby power), as in the other studies.
 """
 
