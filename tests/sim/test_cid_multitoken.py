@@ -16,6 +16,7 @@ from sim.units.cid.check import check_stream
 from sim.units.cid.dram import load_dram
 from sim.units.cid.engine import run_channel
 from sim.units.cid.layout import gemv_functional, gemv_layout, max_tokens
+from sim.units.cid.quant import PLAIN, GemvFormat
 
 AIM = load_dram("gddr6-aim")
 HBM3 = load_dram("hbm3")
@@ -65,8 +66,10 @@ def test_multitoken_layout_is_exact_and_its_streams_legal(device, mode):
         n, k = int(rng.integers(1, 300)), int(rng.integers(1, 3000))
         pcs, tokens = 1 << int(rng.integers(0, 3)), int(rng.integers(2, 6))
         reload = bool(done % 2)
+        fmt = GemvFormat(act="fp16") if done % 3 == 0 else PLAIN  # inputs twice as wide
         try:
-            lay = gemv_layout(device, mode, n, k, "int8", pcs, tokens=tokens, reload=reload)
+            lay = gemv_layout(device, mode, n, k, "int8", pcs, fmt, tokens=tokens,
+                              reload=reload)
         except ConfigError:  # too many accumulators for this K: a pass of fewer vectors
             continue
         w = rng.integers(-128, 128, (n, k))
@@ -106,6 +109,9 @@ def test_too_many_vectors_is_refused():
     with pytest.raises(ConfigError, match="accumulators per unit"):
         gemv_layout(AIM, "aim", 16, 64, "fp16", tokens=8)  # 16 rows a step x 8 > 64
     assert max_tokens(HBM3, "buffer", "fp16") == 1  # buffer-die units hold one vector
+    # fp16 inputs to int4 weights: a burst of 64 weights needs 128 B of inputs a vector
+    assert max_tokens(AIM, "aim", "int4", GemvFormat(act="fp16")) == 2048 // 128
+    assert max_tokens(AIM, "aim", "int4", GemvFormat(scale_group=64)) == 1  # group scales
 
 
 LLAMA = load_model("llama2-7b").config

@@ -4,6 +4,11 @@ A policy is a function ``(instance, now) -> list[(Sequence, new_tokens)]``: it a
 sequences from ``instance.waiting`` (allocating their KV cache with ``instance.admit``),
 may preempt running ones (``instance.preempt``), and returns the next iteration's ragged
 batch (empty when there is nothing to run).
+
+A policy's module may also define ``attach(cluster, model, instances, systems, *,
+precision)``, which `sim.serving.cluster.build_instances` calls once the instances exist: a
+policy that changes more than the batch (Adrenaline's attention offload times iterations and
+hands sequences over) installs its controller there (``instance.offload``).
 """
 
 from __future__ import annotations
@@ -14,7 +19,8 @@ from typing import Callable
 #: Policy name -> ``"module:function"``, imported on first use.
 POLICIES = {"vllm": "sim.serving.policies.vllm:vllm_batch",
             "sarathi": "sim.serving.policies.sarathi:sarathi_batch",
-            "fcfs": "sim.serving.policies.fcfs:fcfs_batch"}
+            "fcfs": "sim.serving.policies.fcfs:fcfs_batch",
+            "adrenaline": "sim.serving.policies.adrenaline:adrenaline_batch"}
 
 
 def policy(name: str) -> Callable:
@@ -24,3 +30,9 @@ def policy(name: str) -> Callable:
                          f"{', '.join(sorted(POLICIES))})")
     module, _, fn = POLICIES[name].partition(":")
     return getattr(importlib.import_module(module), fn)
+
+
+def attach_hook(name: str) -> Callable | None:
+    """The ``attach`` function of policy ``name``'s module, or None when it has none."""
+    module = POLICIES[name].partition(":")[0]
+    return getattr(importlib.import_module(module), "attach", None)

@@ -44,6 +44,7 @@ import numpy as np
 from sim.dtypes import DTYPE_BITS
 from sim.errors import ConfigError
 from sim.units.cid.dram import DramDevice
+from sim.units.cid.quant import PLAIN, GemvFormat, scale_columns
 
 ACC_BYTES = 4  # int32 / fp32 accumulators read out of the MAC units
 #: Modes whose MAC units take their inputs from a global buffer (AiM's, AttAcc's GEMV buffer)
@@ -98,20 +99,25 @@ class GemvLayout:
         return pc, unit, c // self.split, step, col, within % self.lanes
 
 
-def max_tokens(device: DramDevice, mode: str, dtype: str) -> int:
+def max_tokens(device: DramDevice, mode: str, dtype: str, fmt: GemvFormat = PLAIN) -> int:
     """Most input vectors the global buffer holds at once with a K-slice of at least one
-    burst each (1 in modes without one: their units hold one vector)."""
-    if mode not in BUFFERED_MODES or not device.global_buffer_bytes:
+    burst of weights each, inputs in the activation format (1 in modes without a buffer, whose
+    units hold one vector, and with group scales, whose columns this layout does not slice)."""
+    if mode not in BUFFERED_MODES or not device.global_buffer_bytes or fmt.grouped:
         return 1
-    return max(1, device.global_buffer_bytes // device.org.burst_bytes)
+    lanes = device.org.burst_bytes * 8 // DTYPE_BITS[dtype]
+    return max(1, device.global_buffer_bytes * 8 // (lanes * DTYPE_BITS[fmt.act or dtype]))
 
 
 def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-                pcs: int | None = None, tokens: int = 1, reload: bool = False) -> GemvLayout:
-    """The layout of an ``n x k`` GEMV of ``dtype`` weights on ``pcs`` PCs of ``device``,
-    with ``tokens`` input vectors held in the global buffer at once (module docstring):
-    K-slices of ``buffer / tokens`` (``reload`` False), or the GEMV's layout with the buffer
-    re-filled inside each open row (``reload`` True)."""
+                pcs: int | None = None, fmt: GemvFormat = PLAIN, *, tokens: int = 1,
+                reload: bool = False) -> GemvLayout:
+    """The layout of an ``n x k`` GEMV of ``dtype`` weights on ``pcs`` PCs of ``device``;
+    ``fmt`` adds the input vector's format and group scales stored beside the weights
+    (`sim.units.cid.quant`: a step's columns hold its weights, then their scales). With
+    ``tokens`` input vectors held in the global buffer at once (module docstring): K-slices
+    of ``buffer / tokens`` (``reload`` False), or the GEMV's layout with the buffer re-filled
+    inside each open row (``reload`` True)."""
     org = device.org
     pcs = org.pcs if pcs is None else pcs
     if n < 1 or k < 1:
@@ -120,25 +126,46 @@ def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
         raise ConfigError(f"gemv: PCs used must be a power of two, got {pcs}")
     if dtype not in DTYPE_BITS:
         raise ConfigError(f"--dtype: unknown dtype {dtype!r} (allowed: {', '.join(DTYPE_BITS)})")
-    if not 1 <= tokens <= max_tokens(device, mode, dtype):
-        raise ConfigError(f"gemv: tokens must be in 1..{max_tokens(device, mode, dtype)} "
+    if not 1 <= tokens <= max_tokens(device, mode, dtype, fmt):
+        raise ConfigError(f"gemv: tokens must be in 1..{max_tokens(device, mode, dtype, fmt)} "
                           f"(input vectors the {mode}-mode buffer holds), got {tokens}")
     bits = DTYPE_BITS[dtype]
+    abits = DTYPE_BITS[fmt.act or dtype]
     lanes = org.burst_bytes * 8 // bits
     units = {"bank": org.banks_per_pc, "aim": org.banks_per_pc,
              "bankgroup": org.groups_per_pc, "buffer": 1}[mode]
     row_elems = org.row_bytes * 8 // bits
-    gb_elems = device.global_buffer_bytes * 8 // bits
+    gb_elems = device.global_buffer_bytes * 8 // abits  # inputs in the activation format
     if mode in BUFFERED_MODES and device.global_buffer_bytes:
+        # the global buffer holds one step's inputs
         row_elems = min(row_elems, gb_elems)
     step_elems = row_elems * (org.groups_per_pc if mode == "buffer" else 1)
+    step_cols = step_elems // lanes  # weight columns one step's inputs cover
+    # column commands the rows a step opens allow: weight columns and their scales' together
+    row_cols = org.columns * (org.groups_per_pc if mode == "buffer" else 1)
+    per_row = -(-k // fmt.scale_group) if fmt.grouped else 0  # group scales of one weight row
+
+    def scols(groups: int) -> int:
+        return scale_columns(groups, fmt, org.burst_bytes)
+
     width = step_elems
     if tokens > 1 and not reload:  # t vectors' K-slices share the buffer: whole bursts each
         width = min(step_elems, gb_elems // tokens // lanes * lanes)
     cpr = -(-min(k, width) // lanes)
-    pack = max(1, (step_elems // lanes) // cpr)
-    chunks = 1 if k <= width else -(-k // width)
-    step_cols = step_elems // lanes
+    if k <= width and cpr + scols(per_row) <= row_cols:
+        pack, chunks = max(1, step_cols // cpr), 1
+        while pack > 1 and pack * cpr + scols(pack * per_row) > row_cols:
+            pack -= 1
+    elif width < step_elems:  # K-slices of several vectors (no group scales: `max_tokens`)
+        pack, chunks = max(1, step_cols // cpr), -(-k // width)
+    else:
+        # as many weight columns as leave room in the row for their scales
+        while fmt.grouped and step_cols > 1 and step_cols + scols(
+                -(-step_cols * lanes // fmt.scale_group)) > row_cols:
+            step_cols -= 1
+        step_elems = width = step_cols * lanes
+        cpr = -(-min(k, step_elems) // lanes)
+        pack, chunks = 1, -(-k // step_elems)
     if tokens * pack > step_cols:
         # One accumulator per packed row and vector; a unit has one per column of a step (as
         # the near-bank unit's `acc_rows`, sim.units.cid.nearbank_model.unit_config), which
@@ -159,17 +186,24 @@ def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
     local_rows = -(-n // groups)
     chunks_local = -(-chunks // split)
     steps = -(-local_rows // pack)
-    cols = cols_last = pack * cpr if local_rows >= pack else local_rows * cpr
-    if chunks > 1 and pack == 1 and split == 1:  # a GEMV's short last chunk
-        cols_last = -(-(k - (chunks - 1) * width) // lanes)
-    # Several rows' chunks per step: the last chunk's steps still stream every slot's
-    # columns (their padding multiplies zeros), so its MAC count is the other chunks'.
-    gb_writes = tokens * -(-min(k, width) * bits // 8 // org.burst_bytes)
+    rows_in_step = min(pack, local_rows)
+    if chunks == 1:
+        cols = cols_last = rows_in_step * cpr + scols(rows_in_step * per_row)
+    elif width < step_elems:
+        # Several rows' chunks per step: the last chunk's steps still stream every slot's
+        # columns (their padding multiplies zeros), so its MAC count is the other chunks'.
+        cols = cols_last = rows_in_step * cpr
+    else:
+        cols = step_elems // lanes + scols(-(-step_elems // max(fmt.scale_group, 1)))
+        tail = k - (chunks - 1) * step_elems
+        cols_last = (-(-tail // lanes) + scols(-(-tail // max(fmt.scale_group, 1)))
+                     if split == 1 else cols)
+    gb_writes = tokens * -(-min(k, width) * abits // 8 // org.burst_bytes)
     sub_cols = 0
     if reload and tokens > 1:  # every step writes its columns' inputs, t per column
-        sub_cols = device.global_buffer_bytes // tokens // org.burst_bytes
+        sub_cols = device.global_buffer_bytes // tokens // (lanes * abits // 8)
         gb_writes = 0
-    reads = -(-tokens * min(pack, local_rows) * units * ACC_BYTES // org.burst_bytes)
+    reads = -(-tokens * rows_in_step * units * ACC_BYTES // org.burst_bytes)
     needed = pcs * units * chunks_local * steps * (step_elems * bits // 8)
     have = pcs * org.banks_per_pc * org.rows * org.row_bytes
     if needed > have:

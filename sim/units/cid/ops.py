@@ -23,11 +23,13 @@ from functools import lru_cache, partial
 import numpy as np
 
 from mappers.ir import Graph, Op, OpKind
+from mappers.quantize import DEQUANT_SUFFIX
 
 from sim.units.cid.audit import Program, StreamAudit
 from sim.units.cid.layout import (  # noqa: F401 (importable from here, as before the split)
     ACC_BYTES, GemvLayout, gemv_functional, gemv_layout, max_tokens)
 from sim.units.cid.engine import COMMANDS, ChannelRun, run_channel
+from sim.units.cid.quant import PLAIN, GemvFormat, dequant_device, scale_bytes
 from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
 from sim.dtypes import DTYPE_BITS
@@ -101,14 +103,16 @@ def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) ->
 
 
 def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-         pcs: int | None = None, audit: StreamAudit | None = None, tokens: int = 1,
-         reload: bool = False) -> CidRun:
+         pcs: int | None = None, audit: StreamAudit | None = None,
+         fmt: GemvFormat = PLAIN, tokens: int = 1, reload: bool = False) -> CidRun:
     """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``, for
     ``tokens`` input vectors held in the global buffer at once (one pass over the weights,
     `sim.units.cid.layout`); with an ``audit``, check the command stream too
-    (`sim.units.cid.audit`). Energy and internal bytes are those of the PCs that hold rows: a
+    (`sim.units.cid.audit`); ``fmt``: the inputs' format and the weights' scales
+    (`sim.units.cid.quant`). Energy and internal bytes are those of the PCs that hold rows: a
     PC without any gets no command."""
-    lay = gemv_layout(device, mode, n, k, dtype, pcs, tokens, reload)
+    lay = gemv_layout(device, mode, n, k, dtype, pcs, fmt, tokens=tokens, reload=reload)
+    device = dequant_device(device, mode, lay.lanes, fmt)
     run = _run(device, audit, mode, *_program(lay))
     org = device.org
     # Row n goes to PC group n mod (pcs / split) first (`GemvLayout.address`).
@@ -117,7 +121,8 @@ def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
     internal = sum(run.counts.get(cmd, 0) * m for cmd, m in per_cmd.items()) \
         * org.burst_bytes * used
     return CidRun(cycles=run.cycles, time_s=run.cycles * device.timing.tck_s,
-                  internal_bytes=float(internal), useful_bytes=n * k * lay.bits / 8,
+                  internal_bytes=float(internal),
+                  useful_bytes=n * k * lay.bits / 8 + scale_bytes(n, k, fmt),
                   energy_j=energy_j(device, run.counts, mode, used), counts=run.counts,
                   pcs=used)
 
@@ -143,9 +148,11 @@ def _fewest(most: int, same: Callable[[int], bool]) -> int:
 
 
 def _same_program(device: DramDevice, mode: str, k: int, dtype: str, pcs: int | None,
-                  goal: tuple[int, ...], n: int, tokens: int = 1, reload: bool = False) -> bool:
+                  goal: tuple[int, ...], n: int, fmt: GemvFormat = PLAIN, tokens: int = 1,
+                  reload: bool = False) -> bool:
     try:
-        return _program(gemv_layout(device, mode, n, k, dtype, pcs, tokens, reload)) == goal
+        return _program(gemv_layout(device, mode, n, k, dtype, pcs, fmt, tokens=tokens,
+                                    reload=reload)) == goal
     except ConfigError:  # does not fit on fewer units
         return False
 
@@ -264,60 +271,62 @@ def unit_device(unit: CidUnit) -> DramDevice:
 
 
 def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
-              audit: StreamAudit | None = None, tokens: int = 1,
+              audit: StreamAudit | None = None, fmt: GemvFormat = PLAIN, tokens: int = 1,
               reload: bool = False) -> CidRun:
     """A GEMV on a whole CiD unit (``tokens`` vectors in one pass, as `gemv`): its rows split
     evenly over the stacks (each stack runs its share on all its PCs), time of one stack,
-    energy and bytes of all (``audit``: as `gemv`). Only as many stacks as make it faster get
-    rows (`_fewest`): the others stay idle and cost nothing."""
+    energy and bytes of all (``audit``, ``fmt``: as `gemv`). Only as many stacks as make it
+    faster get rows (`_fewest`): the others stay idle and cost nothing."""
     device = unit_device(unit)
-    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype,
+    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype, None, fmt,
                                 tokens=tokens, reload=reload))
     stacks = _fewest(min(unit.stacks, n), lambda s: _same_program(
-        device, unit.mode, k, dtype, None, goal, -(-n // s), tokens, reload))
+        device, unit.mode, k, dtype, None, goal, -(-n // s), fmt, tokens, reload))
     per_stack = -(-n // stacks)
     full, rest = divmod(n, per_stack)
-    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit, tokens=tokens,
+    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit, fmt=fmt, tokens=tokens,
                reload=reload)
-    last = gemv(device, unit.mode, rest, k, dtype, audit=audit, tokens=tokens,
+    last = gemv(device, unit.mode, rest, k, dtype, audit=audit, fmt=fmt, tokens=tokens,
                 reload=reload) if rest else None
     return CidRun(cycles=one.cycles, time_s=one.time_s,
                   internal_bytes=one.internal_bytes * full + (last.internal_bytes if last else 0),
-                  useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
+                  useful_bytes=n * k * DTYPE_BITS[dtype] / 8 + scale_bytes(n, k, fmt),
                   energy_j=one.energy_j * full + (last.energy_j if last else 0.0),
                   counts=one.counts, pcs=one.pcs * full + (last.pcs if last else 0))
 
 
 def unit_gemm(unit: CidUnit, m: int, n: int, k: int, dtype: str,
-              audit: StreamAudit | None = None) -> CidRun:
+              audit: StreamAudit | None = None, fmt: GemvFormat = PLAIN) -> CidRun:
     """``Y[m, n] = X[m, k] @ W[n, k]^T`` on a whole CiD unit: ``m`` tokens in passes of ``t``
     vectors each (module docstring), ``t`` the fastest of the powers of two up to the buffer's
     capacity (`max_tokens`) and that capacity itself, among those whose accumulators fit
     (`sim.units.cid.layout.gemv_layout`), each with K-slices of ``buffer / t`` or with the
     buffer re-filled inside each open row (``reload``); ``t = 1`` is ``m`` GEMVs. Totals over
-    every pass: cycles, time, bytes, energy and command counts (``audit``: as `gemv`)."""
-    cap = min(m, max_tokens(unit_device(unit), unit.mode, dtype))
+    every pass: cycles, time, bytes, energy and command counts (``audit``, ``fmt``: as
+    `gemv`)."""
+    cap = min(m, max_tokens(unit_device(unit), unit.mode, dtype, fmt))
     best: CidRun | None = None
     for t in sorted({1 << i for i in range(cap.bit_length())} | {cap}):
         for reload in ((False,) if t == 1 else (False, True)):
-            if t > 1 and not _fits(unit, n, k, dtype, t, reload):
+            if t > 1 and not _fits(unit, n, k, dtype, fmt, t, reload):
                 continue
             full, rest = divmod(m, t)
-            parts = [(unit_gemv(unit, n, k, dtype, audit, t, reload), full)]
+            parts = [(unit_gemv(unit, n, k, dtype, audit, fmt, t, reload), full)]
             if rest:
-                parts.append((unit_gemv(unit, n, k, dtype, audit, rest, reload and rest > 1),
-                              1))
+                parts.append((unit_gemv(unit, n, k, dtype, audit, fmt, rest,
+                                        reload and rest > 1), 1))
             run = _total(parts)
             if best is None or run.time_s < best.time_s:  # ties keep the fewer vectors
                 best = run
     return best
 
 
-def _fits(unit: CidUnit, n: int, k: int, dtype: str, tokens: int, reload: bool) -> bool:
+def _fits(unit: CidUnit, n: int, k: int, dtype: str, fmt: GemvFormat, tokens: int,
+          reload: bool) -> bool:
     """Whether ``tokens`` vectors' accumulators fit the units of an ``n x k`` layout (on
     one stack's PCs: the smallest share of rows a stack gets packs no more rows)."""
     try:
-        gemv_layout(unit_device(unit), unit.mode, -(-n // unit.stacks), k, dtype,
+        gemv_layout(unit_device(unit), unit.mode, -(-n // unit.stacks), k, dtype, None, fmt,
                     tokens=tokens, reload=reload)
     except ConfigError:
         return False
@@ -389,12 +398,21 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     if unit is None:
         raise ValueError(f"cid_cost: op {op.name} placed on 'cid' but the chip has no CiD unit")
     device = unit_device(unit)
+    if op.name.endswith(DEQUANT_SUFFIX):
+        # the near-bank lanes dequantize inside the GEMM's own stream (sim.units.cid.quant):
+        # its scale columns and any extra MAC slots are the GEMM's cost; nothing is left here
+        return Cost(time_s=0.0, compute_s=0.0, memory_s=0.0, comm_s=0.0, energy_j=0.0,
+                    bound="compute", dram_bytes=0.0, cycles=0.0, stall_cycles=0.0,
+                    utilization=math.nan)
+    scale_reps = 1
     if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
         m, n, k = op.dims
-        # the banks hold the weights in their own format (op.formats.weight); scale bytes a
-        # quantisation scheme adds ride along in weight_bytes and do not change that width
-        run = unit_gemm(unit, m, n, k, op.formats.weight, audit)
-        reps = 1
+        # the banks hold the weights in their own format and the scales beside them; the
+        # global buffer holds the inputs in the activation format (sim.units.cid.quant)
+        f = op.formats
+        run = unit_gemm(unit, m, n, k, f.weight, audit,
+                        GemvFormat(act=f.act, scale_group=f.scale_group, scale=f.scale))
+        reps, scale_reps = 1, m
     elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
         batch, heads, kv_heads, queries, keys, hd = op.dims
         run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
@@ -403,15 +421,17 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
         # A causal prefill's query i reads only the first context + i + 1 keys; the banks
         # then stream that share of the K/V rows (``op.flops`` counts exactly the kept
         # pairs, mappers.lower.causal_pairs). 1 for decode and for bidirectional models.
-        reps = op.flops / (2 * batch * heads * queries * keys * hd)
+        reps = scale_reps = op.flops / (2 * batch * heads * queries * keys * hd)
     elif op.kind is OpKind.KV_WRITE:
         run = unit_kv_append(unit, op.kv_bytes, audit)
-        reps = 1
+        reps = scale_reps = 1
     else:
         raise ValueError(f"cid_cost: op kind {op.kind.value} has no CiD model")
     time = run.time_s * reps
     peak = peak_internal_bytes_per_s(device, unit.mode) * unit.stacks
     moved = run.internal_bytes * reps
+    if op.formats.scale_group == -1:  # per-channel scales: read where each token's outputs
+        moved += op.formats.scale_bytes * scale_reps  # leave, as one GEMV a token did
     return Cost(time_s=time, compute_s=time, memory_s=time, comm_s=0.0,
                 energy_j=run.energy_j * reps, bound="memory",
                 dram_bytes=moved if moved else run.useful_bytes * reps,
