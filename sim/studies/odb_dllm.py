@@ -2,7 +2,7 @@
 generation length 1024, block 32, dual KV cache, with vanilla, Fast-dLLM and ODB-dLLM
 decoding (`sim.dllm`): latency and the arithmetic intensity of the refresh (prefill) and
 diffusion (decode) iterations on the A100 roofline, and speed-ups. Then draft-and-verify
-speculative decoding (`sim.speculative`) on ``h100``, ``spad-decode`` and ``halo``: expected
+speculative decoding (`sim.speculative`) on ``h100``, ``spad-decode`` and ``halo-package``: expected
 speed-up over plain decode against the acceptance rate A and draft length G (a heat map).
 
 Workload inputs (sim/dllm.py and docs/dllm.md give the sources):
@@ -45,7 +45,7 @@ PRED_LEN, JUMP = 256, 2.0               # chosen (ODB-dLLM's predictor and jump-
 PRED_LENS, JUMPS = (128, 256, 512, 1024), (1.0, 1.5, 2.0, 3.0)  # sensitivity ranges
 DETAIL = "roofline"                     # the study places iterations on the roofline
 SPEC_TARGET, SPEC_DRAFT = "llama2-13b", "llama2-7b"
-SPEC_SYSTEMS = ("h100", "spad-decode", "halo")
+SPEC_SYSTEMS = ("h100", "spad-decode", "halo-package")
 SPEC_PROMPT, SPEC_CONTEXT = 512, 576
 ACCEPTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 GAMMAS = tuple(range(1, 9))
@@ -217,7 +217,7 @@ def readme(data: dict[str, Any]) -> str:
                                                for r in spec_rows])
     roof = d["roofline"]
     sens = d["sensitivity"]
-    h = spec["systems"]["halo"]
+    h = spec["systems"]["halo-package"]
     halo_v = [h["verify_step_s"][str(g)] / h["plain_step_s"]
               for g in (spec["gammas"][0], spec["gammas"][-1])]
     by_task = text_table(["task", "tokens/iteration", "fast-dllm", "odb"],
@@ -272,7 +272,7 @@ the jump-share multiplier (columns):
 Target {spec['target']}, draft {spec['draft']}, batch 1, context {spec['context']}, fp16,
 {data['detail']} detail; expected speed-up `E(A, G) t_plain / (G t_draft + t_verify(G+1))`
 with `E = (1 - A^(G+1)) / (1 - A)` (Leviathan et al. 2023; docs/speculative.md). The draft
-is half the target's size, so speculation pays only at high acceptance. On `halo` the
+is half the target's size, so speculation pays only at high acceptance. On `halo-package` the
 verify step's GEMMs run on the CiD stacks as multi-token GEMMs (docs/cid.md): each open
 row is streamed once per token held in the global buffer, so the row cycles are shared but
 the MAC commands are not; on the HBM3 stacks that saves at most about 10% a matrix against

@@ -23,7 +23,7 @@ from functools import lru_cache, partial
 import numpy as np
 
 from mappers.ir import Graph, Op, OpKind
-from mappers.quantize import DEQUANT_SUFFIX
+from mappers.quantize import DEQUANT_SUFFIX, KV_DEQUANT_SUFFIX
 
 from sim.units.cid.audit import Program, StreamAudit
 from sim.units.cid.layout import (  # noqa: F401 (importable from here, as before the split)
@@ -398,9 +398,11 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     if unit is None:
         raise ValueError(f"cid_cost: op {op.name} placed on 'cid' but the chip has no CiD unit")
     device = unit_device(unit)
-    if op.name.endswith(DEQUANT_SUFFIX):
+    if op.name.endswith((DEQUANT_SUFFIX, KV_DEQUANT_SUFFIX)):
         # the near-bank lanes dequantize inside the GEMM's own stream (sim.units.cid.quant):
-        # its scale columns and any extra MAC slots are the GEMM's cost; nothing is left here
+        # its scale columns and any extra MAC slots are the GEMM's cost; nothing is left here.
+        # KV scales likewise cost no MAC slot (sim.units.cid.quant, "KV cache"): the
+        # attention op reads their bytes
         return Cost(time_s=0.0, compute_s=0.0, memory_s=0.0, comm_s=0.0, energy_j=0.0,
                     bound="compute", dram_bytes=0.0, cycles=0.0, stall_cycles=0.0,
                     utilization=math.nan)
@@ -432,6 +434,7 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     moved = run.internal_bytes * reps
     if op.formats.scale_group == -1:  # per-channel scales: read where each token's outputs
         moved += op.formats.scale_bytes * scale_reps  # leave, as one GEMV a token did
+    moved += op.formats.kv_scale_bytes * scale_reps if op.kind is not OpKind.KV_WRITE else 0
     return Cost(time_s=time, compute_s=time, memory_s=time, comm_s=0.0,
                 energy_j=run.energy_j * reps, bound="memory",
                 dram_bytes=moved if moved else run.useful_bytes * reps,
