@@ -126,11 +126,11 @@ def _qkv(system, phase, tokens):
 @pytest.mark.parametrize("hw, phase, op_name", [("cent", Phase.DECODE, "qkv_proj"),
                                                  ("cent", Phase.PREFILL, "qkv_proj"),
                                                  ("cent", Phase.DECODE, "down_proj"),
-                                                 ("halo", Phase.DECODE, "o_proj"),
-                                                 ("halo", Phase.DECODE, "down_proj")])
+                                                 ("halo-package", Phase.DECODE, "o_proj"),
+                                                 ("halo-package", Phase.DECODE, "down_proj")])
 def test_verify_and_prefill_on_cid_beat_m_gemvs(hw, phase, op_name):
     """A verify step of 5 tokens and a 64-token prefill chunk on CENT's AiM devices, and a
-    5-token verify on HALO's HBM3 stacks, cost what `unit_gemm` finds: less than M GEMVs
+    5-token verify on halo-package's HBM3 stacks, cost what `unit_gemm` finds: less than M GEMVs
     (the old cost), with fewer activates, and no less than the MAC commands alone (M x the
     GEMV's MACs, tCCD_AB apart)."""
     system = load_hardware(hw).system
@@ -176,7 +176,7 @@ def test_never_worse_than_m_gemvs():
     """HALO's qkv (12288 x 4096 over 5 HBM3 stacks, 3 rows per bank): passes of several
     vectors cut K into more, narrower chunks and pad the last step of each (2 rows a step),
     which costs more activates and MACs than it saves, so `unit_gemm` keeps M GEMVs."""
-    unit = load_hardware("halo").system.chip.cid
+    unit = load_hardware("halo-package").system.chip.cid
     gemv = cid_ops.unit_gemv(unit, 12288, 4096, "fp16")
     assert cid_ops.unit_gemm(unit, 5, 12288, 4096, "fp16").time_s == 5 * gemv.time_s
 
