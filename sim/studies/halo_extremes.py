@@ -131,8 +131,10 @@ Winner of each phase between the two extremes (the loser's figure over the winne
   a few percent of the weights, so all-cim reprograms them before every GEMM of every step:
   reprogramming is {min(prog.values()):.0%} to {max(prog.values()):.0%} of its first decode
   step. The CiD reads each weight once per token inside the banks.
-- **Prefill: the CiM is faster {_lengths(cim_pre)}.** The CiD's per-bank MAC units hold one
-  input vector, so a prompt of L tokens re-streams every weight L times; the CiM pays its
+- **Prefill: the CiM is faster {_lengths(cim_pre)}.** The CiD's per-bank MAC units multiply
+  one input vector per column command, so a prompt of L tokens streams every weight L times
+  (the tokens the global buffer holds share only the row activations, docs/cid.md); the CiM
+  pays its
   reprogramming once per prefill ({pre_prog[lo]:.0%} of its prefill at {int(lo) // 1024}k,
   {pre_prog[hi]:.0%} at {int(hi) // 1024}k) and then streams every token through each
   programmed crossbar group.
