@@ -93,7 +93,9 @@ class Precision:
 
     ``scale_group`` > 0 adds one ``scale_dtype`` scale per ``scale_group`` weights along
     ``K`` of every GEMM and LM-head weight (group-wise weight-only quantisation, as GPTQ and
-    AWQ store it); 0 (the default) adds none.
+    AWQ store it); 0 (the default) adds none, unless ``channel_scales`` adds one per output
+    channel (column ``N``) of every such weight (SmoothQuant's and FireQ's per-channel INT
+    weights).
 
     The work a quantization scheme adds (`mappers.quantize`; schemes in `mappers.schemes`):
     ``weight_dequant`` says where weights are dequantized (``none``, ``vector``: on the vector
@@ -108,6 +110,7 @@ class Precision:
     acc: str = "fp32"
     scale_group: int = 0
     scale_dtype: str = "fp16"
+    channel_scales: bool = False
     weight_dequant: str = "none"
     dequant_ops: float = 0.0
     act_quant_ops: float = 0.0
@@ -127,6 +130,12 @@ class Precision:
         if self.dequant_ops < 0 or self.act_quant_ops < 0:
             raise ConfigError("dequant_ops, act_quant_ops: must be >= 0")
 
+    @property
+    def weight_scale_group(self) -> int:
+        """Weights along ``K`` that share one scale: ``scale_group``, or ``-1`` for one scale
+        per output channel (the whole of ``K``), ``0`` for none."""
+        return self.scale_group or (-1 if self.channel_scales else 0)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OperandFormats:
@@ -134,30 +143,45 @@ class OperandFormats:
     an operand the op does not have.
 
     ``act``: activations read and written (always present; matrix products and vector work run
-    in this format). ``weight``: the weight (or embedding-table) operand. ``kv``: the KV cache
+    in this format). ``out``: the format of the output where it differs from ``act`` (a GEMM
+    whose inputs a scheme quantizes but whose epilogue writes the fp16 residual stream;
+    None: ``act``). ``weight``: the weight (or embedding-table) operand. ``kv``: the KV cache
     read or written. ``acc``: the accumulator of a reduction (matrix products, norms, softmax).
     ``scale_bytes``: bytes of quantisation scales (and zero points) the op reads with its
     weights, where a scheme adds them; they are part of the op's ``weight_bytes`` (DRAM
-    traffic) and never part of an operand's width.
+    traffic) and never part of an operand's width. ``scale_group``: weights along ``K`` per
+    scale (`Precision.weight_scale_group`: -1 one per output channel, 0 none); ``scale``: the
+    scales' format.
     """
 
     act: str
     weight: str | None = None
     kv: str | None = None
     acc: str | None = None
+    out: str | None = None
     scale_bytes: int = 0
+    scale_group: int = 0
+    scale: str = "fp16"
 
     def __post_init__(self) -> None:
         check_dtype(self.act, "activation dtype")
-        for field in ("weight", "kv", "acc"):
+        for field in ("weight", "kv", "acc", "out"):
             value = getattr(self, field)
             if value is not None:
                 check_dtype(value, f"{field} dtype")
-        if self.scale_bytes < 0:
-            raise ValueError(f"OperandFormats: scale_bytes must be >= 0, got {self.scale_bytes}")
+        check_dtype(self.scale, "scale dtype")
+        if self.scale_bytes < 0 or self.scale_group < -1:
+            raise ValueError(f"OperandFormats: scale_bytes must be >= 0 and scale_group >= -1, "
+                             f"got {self.scale_bytes}, {self.scale_group}")
+
+    @property
+    def output(self) -> str:
+        """Format of the op's output: ``out``, else ``act``."""
+        return self.out or self.act
 
     def bits(self, operand: str) -> int:
-        """Storage bits per element of ``operand`` (``act``, ``weight``, ``kv``, ``acc``);
+        """Storage bits per element of ``operand`` (``act``, ``weight``, ``kv``, ``acc``,
+        ``out``);
         raises if the op has no such operand (an internal bug: a model read what is not
         there)."""
         dtype = getattr(self, operand)

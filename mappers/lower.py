@@ -223,8 +223,11 @@ class _Builder:
         self.model, self.p, self.tp = model, precision, tp
         p = precision
         # The operand formats of each family of ops (shared records: the IR stays small).
-        self.f_matmul = OperandFormats(act=p.activation, weight=p.weight, acc=p.acc)
-        self.f_norm = OperandFormats(act=p.activation, weight=p.weight, acc=p.acc)
+        self.f_matmul = OperandFormats(act=p.activation, weight=p.weight, acc=p.acc,
+                                       scale_group=p.weight_scale_group, scale=p.scale_dtype)
+        # a norm's weight vector stays in the activation format whatever the weights' (no
+        # scheme quantizes the norms' gains)
+        self.f_norm = OperandFormats(act=p.activation, weight=p.activation, acc=p.acc)
         self.f_act = OperandFormats(act=p.activation)
         self.f_table = OperandFormats(act=p.activation, weight=p.weight)
         self.f_kv_write = OperandFormats(act=p.activation, kv=p.kv)
@@ -241,8 +244,9 @@ class _Builder:
              bias: bool | None = None) -> Op:
         bias = self.model.linear_bias if bias is None else bias
         formats, scales = self.f_matmul, 0
-        if self.p.scale_group:  # one scale per group of K weights of each output column
-            scales = nbytes(n * -(-k // self.p.scale_group), self.p.scale_dtype)
+        group = self.p.weight_scale_group
+        if group:  # one scale per group of K weights (or per output column) of each column
+            scales = nbytes(n * (1 if group < 0 else -(-k // group)), self.p.scale_dtype)
             formats = replace(formats, scale_bytes=scales)
         return Op(name=name, kind=kind, dims=(m, n, k), formats=formats,
                   flops=2 * m * n * k + (m * n if bias else 0),
@@ -255,7 +259,7 @@ class _Builder:
             weight_elems = cols * (2 if kind == "layernorm" else 1)
         return Op(name=name, kind=OpKind.NORM, dims=(rows, cols), formats=self.f_norm,
                   flops=FLOPS_PER_ELEMENT[kind] * rows * cols,
-                  weight_bytes=self._w(weight_elems), act_bytes=2 * self._act(rows * cols))
+                  weight_bytes=self._act(weight_elems), act_bytes=2 * self._act(rows * cols))
 
     def elementwise(self, name: str, kind: OpKind, rows: int, cols: int, flop_key: str, *,
                     reads: int) -> Op:

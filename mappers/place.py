@@ -8,6 +8,13 @@ and pipeline sends on the interconnect (``link``). The chip's memory-side units
 simulator registers) take the op kinds each lists for the step's phase (``decode_ops`` /
 ``prefill_ops``), and the op's unit is named after it. The placer reads those lists as data and
 knows no unit type; the chip's validation keeps an op kind on at most one unit per phase.
+
+A weight-dequantization op (``<gemm>.w_dequant``, `mappers.quantize`, right before its GEMM)
+runs where its GEMM's weights are: on the vector unit beside the arrays, or on the memory-side
+unit that takes the GEMM, whose model then charges the dequantization as that unit does it
+(near-bank MAC lanes, crossbar periphery). There it takes the GEMM's inputs and the GEMM reads
+it (the unit dequantizes as its weights stream), so the two run one after the other on the
+unit and the activations' transfer to the unit is made once.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from functools import lru_cache
 from sim.hardware import System
 
 from .ir import Graph, Op, OpKind, Phase
+from .quantize import DEQUANT_SUFFIX
 
 UNIT_OF_KIND: dict[OpKind, str] = {
     OpKind.GEMM: "tensor",
@@ -48,9 +56,27 @@ def place(graph: Graph, system: System) -> Graph:
     # Placement is a function of (kind, phase, system): the phase's memory-unit targets, as a
     # hashable key of the memo below.
     where = tuple(sorted(targets.items()))
-    segments = tuple(replace(seg, ops=tuple(_placed(op, where) for op in seg.ops))
-                     for seg in graph.segments)
+    segments = tuple(replace(seg, ops=_with_dequant_units(
+        tuple(_placed(op, where) for op in seg.ops))) for seg in graph.segments)
     return replace(graph, segments=segments)
+
+
+def _with_dequant_units(ops: tuple[Op, ...]) -> tuple[Op, ...]:
+    """``ops`` with each dequant op moved onto its GEMM's memory-side unit (module)."""
+    if not any(op.name.endswith(DEQUANT_SUFFIX) for op in ops):
+        return ops
+    out = list(ops)
+    for i, op in enumerate(ops[:-1]):
+        gemm = ops[i + 1]
+        if not op.name.endswith(DEQUANT_SUFFIX) or gemm.unit == UNIT_OF_KIND[gemm.kind]:
+            continue
+        if op.name != gemm.name + DEQUANT_SUFFIX:
+            raise ValueError(f"place: dequant op {op.name} is not right before its GEMM")
+        # the dequant op reads the GEMM's activations (`quantize` wired it so in both places)
+        out[i] = replace(op, unit=gemm.unit)
+        if op.id >= 0:
+            out[i + 1] = replace(gemm, inputs=(op.id,))
+    return tuple(out)
 
 
 @lru_cache(maxsize=1 << 14)

@@ -7,19 +7,25 @@ the ``place`` pass puts on the vector unit and its unit model charges there:
 * ``act_quant`` after every norm and MLP activation (``act_quant_ops`` ops per element):
   quantizing the GEMMs' inputs to the scheme's activation format. Fused into the producing
   kernel as QServe and FireQ do: no DRAM traffic and no launch of its own.
-* ``w_dequant`` with every weight GEMM (``dequant_ops`` ops per weight element, each weight
+* ``w_dequant`` with every weight GEMM (dims ``(M, N, K)``, its GEMM's; ``dequant_ops`` ops
+  per weight element, each weight
   tile dequantized once per ``DEQUANT_TILE_M`` rows of activations, the M tile of Hopper GEMM
   kernels). ``mainloop`` (QServe's INT4 -> INT8, AWQ's INT4 -> fp16) serialises with the MMA:
   the GEMM reads the dequant op. ``vector`` (FireQ's INT4 -> FP8 in registers) runs on the
   vector lanes beside the MMA: it reads the GEMM's inputs and nothing waits for it, so it
   costs time only where the vector unit is the busier resource (the schedule's per-resource
-  span). No DRAM traffic, no launch.
+  span). No DRAM traffic, no launch. These are the GPU kernels' places: where the ``place``
+  pass puts the GEMM on a memory-side unit (a CiD near-bank unit, a CiM crossbar array), the
+  dequant op goes with it and that unit's model charges the dequantization as that unit does
+  it (`mappers.place`).
 
 It also rewrites formats: where a scheme quantizes activations (``act_quant_ops`` > 0) to
 fewer than 16 bits, only the GEMM inputs are quantized; the residual stream and the vector ops
 on it (norms, RoPE, the MLP activation, residual adds) stay in ``RESIDUAL`` (fp16), as in
 QServe's and FireQ's kernels, so those ops' format becomes fp16 and their activation bytes grow
-to match. A plain precision (``--dtype int8``, no scheme) keeps every activation in its format.
+to match (a norm's gain vector too), and the weight GEMMs write their outputs in fp16 (their
+epilogue dequantizes: ``formats.out``). A plain precision (``--dtype int8``, no scheme) keeps
+every activation in its format.
 
 The pass is pure and deterministic; new ops get ids above the graph's largest, the same for
 the same original op in every pipeline stage (stages share layer ids).
@@ -30,9 +36,12 @@ from __future__ import annotations
 import math
 from dataclasses import replace
 
-from sim.dtypes import DTYPE_BITS
+from sim.dtypes import DTYPE_BITS, nbytes
 
 from .ir import Graph, Op, OpKind, Segment
+
+#: Name suffix of a GEMM's weight-dequantization op (``<gemm>.w_dequant``).
+DEQUANT_SUFFIX = ".w_dequant"
 
 #: Rows of activations per dequantization of a weight tile (CTA tile M of Hopper GEMMs).
 DEQUANT_TILE_M = 128
@@ -69,13 +78,14 @@ def quantize(graph: Graph) -> Graph:
         for op in seg.ops:
             if rewire and op.id >= 0:
                 op = replace(op, inputs=tuple(rewire.get(i, i) for i in op.inputs))
+            if widen and op.kind in _RESIDUAL_KINDS:
+                op = _widened(op, bits)
+            if widen and op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
+                op = _fp16_out(op)
             if dequant and op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
                 out.extend(_with_dequant(op, p.weight_dequant, p.dequant_ops,
                                          new_id("w_dequant", op)))
                 continue
-            if widen and op.kind in _RESIDUAL_KINDS:
-                op = replace(op, formats=replace(op.formats, act=RESIDUAL),
-                             act_bytes=op.act_bytes * DTYPE_BITS[RESIDUAL] // bits)
             out.append(op)
             if p.act_quant_ops and op.kind in _QUANT_AFTER:
                 rows, cols = op.dims
@@ -92,11 +102,32 @@ def quantize(graph: Graph) -> Graph:
     return replace(graph, segments=tuple(segments))
 
 
+def _widened(op: Op, bits: int) -> Op:
+    """A residual-stream op moved to ``RESIDUAL`` from its ``bits``-bit format (module)."""
+    scale = DTYPE_BITS[RESIDUAL]
+    fmt = replace(op.formats, act=RESIDUAL)
+    weight_bytes = op.weight_bytes
+    if op.kind is OpKind.NORM and fmt.weight is not None:  # the gain vector: activation width
+        weight_bytes = op.weight_bytes * scale // DTYPE_BITS[fmt.weight]
+        fmt = replace(fmt, weight=RESIDUAL)
+    return replace(op, formats=fmt, act_bytes=op.act_bytes * scale // bits,
+                   weight_bytes=weight_bytes)
+
+
+def _fp16_out(gemm: Op) -> Op:
+    """A weight GEMM whose epilogue writes ``RESIDUAL`` (module): its ``M x N`` output bytes
+    at that width instead of the activation format's."""
+    m, n, _ = gemm.dims
+    before = nbytes(m * n, gemm.formats.act)
+    return replace(gemm, formats=replace(gemm.formats, out=RESIDUAL),
+                   act_bytes=gemm.act_bytes - before + nbytes(m * n, RESIDUAL))
+
+
 def _with_dequant(gemm: Op, place: str, ops_per_weight: float, did: int) -> list[Op]:
     """The dequant op and the GEMM, wired as ``place`` says (module)."""
     m, n, k = gemm.dims
     flops = math.ceil(ops_per_weight * k * n * math.ceil(m / DEQUANT_TILE_M))
-    dq = Op(name=f"{gemm.name}.w_dequant", kind=OpKind.ELEMENTWISE, dims=(k, n),
+    dq = Op(name=f"{gemm.name}{DEQUANT_SUFFIX}", kind=OpKind.ELEMENTWISE, dims=gemm.dims,
             formats=gemm.formats, launches=0, flops=flops, id=did,
             inputs=gemm.inputs if did >= 0 else ())
     if place == "mainloop" and did >= 0:

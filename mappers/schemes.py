@@ -6,8 +6,9 @@ A scheme names the storage format of each operand and the work it adds (issue 14
     activation: fp8           # activation / compute format (required)
     kv: int4                  # KV-cache format (required)
     acc: fp32                 # accumulators (default fp32)
-    weight_group: 128         # weights per scale along K (0: per-channel, scales negligible)
-    scale_dtype: fp16         # format of the group scales (default fp16)
+    weight_group: 128         # weights per scale along K (0: one per output channel for
+                              # integer weights, none for floating ones)
+    scale_dtype: fp16         # format of the scales (default fp16)
     weight_dequant: vector    # none | vector | mainloop: where weights are dequantized
     dequant_ops: 1            # vector ops per weight element per dequantization
     act_quant_ops: 3          # vector ops per activation element quantized after a norm
@@ -91,7 +92,12 @@ def parse_scheme(text: str, where: str = "--quant") -> Precision:
     if data.get("weight_dequant", "none") not in DEQUANT_PLACES:
         raise ConfigError(f"{where}: weight_dequant must be one of "
                           f"{', '.join(DEQUANT_PLACES)}, got {data['weight_dequant']!r}")
+    fields = {_FIELDS[k]: v for k, v in data.items()}
+    # integer weights without groups carry one scale per output channel (SmoothQuant, FireQ);
+    # floating ones (FP8) a per-tensor scale, which is no bytes to speak of
+    fields["channel_scales"] = (not data.get("weight_group")
+                                and str(data["weight"]).startswith("int"))
     try:
-        return Precision(**{_FIELDS[k]: v for k, v in data.items()})
+        return Precision(**fields)
     except ConfigError as exc:
         raise ConfigError(f"{where}: {exc}") from None

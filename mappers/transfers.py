@@ -40,7 +40,7 @@ def memory_of(unit: str) -> str:
 
 
 def output_bytes(op: Op) -> int:
-    """Bytes of ``op``'s output (its ``dtype``), by kind (dims in `mappers.ir`)."""
+    """Bytes of ``op``'s output (its ``formats.output``), by kind (dims in `mappers.ir`)."""
     d = op.dims
     if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
         elements = d[0] * d[1]
@@ -58,7 +58,7 @@ def output_bytes(op: Op) -> int:
         return d[0]
     else:  # norm, rope, activation, elementwise, embedding: (rows, cols)
         elements = d[0] * d[1]
-    return nbytes(elements, op.dtype)
+    return nbytes(elements, op.formats.output)
 
 
 def insert_transfers(graph: Graph) -> Graph:
@@ -86,7 +86,8 @@ def insert_transfers(graph: Graph) -> Graph:
                     size = output_bytes(producer)
                     path = PATH_OF[there if there != "chip" else here]
                     made[key] = Op(name=f"xfer_{producer.name}"[:24], kind=OpKind.TRANSFER,
-                                   dims=(size,), formats=OperandFormats(act=producer.dtype),
+                                   dims=(size,),
+                                   formats=OperandFormats(act=producer.formats.output),
                                    flops=0,
                                    comm_bytes=size, unit=path, id=next_id, inputs=(src,))
                     next_id += 1

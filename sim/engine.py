@@ -128,10 +128,11 @@ def stage_footprints(model: ModelConfig, system: System,
 
 def _stage_scale_bytes(model: ModelConfig, system: System,
                        precision: Precision) -> list[int]:
-    """Bytes of quantisation scales (`Precision.scale_group`) each pipeline stage's chip holds:
+    """Bytes of quantisation scales (`Precision.weight_scale_group`) each pipeline stage's chip
+    holds:
     those its GEMM and LM-head ops read, as the lowering counts them."""
     stages = [0] * system.pipeline_parallel
-    if not precision.scale_group:
+    if not precision.weight_scale_group:
         return stages
     graph = lower(model, phase=Phase.DECODE, batch=1, new_tokens=1, context=0,
                   precision=precision, tp=system.tensor_parallel, pp=system.pipeline_parallel)

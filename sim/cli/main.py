@@ -431,7 +431,8 @@ def _gemm(args: argparse.Namespace, argv: list[str]) -> int:
 STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_chips"),
            "odb-dllm": ("results/odb-dllm", "sim.studies.odb_dllm:write_odb_dllm"),
            "fireq": ("results/fireq", "sim.studies.fireq:write_fireq"),
-           "halo": ("results/halo", "sim.studies.halo:write_halo")}
+           "halo": ("results/halo", "sim.studies.halo:write_halo"),
+           "adrenaline": ("results/adrenaline", "sim.studies.adrenaline:write_adrenaline")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:

@@ -21,7 +21,7 @@ from mappers.models import ModelConfig
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 from sim.serving.instance import ROLES, Instance
-from sim.serving.policies import POLICIES, policy
+from sim.serving.policies import POLICIES, attach_hook, policy
 from sim.serving.router import ROUTERS
 from sim.serving.simulator import Link
 from sim.serving.steptime import StepTimeTable
@@ -35,7 +35,8 @@ DEFAULT_PRECISION = Precision()
 DEFAULT_CLUSTER = {"model": "llama2-7b", "instances": [{"hardware": "h100",
                                                          "role": "collocated"}]}
 _GROUP_KEYS = {"hardware": str, "tp": int, "pp": int, "role": str, "count": int,
-               "batching": str, "max_batch": int, "max_tokens": int}
+               "batching": str, "max_batch": int, "max_tokens": int,
+               "offload_ratio": (int, float, str)}
 _TOP_KEYS = {"model", "router", "detail", "link", "instances"}
 
 
@@ -51,6 +52,9 @@ class Group:
     batching: str = "sarathi"
     max_batch: int = 256
     max_tokens: int = 2048
+    #: Share of decode attention offloaded to prefill instances (``batching: adrenaline``):
+    #: a number in [0, 1] or "auto" (load-aware; sim/serving/policies/adrenaline.py).
+    offload_ratio: float | str = "auto"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -104,6 +108,9 @@ def parse_cluster(data, where: str) -> Cluster:
             if typ is None:
                 raise ConfigError(f"{at}: unknown field {key!r} (allowed: "
                                   f"{', '.join(_GROUP_KEYS)})")
+            if key == "offload_ratio":
+                _check_ratio(value, f"{at}.{key}")
+                continue
             if not isinstance(value, typ) or (typ is int and (isinstance(value, bool)
                                                                or value < 1)):
                 raise ConfigError(f"{at}.{key}: must be "
@@ -114,6 +121,11 @@ def parse_cluster(data, where: str) -> Cluster:
         if g.get("batching", "sarathi") not in POLICIES:
             raise ConfigError(f"{at}.batching: must be one of {', '.join(POLICIES)}, got "
                               f"{g['batching']!r}")
+        if g.get("batching") == "adrenaline" and g.get("role") != "decode":
+            raise ConfigError(f"{at}.batching: adrenaline is for decode groups (it offloads "
+                              f"their attention to the prefill instances)")
+        if "offload_ratio" in g and g.get("batching") != "adrenaline":
+            raise ConfigError(f"{at}.offload_ratio: only with batching: adrenaline")
         groups.append(Group(**g))
     if not groups:
         raise ConfigError(f"{where}: instances: at least one instance group is needed")
@@ -131,6 +143,13 @@ def parse_cluster(data, where: str) -> Cluster:
                           f"vice versa")
     return Cluster(model=str(data.get("model", "llama2-7b")), groups=tuple(groups),
                    router=router, detail=detail, link=link)
+
+
+def _check_ratio(value, at: str) -> None:
+    ok = value == "auto" or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                             and 0 <= value <= 1)
+    if not ok:
+        raise ConfigError(f"{at}: must be a number in [0, 1] or auto, got {value!r}")
 
 
 def kv_bytes_per_token(model: ModelConfig, precision: Precision = DEFAULT_PRECISION) -> int:
@@ -190,6 +209,10 @@ def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAUL
                                 step_time=table.step, kv_blocks=tokens // BLOCK_TOKENS,
                                 policy=policy(g.batching), block_tokens=BLOCK_TOKENS,
                                 max_batch=g.max_batch, max_tokens=g.max_tokens, slo=slo))
+    for name in sorted({g.batching for g in cluster.groups}):
+        hook = attach_hook(name)  # a policy that is more than a batching rule (Adrenaline)
+        if hook is not None:
+            hook(cluster, model, out, systems, precision=precision)
     used = {id(t): t for t in (tables[(cluster.model, cluster.detail, g.hardware, g.tp, g.pp)][2]
                                for g in cluster.groups)}
     return model, out, systems, list(used.values())

@@ -54,9 +54,17 @@ class Instance:
         self.slo = dict(slo or {})
         self.peers: list[Instance] = []
         self.moved: list[Instance] = []  # instances `move` gave work since the last iteration
+        # An offload controller (Adrenaline) that times this instance's iterations and hands
+        # its prefilled sequences over; None: `step_time` and a plain KV hand-over.
+        self.offload = None
 
     def blocks(self, tokens: int) -> int:
         return -(-tokens // self.block_tokens)
+
+    def _blocks_of(self, seq: Sequence, tokens: int) -> int:
+        """Blocks ``seq`` holds here at ``tokens`` cached tokens: none when its cache lives on
+        another instance (``seq.kv_home``), which reserved it whole."""
+        return 0 if seq.kv_home is not None else self.blocks(tokens)
 
     @property
     def free_blocks(self) -> int:
@@ -69,7 +77,7 @@ class Instance:
     def can_admit(self, seq: Sequence, new_tokens: int | None = None) -> bool:
         """Whether the blocks for ``seq``'s next ``new_tokens`` (default: all it needs) fit."""
         n = seq.needed if new_tokens is None else new_tokens
-        return self.blocks(seq.computed + n) <= self.free_blocks
+        return self._blocks_of(seq, seq.computed + n) <= self.free_blocks
 
     def admit(self, seq: Sequence, now: float, new_tokens: int | None = None) -> None:
         """Move the head of the queue, ``seq``, to the running set, allocating the blocks of
@@ -80,18 +88,19 @@ class Instance:
         self.running.append(seq)
         self.alloc[id(seq)] = 0
         n = seq.needed if new_tokens is None else new_tokens
-        self._take(seq, self.blocks(seq.computed + n))
+        self._take(seq, self._blocks_of(seq, seq.computed + n))
 
     def fits_growth(self, batch: list[tuple[Sequence, int]]) -> bool:
         return self._growth(batch) <= self.free_blocks
 
     def _growth(self, batch) -> int:
-        return sum(max(0, self.blocks(s.computed + n) - self.alloc[id(s)]) for s, n in batch)
+        return sum(max(0, self._blocks_of(s, s.computed + n) - self.alloc[id(s)])
+                   for s, n in batch)
 
     def grow(self, batch: list[tuple[Sequence, int]]) -> None:
         """Allocate the blocks the iteration ``batch`` writes; internal bug if they don't fit."""
         for s, n in batch:
-            self._take(s, max(0, self.blocks(s.computed + n) - self.alloc[id(s)]))
+            self._take(s, max(0, self._blocks_of(s, s.computed + n) - self.alloc[id(s)]))
         if self.used_blocks > self.kv_blocks:
             raise AssertionError(f"{self.name}: KV blocks {self.used_blocks} > {self.kv_blocks}")
 
@@ -101,9 +110,13 @@ class Instance:
         self.peak_blocks = max(self.peak_blocks, self.used_blocks)
 
     def release(self, seq: Sequence) -> None:
-        """Free ``seq``'s blocks and drop it from the running set (finished or handed over)."""
+        """Free ``seq``'s blocks and drop it from the running set (finished or handed over);
+        blocks reserved for it on its ``kv_home`` are freed too."""
         self.used_blocks -= self.alloc.pop(id(seq))
         self.running.remove(seq)
+        home, seq.kv_home = seq.kv_home, None
+        if home is not None:
+            home.used_blocks -= home.alloc.pop(id(seq))
 
     def preempt(self, seq: Sequence, now: float) -> None:
         """Preempt by recompute: drop the KV cache, requeue at the head of the queue."""

@@ -53,6 +53,9 @@ def serve(requests, cluster: Cluster, slo: dict, *,
         cost[g_inst.name] = (est["cost_usd"], est["tdp_w"], static, chips)
     summary = summarise(result, slo, cost=cost)
     summary["step_tables_simulated"] = sum(t.simulated for t in tables)
+    offload = next((i.offload for i in instances if i.offload is not None), None)
+    if offload is not None:  # Adrenaline: requests whose KV cache stayed on a prefill instance
+        summary["offloaded_requests"] = offload.offloaded
     return result, summary
 
 

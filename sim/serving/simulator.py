@@ -93,7 +93,8 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
         if not batch:
             return
         inst.grow(batch)
-        dt = inst.step_time([(k, s.computed) for s, k in batch])
+        dt = (inst.step_time([(k, s.computed) for s, k in batch]) if inst.offload is None
+              else inst.offload.step_time(inst, batch, now))
         inst.busy = True
         inst.timeline.append(_iteration(now, now + dt, batch, inst.used_blocks))
         heapq.heappush(events, (now + dt, n, _STEP_END, inst, batch))
@@ -110,18 +111,25 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
         elif kind == _STEP_END:
             inst = obj
             inst.busy = False
+            woken: list[Instance] = []
             for seq, k in batch:
                 seq.computed += k
                 if seq.needed == 0:
                     seq.emit(now)
                 if seq.done:
+                    home = seq.kv_home  # Adrenaline: its cache's instance may now admit more
                     inst.release(seq)
+                    if home is not None:
+                        woken.append(home)
                     done += 1
                     if progress is not None:
                         progress(done, len(requests))
                 elif inst.role == "prefill" and seq.needed == 1:
-                    inst.release(seq)
                     nbytes = kv_bytes_per_token * seq.computed
+                    if inst.offload is None:
+                        inst.release(seq)
+                    else:  # the controller may keep the cache here (bytes 0: a sync only)
+                        nbytes = inst.offload.hand_over(inst, seq, nbytes, now)
                     start = max(now, link_free)
                     end = start + link.latency_s + nbytes / link.bandwidth_bytes_per_s
                     link_free = end
@@ -130,6 +138,8 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
                     heapq.heappush(events, (end, n, _TRANSFER_END, seq, None))
                     n += 1
             kick(inst, now)
+            for other in woken:
+                kick(other, now)
         else:
             inst = route(decode, dturns)
             inst.enqueue(obj, now)

@@ -84,7 +84,7 @@ def test_fireq_inserts_dequant_per_gemm_and_quant_per_norm():
     assert len(deq) == len(gemms) and len(aq) == len(norms) + len(acts)
     assert all(op.formats.act == "fp16" for op in norms + acts)
     assert all(op.unit == "vector" and op.bytes == 0 and op.launches == 0 for op in deq + aq)
-    down = next(op for op in deq if op.dims == (11008, 4096))
+    down = next(op for op in deq if op.dims == (600, 4096, 11008))  # (M, N, K) of down_proj
     assert down.flops == 225_443_840
     ids = [op.id for op in ops]
     assert len(set(ids)) == len(ids)

@@ -8,6 +8,11 @@ instance of ``instance.peers`` (``instance.move``). Optional attributes of the f
 ``needs_slo`` (SLO metrics it schedules by; the run must give them), ``needs_pool`` (the
 batching another group of the cluster must use), ``takes_arrivals = False`` (the router never
 sends it new requests: it serves what others move to it).
+
+A policy's module may also define ``attach(cluster, model, instances, systems, *,
+precision)``, which `sim.serving.cluster.build_instances` calls once the instances exist: a
+policy that changes more than the batch (Adrenaline's attention offload times iterations and
+hands sequences over) installs its controller there (``instance.offload``).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from typing import Callable
 POLICIES = {"vllm": "sim.serving.policies.vllm:vllm_batch",
             "sarathi": "sim.serving.policies.sarathi:sarathi_batch",
             "fcfs": "sim.serving.policies.fcfs:fcfs_batch",
+            "adrenaline": "sim.serving.policies.adrenaline:adrenaline_batch",
             "ascendra": "sim.serving.policies.ascendra:ascendra_batch",
             "ascendra-hp": "sim.serving.policies.ascendra:ascendra_hp_batch"}
 
@@ -30,3 +36,9 @@ def policy(name: str) -> Callable:
                          f"{', '.join(sorted(POLICIES))})")
     module, _, fn = POLICIES[name].partition(":")
     return getattr(importlib.import_module(module), fn)
+
+
+def attach_hook(name: str) -> Callable | None:
+    """The ``attach`` function of policy ``name``'s module, or None when it has none."""
+    module = POLICIES[name].partition(":")[0]
+    return getattr(importlib.import_module(module), "attach", None)

@@ -33,9 +33,12 @@ from functools import lru_cache, partial
 import numpy as np
 
 from mappers.ir import Graph, Op, OpKind
+from mappers.quantize import DEQUANT_SUFFIX
 
 from sim.units.cid.audit import Program, StreamAudit
 from sim.units.cid.engine import COMMANDS, ChannelRun, run_channel
+from sim.units.cid.quant import (PLAIN, GemvFormat, dequant_device, scale_bytes,
+                                 scale_columns)
 from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
 from sim.dtypes import DTYPE_BITS
@@ -86,8 +89,10 @@ class GemvLayout:
 
 
 def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-                pcs: int | None = None) -> GemvLayout:
-    """The layout of an ``n x k`` GEMV of ``dtype`` weights on ``pcs`` PCs of ``device``."""
+                pcs: int | None = None, fmt: GemvFormat = PLAIN) -> GemvLayout:
+    """The layout of an ``n x k`` GEMV of ``dtype`` weights on ``pcs`` PCs of ``device``;
+    ``fmt`` adds the input vector's format and group scales stored beside the weights
+    (`sim.units.cid.quant`: a step's columns hold its weights, then their scales)."""
     org = device.org
     pcs = org.pcs if pcs is None else pcs
     if n < 1 or k < 1:
@@ -97,17 +102,35 @@ def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
     if dtype not in DTYPE_BITS:
         raise ConfigError(f"--dtype: unknown dtype {dtype!r} (allowed: {', '.join(DTYPE_BITS)})")
     bits = DTYPE_BITS[dtype]
+    abits = DTYPE_BITS[fmt.act or dtype]
     lanes = org.burst_bytes * 8 // bits
     units = {"bank": org.banks_per_pc, "aim": org.banks_per_pc,
              "bankgroup": org.groups_per_pc, "buffer": 1}[mode]
     row_elems = org.row_bytes * 8 // bits
     if mode in ("bank", "aim", "bankgroup") and device.global_buffer_bytes:
-        row_elems = min(row_elems, device.global_buffer_bytes * 8 // bits)
+        # the global buffer holds one step's inputs, in the activation format
+        row_elems = min(row_elems, device.global_buffer_bytes * 8 // abits)
     step_elems = row_elems * (org.groups_per_pc if mode == "buffer" else 1)
+    step_cols = step_elems // lanes  # weight columns one step's inputs cover
+    # column commands the rows a step opens allow: weight columns and their scales' together
+    row_cols = org.columns * (org.groups_per_pc if mode == "buffer" else 1)
+    per_row = -(-k // fmt.scale_group) if fmt.grouped else 0  # group scales of one weight row
+
+    def scols(groups: int) -> int:
+        return scale_columns(groups, fmt, org.burst_bytes)
+
     cpr = -(-min(k, step_elems) // lanes)
-    if k <= step_elems:
-        pack, chunks = max(1, (step_elems // lanes) // cpr), 1
+    if k <= step_elems and cpr + scols(per_row) <= row_cols:
+        pack, chunks = max(1, step_cols // cpr), 1
+        while pack > 1 and pack * cpr + scols(pack * per_row) > row_cols:
+            pack -= 1
     else:
+        # as many weight columns as leave room in the row for their scales
+        while fmt.grouped and step_cols > 1 and step_cols + scols(
+                -(-step_cols * lanes // fmt.scale_group)) > row_cols:
+            step_cols -= 1
+        step_elems = step_cols * lanes
+        cpr = -(-min(k, step_elems) // lanes)
         pack, chunks = 1, -(-k // step_elems)
     total_units = pcs * units
     split = 1
@@ -118,12 +141,14 @@ def gemv_layout(device: DramDevice, mode: str, n: int, k: int, dtype: str,
     chunks_local = -(-chunks // split)
     steps = -(-local_rows // pack)
     if chunks == 1:
-        cols = cols_last = pack * cpr if local_rows >= pack else local_rows * cpr
+        rows_in_step = pack if local_rows >= pack else local_rows
+        cols = cols_last = rows_in_step * cpr + scols(rows_in_step * per_row)
     else:
-        cols = step_elems // lanes
+        cols = step_elems // lanes + scols(-(-step_elems // max(fmt.scale_group, 1)))
         tail = k - (chunks - 1) * step_elems
-        cols_last = -(-tail // lanes) if split == 1 else cols
-    gb_writes = -(-min(k, step_elems) * bits // 8 // org.burst_bytes)
+        cols_last = (-(-tail // lanes) + scols(-(-tail // max(fmt.scale_group, 1)))
+                     if split == 1 else cols)
+    gb_writes = -(-min(k, step_elems) * abits // 8 // org.burst_bytes)
     reads = -(-min(pack, local_rows) * units * ACC_BYTES // org.burst_bytes)
     needed = pcs * units * chunks_local * steps * (step_elems * bits // 8)
     have = pcs * org.banks_per_pc * org.rows * org.row_bytes
@@ -246,11 +271,14 @@ def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) ->
 
 
 def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
-         pcs: int | None = None, audit: StreamAudit | None = None) -> CidRun:
+         pcs: int | None = None, audit: StreamAudit | None = None,
+         fmt: GemvFormat = PLAIN) -> CidRun:
     """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``; with an
-    ``audit``, check the command stream too (`sim.units.cid.audit`). Energy and internal bytes
-    are those of the PCs that hold rows: a PC without any gets no command."""
-    lay = gemv_layout(device, mode, n, k, dtype, pcs)
+    ``audit``, check the command stream too (`sim.units.cid.audit`); ``fmt``: the inputs'
+    format and the weights' scales (`sim.units.cid.quant`). Energy and internal bytes are
+    those of the PCs that hold rows: a PC without any gets no command."""
+    lay = gemv_layout(device, mode, n, k, dtype, pcs, fmt)
+    device = dequant_device(device, mode, lay.lanes, fmt)
     run = _run(device, audit, mode, *_program(lay))
     org = device.org
     # Row n goes to PC group n mod (pcs / split) first (`GemvLayout.address`).
@@ -259,9 +287,11 @@ def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
     internal = sum(run.counts.get(cmd, 0) * m for cmd, m in per_cmd.items()) \
         * org.burst_bytes * used
     return CidRun(cycles=run.cycles, time_s=run.cycles * device.timing.tck_s,
-                  internal_bytes=float(internal), useful_bytes=n * k * lay.bits / 8,
+                  internal_bytes=float(internal),
+                  useful_bytes=n * k * lay.bits / 8 + scale_bytes(n, k, fmt),
                   energy_j=energy_j(device, run.counts, mode, used), counts=run.counts,
                   pcs=used)
+
 
 
 def _program(lay: GemvLayout) -> tuple[int, ...]:
@@ -284,9 +314,9 @@ def _fewest(most: int, same: Callable[[int], bool]) -> int:
 
 
 def _same_program(device: DramDevice, mode: str, k: int, dtype: str, pcs: int | None,
-                  goal: tuple[int, ...], n: int) -> bool:
+                  goal: tuple[int, ...], n: int, fmt: GemvFormat = PLAIN) -> bool:
     try:
-        return _program(gemv_layout(device, mode, n, k, dtype, pcs)) == goal
+        return _program(gemv_layout(device, mode, n, k, dtype, pcs, fmt)) == goal
     except ConfigError:  # does not fit on fewer units
         return False
 
@@ -405,22 +435,22 @@ def unit_device(unit: CidUnit) -> DramDevice:
 
 
 def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
-              audit: StreamAudit | None = None) -> CidRun:
+              audit: StreamAudit | None = None, fmt: GemvFormat = PLAIN) -> CidRun:
     """A GEMV on a whole CiD unit: its rows split evenly over the stacks (each stack runs its
-    share on all its PCs), time of one stack, energy and bytes of all (``audit``: as `gemv`).
-    Only as many stacks as make it faster get rows (`_fewest`): the others stay idle and cost
-    nothing."""
+    share on all its PCs), time of one stack, energy and bytes of all (``audit``, ``fmt``: as
+    `gemv`). Only as many stacks as make it faster get rows (`_fewest`): the others stay idle
+    and cost nothing."""
     device = unit_device(unit)
-    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype))
+    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype, None, fmt))
     stacks = _fewest(min(unit.stacks, n), lambda s: _same_program(
-        device, unit.mode, k, dtype, None, goal, -(-n // s)))
+        device, unit.mode, k, dtype, None, goal, -(-n // s), fmt))
     per_stack = -(-n // stacks)
     full, rest = divmod(n, per_stack)
-    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit)
-    last = gemv(device, unit.mode, rest, k, dtype, audit=audit) if rest else None
+    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit, fmt=fmt)
+    last = gemv(device, unit.mode, rest, k, dtype, audit=audit, fmt=fmt) if rest else None
     return CidRun(cycles=one.cycles, time_s=one.time_s,
                   internal_bytes=one.internal_bytes * full + (last.internal_bytes if last else 0),
-                  useful_bytes=n * k * DTYPE_BITS[dtype] / 8,
+                  useful_bytes=n * k * DTYPE_BITS[dtype] / 8 + scale_bytes(n, k, fmt),
                   energy_j=one.energy_j * full + (last.energy_j if last else 0.0),
                   counts=one.counts, pcs=one.pcs * full + (last.pcs if last else 0))
 
@@ -469,11 +499,19 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     if unit is None:
         raise ValueError(f"cid_cost: op {op.name} placed on 'cid' but the chip has no CiD unit")
     device = unit_device(unit)
+    if op.name.endswith(DEQUANT_SUFFIX):
+        # the near-bank lanes dequantize inside the GEMM's own stream (sim.units.cid.quant):
+        # its scale columns and any extra MAC slots are the GEMM's cost; nothing is left here
+        return Cost(time_s=0.0, compute_s=0.0, memory_s=0.0, comm_s=0.0, energy_j=0.0,
+                    bound="compute", dram_bytes=0.0, cycles=0.0, stall_cycles=0.0,
+                    utilization=math.nan)
     if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
         m, n, k = op.dims
-        # the banks hold the weights in their own format (op.formats.weight); scale bytes a
-        # quantisation scheme adds ride along in weight_bytes and do not change that width
-        run = unit_gemv(unit, n, k, op.formats.weight, audit)
+        # the banks hold the weights in their own format and the scales beside them; the
+        # global buffer holds the inputs in the activation format (sim.units.cid.quant)
+        f = op.formats
+        run = unit_gemv(unit, n, k, f.weight, audit,
+                        GemvFormat(act=f.act, scale_group=f.scale_group, scale=f.scale))
         reps = m
     elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
         batch, heads, kv_heads, queries, keys, hd = op.dims
@@ -492,6 +530,8 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     time = run.time_s * reps
     peak = peak_internal_bytes_per_s(device, unit.mode) * unit.stacks
     moved = run.internal_bytes * reps
+    if op.formats.scale_group == -1:  # per-channel scales: read where the outputs leave
+        moved += op.formats.scale_bytes * reps
     return Cost(time_s=time, compute_s=time, memory_s=time, comm_s=0.0,
                 energy_j=run.energy_j * reps, bound="memory",
                 dram_bytes=moved if moved else run.useful_bytes * reps,

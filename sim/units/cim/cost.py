@@ -38,6 +38,7 @@ from typing import Callable
 import numpy as np
 
 from mappers.ir import Graph, Op, OpKind
+from mappers.quantize import DEQUANT_SUFFIX
 
 from sim.cost import Cost
 from sim.units.cim.crossbar import CimUnit, Crossbar, load_cim
@@ -191,9 +192,27 @@ def peak_macs_per_s(unit: CimUnit, weight_bits: int | None = None,
             / (xb.input_cycles(input_bits) * max(xb.read_time_s, full_convert)))
 
 
+def group_reads(unit: CimUnit, k: int, scale_group: int) -> int:
+    """Reads per input slice of a crossbar holding weights in groups of ``scale_group`` along
+    ``K`` (``<= 0``: per channel or none): the column current sums the rows it drives, so rows
+    of groups with different scales cannot share a read; a crossbar of ``rows`` holding
+    smaller groups reads (and converts) them one group at a time."""
+    rows = min(unit.crossbar.rows, k)
+    return -(-rows // scale_group) if 0 < scale_group < rows else 1
+
+
+def scale_multiplies(m: int, n: int, k: int, scale_group: int) -> int:
+    """Digital scale multiplies of a quantized GEMM: one per output per group of ``K`` (per
+    channel: one per output), in the periphery after the shift-and-add."""
+    if scale_group > 0:
+        return m * n * -(-k // scale_group)
+    return m * n if scale_group == -1 else 0
+
+
 def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
           resident_weights_bytes: float, crossbars_available: int | None,
-          fields: tuple[str, str], act_io: bool = True) -> CimResult:
+          fields: tuple[str, str], act_io: bool = True, scale_group: int = 0,
+          scale_bytes: int = 0) -> CimResult:
     xb, per = unit.crossbar, unit.periphery
     _check_bits(xb, wbits, ibits, fields)
     avail = unit.crossbars if crossbars_available is None else crossbars_available
@@ -204,6 +223,8 @@ def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
 
     rt, ct, s = layout(unit, n, k, wbits)
     t = xb.input_cycles(ibits)
+    # bit-serial inputs: T read steps per token, times G where scale groups split a crossbar
+    reads = t * group_reads(unit, k, scale_group)
     copy = rt * ct
     weight_bytes = -(-n * k * wbits // 8)
     resident = min(float(resident_weights_bytes), float(weight_bytes))
@@ -240,8 +261,8 @@ def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
         # copies only when every weight is programmed anyway (a copy is never resident)
         top = min(m, avail // copy) if resident == 0 else 1
         rho = np.arange(1, top + 1)
-        prog = program_s(rho * copy, weight_bytes)
-        comp = -(-m // rho) * t * step_s + latency_s
+        prog = program_s(rho * copy, weight_bytes + scale_bytes)
+        comp = -(-m // rho) * reads * step_s + latency_s
         best = int(np.argmin(prog + np.maximum(comp, io_s)))  # first minimum: fewest copies
         replicas = int(rho[best])
         program_total, compute_total = float(prog[best]), float(comp[best])
@@ -249,23 +270,26 @@ def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
     else:
         replicas, passes = 1, -(-copy // avail)
         last = copy - (passes - 1) * avail
-        per_pass_bytes = weight_bytes / copy  # bytes per crossbar of W
+        per_pass_bytes = (weight_bytes + scale_bytes) / copy  # bytes per crossbar of W
         program_total = float((passes - 1) * program_s(avail, avail * per_pass_bytes)
                               + program_s(last, last * per_pass_bytes))
-        compute_total = passes * (m * t * step_s + latency_s)
+        compute_total = passes * (m * reads * step_s + latency_s)
         used = avail
 
     time_s = program_total + max(compute_total, io_s)
-    conversions = m * t * rt * n * s
+    conversions = m * reads * rt * n * s
     cells_prog = n * k * cpw * replicas * prog_frac
     program_bytes = weight_bytes * prog_frac  # brought in once, broadcast to the replicas
+    # the scales sit in the periphery's registers: loaded with the weights they scale
+    program_bytes += scale_bytes * prog_frac
     io_j = (program_bytes + act_bytes) * 8 * unit.io_energy_pj_per_bit * _PJ
     write_j = cells_prog * xb.write_energy_j
     energy = CimEnergy(dac=m * t * k * ct * xb.dac_energy_j,
-                       crossbar_read=m * t * copy * xb.read_energy_j,
+                       crossbar_read=m * reads * copy * xb.read_energy_j,
                        adc=conversions * xb.adc_energy_j,
                        shift_add=conversions * per.shift_add_energy_j,
-                       accumulate=m * n * (rt - 1) * per.accumulate_energy_j,
+                       accumulate=(m * n * (rt - 1) + scale_multiplies(m, n, k, scale_group))
+                       * per.accumulate_energy_j,
                        write=write_j, io=io_j)
     peak_macs = peak_macs_per_s(unit, wbits, ibits)
     return CimResult(
@@ -303,7 +327,8 @@ def cim_op_result(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0,
     m, n, k = op.dims
     wbits, ibits = _op_bits(op)
     return _gemm(unit, m, n, k, wbits, ibits, resident_weights_bytes, None,
-                 (f"op {op.name} weights", f"op {op.name} dtype"), act_io)
+                 (f"op {op.name} weights", f"op {op.name} dtype"), act_io,
+                 op.formats.scale_group, op.formats.scale_bytes)
 
 
 def cim_op_cost(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0,
@@ -409,6 +434,13 @@ def cim_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
     plan = slot_plan(system, graph)
 
     def cost(op: Op) -> Cost:
+        if op.name.endswith(DEQUANT_SUFFIX):
+            # dequantization on CiM is the GEMM's own work: integer codes sliced over the
+            # cells, extra reads where groups split a crossbar, scale multiplies in the
+            # periphery (`_gemm`); nothing is left for the op `place` moved here
+            return Cost(time_s=0.0, compute_s=0.0, memory_s=0.0, comm_s=0.0, energy_j=0.0,
+                        bound="compute", dram_bytes=0.0, cycles=0.0, stall_cycles=0.0,
+                        utilization=math.nan)
         return cim_op_cost(op, unit, resident_weights_bytes=plan.resident_bytes(op),
                            act_io=False)
     return cost

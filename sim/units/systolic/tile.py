@@ -160,21 +160,24 @@ class GemmMapping:
 
 @lru_cache(maxsize=65536)
 def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
-             b_dtype: str | None = None, acc_dtype: str = "fp32") -> GemmMapping:
+             b_dtype: str | None = None, acc_dtype: str = "fp32",
+             c_dtype: str | None = None) -> GemmMapping:
     """Map ``batch`` GEMMs ``C[m,n] = A[m,k] @ B[k,n]`` onto ``chip``; memoised by shape.
 
-    ``dtype`` is the compute format, that of A and C; ``b_dtype`` that of B (the weights, or
-    the K/V cache; default ``dtype``); ``acc_dtype`` that of the C tile's accumulators in L1.
+    ``dtype`` is the compute format, that of A (and of C unless ``c_dtype`` says otherwise:
+    a quantized GEMM's epilogue writes fp16); ``b_dtype`` that of B (the weights, or the K/V
+    cache; default ``dtype``); ``acc_dtype`` that of the C tile's accumulators in L1.
     """
     sa = chip.core.systolic_array
     ab = DTYPE_BITS[dtype] / 8
     bb = DTYPE_BITS[b_dtype or dtype] / 8
+    cb = DTYPE_BITS[c_dtype or dtype] / 8
     accb = DTYPE_BITS[acc_dtype] / 8
     f = chip.tensor_freq_hz
     dram_bw = chip.memory.bandwidth_bytes_per_s * chip.efficiency.memory / f
     core_l2, core_dram = core_bandwidths(chip)
     best = _search(batch, m, n, k, chip.cores, chip.core.sublanes, sa.rows, sa.cols,
-                   DATAFLOWS.index(sa.dataflow), ab, bb, ab, accb,
+                   DATAFLOWS.index(sa.dataflow), ab, bb, cb, accb,
                    chip.core.l1.capacity_bytes, chip.core.accumulator_bytes or 0,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
                    core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k),
@@ -243,11 +246,13 @@ def tile_cost(system: System, op: Op) -> Cost:
         if b_dtype is None or fmt.acc is None:
             raise ValueError(f"tile: tensor op {op.name} lacks its B-operand or accumulator "
                              f"format ({fmt})")
-        g = map_gemm(chip, fmt.act, batch, m, n, k, b_dtype=b_dtype, acc_dtype=fmt.acc)
+        g = map_gemm(chip, fmt.act, batch, m, n, k, b_dtype=b_dtype, acc_dtype=fmt.acc,
+                     c_dtype=fmt.out)
         f = chip.tensor_freq_hz
         compute_cycles = g.compute_cycles * work
         if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
-            dram = max(g.dram_bytes, op.bytes)
+            # the mapping streams A, B and C; the weights' scales come with B, at least once
+            dram = max(g.dram_bytes + fmt.scale_bytes, op.bytes)
         else:  # fused attention reads K/V once per KV head: the op's own bytes are exact
             dram = op.bytes
         dram_cycles = dram / g.dram_bytes_per_cycle
