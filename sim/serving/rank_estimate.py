@@ -13,10 +13,11 @@ kept under ``(TTFT - S_p90) / 2.3`` (an exponential tail's p90 is 2.3x its mean)
 counts every second of work a request brings to the instance (its prefill; for collocated
 instances also its decode share ``mean output x t_d(B) / B``). Disaggregated: the smaller of
 the prefill pool's rate, the decode pool's capacity and the KV link's (one prompt's KV cache
-a request over the cluster's link, one transfer at a time). Collocated (Sarathi): half the TBT
-budget goes to the decode step and the rest to prefill chunks riding along, so the decode
-batch is sized at ``TBT / 2`` and the prefill share of time may not stretch the mean TBT past
-the target: ``t_d / (1 - lam E[S]) <= TBT``.
+a request over the cluster's link, one transfer at a time). Collocated (Sarathi): part of the TBT
+budget goes to the decode step (a quarter, half or three quarters: the best of the three)
+and the rest to prefill chunks riding along, so the decode batch is sized at that share and
+the prefill share of time may not stretch the mean TBT past the target:
+``t_d / (1 - lam E[S]) <= TBT``.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from sim.serving.rank import Search, Strategy
 from sim.serving.simulator import Link
 
 SAMPLE = 64
+#: Shares of the TBT budget a collocated instance's decode step may take (the best is kept).
+DECODE_SHARES = (0.25, 0.5, 0.75)
 MAX_BATCH = 256
 P90_OVER_MEAN = 2.3
 
@@ -93,18 +96,22 @@ class Estimator:
             return 0.0
         return 2 * slack / (second + 2 * slack * work)
 
+    def _collocated(self, tp: int, pp: int, share: float, out: float) -> float:
+        """Rate (req/s) of one collocated instance whose decode step takes ``share`` of the
+        TBT budget."""
+        mean_s, second, p90, t_d, b = self._config(tp, pp, self.tbt * share)
+        if b == 0:
+            return 0.0
+        work = mean_s + out * t_d / b
+        return max(0.0, min(self._queue_rate(mean_s, second, p90, work),
+                            (1 - t_d / self.tbt) / mean_s))
+
     def goodput(self, s: Strategy) -> float:
         """Estimated goodput (req/s) of strategy ``s`` (module docstring)."""
         out = float(np.mean(self.outputs))
         if s.decode is None:
             tp, pp, n = s.prefill
-            mean_s, second, p90, t_d, b = self._config(tp, pp, self.tbt / 2)
-            if b == 0:
-                return 0.0
-            work = mean_s + out * t_d / b
-            lam = min(self._queue_rate(mean_s, second, p90, work),
-                      (1 - t_d / self.tbt) / mean_s)
-            return n * max(lam, 0.0)
+            return n * max(self._collocated(tp, pp, f, out) for f in DECODE_SHARES)
         (tp, pp, n_p), (dtp, dpp, n_d) = s.prefill, s.decode
         mean_s, second, p90, _, _ = self._config(tp, pp, self.tbt)
         _, _, _, t_d, b = self._config(dtp, dpp, self.tbt)
