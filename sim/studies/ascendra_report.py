@@ -83,14 +83,17 @@ SLO attainment crosses {data['target']:.0%}, interpolated between grid rates.
   mostly to decoding (about 200 output tokens a request), {conv}.
 * **Why pdsim's ratio differs from 1.7x.** One of the four instances is reserved for urgent
   requests, which costs throughput when few are urgent; the paper sizes its pools per
-  workload, pdsim keeps 3 + 1 everywhere. The chunk size comes from the TBT target through the
-  step-time table, which is exact in pdsim (the prediction is the simulator's own step time)
-  and only estimated on real GPUs, so pdsim's Ascendra never violates TBT by misprediction.
+  workload, pdsim keeps 3 + 1 everywhere (an idle high-priority instance does take waiting
+  low-priority requests, which recovers part of it). The chunk size comes from the TBT
+  target through the step-time table, which is exact in pdsim (the prediction is the
+  simulator's own step time) and only estimated on real GPUs, so pdsim's Ascendra never
+  violates TBT by misprediction.
   The paper's TBT SLO is per token gap; pdsim's per-request goodput uses the mean gap
   (docs/serving.md), which is kinder to vLLM's prefill stalls.
-* **Not modelled.** The high-priority pool's "ticket" admission of low-priority work when it
-  is idle; moving requests whose prefill has started (their KV cache stays where it is);
-  scheduling overhead.
+* **Simplified.** The high-priority instance's "ticket" entry is modelled as taking the
+  oldest waiting low-priority request whenever its own queue is empty and it runs fewer than
+  8 sequences. Not modelled: moving requests whose prefill has started (their KV cache stays
+  where it is); scheduling overhead.
 """
 
 

@@ -33,10 +33,13 @@ def readme(data: dict[str, Any]) -> str:
         f"{s['exhaustive_simulations']} |" for s in data["scenarios"])
     sections = "\n\n".join(f"### {s['model']} on {s['chips']} x {data['hardware']}\n\n"
                            f"{_ranking(s)}" for s in data["scenarios"])
+    cpu = sum(s["rank_cpu_s"] + s["exhaustive_cpu_s"] for s in data["scenarios"])
+    rank_cpu = sum(s["rank_cpu_s"] for s in data["scenarios"])
     return f"""# BestServe: ranking serving strategies by goodput
 
-Regenerate: `{COMMAND}` (a few minutes on 2 cores: the exhaustive reference simulates every
-strategy). Every number is in `bestserve.json`. One scenario from the command line:
+Regenerate: `{COMMAND}` (about {cpu:.0f} s of CPU in two processes: the exhaustive
+reference simulates every strategy; the rankings alone take {rank_cpu:.0f} s). Every number is
+in `bestserve.json`. One scenario from the command line:
 
     pdsim serve rank --model llama2-7b --hardware h100 --chips 8 --trace {TRACE} \\
         --slo ttft_p90={data['ttft_s']},tbt_p90={data['tbt_s']}
@@ -80,9 +83,18 @@ goodput). BestServe's published figure is the estimate error (within
   prefill (it underestimates prefill pools) and Sarathi's chunking (collocated TTFT); the
   decode batch is sized at the mean context, not the distribution.
 * **KV transfer**: disaggregated strategies hand a prompt's KV cache over one shared 50 GB/s
-  link, one transfer at a time (docs/serving.md); with the code trace's long prompts the link,
-  not the chips, caps their goodput. BestServe assumes a faster interconnect; a cluster file
-  with a faster `link` changes that ranking.
+  link, one transfer at a time (docs/serving.md). llama2-7b's cache (512 KiB a token, no
+  grouped-query attention) of the code trace's ~2k-token prompts caps every 7B disaggregated
+  strategy near 50 req/s whatever its chips, so collocation wins there; llama2-70b's (320 KiB a
+  token over 80 layers with 8 KV heads) moves faster per request than its prefill runs, and on
+  16 chips a pool of three tp-4 prefill instances beats collocation because TTFT, not
+  throughput, binds (pooling prompts over more prefill instances shortens the queue). Ties in
+  the ranking are strategies the same bottleneck caps (the decode pool's shape does not
+  matter once the prefill pool or the link binds). A cluster file with a faster `link`
+  changes the 7B ranking; BestServe's own transfer model is not reproduced.
+* **Tensor parallelism**: pdsim charges tp all-reduces on the chips' links, so a tp-8 decode
+  step of llama2-70b is slower than a tp-4 one at small batches; strategies with tp 8
+  rank low for that reason.
 * **Hardware**: pdsim's h100 roofline model, not measured GPUs, and no CPU dispatch overhead
   (BestServe models it); absolute goodputs are pdsim's.
 """
