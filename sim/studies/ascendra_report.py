@@ -21,12 +21,17 @@ def _table(t: dict[str, Any], key: str, fmt: str) -> str:
     return "\n".join(lines)
 
 
+_HEAD = ("| trace | vLLM | Sarathi | Ascendra | Ascendra / vLLM | Ascendra / Sarathi | "
+         "Ascendra / best baseline | paper (over both) |\n" + "|---" * 8 + "|")
+
+
 def readme(data: dict[str, Any]) -> str:
     rows = []
     for trace, t in data["traces"].items():
         m, ratio = t["max_rate"], t["ascendra_over_best_baseline"]
+        over = [f"{m['ascendra'] / m[b]:.2f}x" if m[b] else "-" for b in ("vllm", "sarathi")]
         rows.append(f"| {trace} | {m['vllm']:.1f} | {m['sarathi']:.1f} | {m['ascendra']:.1f} | "
-                    f"{ratio:.2f}x | up to {data['ascendra_reported']}x |")
+                    f"{over[0]} | {over[1]} | {ratio:.2f}x | up to {data['ascendra_reported']}x |")
     sections = []
     for trace, t in data["traces"].items():
         sections.append(f"### {trace}\n\nSLO attainment (share of requests meeting both SLOs):"
@@ -40,7 +45,7 @@ def readme(data: dict[str, Any]) -> str:
     conv = f"{ratio.get('azure-conv', '-')}"
     return f"""# Ascendra: two-tier priorities against vLLM and Sarathi-Serve
 
-Regenerate: `{COMMAND}` (about a minute on 2 cores). Every number is in `ascendra.json`.
+Regenerate: `{COMMAND}` (about 80 s of CPU on one core). Every number is in `ascendra.json`.
 
 Ascendra (Ikram, Li, Elnikety, Bagchi, *Ascendra: Dynamic Request Prioritization for
 Efficient LLM Serving*, arXiv 2504.20828, 2025) splits the instances into a low-priority pool
@@ -60,8 +65,7 @@ SLO attainment crosses {data['target']:.0%}, interpolated between grid rates.
 
 ## Maximum rate at {data['target']:.0%} SLO attainment (req/s)
 
-| trace | vLLM | Sarathi | Ascendra | Ascendra / best baseline (pdsim) | paper |
-|---|---|---|---|---|---|
+{_HEAD}
 {chr(10).join(rows)}
 
 ![goodput and SLO attainment vs rate](ascendra.png)
