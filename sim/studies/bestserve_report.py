@@ -92,6 +92,12 @@ goodput). BestServe's published figure is the estimate error (within
   the ranking are strategies the same bottleneck caps (the decode pool's shape does not
   matter once the prefill pool or the link binds). A cluster file with a faster `link`
   changes the 7B ranking; BestServe's own transfer model is not reproduced.
+* **Strategies at zero**: every llama2-70b strategy with tp-2 (or tp-1 pp-2) instances meets
+  the SLOs at no rate in simulation: one prefill of the trace's longer prompts on two h100s
+  takes about the whole TTFT target, so more than 10% of requests miss it even alone, and the
+  little KV cache left beside the weights (about 2 GB a chip) keeps their decode batches
+  small. The estimator, whose 64-prompt sample puts the p90 prefill just under the target,
+  gives them small non-zero rates; none reaches the simulated top 4.
 * **Tensor parallelism**: pdsim charges tp all-reduces on the chips' links, so a tp-8 decode
   step of llama2-70b is slower than a tp-4 one at small batches; strategies with tp 8
   rank low for that reason.
