@@ -24,7 +24,11 @@ Conventions (docs/ops.md has the full table):
   experts' weights side by side (columns for gate/up, rows of K for down), so the weight
   bytes are exactly those of the experts the step reads and the rows per weight are the
   rows each expert sees. FLOPs count the ``T k`` rows exactly. Each expert's MLP width is
-  split across tensor-parallel chips as the dense MLP is.
+  split across tensor-parallel chips as the dense MLP is. A shared expert (Qwen2-MoE) is a
+  dense gated MLP over all ``T`` tokens (``shared_gate_up``, ``shared_act``,
+  ``shared_down``), so every step reads its weights; its sigmoid gate is a one-column GEMM
+  ``shared_gate`` (replicated, as the router) and ``shared_combine`` adds the gated shared
+  output to the routed one.
 * Causal LMs compute logits for the last position of each sequence only (as serving engines
   do); a bidirectional (diffusion) LM computes logits for every position it processes.
 * Tensor parallelism follows Megatron-LM: QKV and gate/up projections split by columns, output
@@ -313,12 +317,24 @@ class _Builder:
                           act_bytes=self._act(rows * d) + self._act(rows * 2 * inter))
         down = replace(down, flops=2 * rows * d * inter,
                        act_bytes=self._act(rows * inter) + self._act(rows * d))
-        return [self.gemm("router", tokens, m.num_experts, d, bias=False),
-                self.elementwise("router_topk", OpKind.ELEMENTWISE, tokens, m.num_experts,
-                                 "softmax", reads=1),
-                gate_up,
-                self.elementwise("act", OpKind.ACTIVATION, rows, inter, "silu_gate", reads=2),
-                down]
+        ops = [self.gemm("router", tokens, m.num_experts, d, bias=False),
+               self.elementwise("router_topk", OpKind.ELEMENTWISE, tokens, m.num_experts,
+                                "softmax", reads=1),
+               gate_up,
+               self.elementwise("act", OpKind.ACTIVATION, rows, inter, "silu_gate", reads=2),
+               down]
+        if m.shared_expert_intermediate_size:
+            shared = -(-m.shared_expert_intermediate_size // self.tp)
+            ops += [self.gemm("shared_gate_up", tokens, 2 * shared, d, bias=False),
+                    self.elementwise("shared_act", OpKind.ACTIVATION, tokens, shared,
+                                     "silu_gate", reads=2),
+                    self.gemm("shared_down", tokens, d, shared, bias=False)]
+            if m.shared_expert_gate:
+                ops.append(self.gemm("shared_gate", tokens, 1, d, bias=False))
+            # routed + sigmoid(gate) x shared: one pass over the two outputs
+            ops.append(self.elementwise("shared_combine", OpKind.ELEMENTWISE, tokens, d,
+                                        "residual", reads=2))
+        return ops
 
     def p2p(self, name: str, elements: int, stage: int) -> Op:
         """Stage ``stage`` sends ``elements`` activations to stage ``stage + 1``: each chip of

@@ -7,9 +7,11 @@ never guesses the structure of a model it does not know.
 Supported: Llama (``LlamaForCausalLM``), Mistral (``MistralForCausalLM``: sliding-window
 attention), Qwen2/2.5 (``Qwen2ForCausalLM``: biases on the QKV projection), Qwen3
 (``Qwen3ForCausalLM``: per-head RMSNorm on q and k), the mixture-of-experts decoders Mixtral
-(``MixtralForCausalLM``) and Qwen3-MoE (``Qwen3MoeForCausalLM``): a router and top-k routed
-experts in place of the MLP (`ModelConfig.num_experts`), BLOOM (``BloomForCausalLM``: ALiBi,
-LayerNorm, biases, GELU MLP, tied embeddings, an embedding LayerNorm) and LLaDA
+(``MixtralForCausalLM``), Qwen3-MoE (``Qwen3MoeForCausalLM``) and Qwen2-MoE
+(``Qwen2MoeForCausalLM``: Qwen1.5-MoE, Qwen2-57B-A14B; QKV biases and a gated shared
+expert): a router and top-k routed experts in place of the MLP (`ModelConfig.num_experts`),
+BLOOM (``BloomForCausalLM``: ALiBi, LayerNorm, biases, GELU MLP, tied embeddings, an
+embedding LayerNorm) and LLaDA
 (``LLaDAModelLM``: a bidirectional masked-diffusion LM with a Llama-style block and OLMo-style
 config names).
 """
@@ -59,6 +61,11 @@ class ModelConfig:
     # Measured routing: the probability that a token selects each expert (sums to
     # ``experts_per_token``); None for uniform routing (`expected_experts`).
     expert_load: tuple[float, ...] | None = None
+    # A shared expert (Qwen2-MoE): a gated MLP of this width that every token uses, beside the
+    # routed experts (0: none); ``shared_expert_gate``: its output is scaled by
+    # sigmoid(hidden -> 1), a one-column GEMM.
+    shared_expert_intermediate_size: int = 0
+    shared_expert_gate: bool = False
 
     def __post_init__(self) -> None:
         for name in ("hidden_size", "num_layers", "num_heads", "num_kv_heads", "head_dim",
@@ -80,6 +87,9 @@ class ModelConfig:
             if self.expert_intermediate_size < 1:
                 raise ConfigError(f"moe_intermediate_size: must be a positive integer, got "
                                   f"{self.expert_intermediate_size!r}")
+        if (self.shared_expert_intermediate_size or self.shared_expert_gate) and not self.moe:
+            raise ConfigError("shared_expert_intermediate_size: a shared expert needs routed "
+                              "experts (num_experts > 0)")
         if self.expert_load is not None:
             load = self.expert_load
             if (len(load) != self.num_experts or any(not 0 <= p <= 1 for p in load)
@@ -130,9 +140,11 @@ class ModelConfig:
             attention += 2 * self.head_dim
         up = (2 if self.gated_mlp else 1) * i
         expert = 0
-        if self.moe:  # router + experts (gated, no biases)
+        if self.moe:  # router + experts (gated, no biases) + the shared expert and its gate
             expert = 3 * h * self.expert_intermediate_size
-            mlp = h * self.num_experts + self.num_experts * expert
+            mlp = (h * self.num_experts + self.num_experts * expert
+                   + 3 * h * self.shared_expert_intermediate_size
+                   + (h if self.shared_expert_gate else 0))
         else:
             mlp = h * up + i * h + (up + h if b else 0)
         layer = attention + mlp + 2 * norm
@@ -280,6 +292,13 @@ def _qwen3_moe(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
                        moe=("num_experts", "moe_intermediate_size"))
 
 
+def _qwen2_moe(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
+    model = _llama_like(cfg, name, where, qkv_bias=True,
+                        moe=("num_experts", "moe_intermediate_size"))
+    return replace(model, shared_expert_gate=True, shared_expert_intermediate_size=_int(
+        cfg, where, "shared_expert_intermediate_size"))
+
+
 def _bloom(cfg: Mapping[str, Any], name: str, where: str) -> ModelConfig:
     hidden = _int(cfg, where, "hidden_size", "n_embed")
     heads = _int(cfg, where, "n_head", "num_attention_heads")
@@ -324,6 +343,7 @@ _PARSERS: dict[str, Callable[[Mapping[str, Any], str, str], ModelConfig]] = {
     "Qwen3ForCausalLM": _qwen3,
     "MixtralForCausalLM": _mixtral,
     "Qwen3MoeForCausalLM": _qwen3_moe,
+    "Qwen2MoeForCausalLM": _qwen2_moe,
     "BloomForCausalLM": _bloom,
     "BloomModel": _bloom,
     "LLaDAModelLM": _llada,

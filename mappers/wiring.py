@@ -36,8 +36,14 @@ READS: dict[str, tuple[tuple[str, ...], ...]] = {
     "router_topk": (("router",),),
     "expert_gate_up": (("mlp_norm",), ("router_topk",)),  # rows gathered by the routing
     "expert_down": (("act",), ("router_topk",)),          # outputs weighted by the gates
-    "mlp_allreduce": (("down_proj", "expert_down"),),
-    "mlp_residual": (("mlp_allreduce", "down_proj", "expert_down"), ("attn_residual",)),
+    "shared_gate_up": (("mlp_norm",),),
+    "shared_act": (("shared_gate_up",),),
+    "shared_down": (("shared_act",),),
+    "shared_gate": (("mlp_norm",),),
+    "shared_combine": (("expert_down",), ("shared_down",), ("shared_gate", "shared_down")),
+    "mlp_allreduce": (("down_proj", "shared_combine", "expert_down"),),
+    "mlp_residual": (("mlp_allreduce", "down_proj", "shared_combine", "expert_down"),
+                     ("attn_residual",)),
     "pp_send": (("mlp_residual",),),
     "final_norm": (("mlp_residual",),),
     "lm_head": (("final_norm",),),

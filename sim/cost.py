@@ -30,3 +30,6 @@ class Cost:
     cycles: float = math.nan
     stall_cycles: float = math.nan
     utilization: float = math.nan
+    #: kernels the op's mapping launches each time the op is launched (split-K's reduction
+    #: is a second kernel); a runtime (`sim.runtime`) charges each its fixed time
+    kernels: int = 1

@@ -5,9 +5,13 @@ stack that issues that work (docs/chip-model.md, "Software stack"): eager PyTorc
 kernel from Python, a CUDA graph replays them without the host, and a serving engine fuses
 small ops into their neighbours. A `Runtime` describes one such stack:
 
-* ``kernels``: kernels the stack launches per op of a kind (default 1). An unfused stack splits
-  a vector op into several kernels (eager RMSNorm: cast, square, mean, add, rsqrt, multiply,
-  cast, scale).
+* ``kernels``: kernels the stack launches per op of a kind (default 1), or per op of one of
+  the fused projections `RUNTIME_OP_NAMES` the compiler emits as one GEMM. An unfused stack
+  splits a vector op into several kernels (eager RMSNorm: cast, square, mean, add, rsqrt,
+  multiply, cast, scale), and runs ``qkv_proj`` as three GEMMs (q, k, v) and
+  ``gate_up_proj`` (and a MoE's ``shared_gate_up``) as two; such a GEMM keeps its device
+  time (a memory-bound GEMV reads the same bytes in parts), its parts pay their kernels'
+  fixed time.
 * ``traffic``: DRAM bytes the stack moves per op of a kind, as a multiple of the fused op's
   (default 1). Each kernel of an unfused op is its own pass over its tensors, some in fp32, so
   the op takes that multiple of its device time (it is memory-bound), of its DRAM bytes and of
@@ -15,9 +19,11 @@ small ops into their neighbours. A `Runtime` describes one such stack:
 * ``fuse``: op kinds that run inside a neighbouring kernel: they launch nothing of their own.
 * ``launch_s``: host time to issue one kernel. Issue is asynchronous, so it overlaps device
   work, but a kernel's slot on the stream lasts at least this long.
-* ``min_kernel_s``: the least device time one kernel occupies, its gap to the next included.
+* ``min_kernel_s``: the fixed device time of one kernel, its gap to the next included: what a
+  kernel with no work takes. A kernel's work comes on top (kernels on one stream run one
+  after another, and a kernel's start-up and drain do not overlap its own work).
 
-An op of ``n`` kernels therefore takes ``max(device time, n x max(launch_s, min_kernel_s))``.
+An op of ``n`` kernels therefore takes ``max(device time + n x min_kernel_s, n x launch_s)``.
 The runtime replaces the chip's ``efficiency.op_overhead_s`` when one is given.
 """
 
@@ -35,6 +41,8 @@ from sim.shipped import Shelf
 
 #: Op kinds a runtime can name in ``fuse`` and ``kernels``.
 RUNTIME_OP_KINDS = tuple(k.value for k in OpKind)
+#: GEMMs the compiler fuses (`mappers.lower`) that a stack may launch in parts (``kernels``).
+RUNTIME_OP_NAMES = ("qkv_proj", "gate_up_proj", "shared_gate_up")
 
 RUNTIMES = Shelf(package="sim", folder="presets/runtime", suffixes=(".yaml", ".yml"),
                  flag="--runtime", noun="runtime preset")
@@ -64,9 +72,9 @@ class Runtime:
                 raise ConfigError(f"fuse: unknown op kind {kind!r} "
                                   f"(allowed: {', '.join(RUNTIME_OP_KINDS)})")
         for kind, count in self.kernels:
-            if kind not in RUNTIME_OP_KINDS:
-                raise ConfigError(f"kernels.{kind}: unknown op kind "
-                                  f"(allowed: {', '.join(RUNTIME_OP_KINDS)})")
+            if kind not in RUNTIME_OP_KINDS + RUNTIME_OP_NAMES:
+                raise ConfigError(f"kernels.{kind}: unknown op kind or name (allowed: "
+                                  f"{', '.join(RUNTIME_OP_KINDS + RUNTIME_OP_NAMES)})")
             if count < 1:
                 raise ConfigError(f"kernels.{kind}: must be >= 1, got {count} (list the kind "
                                   f"in fuse to launch no kernel of its own)")
@@ -84,17 +92,20 @@ class Runtime:
         """Kernels this stack launches for one instance of ``op``."""
         if op.launches == 0 or op.kind.value in self.fuse:
             return 0
-        return op.launches * dict(self.kernels).get(op.kind.value, 1)
+        counts = dict(self.kernels)
+        return op.launches * counts.get(op.name, counts.get(op.kind.value, 1))
 
     def apply(self, op: Op, cost: Cost) -> Cost:
         """``cost`` (device work without any per-op overhead) as this stack runs it."""
-        n = self.kernels_of(op)
+        n = self.kernels_of(op) * cost.kernels
         passes = dict(self.traffic).get(op.kind.value, 1.0)
         device = cost.time_s * passes
-        time = max(device, n * max(self.launch_s, self.min_kernel_s))
+        # each kernel's fixed device time is serial with its work (a kernel starts when the
+        # one before it ends); the host's issue overlaps device work (asynchronous launches)
+        time = max(device + n * self.min_kernel_s, n * self.launch_s)
         if time == cost.time_s:
             return cost
-        bound = cost.bound if time == device else "runtime"
+        bound = cost.bound if device >= n * max(self.min_kernel_s, self.launch_s) else "runtime"
         return dataclasses.replace(cost, time_s=time, bound=bound,
                                    dram_bytes=cost.dram_bytes * passes,
                                    energy_j=cost.energy_j * passes)

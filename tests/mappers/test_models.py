@@ -22,6 +22,7 @@ PUBLISHED = {
     "qwen2.5-7b": 7_615_616_512,
     "mixtral-8x7b": 46_702_792_704,
     "qwen3-30b-a3b": 30_532_122_624,
+    "qwen1.5-moe-a2.7b": 14_315_784_192,
 }
 EXACT = set(PUBLISHED)
 

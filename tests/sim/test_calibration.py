@@ -22,16 +22,17 @@ DATA = load_measured()
 GEMMS = gemm_comparison(DATA)
 STEPS = {r["step"]: r for r in step_comparison(DATA)}
 
-NO_SPLIT_K = pytest.mark.xfail(strict=True, reason=(
-    "GEMMs with M = 256 are 0.94-1.37x of measured (median 1.23): they have 64-128 output tiles "
-    "for 132 cores, and the tile model hands each core whole output tiles, never splitting a "
-    "GEMM along K; cuBLAS uses split-K / stream-K kernels to occupy every SM on such shapes"))
 SMALL_KERNELS = pytest.mark.xfail(strict=True, reason=(
-    "decode under cuda-graph is 0.67x (batch 1) and 0.76x (batch 16) of measured: the preset "
-    "charges each small kernel the 1.17 us measured for a 1-element kernel, while transformers' "
-    "decode elementwise kernels average ~1.5 us plus ~0.6 us gaps; its separate q/k/v and "
-    "gate/up GEMVs stream small weights at 0.60-0.68 of HBM peak, and sdpa at batch 16 takes "
-    "5.9 ms for ~3 ms of K/V reads; pdsim models none of these per-kernel inefficiencies"))
+    "decode under cuda-graph is 0.70x (batch 1) and 0.79x (batch 16) of measured with each "
+    "kernel's 1.17 us fixed time on top of its work and q/k/v, gate/up launched apart. Against "
+    "the profile of the same kernels (eager, static cache): GEMMs 4.91 vs 5.43 ms (cuBLAS runs "
+    "the N = 4096 GEMVs split-K with 160 reduction kernels of 1.8 us; in the step its GEMVs "
+    "stream 2.4 TB/s, pdsim's 2.85); other kernels 1.22 vs 2.24 ms at batch 1 and 1.33 vs "
+    "2.9 ms at batch 16 (1033 against 1274 kernels: StaticCache bookkeeping, where/fill/"
+    "arange/int64 adds, is no op; strided TensorIterator kernels take 2-3 us, not a 1-element "
+    "kernel's 1.17 us; RMSNorm's mean takes 9 us at batch 16); attention 0.42 vs 0.62 ms at "
+    "batch 1; graph replay 1.05-1.16 ms beyond the profiler's kernel sum. Only the step being "
+    "compared measures these, so no parameter is taken from them"))
 
 
 def test_measured_on_an_h100():
@@ -39,8 +40,7 @@ def test_measured_on_an_h100():
 
 
 @pytest.mark.parametrize("group", [
-    "M=1", "M=16", "M=64",
-    pytest.param("M=256", marks=NO_SPLIT_K), "M>=1024"])
+    "M=1", "M=16", "M=64", "M=256", "M>=1024"])
 def test_tile_gemms_within_band(group):
     ratios = [r["tile_ratio"] for r in GEMMS if GROUPS[group](r["m"])]
     assert len(ratios) >= 10

@@ -54,6 +54,32 @@ def test_short_op_is_bounded_by_its_kernels():
     assert rt.apply(_norm(), _cost(1e-6)).bound == "runtime"
 
 
+def test_kernel_fixed_time_comes_on_top_of_the_work():
+    """Under a graph (no host issue) 8 kernels of 1 us fixed time each and 5 us of work take
+    13 us: kernels on a stream run one after another, so start-up does not hide work."""
+    rt = Runtime(name="t", min_kernel_s=1e-6, kernels=(("norm", 8),))
+    c = rt.apply(_norm(), _cost(5e-6))
+    assert c.time_s == pytest.approx(13e-6) and c.bound == "runtime"
+    # a mapping that launches two kernels per op (split-K) pays two fixed times per op kernel
+    two = dataclasses.replace(_cost(5e-6), kernels=2)
+    assert rt.apply(_norm(), two).time_s == pytest.approx(21e-6)
+
+
+def test_transformers_stacks_launch_the_fused_projections_in_parts():
+    """transformers' LlamaAttention has q_proj, k_proj, v_proj and LlamaMLP gate_proj,
+    up_proj as separate nn.Linear: 3 and 2 GEMM kernels where pdsim's op list has one."""
+    qkv = Op(name="qkv_proj", kind=OpKind.GEMM, dims=(1, 12288, 4096), formats=FP16,
+             flops=2 * 12288 * 4096, weight_bytes=2 * 12288 * 4096, act_bytes=0,
+             unit="tensor")
+    o = dataclasses.replace(qkv, name="o_proj", dims=(1, 4096, 4096))
+    gate_up = dataclasses.replace(qkv, name="gate_up_proj", dims=(1, 22016, 4096))
+    shared = dataclasses.replace(qkv, name="shared_gate_up", dims=(1, 11264, 2048))
+    for name in ("eager", "cuda-graph"):
+        rt = load_runtime(name)
+        assert [rt.kernels_of(x) for x in (qkv, o, gate_up, shared)] == [3, 1, 2, 2]
+    assert load_runtime("fused").kernels_of(qkv) == 1
+
+
 def test_long_op_keeps_its_device_time_and_traffic_multiplies_it():
     rt = Runtime(name="t", launch_s=1e-6, kernels=(("norm", 2),), traffic=(("norm", 3.0),))
     c = rt.apply(_norm(), _cost(1e-3))
@@ -71,6 +97,7 @@ def test_fused_kind_launches_nothing():
     ({"launch_s": -1.0}, "launch_s: must be >= 0"),
     ({"fuse": ("normz",)}, "fuse: unknown op kind 'normz'"),
     ({"kernels": (("norm", 0),)}, r"kernels\.norm: must be >= 1"),
+    ({"kernels": (("o_proj", 2),)}, r"kernels\.o_proj: unknown op kind or name"),
     ({"kernels": (("norm", 2),), "fuse": ("norm",)}, r"kernels\.norm: also in fuse"),
     ({"traffic": (("rope", 0.5),)}, r"traffic\.rope: must be >= 1"),
 ])
@@ -112,9 +139,8 @@ def test_runtime_replaces_the_per_op_overhead(tmp_path):
 
 def test_eager_kernel_count_is_near_the_profiled_one():
     """Kernels per prefill step from the eager preset's per-op counts (counted in
-    transformers' code) against the torch profiler's count on the H100: 1334. pdsim's op list
-    runs Q, K, V and gate, up as one GEMM each, which eager transformers launches apart (4 more
-    kernels per layer), and the rotary cos/sin set-up is not an op."""
+    transformers' code, Q, K, V and gate, up launched apart) against the torch profiler's count
+    on the H100: 1334. The rotary cos/sin set-up is not an op."""
     rt = load_runtime("eager")
     sched = _step("eager", Phase.PREFILL, 1, 512, 0)
     kernels = sum(s.segment.repeat * rt.kernels_of(s.op) for s in sched.ops)

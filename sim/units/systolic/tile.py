@@ -31,8 +31,15 @@ active cores (``min(cores, tiles)``) cannot fill either (docs/chip-model.md); ve
 every core.
 
 Cores work in waves of ``ceil(tiles / cores)`` output tiles (edge tiles counted as full, a
-slight overestimate). The op takes ``max(core time, DRAM time)`` plus the first tile's DRAM
-fetch, which nothing hides. Stalls are that total minus the pure array cycles.
+slight overestimate). When the output tiles are fewer than the cores, the search also tries
+the two decompositions cuBLAS and CUTLASS use on such shapes (Osama et al., "Stream-K",
+PPoPP 2023): **split-K** cuts each tile's K loop into ``cores // tiles`` parts, one per core,
+and a second kernel reduces the fp32 partial sums (written and read once, through L2 while
+they fit in half of it, else through DRAM); **stream-K** deals the k-steps of all tiles out
+evenly, ``ceil(tiles x ksteps / cores)`` per core, and each core writes at most one partial
+tile that the core finishing that tile reads back. The search keeps whichever is fastest.
+The op takes ``max(core time, DRAM time)`` plus the first tile's DRAM fetch, which nothing
+hides, plus split-K's reduction kernel. Stalls are that total minus the pure array cycles.
 """
 
 from __future__ import annotations
@@ -67,18 +74,28 @@ def _candidates(dim: int) -> np.ndarray:
     return sizes
 
 
+#: Work decompositions of a GEMM over the cores (`_search`): whole output tiles per core,
+#: split-K (each tile's K range cut into ``s`` parts, partial sums reduced by a second kernel)
+#: and stream-K (the k-steps of all tiles dealt out evenly, partial tiles fixed up in place).
+DECOMPOSITIONS = ("tiles", "split-k", "stream-k")
+
+
 @njit(cache=True)
 def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l1_bytes,
-            acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck, rate):
+            acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck, rate,
+            kernel_cycles):
     """Best mapping; ``ab``, ``bb``, ``cb``, ``accb``: bytes per element of A, B, C and the
     accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle,
     ``core_l2`` and ``core_dram`` those one core can sustain (inf: unbounded); ``acc_bytes``:
     the register file the C tile accumulates in (0: the accumulators share L1); ``rate``: MACs
     per PE per cycle of the compute format, which divides the array cycles only (loads and
-    DRAM traffic take the time their bytes take, whatever the MAC rate).
+    DRAM traffic take the time their bytes take, whatever the MAC rate); ``kernel_cycles``:
+    the fixed cost of launching one kernel, which split-K's reduction kernel adds.
     Returns a float array: total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split,
-    order, core, first, achieved DRAM bandwidth."""
-    best = np.full(12, np.inf)
+    order, core, first, achieved DRAM bandwidth, decomposition (index into
+    `DECOMPOSITIONS`), K parts per tile (split-K), reduction cycles, partial-sum bytes."""
+    best = np.full(16, np.inf)
+    best_launch = 0.0
     for m1 in cm:
         for n1 in cn:
             for k1 in ck:
@@ -90,54 +107,101 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                     continue
                 tiles = batch * ((m + m1 - 1) // m1) * ((n + n1 - 1) // n1)
                 ksteps = (k + k1 - 1) // k1
-                waves = (tiles + cores - 1) // cores
-                active = min(cores, tiles)
-                # a core's share of L2, but no more than its own requests in flight can carry
-                load = tile_in / min(l2_bw / active, core_l2)
-                # DRAM: the memory's bandwidth, or all active cores' together if less
-                dram_eff = min(dram_bw, active * core_dram)
-                for split in range(2):
-                    if split == 0:
-                        ms, ns = (m1 + sublanes - 1) // sublanes, n1
+                # Fewer output tiles than cores leave cores idle; cuBLAS/CUTLASS then split
+                # K (Osama et al., Stream-K, PPoPP 2023): split-K by the factor that fills
+                # the cores, or stream-K, which deals every k-step out evenly
+                for dec in range(3):
+                    parts = 1
+                    prologues = 1  # k-step loads no compute hides: one per tile a core starts
+                    if dec == 0:
+                        prologues = (tiles + cores - 1) // cores
+                        per_core = ksteps * prologues
+                        active = min(cores, tiles)
+                        partial = 0.0
+                    elif dec == 1:
+                        parts = min(ksteps, cores // tiles) if tiles < cores else 1
+                        if parts < 2:
+                            continue
+                        per_core = (ksteps + parts - 1) // parts
+                        active = tiles * parts
+                        # every part's fp32 tile, written, then read by the reduction kernel
+                        partial = 2.0 * parts * batch * m * n * accb
                     else:
-                        ms, ns = m1, (n1 + sublanes - 1) // sublanes
-                    if df == 0:
-                        sr, sc, t = ms, ns, k1
-                    elif df == 1:
-                        sr, sc, t = k1, ns, ms
-                    else:
-                        sr, sc, t = k1, ms, ns
-                    folds, per_fold = fold_cycles(rows, cols, df, sr, sc, t)
-                    step = folds * per_fold / rate
-                    tile_time = ksteps * max(step, load) + load
-                    core = waves * tile_time
-                    compute = waves * ksteps * step
-                    a, b, c = m * k * ab, k * n * bb, m * n * cb
-                    for order in range(2):
-                        held, streamed, held_dim, other = (a, b, m, m1) if order == 0 \
-                            else (b, a, n, n1)
-                        if streamed <= l2_bytes // 2:
-                            passes = 1
+                        if tiles >= cores or tiles * ksteps <= cores:
+                            continue
+                        per_core = (tiles * ksteps + cores - 1) // cores
+                        if per_core >= ksteps:  # as slow as whole tiles: nothing to deal
+                            continue
+                        active = cores
+                        prologues = 2  # a range shorter than a tile spans at most two
+                        # each core's range ends inside a tile at most once: that partial
+                        # tile is written and read back by the core finishing the tile
+                        partial = 2.0 * (cores - 1) * m1 * n1 * accb
+                    # a core's share of L2, but no more than its own requests in flight
+                    core_bw = min(l2_bw / active, core_l2)
+                    load = tile_in / core_bw
+                    # DRAM: the memory's bandwidth, or all active cores' together if less
+                    dram_eff = min(dram_bw, active * core_dram)
+                    # partial sums (half of ``partial``: each is written, then read) stay in
+                    # L2 while they fit half of it, else they go to DRAM and back
+                    spill = partial / 2 > l2_bytes // 2
+                    for split in range(2):
+                        if split == 0:
+                            ms, ns = (m1 + sublanes - 1) // sublanes, n1
                         else:
-                            blk = (l2_bytes // 2) // max(1, held // held_dim)
-                            blk = max(other, (blk // other) * other)
-                            passes = (held_dim + blk - 1) // blk
-                        dram = batch * (held + streamed * passes + c)
-                        first = tile_in / min(dram_bw, core_dram)
-                        total = max(core, dram / dram_eff) + first
-                        if total < best[0]:
-                            best[0] = total
-                            best[1] = compute
-                            best[2] = dram
-                            best[3] = tiles * (ksteps * tile_in + m1 * n1 * cb)
-                            best[4] = m1
-                            best[5] = n1
-                            best[6] = k1
-                            best[7] = split
-                            best[8] = order
-                            best[9] = core
-                            best[10] = first
-                            best[11] = dram_eff
+                            ms, ns = m1, (n1 + sublanes - 1) // sublanes
+                        if df == 0:
+                            sr, sc, t = ms, ns, k1
+                        elif df == 1:
+                            sr, sc, t = k1, ns, ms
+                        else:
+                            sr, sc, t = k1, ms, ns
+                        folds, per_fold = fold_cycles(rows, cols, df, sr, sc, t)
+                        step = folds * per_fold / rate
+                        core = per_core * max(step, load) + prologues * load
+                        reduce = 0.0
+                        if dec == 2:  # the fix-up runs inside each core
+                            core += m1 * n1 * accb * 2 / (dram_eff / active if spill
+                                                          else core_bw)
+                        elif dec == 1:  # the reduction kernel runs after the GEMM
+                            reduce = partial / (dram_eff if spill else l2_bw)
+                        # split-K's second kernel is charged by the caller (`kernels`), but
+                        # weighs in the choice here
+                        launch = kernel_cycles if dec == 1 else 0.0
+                        compute = per_core * step
+                        a, b, c = m * k * ab, k * n * bb, m * n * cb
+                        for order in range(2):
+                            held, streamed, held_dim, other = (a, b, m, m1) if order == 0 \
+                                else (b, a, n, n1)
+                            if streamed <= l2_bytes // 2:
+                                passes = 1
+                            else:
+                                blk = (l2_bytes // 2) // max(1, held // held_dim)
+                                blk = max(other, (blk // other) * other)
+                                passes = (held_dim + blk - 1) // blk
+                            dram = batch * (held + streamed * passes + c)
+                            if spill:
+                                dram += partial
+                            first = tile_in / min(dram_bw, core_dram)
+                            total = max(core, dram / dram_eff) + first + reduce
+                            if total + launch < best[0] + best_launch:
+                                best[0] = total
+                                best[1] = compute
+                                best[2] = dram
+                                best[3] = tiles * (ksteps * tile_in + m1 * n1 * cb) + partial
+                                best[4] = m1
+                                best[5] = n1
+                                best[6] = k1
+                                best[7] = split
+                                best[8] = order
+                                best[9] = core
+                                best[10] = first
+                                best[11] = dram_eff
+                                best[12] = dec
+                                best[13] = parts
+                                best[14] = reduce
+                                best[15] = partial
+                                best_launch = launch
     return best
 
 
@@ -156,6 +220,16 @@ class GemmMapping:
     split: str
     loop_order: str
     utilization: float
+    #: how the work is dealt to the cores (one of `DECOMPOSITIONS`) and, for split-K, the K
+    #: parts per output tile; ``reduce_cycles``: split-K's reduction kernel (in ``cycles``)
+    decomposition: str = "tiles"
+    k_parts: int = 1
+    reduce_cycles: float = 0.0
+
+    @property
+    def kernels(self) -> int:
+        """Kernels the mapping launches: split-K reduces its partial sums in a second one."""
+        return 2 if self.decomposition == "split-k" else 1
 
 
 @lru_cache(maxsize=65536)
@@ -181,7 +255,7 @@ def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
                    chip.core.l1.capacity_bytes, chip.core.accumulator_bytes or 0,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
                    core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k),
-                   sa.macs_per_pe_per_cycle(dtype))
+                   sa.macs_per_pe_per_cycle(dtype), chip.efficiency.op_overhead_s * f)
     if not math.isfinite(best[0]):
         raise ValueError(f"tile: no L1 tile of a {m}x{n}x{k} GEMM fits {chip.name}'s L1")
     return GemmMapping(cycles=best[0], compute_cycles=best[1],
@@ -189,6 +263,8 @@ def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
                        dram_bytes=best[2], l2_bytes=best[3], dram_bytes_per_cycle=best[11],
                        tile=(int(best[4]), int(best[5]), int(best[6])),
                        split=("m", "n")[int(best[7])], loop_order=("m", "n")[int(best[8])],
+                       decomposition=DECOMPOSITIONS[int(best[12])], k_parts=int(best[13]),
+                       reduce_cycles=best[14],
                        utilization=batch * m * n * k / (chip.arrays * sa.rows * sa.cols
                                                         * sa.macs_per_pe_per_cycle(dtype)
                                                         * best[0]))
@@ -257,16 +333,16 @@ def tile_cost(system: System, op: Op) -> Cost:
             dram = op.bytes
         dram_cycles = dram / g.dram_bytes_per_cycle
         core = g.core_cycles * work
-        cycles = max(core, dram_cycles) + g.first_fetch_cycles
+        cycles = max(core, dram_cycles) + g.first_fetch_cycles + g.reduce_cycles
         bound = "compute" if core >= dram_cycles else "memory"
         sa = chip.core.systolic_array
         util = (op.flops / 2 / sa.macs_per_pe_per_cycle(fmt.act)
                 / (chip.arrays * sa.rows * sa.cols * cycles))
-        return Cost(time_s=cycles / f + eff.op_overhead_s * op.launches,
+        return Cost(time_s=cycles / f + eff.op_overhead_s * op.launches * g.kernels,
                     compute_s=compute_cycles / f, memory_s=dram_cycles / f, comm_s=0.0,
                     energy_j=energy_j(system, op, dram), bound=bound, dram_bytes=dram,
                     cycles=cycles,
-                    stall_cycles=cycles - compute_cycles, utilization=util)
+                    stall_cycles=cycles - compute_cycles, utilization=util, kernels=g.kernels)
     if op.unit == "vector":
         f = chip.vector_freq_hz
         compute = vector_cycles(chip, op.flops)
