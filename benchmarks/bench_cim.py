@@ -35,7 +35,8 @@ from mappers.ir import Phase, Precision
 from mappers.lower import lower
 from mappers.models import load_model
 from sim.units.cim.numerics import mvm, program
-from sim.units.cim.cost import CIM_KINDS, cim_op_cost, plan_weights
+from sim.units.cim.cost import CIM_KINDS, cim_op_cost
+from sim.units.cim.residency import plan_weights
 from sim.units.cim.crossbar import load_cim
 
 

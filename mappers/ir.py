@@ -79,6 +79,12 @@ MATMUL_KINDS = frozenset({OpKind.GEMM, OpKind.LM_HEAD, OpKind.ATTN_SCORE, OpKind
 #: Where a scheme dequantizes its weights (`Precision.weight_dequant`).
 DEQUANT_PLACES = ("none", "vector", "mainloop")
 
+#: `Precision.kv_scale_group` codes: one static scale per (KV head, channel) of K and of V
+#: (calibrated, shared by every token: FireQ), and one per (token, KV head) whatever the head
+#: size (dynamic: QServe's KV4). A positive group G is ``ceil(head_dim / G)`` per token and head.
+KV_SCALE_CHANNEL = -1
+KV_SCALE_HEAD = -2
+
 
 class Phase(StrEnum):
     PREFILL = "prefill"
@@ -102,7 +108,14 @@ class Precision:
     lanes in registers before the MMA, ``mainloop``: in the GEMM's main loop, serialised with
     it), costing ``dequant_ops`` vector ops per weight element each time a weight tile is
     dequantized; ``act_quant_ops`` vector ops per element quantize the activations after each
-    norm."""
+    norm.
+
+    KV-cache scales (quantized KV, `mappers.lower`): ``kv_scale_group`` is 0 (none),
+    `KV_SCALE_HEAD` (one per token and KV head), `KV_SCALE_CHANNEL` (one per KV head and
+    channel, static: held with the weights) or ``G`` > 0 (``ceil(head_dim / G)`` per token and
+    head), each a ``kv_scale_dtype`` value plus as wide a zero point when ``kv_zero_points``
+    (asymmetric); K and V have theirs each. ``kv_dequant_ops`` vector ops per KV element
+    dequantize the cache where attention runs (`mappers.quantize`)."""
 
     weight: str = "fp16"
     activation: str = "fp16"
@@ -114,9 +127,19 @@ class Precision:
     weight_dequant: str = "none"
     dequant_ops: float = 0.0
     act_quant_ops: float = 0.0
+    kv_scale_group: int = 0
+    kv_scale_dtype: str = "fp16"
+    kv_zero_points: bool = False
+    kv_dequant_ops: float = 0.0
 
     def __post_init__(self) -> None:
         check_dtype(self.weight, "weight dtype")
+        check_dtype(self.kv_scale_dtype, "kv scale dtype")
+        if self.kv_scale_group < KV_SCALE_HEAD:
+            raise ConfigError(f"kv_scale_group: must be > 0, 0 (none), head or channel, got "
+                              f"{self.kv_scale_group}")
+        if self.kv_dequant_ops < 0:
+            raise ConfigError("kv_dequant_ops: must be >= 0")
         check_dtype(self.activation, "activation dtype")
         check_dtype(self.kv, "kv dtype")
         check_dtype(self.acc, "accumulator dtype")
@@ -136,6 +159,30 @@ class Precision:
         per output channel (the whole of ``K``), ``0`` for none."""
         return self.scale_group or (-1 if self.channel_scales else 0)
 
+    def _kv_scale_bytes(self, scales: int) -> int:
+        """Bytes of ``scales`` KV scales with their zero points, if any (whole bytes)."""
+        bits = DTYPE_BITS[self.kv_scale_dtype] * (2 if self.kv_zero_points else 1)
+        return -(-scales * bits // 8)
+
+    def kv_token_scale_bytes(self, tokens: int, kv_heads: int, head_dim: int) -> int:
+        """Bytes of the per-token scales (and zero points) of K, or of V, of ``tokens`` tokens
+        over ``kv_heads`` heads of ``head_dim``; 0 unless scales are per token."""
+        g = self.kv_scale_group
+        if g == KV_SCALE_HEAD:
+            per = 1
+        elif g > 0:
+            per = -(-head_dim // g)
+        else:
+            return 0
+        return self._kv_scale_bytes(tokens * kv_heads * per)
+
+    def kv_channel_scale_bytes(self, kv_heads: int, head_dim: int) -> int:
+        """Bytes of the static per-channel scales (and zero points) of K, or of V, of one layer
+        of ``kv_heads`` heads of ``head_dim``; 0 unless scales are per channel."""
+        if self.kv_scale_group != KV_SCALE_CHANNEL:
+            return 0
+        return self._kv_scale_bytes(kv_heads * head_dim)
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class OperandFormats:
@@ -151,7 +198,9 @@ class OperandFormats:
     weights, where a scheme adds them; they are part of the op's ``weight_bytes`` (DRAM
     traffic) and never part of an operand's width. ``scale_group``: weights along ``K`` per
     scale (`Precision.weight_scale_group`: -1 one per output channel, 0 none); ``scale``: the
-    scales' format.
+    scales' format. ``kv_scale_bytes``: bytes of KV-cache scales (and zero points) the op reads
+    or writes with its KV (part of its ``kv_bytes``); ``kv_scale_group``: their
+    `Precision.kv_scale_group`; ``kv_scale``: their format.
     """
 
     act: str
@@ -162,6 +211,9 @@ class OperandFormats:
     scale_bytes: int = 0
     scale_group: int = 0
     scale: str = "fp16"
+    kv_scale_bytes: int = 0
+    kv_scale_group: int = 0
+    kv_scale: str = "fp16"
 
     def __post_init__(self) -> None:
         check_dtype(self.act, "activation dtype")
@@ -170,6 +222,9 @@ class OperandFormats:
             if value is not None:
                 check_dtype(value, f"{field} dtype")
         check_dtype(self.scale, "scale dtype")
+        if self.kv_scale_bytes < 0:
+            raise ValueError(f"OperandFormats: kv_scale_bytes must be >= 0, got "
+                             f"{self.kv_scale_bytes}")
         if self.scale_bytes < 0 or self.scale_group < -1:
             raise ValueError(f"OperandFormats: scale_bytes must be >= 0 and scale_group >= -1, "
                              f"got {self.scale_bytes}, {self.scale_group}")

@@ -14,7 +14,9 @@ Conventions (docs/ops.md has the full table):
   Causal attention counts only the (query, key) pairs the mask keeps. Sliding-window
   attention (Mistral) keeps only the last ``W`` keys of each query (itself included), and the
   step reads only the keys some query of it sees (`window_keys`): attention pairs and KV bytes
-  stop growing once the context passes the window.
+  stop growing once the context passes the window. A quantized KV cache's scales (and zero
+  points) count in ``kv_bytes`` and ``formats.kv_scale_bytes``: per-token ones are written by
+  ``kv_write`` and read with each cached key; static per-channel ones are read once per op.
 * Mixture of experts (Mixtral, Qwen3-MoE): the MLP becomes a ``router`` GEMM (hidden ->
   experts, replicated across tensor-parallel chips), a ``router_topk`` softmax/top-k on the
   vector units, and the routed experts as two GEMMs ``expert_gate_up`` and ``expert_down``.
@@ -234,8 +236,9 @@ class _Builder:
         self.f_norm = OperandFormats(act=p.activation, weight=p.activation, acc=p.acc)
         self.f_act = OperandFormats(act=p.activation)
         self.f_table = OperandFormats(act=p.activation, weight=p.weight)
-        self.f_kv_write = OperandFormats(act=p.activation, kv=p.kv)
-        self.f_attention = OperandFormats(act=p.activation, kv=p.kv, acc=p.acc)
+        kv_scales = dict(kv_scale_group=p.kv_scale_group, kv_scale=p.kv_scale_dtype)
+        self.f_kv_write = OperandFormats(act=p.activation, kv=p.kv, **kv_scales)
+        self.f_attention = OperandFormats(act=p.activation, kv=p.kv, acc=p.acc, **kv_scales)
         self.f_softmax = OperandFormats(act=p.activation, acc=p.acc)
 
     def _act(self, elements: int) -> int:
@@ -287,19 +290,30 @@ class _Builder:
         dims = (batch, heads, kv_heads, new_tokens, keys, hd)
         softmax_flops = FLOPS_PER_ELEMENT["softmax"] + (
             FLOPS_PER_ELEMENT["alibi"] if self.model.position == "alibi" else 0)
+        # KV scales (`Precision.kv_scale_group`): per-token ones are written with the new K
+        # and V and read with every cached key; static per-channel ones are read once per op
+        p = self.p
+        write_scales = 2 * p.kv_token_scale_bytes(tokens, kv_heads, hd)
+        read_scales = (p.kv_token_scale_bytes(batch * keys, kv_heads, hd)
+                       + p.kv_channel_scale_bytes(kv_heads, hd))
+        f_write, f_read = self.f_kv_write, self.f_attention
+        if write_scales:
+            f_write = replace(f_write, kv_scale_bytes=write_scales)
+        if read_scales:
+            f_read = replace(f_read, kv_scale_bytes=read_scales)
         return [
             Op(name="kv_write", kind=OpKind.KV_WRITE, dims=(tokens, kv_heads, hd),
-               formats=self.f_kv_write, launches=launches, flops=0,
+               formats=f_write, launches=launches, flops=0,
                act_bytes=self._act(2 * tokens * kv_heads * hd),
-               kv_bytes=nbytes(2 * tokens * kv_heads * hd, kv)),
-            Op(name="attn_score", kind=OpKind.ATTN_SCORE, dims=dims, formats=self.f_attention,
+               kv_bytes=nbytes(2 * tokens * kv_heads * hd, kv) + write_scales),
+            Op(name="attn_score", kind=OpKind.ATTN_SCORE, dims=dims, formats=f_read,
                launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
-               kv_bytes=nbytes(kv_tile, kv)),
+               kv_bytes=nbytes(kv_tile, kv) + read_scales),
             Op(name="softmax", kind=OpKind.SOFTMAX, dims=(batch, heads, new_tokens, keys),
                formats=self.f_softmax, launches=launches, flops=softmax_flops * scores),
-            Op(name="attn_value", kind=OpKind.ATTN_VALUE, dims=dims, formats=self.f_attention,
+            Op(name="attn_value", kind=OpKind.ATTN_VALUE, dims=dims, formats=f_read,
                launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
-               kv_bytes=nbytes(kv_tile, kv)),
+               kv_bytes=nbytes(kv_tile, kv) + read_scales),
         ]
 
     def experts(self, tokens: int) -> list[Op]:

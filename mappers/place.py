@@ -14,7 +14,9 @@ runs where its GEMM's weights are: on the vector unit beside the arrays, or on t
 unit that takes the GEMM, whose model then charges the dequantization as that unit does it
 (near-bank MAC lanes, crossbar periphery). There it takes the GEMM's inputs and the GEMM reads
 it (the unit dequantizes as its weights stream), so the two run one after the other on the
-unit and the activations' transfer to the unit is made once.
+unit and the activations' transfer to the unit is made once. A KV-dequantization op
+(``<attn>.kv_dequant``) goes with its attention op the same way (the near-bank unit of a CiD
+that runs attention, or the host's vector lanes).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from functools import lru_cache
 from sim.hardware import System
 
 from .ir import Graph, Op, OpKind, Phase
-from .quantize import DEQUANT_SUFFIX
+from .quantize import DEQUANT_SUFFIX, KV_DEQUANT_SUFFIX
+
+_SUFFIXES = (DEQUANT_SUFFIX, KV_DEQUANT_SUFFIX)
 
 UNIT_OF_KIND: dict[OpKind, str] = {
     OpKind.GEMM: "tensor",
@@ -63,15 +67,15 @@ def place(graph: Graph, system: System) -> Graph:
 
 def _with_dequant_units(ops: tuple[Op, ...]) -> tuple[Op, ...]:
     """``ops`` with each dequant op moved onto its GEMM's memory-side unit (module)."""
-    if not any(op.name.endswith(DEQUANT_SUFFIX) for op in ops):
+    if not any(op.name.endswith(_SUFFIXES) for op in ops):
         return ops
     out = list(ops)
     for i, op in enumerate(ops[:-1]):
-        gemm = ops[i + 1]
-        if not op.name.endswith(DEQUANT_SUFFIX) or gemm.unit == UNIT_OF_KIND[gemm.kind]:
+        gemm = ops[i + 1]  # or the attention op of a KV dequant op
+        if not op.name.endswith(_SUFFIXES) or gemm.unit == UNIT_OF_KIND[gemm.kind]:
             continue
-        if op.name != gemm.name + DEQUANT_SUFFIX:
-            raise ValueError(f"place: dequant op {op.name} is not right before its GEMM")
+        if op.name not in (gemm.name + DEQUANT_SUFFIX, gemm.name + KV_DEQUANT_SUFFIX):
+            raise ValueError(f"place: dequant op {op.name} is not right before its reader")
         # the dequant op reads the GEMM's activations (`quantize` wired it so in both places)
         out[i] = replace(op, unit=gemm.unit)
         if op.id >= 0:

@@ -19,6 +19,18 @@ the ``place`` pass puts on the vector unit and its unit model charges there:
   dequant op goes with it and that unit's model charges the dequantization as that unit does
   it (`mappers.place`).
 
+* ``kv_dequant`` before every ``attn_score`` and ``attn_value`` of a scheme with
+  ``kv_dequant_ops`` > 0 (dims: its attention op's; ``kv_dequant_ops`` ops per K or V element
+  read, once per ``DEQUANT_TILE_M`` queries of a sequence, times the share of (query, key)
+  pairs a causal mask keeps): the quantized cache converted as the attention kernel loads it
+  (QServe's KV4 -> fp16, FireQ's INT4 -> FP8). On the GPU that is the vector lanes, beside the
+  attention's MMAs and loads, as ``vector`` weight dequantization is: it reads the attention
+  op's inputs and nothing waits for it, so it costs time where the vector lanes are the busier
+  resource. Both papers' kernels overlap the conversion with the KV loads (QServe reworks its
+  KV4 attention until it is memory-bound again; FireQ pipelines it in FlashAttention-3's
+  warp-specialised loop). Where ``place`` puts attention on a memory-side unit, the dequant op
+  goes with it, as ``w_dequant`` does.
+
 It also rewrites formats: where a scheme quantizes activations (``act_quant_ops`` > 0) to
 fewer than 16 bits, only the GEMM inputs are quantized; the residual stream and the vector ops
 on it (norms, RoPE, the MLP activation, residual adds) stay in ``RESIDUAL`` (fp16), as in
@@ -35,6 +47,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from fractions import Fraction
 
 from sim.dtypes import DTYPE_BITS, nbytes
 
@@ -42,6 +55,9 @@ from .ir import Graph, Op, OpKind, Segment
 
 #: Name suffix of a GEMM's weight-dequantization op (``<gemm>.w_dequant``).
 DEQUANT_SUFFIX = ".w_dequant"
+
+#: Name suffix of an attention op's KV-dequantization op (``<attn>.kv_dequant``).
+KV_DEQUANT_SUFFIX = ".kv_dequant"
 
 #: Rows of activations per dequantization of a weight tile (CTA tile M of Hopper GEMMs).
 DEQUANT_TILE_M = 128
@@ -59,7 +75,8 @@ def quantize(graph: Graph) -> Graph:
     dequant = p.weight_dequant != "none" and p.dequant_ops > 0
     bits = DTYPE_BITS[p.activation]
     widen = bits < DTYPE_BITS[RESIDUAL] and p.act_quant_ops > 0
-    if not dequant and not p.act_quant_ops and not widen:
+    kv_dequant = p.kv_dequant_ops > 0
+    if not dequant and not p.act_quant_ops and not widen and not kv_dequant:
         return graph
     top = max((op.id for seg in graph.segments for op in seg.ops), default=-1)
     fresh: dict[tuple[str, int], int] = {}
@@ -85,6 +102,9 @@ def quantize(graph: Graph) -> Graph:
             if dequant and op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
                 out.extend(_with_dequant(op, p.weight_dequant, p.dequant_ops,
                                          new_id("w_dequant", op)))
+                continue
+            if kv_dequant and op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
+                out.extend(_with_kv_dequant(op, p.kv_dequant_ops, new_id("kv_dequant", op)))
                 continue
             out.append(op)
             if p.act_quant_ops and op.kind in _QUANT_AFTER:
@@ -133,3 +153,16 @@ def _with_dequant(gemm: Op, place: str, ops_per_weight: float, did: int) -> list
     if place == "mainloop" and did >= 0:
         gemm = replace(gemm, inputs=(did,))
     return [dq, gemm]
+
+
+def _with_kv_dequant(attn: Op, ops_per_element: float, did: int) -> list[Op]:
+    """The KV-dequant op beside its attention op (module)."""
+    batch, heads, kv_heads, queries, keys, hd = attn.dims
+    # elements of K (or V) x query tiles x the causal share of pairs, exactly
+    per_tile = Fraction(ops_per_element) * batch * kv_heads * keys * hd
+    kept = Fraction(attn.flops, 2 * batch * heads * queries * keys * hd)
+    flops = math.ceil(per_tile * math.ceil(queries / DEQUANT_TILE_M) * kept)
+    dq = Op(name=f"{attn.name}{KV_DEQUANT_SUFFIX}", kind=OpKind.ELEMENTWISE, dims=attn.dims,
+            formats=attn.formats, launches=0, flops=flops, id=did,
+            inputs=attn.inputs if did >= 0 else ())
+    return [dq, attn]

@@ -12,6 +12,12 @@ A scheme names the storage format of each operand and the work it adds (issue 14
     weight_dequant: vector    # none | vector | mainloop: where weights are dequantized
     dequant_ops: 1            # vector ops per weight element per dequantization
     act_quant_ops: 3          # vector ops per activation element quantized after a norm
+    kv_scale_group: head      # KV-cache scales: head (one per token and KV head), channel
+                              # (one per KV head and channel, static), G > 0 (per token, one
+                              # per G elements along head_dim) or 0 (none, the default)
+    kv_scale_dtype: fp16      # format of the KV scales (default fp16)
+    kv_zero_points: true      # asymmetric KV: a zero point of that format beside each scale
+    kv_dequant_ops: 2         # vector ops per KV element dequantized where attention runs
 
 `load_scheme` takes a shipped name or a path and returns a `mappers.ir.Precision`; a bad name,
 an unreadable file, unknown keys or bad values raise `ConfigError` naming ``--quant`` and the
@@ -27,12 +33,15 @@ import yaml
 
 from sim.errors import ConfigError
 
-from .ir import DEQUANT_PLACES, Precision
+from .ir import DEQUANT_PLACES, KV_SCALE_CHANNEL, KV_SCALE_HEAD, Precision
 
 _FIELDS = {"weight": "weight", "activation": "activation", "kv": "kv", "acc": "acc",
            "weight_group": "scale_group", "scale_dtype": "scale_dtype",
            "weight_dequant": "weight_dequant", "dequant_ops": "dequant_ops",
-           "act_quant_ops": "act_quant_ops"}
+           "act_quant_ops": "act_quant_ops", "kv_scale_group": "kv_scale_group",
+           "kv_scale_dtype": "kv_scale_dtype", "kv_zero_points": "kv_zero_points",
+           "kv_dequant_ops": "kv_dequant_ops"}
+_KV_GROUP_WORDS = {"head": KV_SCALE_HEAD, "channel": KV_SCALE_CHANNEL}
 _REQUIRED = ("weight", "activation", "kv")
 
 
@@ -78,14 +87,24 @@ def parse_scheme(text: str, where: str = "--quant") -> Precision:
     if missing:
         raise ConfigError(f"{where}: missing field {missing[0]!r} (required: "
                           f"{', '.join(_REQUIRED)})")
-    for key in ("weight", "activation", "kv", "acc", "scale_dtype", "weight_dequant"):
+    for key in ("weight", "activation", "kv", "acc", "scale_dtype", "weight_dequant",
+                "kv_scale_dtype"):
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"{where}: {key} must be a name, got {data[key]!r}")
     if "weight_group" in data and (not isinstance(data["weight_group"], int)
                                    or isinstance(data["weight_group"], bool)):
         raise ConfigError(f"{where}: weight_group must be an integer >= 0, got "
                           f"{data['weight_group']!r}")
-    for key in ("dequant_ops", "act_quant_ops"):
+    group = data.get("kv_scale_group", 0)
+    if group in _KV_GROUP_WORDS:
+        group = _KV_GROUP_WORDS[group]
+    elif isinstance(group, bool) or not isinstance(group, int) or group < 0:
+        raise ConfigError(f"{where}: kv_scale_group must be head, channel or an integer >= 0, "
+                          f"got {group!r}")
+    if not isinstance(data.get("kv_zero_points", False), bool):
+        raise ConfigError(f"{where}: kv_zero_points must be true or false, got "
+                          f"{data['kv_zero_points']!r}")
+    for key in ("dequant_ops", "act_quant_ops", "kv_dequant_ops"):
         value = data.get(key, 0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"{where}: {key} must be a number >= 0, got {value!r}")
@@ -93,6 +112,7 @@ def parse_scheme(text: str, where: str = "--quant") -> Precision:
         raise ConfigError(f"{where}: weight_dequant must be one of "
                           f"{', '.join(DEQUANT_PLACES)}, got {data['weight_dequant']!r}")
     fields = {_FIELDS[k]: v for k, v in data.items()}
+    fields["kv_scale_group"] = group
     # integer weights without groups carry one scale per output channel (SmoothQuant, FireQ);
     # floating ones (FP8) a per-tensor scale, which is no bytes to speak of
     fields["channel_scales"] = (not data.get("weight_group")

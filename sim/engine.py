@@ -121,8 +121,12 @@ def stage_footprints(model: ModelConfig, system: System,
         if s == len(stages) - 1:
             tied_here = model.tie_word_embeddings and len(stages) == 1
             weights += counts["final_norm"] + (0 if tied_here else vocab_shard)
-        kv = nbytes(2 * layers * tokens * kv_heads * model.head_dim, p.kv)
-        out.append((nbytes(weights, p.weight) + scales[s], kv))
+        # a quantized cache's per-token scales grow with it; static per-channel ones are
+        # calibrated constants, held with the weights (`Precision.kv_scale_group`)
+        kv = (nbytes(2 * layers * tokens * kv_heads * model.head_dim, p.kv)
+              + 2 * layers * p.kv_token_scale_bytes(tokens, kv_heads, model.head_dim))
+        static = 2 * layers * p.kv_channel_scale_bytes(kv_heads, model.head_dim)
+        out.append((nbytes(weights, p.weight) + scales[s] + static, kv))
     return tuple(out)
 
 

@@ -49,7 +49,7 @@ def device_and_mode(hw: str):
 
 
 def cosim_gemv(args: argparse.Namespace) -> int:
-    from sim.units.cid.ops import gemv_layout
+    from sim.units.cid.layout import gemv_layout
 
     device, mode = device_and_mode(args.hw)
     lay = gemv_layout(device, mode, args.rows, args.cols, args.wdtype, pcs=1)   # capacity

@@ -1,7 +1,7 @@
 """Run GEMVs through the CiD engine and replay its command streams into the near-bank RTL.
 
 `prepare` takes each case (a GEMV, a GEMM as several GEMVs, or an attention score / value
-product) through `sim.units.cid.ops.gemv_layout` and the engine (`run_channel`, stream
+product) through `sim.units.cid.layout.gemv_layout` and the engine (`run_channel`, stream
 recorded, one pseudo-channel: all PCs run the same program), translates the stream into every
 unit's commands (`sim.units.cid.nearbank_model.unit_program`) and lays the weights into each
 unit's bank. `run` builds the unit's Verilog once (cached like `testbenches.runner.build`),
@@ -33,7 +33,7 @@ from sim.units.cid.engine import run_channel
 from sim.units.cid.nearbank_model import (OPS, WDTYPES, NearBankConfig, UnitModel,
                                           expected_gemv, reduce_results, unit_banks,
                                           unit_config, unit_program)
-from sim.units.cid.ops import gemv_layout
+from sim.units.cid.layout import gemv_layout
 from testbenches.runner import _REPO, _simulator, default_cache, simulation_copy
 
 TOP = "pdsim_nearbank"

@@ -6,9 +6,11 @@ import argparse
 import json
 import sys
 
-#: ``pdsim reproduce ascendra`` / ``bestserve`` regenerate ``results/ascendra/`` and
-#: ``results/bestserve/``.
-STUDIES = {"ascendra": ("results/ascendra", "sim.studies.ascendra:write_ascendra"),
+#: ``pdsim reproduce spad-cluster`` / ``ascendra`` / ``bestserve`` regenerate
+#: ``results/spad-cluster/``, ``results/ascendra/`` and ``results/bestserve/``.
+STUDIES = {"spad-cluster": ("results/spad-cluster",
+                            "sim.studies.spad_cluster:write_spad_cluster"),
+           "ascendra": ("results/ascendra", "sim.studies.ascendra:write_ascendra"),
            "bestserve": ("results/bestserve", "sim.studies.bestserve:write_bestserve")}
 
 

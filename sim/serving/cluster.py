@@ -153,8 +153,11 @@ def _check_ratio(value, at: str) -> None:
 
 
 def kv_bytes_per_token(model: ModelConfig, precision: Precision = DEFAULT_PRECISION) -> int:
-    """Bytes of one token's KV cache over the whole model (every layer and KV head)."""
-    return nbytes(2 * model.num_layers * model.num_kv_heads * model.head_dim, precision.kv)
+    """Bytes of one token's KV cache over the whole model (every layer and KV head), its
+    per-token scales and zero points included (`Precision.kv_token_scale_bytes`)."""
+    per_layer = (nbytes(2 * model.num_kv_heads * model.head_dim, precision.kv)
+                 + 2 * precision.kv_token_scale_bytes(1, model.num_kv_heads, model.head_dim))
+    return model.num_layers * per_layer
 
 
 def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = DEFAULT_PRECISION) -> int:

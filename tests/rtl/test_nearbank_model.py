@@ -1,6 +1,6 @@
 """The near-bank unit's reference model against independent references: numpy's fp16
 decoding, exact rational sums (`fractions.Fraction`), and the CiD functional GEMV
-(`sim.units.cid.ops.gemv_functional`, bank by bank on integers)."""
+(`sim.units.cid.layout.gemv_functional`, bank by bank on integers)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from sim.units.cid.nearbank_model import (SCALE_ONE, NearBankConfig, UnitModel,
                                           burst_contribution, expected_gemv, fp16_fixed,
                                           reduce_results, signed_code, unit_banks,
                                           unit_config, unit_program)
-from sim.units.cid.ops import gemv_functional, gemv_layout
+from sim.units.cid.layout import gemv_functional, gemv_layout
 
 AIM = load_dram("gddr6-aim")
 

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from sim.units.cid.engine import run_channel
-from sim.units.cid.ops import gemv, gemv_functional, gemv_layout, internal_bandwidth_ratios
+from sim.units.cid.layout import gemv_functional, gemv_layout
+from sim.units.cid.ops import gemv, internal_bandwidth_ratios
 from sim.units.cid.dram import load_dram
 from sim.errors import ConfigError
 

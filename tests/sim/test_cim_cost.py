@@ -16,7 +16,8 @@ import pytest
 from mappers.ir import Phase, Precision
 from mappers.lower import lower
 from mappers.models import load_model
-from sim.units.cim.cost import cim_gemm, cim_op_cost, plan_weights
+from sim.units.cim.cost import cim_gemm, cim_op_cost
+from sim.units.cim.residency import plan_weights
 from sim.cli.main import main
 from sim.units.cim.crossbar import CimUnit, Crossbar, load_cim
 from sim.errors import ConfigError

@@ -17,7 +17,8 @@ from sim.presets import load_hardware
 from sim.step import compile_step
 from sim.units.cid import ops as cid_ops
 from sim.units.cid.quant import GemvFormat
-from sim.units.cim.cost import cim_op_result, slot_unit
+from sim.units.cim.cost import cim_op_result
+from sim.units.cim.residency import slot_unit
 from sim.units.systolic.tile import tile_cost
 
 LLAMA = load_model("llama2-7b").config
@@ -137,7 +138,7 @@ def _scaled_gemv(weight: str, unit: str, n: int = 4096, k: int = 4096) -> tuple[
 
 
 def test_cim_reads_weight_bits_from_formats_not_bytes():
-    unit = slot_unit(load_hardware("halo").system.chip.cim)
+    unit = slot_unit(load_hardware("halo-package").system.chip.cim)
     plain, scaled = _scaled_gemv("int8", "cim")
     r, p = cim_op_result(scaled, unit), cim_op_result(plain, unit)
     assert r.weight_bits == 8 and r.input_bits == 16

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.units.cid.engine import (ACT_AB, COMMANDS, MAC_AB, PRE_AB, RDRES, REF, WRGB)
-from sim.units.cid.ops import ACC_BYTES, GemvLayout
+from sim.units.cid.layout import ACC_BYTES, GemvLayout
 
 #: Weight formats: bits per code, fraction bits of the accumulator.
 WDTYPES = {"fp16": (16, 48), "int8": (8, 24), "int4": (4, 24)}

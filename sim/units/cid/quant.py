@@ -15,11 +15,19 @@ weights' width; mixed widths are a cost-model assumption.
 Group scales are stored in the same DRAM row as their weights, after the step's weight
 columns, and read by the same all-bank column commands into the unit's scale register: a step
 holds fewer weights and issues `scale_columns` more column commands (the layout in
-`sim.units.cid.ops.gemv_layout`). Per-output-channel scales (``group`` -1) multiply a whole
+`sim.units.cid.layout.gemv_layout`). Per-output-channel scales (``group`` -1) multiply a whole
 row's dot product once, where the accumulators are read out and a row's partial sums reduced
 (the near-memory adder or the host): no bank column, no MAC slot; their bytes count in the
 op's DRAM bytes. The global buffer holds the input vector in the activation format, which may
 be wider than the weights' (fp16 inputs to INT4 weights fill it four times as fast).
+
+KV cache: a quantized cache's scales cost the near-bank unit no MAC slot either. Per-token
+scales (QServe's per head, with zero points) multiply one key's dot product in q.K^T, where
+that row's accumulator is read out, as per-channel weight scales do; in p.V they fold into the
+input element p_t (one multiply per key in the global buffer, and the zero point into one
+sum per head). Static per-channel scales (FireQ) fold into the query vector for K and into
+the output channels for V. Their bytes count in the attention op's DRAM bytes
+(``formats.kv_scale_bytes``, read once per op) and the KV write writes the per-token ones.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Time and energy of a GEMM on an analog CiM unit (`sim.units.cim.crossbar.CimUnit`), of the
-GEMM and LM-head ops placed on one, and which of a pass's weights stay programmed on it.
+"""Time and energy of a GEMM on an analog CiM unit (`sim.units.cim.crossbar.CimUnit`) and of
+the GEMM and LM-head ops placed on one; which of a pass's weights stay programmed on it, and
+the engine's unit model, are in `sim.units.cim.residency`.
 
 One read step of a crossbar takes ``max(read_time_s, ceil(conversions / adcs) x adc_time_s)``
 (sample-and-hold lets the next read overlap the conversions, as in ISAAC), with ``S`` slices
@@ -31,21 +32,16 @@ flipping trick that saves one ADC bit. `docs/cim.md` has the model with its clos
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import Callable
+from dataclasses import dataclass
 
 import numpy as np
 
-from mappers.ir import Graph, Op, OpKind
-from mappers.quantize import DEQUANT_SUFFIX
+from mappers.ir import Op, OpKind
 
 from sim.cost import Cost
-from sim.units.cim.crossbar import CimUnit, Crossbar, load_cim
+from sim.units.cim.crossbar import CimUnit, Crossbar
 from sim.dtypes import DTYPE_BITS, check_dtype
 from sim.errors import ConfigError
-from sim.hardware import System
-from sim.units.cim.unit import CimSlot
 
 _PJ = 1e-12
 
@@ -304,9 +300,9 @@ def _gemm(unit: CimUnit, m: int, n: int, k: int, wbits: int, ibits: int,
         utilization=m * n * k / (peak_macs * time_s))
 
 
-# ---------------------------------------------------------------- ops and residency
+# ---------------------------------------------------------------- ops
 
-def _op_bits(op: Op) -> tuple[int, int]:
+def op_bits(op: Op) -> tuple[int, int]:
     """Weight and activation bits of a GEMM op, from its operand formats (never from its
     byte counts, which include any quantisation scales)."""
     return op.formats.bits("weight"), op.formats.bits("act")
@@ -325,7 +321,7 @@ def cim_op_result(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0,
     they are explicit transfer ops."""
     _check_op(op)
     m, n, k = op.dims
-    wbits, ibits = _op_bits(op)
+    wbits, ibits = op_bits(op)
     return _gemm(unit, m, n, k, wbits, ibits, resident_weights_bytes, None,
                  (f"op {op.name} weights", f"op {op.name} dtype"), act_io,
                  op.formats.scale_group, op.formats.scale_bytes)
@@ -338,7 +334,8 @@ def cim_op_cost(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0,
     ``compute_s`` is the crossbars' time, ``memory_s`` the reprogramming plus activation
     transfers; ``bound`` is ``compute``, ``write`` (reprogramming dominates) or ``memory``
     (activation transfers dominate). ``dram_bytes`` counts the weights programmed and the
-    activations. Use `plan_weights` to decide ``resident_weights_bytes`` for a whole pass.
+    activations. Use `sim.units.cim.residency.plan_weights` to decide
+    ``resident_weights_bytes`` for a whole pass.
     """
     r = cim_op_result(op, unit, resident_weights_bytes=resident_weights_bytes, act_io=act_io)
     parts = {"compute": r.compute_s, "write": r.program_s, "memory": r.io_s}
@@ -349,98 +346,3 @@ def cim_op_cost(op: Op, unit: CimUnit, *, resident_weights_bytes: int = 0,
                 dram_bytes=r.program_bytes + r.act_bytes, cycles=r.cycles,
                 stall_cycles=(r.time_s - r.compute_s) * unit.periphery.clock_hz,
                 utilization=r.utilization)
-
-
-@dataclass(frozen=True, slots=True)
-class WeightPlan:
-    """Whether the CiM weights of a whole forward pass stay resident on ``unit``.
-
-    ``crossbars_needed`` is one copy of every GEMM and LM-head weight of the graph, repeated
-    layers included. If it fits in the chip's crossbars, every weight is programmed once
-    (before the first request, ``initial_program_s`` / ``initial_program_j``, not charged per
-    step) and `resident_bytes` gives an op its whole weight; otherwise each op's weights are
-    programmed before the op runs, and `resident_bytes` is 0, so `cim_op_cost` charges it.
-    """
-
-    crossbars_needed: int
-    crossbars: int
-    weight_bytes: int
-    initial_program_s: float
-    initial_program_j: float
-
-    @property
-    def resident(self) -> bool:
-        return self.crossbars_needed <= self.crossbars
-
-    def resident_bytes(self, op: Op) -> int:
-        """Bytes of ``op``'s weights already programmed when it runs."""
-        return op.weight_bytes if self.resident and op.kind in CIM_KINDS else 0
-
-
-def plan_weights(graph: Graph, unit: CimUnit) -> WeightPlan:
-    """The residency plan of ``graph``'s GEMM and LM-head weights on ``unit``."""
-    needed = wbytes = 0
-    prog_s = prog_j = 0.0
-    for seg in graph.segments:
-        for op in seg.ops:
-            if op.kind not in CIM_KINDS:
-                continue
-            m, n, k = op.dims
-            wbits, _ = _op_bits(op)
-            rt, ct, _ = layout(unit, n, k, wbits)
-            needed += seg.repeat * rt * ct
-            wbytes += seg.repeat * op.weight_bytes
-    xb = unit.crossbar
-    if needed:
-        # every crossbar written once, write_parallel_crossbars at a time, row by row
-        waves = -(-needed // unit.write_parallel_crossbars)
-        write_s = waves * xb.rows * -(-xb.cols // xb.write_cells_parallel) * xb.write_time_s
-        prog_s = max(write_s, wbytes / unit.weight_load_bandwidth_bytes_per_s)
-        prog_j = (needed * xb.rows * xb.cols * xb.write_energy_j
-                  + wbytes * 8 * unit.io_energy_pj_per_bit * _PJ)
-    return WeightPlan(crossbars_needed=needed, crossbars=unit.crossbars, weight_bytes=wbytes,
-                      initial_program_s=prog_s, initial_program_j=prog_j)
-
-
-# ---------------------------------------------------------------- in the engine
-
-@lru_cache(maxsize=16)
-def slot_unit(slot: CimSlot) -> CimUnit:
-    """The `CimUnit` a chip's ``cim`` slot names (loaded once per slot; slots are frozen)."""
-    return load_cim(slot.unit).unit
-
-
-def slot_plan(system: System, graph: Graph) -> WeightPlan:
-    """Residency plan of the weights the chip's CiM unit runs: every op of ``graph`` whose kind
-    the slot lists in either phase (the crossbars must hold what both phases use, so the plan
-    is the same for the prefill and every decode step of a run)."""
-    slot = system.chip.cim
-    kinds = set(slot.prefill_ops) | set(slot.decode_ops)
-    segments = tuple(replace(seg, ops=tuple(op for op in seg.ops if op.kind.value in kinds))
-                     for seg in graph.segments)
-    return plan_weights(replace(graph, segments=segments), slot_unit(slot))
-
-
-def cim_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
-    """Unit model of the chip's CiM unit for one step (the ``cost`` model of
-    `sim.units.cim.unit.UNIT`): plan the residency of the step's weights once (`slot_plan`),
-    then cost each op with `cim_op_cost`. Resident weights were programmed at load (the engine
-    reports that cost in its summary, outside every step); weights that are not are programmed
-    before every op instance, every step. Activations move in and out in the graph's transfer
-    ops (`mappers.transfers`, `sim.units.cim.link`), so the ops here leave that I/O out."""
-    if system.chip.cim is None:
-        raise ValueError("cim_step_cost: ops placed on 'cim' but the chip has no CiM unit")
-    unit = slot_unit(system.chip.cim)
-    plan = slot_plan(system, graph)
-
-    def cost(op: Op) -> Cost:
-        if op.name.endswith(DEQUANT_SUFFIX):
-            # dequantization on CiM is the GEMM's own work: integer codes sliced over the
-            # cells, extra reads where groups split a crossbar, scale multiplies in the
-            # periphery (`_gemm`); nothing is left for the op `place` moved here
-            return Cost(time_s=0.0, compute_s=0.0, memory_s=0.0, comm_s=0.0, energy_j=0.0,
-                        bound="compute", dram_bytes=0.0, cycles=0.0, stall_cycles=0.0,
-                        utilization=math.nan)
-        return cim_op_cost(op, unit, resident_weights_bytes=plan.resident_bytes(op),
-                           act_io=False)
-    return cost

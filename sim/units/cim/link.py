@@ -4,7 +4,7 @@
 the ``cim_io`` path. Its link is the one the CiM description already has for weights
 (`sim.units.cim.crossbar.CimUnit`): ``weight_load_bandwidth_bytes_per_s`` per direction,
 ``io_energy_pj_per_bit``, no latency figure (0). The GEMMs the engine costs on the CiM leave
-their activation I/O out (`sim.units.cim.cost.cim_step_cost`), so it is charged once, here.
+their activation I/O out (`sim.units.cim.residency.cim_step_cost`), so it is charged once, here.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def link_transfer_cost(link: Link, op: Op) -> Cost:
 
 def cim_io_step_cost(system: System, graph: Graph) -> Callable[[Op], Cost]:
     """Unit model of the ``cim_io`` path for one step (`sim.step.UNIT_MODELS`)."""
-    from sim.units.cim.cost import slot_unit
+    from sim.units.cim.residency import slot_unit
 
     if system.chip.cim is None:
         raise ValueError("cim_io_step_cost: transfers on 'cim_io' but the chip has no CiM unit")

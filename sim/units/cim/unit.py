@@ -29,10 +29,10 @@ class CimSlot:
     ``prefill_ops`` and ``decode_ops`` list the op kinds the placer puts on it in each phase
     (HALO's phase-aware mapping: prefill GEMMs only, the default). The weights it runs are
     programmed from the chip's memory; whether they stay resident across steps is decided per
-    step by `sim.units.cim.cost.plan_weights` (docs/cim.md, "In the engine").
+    step by `sim.units.cim.residency.plan_weights` (docs/cim.md, "In the engine").
     """
 
-    #: The residency plan (sim/units/cim/cost.py) counts every layer's weights on one chip's
+    #: The residency plan (sim/units/cim/residency.py) counts every layer's weights on one chip's
     #: crossbars; a per-stage plan is not modelled (`sim.hardware.System` refuses pp > 1).
     pipeline_parallel_unsupported: ClassVar[str] = "per-stage crossbar residency is not modelled"
 
@@ -58,7 +58,8 @@ def referenced(slot: CimSlot) -> dict[str, str]:
 
 def describe(slot: CimSlot) -> dict[str, Any]:
     """Derived figures of the CiM unit, for ``pdsim describe --json``."""
-    from sim.units.cim.cost import peak_macs_per_s, slot_unit  # the CiM model, on demand
+    from sim.units.cim.cost import peak_macs_per_s  # the CiM model, on demand
+    from sim.units.cim.residency import slot_unit
 
     unit = slot_unit(slot)
     xb = unit.crossbar
@@ -94,7 +95,7 @@ def summary(system: System, steps: Sequence[Any]) -> dict[str, float | int | boo
     """Run-summary figures of the chip's CiM unit, from the run's steps (``steps[0]`` the
     prefill, each with ``time_s``, ``write_bound_s`` and the prefill's ``schedule``).
 
-    Weight residency (`sim.units.cim.cost.slot_plan`, the same for every step): resident
+    Weight residency (`sim.units.cim.residency.slot_plan`, the same for every step): resident
     weights are programmed once at load, before the first request; that time and energy are
     reported here and are in no step. Weights that do not fit are programmed before every op
     instance of every step, inside the steps' costs, and the load figures are 0. Per phase, the
@@ -102,7 +103,7 @@ def summary(system: System, steps: Sequence[Any]) -> dict[str, float | int | boo
     slot = system.chip.cim
     if not (slot.prefill_ops or slot.decode_ops):
         return {}
-    from sim.units.cim.cost import slot_plan  # the CiM model; loaded only for chips with one
+    from sim.units.cim.residency import slot_plan  # the CiM model, only for chips with one
 
     plan = slot_plan(system, steps[0].schedule.graph)
     out: dict[str, float | int | bool] = {
@@ -120,7 +121,7 @@ def summary(system: System, steps: Sequence[Any]) -> dict[str, float | int | boo
 
 
 UNIT = UnitType(key="cim", schema=CimSlot, op_kinds=CIM_OP_KINDS, noun="CiM unit",
-                cost="sim.units.cim.cost:cim_step_cost",
+                cost="sim.units.cim.residency:cim_step_cost",
                 describe="sim.units.cim.unit:describe",
                 describe_rows="sim.units.cim.unit:describe_rows",
                 referenced="sim.units.cim.unit:referenced",
