@@ -140,7 +140,8 @@ def _rank(args: argparse.Namespace, trace: str, slo: dict) -> int:
     if args.rate is not None or args.cluster is not None:
         raise ConfigError("rank: takes no --rate or --cluster (it searches the rate and "
                           "enumerates the clusters)")
-    if set(slo) != {"ttft", "tbt"}:
+    from sim.serving.metrics import slo_metric
+    if {slo_metric(k) for k in slo} != {"ttft", "tbt"}:
         raise ConfigError("--slo: rank needs ttft_pNN=S,tbt_pNN=S (a request meets them when "
                           "its TTFT and mean TBT are within the targets)")
     load_model(args.model)

@@ -21,6 +21,7 @@ from mappers.models import ModelConfig
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 from sim.serving.instance import ROLES, Instance
+from sim.serving.metrics import slo_metric
 from sim.serving.policies import POLICIES, attach_hook, policy
 from sim.serving.router import ROUTERS
 from sim.serving.simulator import Link
@@ -187,7 +188,8 @@ def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAUL
     longest_prompt = max(r.prompt_tokens for r in requests)
     slo = dict(slo or {})
     for k, g in enumerate(cluster.groups):
-        missing = [m for m in getattr(policy(g.batching), "needs_slo", ()) if m not in slo]
+        given = {slo_metric(k) for k in slo}
+        missing = [m for m in getattr(policy(g.batching), "needs_slo", ()) if m not in given]
         if missing:
             raise ConfigError(f"--slo: batching {g.batching} (instances[{k}]) schedules by "
                               f"deadline: give a {missing[0]}_pNN target")

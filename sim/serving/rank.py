@@ -26,6 +26,7 @@ import math
 from dataclasses import dataclass
 
 from sim.serving.cluster import Cluster, Group
+from sim.serving.metrics import slo_target
 from sim.serving.workload import synthetic
 
 TPS, PPS, DISAGG_PPS, MAX_CHIPS_PER_INSTANCE = (1, 2, 4, 8), (1, 2), (1,), 8
@@ -111,7 +112,7 @@ def attainment(strategy: Strategy, model: str, hardware: str, rate: float, searc
 
     from sim.serving.run import serve
 
-    span = max(search.requests / rate, search.span_ttfts * search.slo["ttft"][1])
+    span = max(search.requests / rate, search.span_ttfts * slo_target(search.slo, "ttft"))
     reqs = synthetic(list(search.lengths), rate=rate, duration_s=span,
                      rng=np.random.default_rng(search.seed))
     _, s = serve(reqs, strategy.cluster(model, hardware), search.slo, tables=tables)

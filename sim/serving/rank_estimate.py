@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from sim.serving.metrics import slo_target
 from sim.serving.rank import Search, Strategy
 from sim.serving.simulator import Link
 
@@ -45,8 +46,8 @@ class Estimator:
         self.prompts = np.array([lengths[k].prompt_tokens for k in pick])
         self.outputs = np.array([lengths[k].output_tokens for k in pick])
         self.longest = max(r.prompt_tokens + r.output_tokens - 1 for r in lengths)
-        self.ttft = search.slo["ttft"][1]
-        self.tbt = search.slo["tbt"][1]
+        self.ttft = slo_target(search.slo, "ttft")
+        self.tbt = slo_target(search.slo, "tbt")
         self._per_config: dict = {}
         from sim.api import load_model
         from sim.serving.cluster import kv_bytes_per_token

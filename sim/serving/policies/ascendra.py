@@ -30,6 +30,8 @@ from __future__ import annotations
 
 from collections import deque
 
+from sim.serving.metrics import slo_target
+
 #: A high-priority instance with an empty queue and fewer running sequences than this takes
 #: work from the low-priority pool.
 PULL_BELOW = 8
@@ -70,12 +72,12 @@ ascendra_hp_batch.offload_target = True
 
 def deadline(seq, slo: dict) -> float:
     """The TTFT deadline of ``seq`` (seconds): arrival + the TTFT target."""
-    return seq.request.arrival_s + slo["ttft"][1]
+    return seq.request.arrival_s + slo_target(slo, "ttft")
 
 
 def _target_s(inst) -> float:
     """The longest iteration the tier allows (seconds): the TBT and TTFT targets."""
-    return min(inst.slo[m][1] for m in ("ttft", "tbt") if m in inst.slo)
+    return min(t for m in ("ttft", "tbt") if (t := slo_target(inst.slo, m)) is not None)
 
 
 def _chunk(inst, shapes: list[tuple[int, int]], context: int, limit: int) -> int:
