@@ -155,7 +155,7 @@ _HANDLERS: dict = {}
 
 
 #: Command modules that are not a unit's: tools built on the simulator.
-TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve")
+TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve", "sim.cli.train")
 
 
 def _command_modules():
