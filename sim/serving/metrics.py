@@ -47,6 +47,12 @@ def slo_metric(name: str) -> str:
     return name.partition("_p")[0]
 
 
+def slo_target(slo: dict, metric: str) -> float | None:
+    """The tightest target (seconds) ``slo`` sets on ``metric`` (any percentile), or None."""
+    targets = [v for k, (_, v) in slo.items() if slo_metric(k) == metric]
+    return min(targets) if targets else None
+
+
 def summarise(result, slo: dict[str, tuple[float, float]], *, cost=None) -> dict:
     """The summary of a `sim.serving.simulator.ServeResult` under ``slo`` (`parse_slo`);
     ``cost``: {instance name: (cost_usd, tdp_w, static_w, chips)} when known."""
