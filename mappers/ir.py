@@ -350,12 +350,15 @@ class Op:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Segment:
     """Ops run in order, the whole sequence ``repeat`` times (layers ``layer`` onwards).
-    ``layer`` is -1 for ops outside the layer stack (embedding, LM head)."""
+    ``layer`` is -1 for ops outside the layer stack (embedding, LM head). ``tag`` is the
+    part of a training step the ops belong to (``forward``, ``recompute``, ``backward``,
+    ``update``: `mappers.train`); empty in an inference step."""
 
     name: str
     layer: int
     repeat: int
     ops: tuple[Op, ...]
+    tag: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from functools import lru_cache
+from typing import Callable, Sequence
 
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
@@ -58,6 +59,9 @@ from sim.errors import ConfigError
 from .ir import Batch, Graph, Op, OperandFormats, OpKind, Phase, Precision, Segment
 from .models import ModelConfig
 from .wiring import wire
+
+#: The ops `_Builder.attention` makes for each sequence shape, in order.
+ATTENTION_OPS = ("kv_write", "attn_score", "softmax", "attn_value")
 
 #: FLOPs per element of the elementwise ops (pdsim's convention; docs/ops.md).
 FLOPS_PER_ELEMENT = {
@@ -140,16 +144,15 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
         seqs = Batch.uniform(batch, new_tokens, context)
     elif (batch, new_tokens, context) != (None, None, None):
         raise ValueError("lower: give seqs or batch/new_tokens/context, not both")
-    heads, kv_heads = shard_heads(model, tp)
+    shard_heads(model, tp)  # refuse a tp that cannot split the heads before a bad pp
     stages = stage_layers(model.num_layers, pp)
     b = _builder(model, precision, tp)
     tokens = seqs.tokens
     d = model.hidden_size
     pre, before, after, post = _fixed_ops(model, precision, tp, tokens, seqs.sequences)
     layer = list(before)
-    for i, group in enumerate(seqs.groups):  # attention per sequence shape, in one kernel
-        layer += b.attention(group.count, group.new_tokens, group.context, heads, kv_heads,
-                             launches=int(i == 0))
+    for group_ops in attention_lowering(model, precision, tp)(seqs):
+        layer += group_ops
     layer += after
 
     segments = [Segment(name="embed", layer=-1, repeat=1, ops=tuple(pre))]
@@ -164,6 +167,26 @@ def lower(model: ModelConfig, *, phase: Phase, precision: Precision, tp: int = 1
     segments = wire(segments, from_cache=any(g.context > 0 for g in seqs.groups))
     return Graph(model=model.name, phase=phase, seqs=seqs, tp=tp, precision=precision,
                  segments=tuple(segments), pp=pp)
+
+
+def attention_lowering(model: ModelConfig, precision: Precision, tp: int
+                       ) -> Callable[[Batch], list[list[Op]]]:
+    """The lowering of the ops of a step that change with the context: a function of the
+    step's batch that gives its attention ops, one list per sequence shape (in the batch's group
+    order), run in one kernel (the first list pays the launch). A layer is its `_fixed_ops`
+    ``before``, these, then ``after``."""
+    heads, kv_heads = shard_heads(model, tp)
+    b = _builder(model, precision, tp)
+
+    def attention_ops(seqs: Batch, tags: Sequence[dict] | None = None) -> list[list[Op]]:
+        """``tags``: more fields of each op, groups in order (a compiled graph's unit, id and
+        inputs: `mappers.shapes`)."""
+        n = len(ATTENTION_OPS)
+        return [b.attention(g.count, g.new_tokens, g.context, heads, kv_heads,
+                            launches=int(i == 0),
+                            tags=None if tags is None else tags[i * n:(i + 1) * n])
+                for i, g in enumerate(seqs.groups)]
+    return attention_ops
 
 
 @lru_cache(maxsize=64)
@@ -282,7 +305,10 @@ class _Builder:
                   flops=0, weight_bytes=self._w(tokens * d), act_bytes=self._act(tokens * d))
 
     def attention(self, batch: int, new_tokens: int, context: int, heads: int,
-                  kv_heads: int, *, launches: int = 1) -> list[Op]:
+                  kv_heads: int, *, launches: int = 1,
+                  tags: Sequence[dict] | None = None) -> list[Op]:
+        """`ATTENTION_OPS` of ``batch`` sequences; ``tags``: more fields of each."""
+        wr, sc, sm, av = ({},) * 4 if tags is None else tags
         hd, kv, window = self.model.head_dim, self.p.kv, self.model.sliding_window
         tokens, keys = batch * new_tokens, window_keys(new_tokens, context, window)
         scores = batch * heads * causal_pairs(new_tokens, context, self.model.causal, window)
@@ -305,15 +331,15 @@ class _Builder:
             Op(name="kv_write", kind=OpKind.KV_WRITE, dims=(tokens, kv_heads, hd),
                formats=f_write, launches=launches, flops=0,
                act_bytes=self._act(2 * tokens * kv_heads * hd),
-               kv_bytes=nbytes(2 * tokens * kv_heads * hd, kv) + write_scales),
+               kv_bytes=nbytes(2 * tokens * kv_heads * hd, kv) + write_scales, **wr),
             Op(name="attn_score", kind=OpKind.ATTN_SCORE, dims=dims, formats=f_read,
                launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
-               kv_bytes=nbytes(kv_tile, kv) + read_scales),
+               kv_bytes=nbytes(kv_tile, kv) + read_scales, **sc),
             Op(name="softmax", kind=OpKind.SOFTMAX, dims=(batch, heads, new_tokens, keys),
-               formats=self.f_softmax, launches=launches, flops=softmax_flops * scores),
+               formats=self.f_softmax, launches=launches, flops=softmax_flops * scores, **sm),
             Op(name="attn_value", kind=OpKind.ATTN_VALUE, dims=dims, formats=f_read,
                launches=launches, flops=2 * scores * hd, act_bytes=self._act(tokens * heads * hd),
-               kv_bytes=nbytes(kv_tile, kv) + read_scales),
+               kv_bytes=nbytes(kv_tile, kv) + read_scales, **av),
         ]
 
     def experts(self, tokens: int) -> list[Op]:

@@ -14,6 +14,7 @@ from .lower import lower
 from .models import ModelConfig
 from .place import place
 from .quantize import quantize
+from .train import TrainSpec, lower_train
 from .transfers import insert_transfers
 
 
@@ -29,3 +30,13 @@ def compile_graph(model: ModelConfig, system: System, *, phase: Phase, precision
                   pp=system.pipeline_parallel)
     graph = place(quantize(graph), system)
     return insert_transfers(graph)
+
+
+def compile_train_graph(model: ModelConfig, system: System, spec: TrainSpec, *,
+                        precision: Precision) -> Graph:
+    """Lower one training step (`mappers.train.lower_train`), place every op on a unit of
+    ``system`` (as a prefill's: training steps run its op kinds where a prefill does) and
+    make every move between units' memories an explicit transfer op."""
+    graph = lower_train(model, spec, precision=precision, tp=system.tensor_parallel,
+                        pp=system.pipeline_parallel)
+    return insert_transfers(place(graph, system))

@@ -51,7 +51,7 @@ from fractions import Fraction
 
 from sim.dtypes import DTYPE_BITS, nbytes
 
-from .ir import Graph, Op, OpKind, Segment
+from .ir import Graph, Op, OpKind
 
 #: Name suffix of a GEMM's weight-dequantization op (``<gemm>.w_dequant``).
 DEQUANT_SUFFIX = ".w_dequant"
@@ -117,8 +117,7 @@ def quantize(graph: Graph) -> Graph:
                               inputs=(op.id,) if qid >= 0 else ()))
                 if qid >= 0:
                     rewire[op.id] = qid
-        segments.append(Segment(name=seg.name, layer=seg.layer, repeat=seg.repeat,
-                                ops=tuple(out)))
+        segments.append(replace(seg, ops=tuple(out)))
     return replace(graph, segments=tuple(segments))
 
 

@@ -24,7 +24,7 @@ Scheduling costs one pass over the distinct ops: a whole llama2-7b step takes mi
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from sim.cost import Cost
 
@@ -33,11 +33,11 @@ from .ir import Graph, Op, OpKind, Segment
 CostFn = Callable[[Op], Cost]
 
 
-@dataclass(frozen=True, slots=True)
-class ScheduledOp:
+class ScheduledOp(NamedTuple):
     """An op with its cost and the start of its first instance, relative to the step; instance
     ``r`` of a repeated segment starts at ``start_s + r * period_s``. ``chip`` is the pipeline
-    stage whose chip runs it."""
+    stage whose chip runs it. A named tuple rather than a frozen dataclass: a step makes one
+    per op, and a tuple is built several times faster."""
 
     segment: Segment
     op: Op
@@ -58,6 +58,9 @@ class StepSchedule:
     ops: tuple[ScheduledOp, ...]
     time_s: float
     energy_j: float
+    #: Busy seconds of each resource (chip, unit) over the step, repeats included, in the
+    #: order the resources are first used (`busy_s`).
+    busy: tuple[tuple[tuple[int, str], float], ...]
 
     @property
     def dram_bytes(self) -> float:
@@ -76,92 +79,145 @@ class StepSchedule:
 
     def busy_s(self) -> dict[tuple[int, str], float]:
         """Busy seconds of each resource (chip, unit) over the step, repeats included."""
-        out: dict[tuple[int, str], float] = {}
-        for s in self.ops:
-            out[s.resource] = out.get(s.resource, 0.0) + s.segment.repeat * s.cost.time_s
-        return out
+        return dict(self.busy)
 
 
-def schedule(graph: Graph, cost: CostFn) -> StepSchedule:
-    """Cost each op of ``graph`` with ``cost`` and place it on its resource's timeline."""
-    free: dict[tuple[int, str], float] = {}  # when each resource finishes its last op
-    done: dict[int, float] = {}              # end of the latest instance of each op id
-    rows: list[ScheduledOp] = []
-    entry = end = energy = 0.0               # entry: end of the last op before a segment
+@dataclass(frozen=True, slots=True)
+class _SegmentPlan:
+    """How one segment's ops are laid out, from the graph's structure alone: the chip that
+    runs it, each op's resource and what it waits for (``reads``: None for an op without
+    dataflow, which follows the op before it; else ``(where, what)`` per input in order:
+    ``where`` 0 an earlier op of this instance at position ``what``, 1 the previous repeat
+    (the segment's entry), 2 an op of an earlier segment of id ``what``), the (producer,
+    reader) positions read across repeats, each resource's op positions (in order of first
+    use) and each op's id."""
+
+    chip: int
+    resources: tuple[tuple[int, str], ...]
+    reads: tuple[tuple[tuple[int, int], ...] | None, ...]
+    carried: tuple[tuple[int, int], ...]
+    spans: tuple[tuple[int, ...], ...]
+    ids: tuple[int, ...]
+
+
+#: A graph's schedule plan (`schedule_plan`): one entry per segment.
+SchedulePlan = tuple[_SegmentPlan, ...]
+
+
+def schedule_plan(graph: Graph) -> SchedulePlan:
+    """The schedule plan of ``graph``: everything `schedule` needs but the costs. It holds for
+    every graph of the same structure (segments, and each op's id, inputs, unit and kind),
+    such as the steps of one shape (`mappers.shapes`)."""
+    seen: set[int] = set()  # ids of the ops of earlier segments
+    out: list[_SegmentPlan] = []
     chip = 0
     for seg in graph.segments:
-        costs = [cost(op) for op in seg.ops]
-        starts, ends, carried = _first_instance(seg, costs, chip, entry, free, done)
-        period = _period(seg, starts, ends, carried, chip)
-        shift = (seg.repeat - 1) * period
-        for op, c, s, e in zip(seg.ops, costs, starts, ends):
-            rows.append(ScheduledOp(segment=seg, op=op, cost=c, start_s=s, period_s=period,
-                                    chip=chip))
-            energy += seg.repeat * c.energy_j
-            if op.id >= 0:
-                done[op.id] = e + shift
-            res = (chip, op.unit)
-            free[res] = max(free.get(res, 0.0), e + shift)
-            end = max(end, e + shift)
-        if seg.ops:
-            entry = ends[-1] + shift
-        if any(op.kind is OpKind.P2P for op in seg.ops):
-            chip += 1
-    return StepSchedule(graph=graph, ops=tuple(rows), time_s=end, energy_j=energy)
-
-
-def _first_instance(seg: Segment, costs: list[Cost], chip: int, entry: float,
-                    free: dict[tuple[int, str], float], done: dict[int, float]
-                    ) -> tuple[list[float], list[float], list[tuple[int, int]]]:
-    """Start and end of each op of ``seg``'s first instance, and the (producer, reader)
-    positions of inputs read from the previous repeat. Updates nothing but a copy of
-    ``free``."""
-    pos = {op.id: i for i, op in enumerate(seg.ops) if op.id >= 0}
-    local = dict(free)
-    starts: list[float] = []
-    ends: list[float] = []
-    carried: list[tuple[int, int]] = []
-    for i, (op, c) in enumerate(zip(seg.ops, costs)):
-        if op.id < 0:  # no dataflow: read the op before (the previous repeat's last op)
-            ready = ends[i - 1] if i else entry
-            if i == 0 and len(seg.ops) > 1:
-                carried.append((len(seg.ops) - 1, 0))
-        else:
-            ready = 0.0
+        pos = {op.id: i for i, op in enumerate(seg.ops) if op.id >= 0}
+        n = len(seg.ops)
+        reads: list[tuple[tuple[int, int], ...] | None] = []
+        carried: list[tuple[int, int]] = []
+        spans: dict[tuple[int, str], list[int]] = {}
+        for i, op in enumerate(seg.ops):
+            spans.setdefault((chip, op.unit), []).append(i)
+            if op.id < 0:  # no dataflow: read the op before (the previous repeat's last op)
+                reads.append(None)
+                if i == 0 and n > 1:
+                    carried.append((n - 1, 0))
+                continue
+            refs = []
             for src in op.inputs:
                 j = pos.get(src)
                 if j is not None and j < i:
-                    t = ends[j]
+                    refs.append((0, j))
                 elif j is not None:
-                    t = entry
+                    refs.append((1, 0))
                     carried.append((j, i))
-                elif src in done:
-                    t = done[src]
+                elif src in seen:
+                    refs.append((2, src))
                 else:
                     raise ValueError(f"schedule: op {op.name} (id {op.id}) reads id {src}, "
                                      f"which no earlier op has")
-                ready = max(ready, t)
-        res = (chip, op.unit)
-        start = max(ready, local.get(res, 0.0))
+            reads.append(tuple(refs))
+        out.append(_SegmentPlan(chip=chip, resources=tuple((chip, op.unit) for op in seg.ops),
+                                reads=tuple(reads), carried=tuple(carried),
+                                spans=tuple(tuple(v) for v in spans.values()),
+                                ids=tuple(op.id for op in seg.ops)))
+        seen.update(op.id for op in seg.ops if op.id >= 0)
+        if any(op.kind is OpKind.P2P for op in seg.ops):
+            chip += 1
+    return tuple(out)
+
+
+def schedule(graph: Graph, cost: CostFn, plan: SchedulePlan | None = None) -> StepSchedule:
+    """Cost each op of ``graph`` with ``cost`` and place it on its resource's timeline.
+    ``plan``: ``graph``'s `schedule_plan`, if the caller has it (a step of a known shape)."""
+    if plan is None:
+        plan = schedule_plan(graph)
+    free: dict[tuple[int, str], float] = {}  # when each resource finishes its last op
+    done: dict[int, float] = {}              # end of the latest instance of each op id
+    busy: dict[tuple[int, str], float] = {}  # busy seconds of each resource, repeats included
+    rows: list[ScheduledOp] = []
+    entry = end = energy = 0.0               # entry: end of the last op before a segment
+    for seg, sp in zip(graph.segments, plan):
+        costs = [cost(op) for op in seg.ops]
+        starts, ends = _first_instance(sp, costs, entry, free, done)
+        period = _period(seg, sp, starts, ends)
+        shift = (seg.repeat - 1) * period
+        chip, repeat = sp.chip, seg.repeat
+        for op, c, s, e, res, op_id in zip(seg.ops, costs, starts, ends, sp.resources, sp.ids):
+            rows.append(ScheduledOp(seg, op, c, s, period, chip))
+            energy += repeat * c.energy_j
+            busy[res] = busy.get(res, 0.0) + repeat * c.time_s
+            last = e + shift
+            if op_id >= 0:
+                done[op_id] = last
+            # max() as comparisons, the same values (a missing resource reads as 0.0)
+            if last > free.get(res, 0.0):
+                free[res] = last
+            if last > end:
+                end = last
+        if seg.ops:
+            entry = ends[-1] + shift
+    return StepSchedule(graph=graph, ops=tuple(rows), time_s=end, energy_j=energy,
+                        busy=tuple(busy.items()))
+
+
+def _first_instance(sp: _SegmentPlan, costs: list[Cost], entry: float,
+                    free: dict[tuple[int, str], float], done: dict[int, float]
+                    ) -> tuple[list[float], list[float]]:
+    """Start and end of each op of the segment's first instance. Updates nothing but a copy
+    of ``free``."""
+    local = dict(free)
+    starts: list[float] = []
+    ends: list[float] = []
+    for i, (refs, c, res) in enumerate(zip(sp.reads, costs, sp.resources)):
+        if refs is None:
+            ready = ends[i - 1] if i else entry
+        else:
+            ready = 0.0
+            for where, what in refs:  # max() as comparisons, the same values
+                t = ends[what] if where == 0 else entry if where == 1 else done[what]
+                if t > ready:
+                    ready = t
+        start = local.get(res, 0.0)
+        if not start > ready:
+            start = ready
         starts.append(start)
-        ends.append(start + c.time_s)
-        local[res] = ends[-1]
-    return starts, ends, carried
+        end = start + c.time_s
+        ends.append(end)
+        local[res] = end
+    return starts, ends
 
 
-def _period(seg: Segment, starts: list[float], ends: list[float],
-            carried: list[tuple[int, int]], chip: int) -> float:
+def _period(seg: Segment, sp: _SegmentPlan, starts: list[float], ends: list[float]) -> float:
     """Steady-state period of ``seg``'s repeats (module docstring); the instance's length
     when it is not repeated."""
     if not seg.ops:
         return 0.0
     if seg.repeat == 1:
         return max(ends) - min(starts)
-    span: dict[tuple[int, str], tuple[float, float]] = {}
-    for op, s, e in zip(seg.ops, starts, ends):
-        lo, hi = span.get((chip, op.unit), (s, e))
-        span[(chip, op.unit)] = (min(lo, s), max(hi, e))
-    period = max(hi - lo for lo, hi in span.values())
-    for u, v in carried:
+    period = max(max(map(ends.__getitem__, span)) - min(map(starts.__getitem__, span))
+                 for span in sp.spans)
+    for u, v in sp.carried:
         period = max(period, ends[u] - starts[v])
     return period

@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from mappers.ir import Precision
+from mappers.train import TrainSpec
 from mappers.models import ModelConfig
 from mappers.models import load_model as _load_model_source
 
@@ -41,9 +42,10 @@ from sim.engine import RunResult, Workload, simulate
 from sim.errors import ConfigError
 from sim.hardware import System
 from sim.presets import load_hardware
+from sim.train import TrainResult, train_step
 from sim.schema import build, to_dict
 
-__all__ = ["Result", "load_model", "load_system", "run", "set_path"]
+__all__ = ["Result", "load_model", "load_system", "run", "set_path", "train"]
 
 
 def load_system(hw: str | System, *, tp: int | None = None, pp: int | None = None,
@@ -148,6 +150,21 @@ def run(system: System | str, model: ModelConfig | str, *, batch: int = 1, promp
               "decode_sample": decode_sample if decode_sample is not None else 0,
               "tp": system.tensor_parallel, "pp": system.pipeline_parallel}
     return Result(run=result, inputs=inputs)
+
+
+def train(system: System | str, model: ModelConfig | str, *, batch: int = 1, seq: int = 2048,
+          lora_rank: int | None = None, lora_targets: tuple[str, ...] = ("q", "v"),
+          recompute: str = "none", optimizer_dtype: str = "fp32", dtype: str = "bf16",
+          detail: str = "tile") -> TrainResult:
+    """Cost one training step (docs/training.md): ``batch`` sequences of ``seq`` tokens, full
+    fine-tuning or LoRA of rank ``lora_rank`` on ``lora_targets``, ``recompute`` ``none`` or
+    ``full``, AdamW state in ``optimizer_dtype``, ``dtype`` weights, gradients and
+    activations. Times in seconds, memory in bytes, per chip."""
+    system = load_system(system) if isinstance(system, str) else system
+    spec = TrainSpec(batch=batch, seq=seq, lora_rank=lora_rank, lora_targets=lora_targets,
+                     recompute=recompute, optimizer_dtype=optimizer_dtype)
+    precision = Precision(weight=dtype, activation=dtype, kv=dtype)
+    return train_step(system, load_model(model), spec, precision=precision, detail=detail)
 
 
 def finite_row(row: Mapping[str, Any]) -> dict[str, Any]:

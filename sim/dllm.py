@@ -15,13 +15,26 @@ new token). Modes (docs/dllm.md):
   block and the suffix over the cached prefix (``prefix`` cache). Each iteration, the
   refresh included, unmasks ``tokens_per_iter`` tokens (confidence-threshold parallel
   decoding) or the next count of a per-iteration file.
-- ``odb`` (ODB-dLLM, arXiv 2511.21759): fast-dllm with (1) adaptive length prediction: after
-  the first block the response length is the predicted ``pred_len`` (rounded up to blocks),
-  which shrinks every later refresh and the number of blocks; (2) jump-share speculative
-  decoding: ``jump`` times as many tokens accepted per iteration.
+- ``odb`` (ODB-dLLM, arXiv 2511.21759): fast-dllm with (1) adaptive length prediction: from
+  the first refresh on, the response length is the predicted ``pred_len`` (rounded up to
+  blocks), which shrinks the cache the diffusion passes read, every later refresh and the
+  number of blocks; (2) jump-share speculative decoding: each diffusion pass carries the
+  block and ``candidates - 1`` speculative copies of it (``candidates x b`` new tokens) and
+  accepts ``jump`` times as many tokens.
 
 The workload figures (tokens per iteration, predicted length, jump factor) come from the
-model's confidence on real prompts, not from the hardware: they are inputs.
+model's confidence on real prompts, not from the hardware: they are inputs. Their defaults
+and sources (docs/dllm.md, "Inputs and their defaults"):
+
+- ``tokens_per_iter`` 2.77: Fast-dLLM on LLaDA-8B-Instruct, GSM8K-CoT, measured tokens per
+  forward pass (Qian et al., "AUP: when Accuracy Meets Parallelism in Diffusion Language
+  Models", Hao AI Lab, 2025, table dLLM_Results.csv; 1.97 MATH, 2.13 MBPP, 2.45 long
+  GSM8K, 4.65 HumanEval);
+- ``candidates`` 4: ODB-dLLM's jump-share decoder (public PKU-SEC-Lab/ODB-dLLM,
+  llada_instruct/generate_alp_jump_share.py) passes the block and three copies with the
+  top-1, top-2 and both top confidences filled in, 4 x 32 = 128 tokens a pass;
+- ``pred_len`` and ``jump``: no published mean; CHOSEN where used (L, 1 by default: no
+  shrink, no extra acceptance), with the sensitivity in `pdsim reproduce odb-dllm`.
 """
 
 from __future__ import annotations
@@ -53,10 +66,11 @@ class DllmWorkload:
     block: int = 32                # b, ODB-dLLM's setting
     steps_per_block: int | None = None  # vanilla; None: b (one token an iteration)
     cache: str = "dual"            # fast-dllm/odb: ODB-dLLM's setting
-    tokens_per_iter: float = 1.0   # fast-dllm/odb: unmasked per iteration (an input)
+    tokens_per_iter: float = 2.77  # fast-dllm/odb: unmasked per iteration (module docstring)
     counts: tuple[int, ...] = ()   # per-iteration unmasked counts (instead of the rate)
     pred_len: int | None = None    # odb: predicted response length (None: L, no shrink)
     jump: float = 1.0              # odb: jump-share multiplier on tokens per iteration
+    candidates: int = 4            # odb: block copies per diffusion pass (ODB-dLLM's code)
     precision: Precision = Precision()
 
     def __post_init__(self) -> None:
@@ -79,6 +93,8 @@ class DllmWorkload:
             raise ConfigError(f"--tokens-per-iter: must be >= 1, got {self.tokens_per_iter}")
         if not (self.jump >= 1.0 and math.isfinite(self.jump)):
             raise ConfigError(f"--jump: must be >= 1, got {self.jump}")
+        if self.candidates < 1:
+            raise ConfigError(f"--jump-width: must be >= 1, got {self.candidates}")
         if any(c < 1 for c in self.counts):
             raise ConfigError("--tokens-file: counts must be >= 1")
         if self.pred_len is not None and not 1 <= self.pred_len <= self.gen_tokens:
@@ -108,12 +124,13 @@ def plan(w: DllmWorkload) -> list[Iteration]:
         for _ in range(L // b):
             out += [Iteration("refresh", p + L, 0, t) for t in per]
         return out
-    rate = w.tokens_per_iter * (w.jump if w.mode == "odb" else 1.0)
+    odb = w.mode == "odb"
+    rate = w.tokens_per_iter * (w.jump if odb else 1.0)
+    width = w.candidates if odb else 1  # block copies a diffusion pass carries
     length = L
     k = 0
     counts = itertools.cycle(w.counts) if w.counts else None
     while k * b < length:
-        total = p + length
         left = b
         first = True
         made, j = 0, 0  # in this block
@@ -121,18 +138,22 @@ def plan(w: DllmWorkload) -> list[Iteration]:
             n = next(counts) if counts is not None else _tokens(rate, made, j)
             j += 1
             t = min(n, left)
+            total = p + length
             if first:
                 out.append(Iteration("refresh", total, 0, t))
+                if odb and w.pred_len is not None:
+                    # ODB-dLLM predicts the length at the refresh (the first confident
+                    # end-of-text token, rounded up to blocks) and cuts the sequence there
+                    length = max(b, -(-w.pred_len // b) * b)
             elif w.cache == "dual":
-                out.append(Iteration("diffusion", b, total - b, t))
+                out.append(Iteration("diffusion", b * width, total - b, t))
             else:  # prefix cache: the block and the suffix over the cached prefix
-                out.append(Iteration("diffusion", total - p - k * b, p + k * b, t))
+                out.append(Iteration("diffusion", total - p - k * b + b * (width - 1),
+                                     p + k * b, t))
             first = False
             left -= t
             made += t
         k += 1
-        if w.mode == "odb" and k == 1 and w.pred_len is not None:
-            length = max(b, -(-w.pred_len // b) * b)  # the prediction has converged
     return out
 
 

@@ -25,7 +25,7 @@ import numpy as np
 from mappers.ir import Graph, Phase, Precision
 from mappers.lower import lower, shard_heads, stage_layers
 from mappers.models import ModelConfig
-from sim.step import compile_step
+from sim.step import RunMemo, compile_step
 from mappers.place import place
 from mappers.schedule import StepSchedule
 
@@ -187,9 +187,10 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
     if decode_sample is not None and decode_sample < 2:
         raise ConfigError(f"--decode-sample: must be >= 2, got {decode_sample}")
 
-    # Costs that depend on the op alone, shared by the steps of this run: a decode step
-    # re-costs only the ops that change with the context (attention).
-    memo: dict = {}
+    # Shared by the steps of this run: each step shape's compiled graph and schedule plan,
+    # and the costs that depend on the op alone, so a decode step lowers and re-costs only
+    # the ops that change with the context (attention).
+    memo = RunMemo()
 
     def run(phase: Phase, new_tokens: int, context: int) -> StepSchedule:
         return compile_step(model, system, phase=phase, batch=workload.batch,
@@ -213,7 +214,7 @@ def simulate(system: System, model: ModelConfig, workload: Workload, *,
             scheds[j] = run(Phase.DECODE, 1, int(contexts[j]))
             if progress is not None:
                 progress(done + 1, len(sampled))
-    steps += _decode_steps(scheds, contexts, prefill.time_s)
+        steps += _decode_steps(scheds, contexts, prefill.time_s)  # a record per step, too
     summary = _summary(system, workload, steps, weights_b, kv_b, model)
     for key in system.chip.units:
         # A unit type's own figures (the CiM unit's weight residency), `sim.units.registry`.
@@ -316,12 +317,16 @@ def _check_unit_capacity(system: System, key: str, holds: tuple[str, ...], weigh
 
 def _step(index: int, phase: Phase, context: int, new_tokens: int, start: float,
           sched: StepSchedule) -> Step:
+    # the sums of `StepSchedule.total_time_where` and `total_op_time`, one pass over the ops
+    times = [s.segment.repeat * s.cost.time_s for s in sched.ops]
+    bounds = [s.cost.bound for s in sched.ops]
     return Step(index=index, phase=phase, context=context, new_tokens=new_tokens,
                 start_s=start, time_s=sched.time_s, energy_j=sched.energy_j,
                 totals=_graph_totals(sched.graph),
-                memory_bound_s=sched.total_time_where("memory"), dram_bytes=sched.dram_bytes,
-                schedule=sched, write_bound_s=sched.total_time_where("write"),
-                op_s=sched.total_op_time())
+                memory_bound_s=sum([t for t, b in zip(times, bounds) if b == "memory"]),
+                dram_bytes=sched.dram_bytes, schedule=sched,
+                write_bound_s=sum([t for t, b in zip(times, bounds) if b == "write"]),
+                op_s=sum(times))
 
 
 _STEP_FIELDS_OF = attrgetter(*STEP_FIELDS)
@@ -342,6 +347,12 @@ def _decode_steps(scheds: dict[int, StepSchedule], contexts: np.ndarray,
                   start: float) -> list[Step]:
     if not scheds:
         return []
+    if len(scheds) == len(contexts):  # every step simulated: nothing to interpolate
+        steps = []
+        for j, ctx in enumerate(contexts):
+            steps.append(_step(j + 1, Phase.DECODE, int(ctx), 1, start, scheds[j]))
+            start += steps[-1].time_s
+        return steps
     # Each simulated step is summed once; interpolated steps read those sums.
     exact = {j: _step(j + 1, Phase.DECODE, int(contexts[j]), 1, 0.0, scheds[j])
              for j in sorted(scheds)}

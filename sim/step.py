@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Callable
 from mappers.ir import Batch, Graph, Op, Phase, Precision
 from mappers.models import ModelConfig
 from mappers.pipeline import compile_graph
-from mappers.schedule import CostFn, StepSchedule, schedule
+from mappers.schedule import CostFn, SchedulePlan, StepSchedule, schedule
+from mappers.shapes import StepShapes
 
 from sim.cost import Cost
 from sim.hardware import System
@@ -35,8 +36,32 @@ def chip_cost_model(detail: str) -> Callable:
     return _load(COST_MODELS[detail])
 
 
+class RunMemo:
+    """What the steps of one run (one model, system, precision and ``detail``) share: each
+    step shape's compiled graph and schedule plan (`mappers.shapes.StepShapes`: a decode step
+    lowers only its attention ops anew), and the costs of the ops whose cost depends on the op
+    alone (chip-model ops and those of unit types registered ``op_only``), found by identity
+    for the ops a shape's steps share (no hashing of the op) and else by value."""
+
+    def __init__(self) -> None:
+        self.costs: dict[Op, Cost] = {}
+        self.by_identity: dict[int, tuple[Op, Cost]] = {}  # id(op) -> (op kept alive, cost)
+        self.shapes: StepShapes | None = None
+
+    def compile(self, model: ModelConfig, system: System, phase: Phase, precision: Precision,
+                seqs: Batch) -> tuple[Graph, SchedulePlan]:
+        """The compiled graph of a step and its schedule plan."""
+        if self.shapes is None:
+            self.shapes = StepShapes(model, system, precision)
+        elif not all(a is b or a == b for a, b in zip(
+                (self.shapes.model, self.shapes.system, self.shapes.precision),
+                (model, system, precision))):
+            raise ValueError("RunMemo: one memo serves one run (one model, system, precision)")
+        return self.shapes.compile(phase, seqs)
+
+
 def step_cost(system: System, detail: str, graph: Graph, *,
-              memo: dict[Op, Cost] | None = None,
+              memo: RunMemo | dict[Op, Cost] | None = None,
               dram_audit: StreamAudit | None = None) -> CostFn:
     """The cost function of one placed step: each op on a memory-side unit by that unit's
     model, every other op by the chip model of ``detail``. ``dram_audit``: a
@@ -54,10 +79,11 @@ def step_cost(system: System, detail: str, graph: Graph, *,
 
     Each distinct op is costed once per step (pipeline stages repeat the same layer ops).
     ``memo``, if given, keeps the costs of ops whose cost depends on the op alone (chip-model
-    ops, and those of unit types registered ``op_only``) across calls: pass one dict for all
-    steps of one run (one ``system`` and ``detail``), so a decode step costs only the ops that
-    changed with the context. The costs are the same as without it (and an audit checks each
-    distinct stream once anyway)."""
+    ops, and those of unit types registered ``op_only``) across calls: pass one `RunMemo` (or
+    a plain dict, which keeps the costs by value alone) for all steps of one run (one
+    ``system`` and ``detail``), so a decode step costs only the ops that changed with the
+    context. The costs are the same as without it (and an audit checks each distinct stream
+    once anyway)."""
     runtime = None
     if system.runtime is not None:
         from sim.runtime import load_runtime
@@ -76,16 +102,29 @@ def step_cost(system: System, detail: str, graph: Graph, *,
             for path, spec in kind.links:  # its transfer paths (`mappers.transfers`)
                 if path in used:
                     units[path] = load(spec)(system, graph)
-    shared = {} if memo is None else memo
+    if isinstance(memo, RunMemo):
+        shared, by_identity = memo.costs, memo.by_identity
+    else:  # a plain dict: the costs by value alone
+        shared, by_identity = ({} if memo is None else memo), {}
     own: dict[Op, Cost] = {}
 
     def cost(op: Op) -> Cost:
-        table = own if op.unit in units and op.unit not in op_only else shared
-        c = table.get(op)
+        if op.unit in units and op.unit not in op_only:  # this step's model: by value
+            c = own.get(op)
+            if c is None:
+                c = own[op] = _charge(op, units[op.unit](op))
+            return c
+        hit = by_identity.get(id(op))
+        if hit is not None and hit[0] is op:
+            return hit[1]
+        c = shared.get(op)
         if c is None:
-            c = units.get(op.unit, chip)(op)
-            c = table[op] = c if runtime is None else runtime.apply(op, c)
+            c = shared[op] = _charge(op, units.get(op.unit, chip)(op))
+        by_identity[id(op)] = (op, c)
         return c
+
+    def _charge(op: Op, c: Cost) -> Cost:
+        return c if runtime is None else runtime.apply(op, c)
     return cost
 
 
@@ -103,11 +142,20 @@ def _load(spec: str) -> Callable:
 def compile_step(model: ModelConfig, system: System, *, phase: Phase, precision: Precision,
                  seqs: Batch | None = None, batch: int | None = None,
                  new_tokens: int | None = None, context: int | None = None,
-                 detail: str = "tile", memo: dict[Op, Cost] | None = None,
+                 detail: str = "tile", memo: RunMemo | dict[Op, Cost] | None = None,
                  dram_audit: StreamAudit | None = None) -> StepSchedule:
     """Lower one step of ``model`` (the ragged batch ``seqs``, or ``batch`` equal sequences),
-    place it on ``system`` and schedule it at ``detail`` (``memo``: a run's cost memo;
-    ``dram_audit``: as `step_cost`)."""
-    graph = compile_graph(model, system, phase=phase, seqs=seqs, batch=batch,
-                          new_tokens=new_tokens, context=context, precision=precision)
-    return schedule(graph, step_cost(system, detail, graph, memo=memo, dram_audit=dram_audit))
+    place it on ``system`` and schedule it at ``detail`` (``memo``: the run's `RunMemo`, or a
+    dict of costs as `step_cost` takes; ``dram_audit``: as `step_cost`)."""
+    shaped = isinstance(memo, RunMemo)
+    if shaped and seqs is None and None not in (batch, new_tokens, context):
+        seqs = Batch.uniform(batch, new_tokens, context)
+        batch = new_tokens = context = None
+    if shaped and seqs is not None and batch is None:
+        graph, plan = memo.compile(model, system, phase, precision, seqs)
+    else:
+        graph = compile_graph(model, system, phase=phase, seqs=seqs, batch=batch,
+                              new_tokens=new_tokens, context=context, precision=precision)
+        plan = None
+    return schedule(graph, step_cost(system, detail, graph, memo=memo, dram_audit=dram_audit),
+                    plan)

@@ -11,7 +11,7 @@ from sim.limits import int_flag
 from sim.text import table
 
 _FLAGS = ("block", "steps_per_block", "dllm_cache", "tokens_per_iter", "tokens_file",
-          "pred_len", "jump")
+          "pred_len", "jump", "jump_width")
 
 
 def _at_least_one(text: str) -> float:
@@ -35,13 +35,16 @@ def add_arguments(run: argparse.ArgumentParser) -> None:
     g.add_argument("--dllm-cache", choices=("dual", "prefix"),
                    help="fast-dllm/odb: KV cache refreshed once per block (default dual)")
     g.add_argument("--tokens-per-iter", type=_at_least_one, metavar="X",
-                   help="fast-dllm/odb: mean tokens unmasked per iteration (default 1)")
+                   help="fast-dllm/odb: mean tokens unmasked per iteration (default 2.77: "
+                   "Fast-dLLM's measured rate on GSM8K-CoT, docs/dllm.md)")
     g.add_argument("--tokens-file", metavar="FILE",
                    help="fast-dllm/odb: per-iteration unmasked counts (integers >= 1), cycled")
     g.add_argument("--pred-len", type=int_flag(1, 1 << 20), metavar="N",
                    help="odb: predicted response length after the first block (default: --gen)")
     g.add_argument("--jump", type=_at_least_one, metavar="J",
                    help="odb: jump-share multiplier on tokens per iteration (default 1)")
+    g.add_argument("--jump-width", type=int_flag(1, 64), metavar="N",
+                   help="odb: block copies a jump-share pass carries (default 4, ODB-dLLM's)")
 
 
 def check_flags(args: argparse.Namespace) -> None:
@@ -55,19 +58,19 @@ def check_flags(args: argparse.Namespace) -> None:
     if args.tokens_per_iter is not None and args.tokens_file is not None:
         raise ConfigError("--tokens-per-iter/--tokens-file: give one of them")
     if args.dllm == "vanilla":
-        for name in ("dllm_cache", "tokens_per_iter", "tokens_file", "pred_len", "jump"):
+        for name in ("dllm_cache", "tokens_per_iter", "tokens_file", "pred_len", "jump",
+                     "jump_width"):
             if getattr(args, name) is not None:
                 raise ConfigError(f"--{name.replace('_', '-')}: not with --dllm vanilla")
     elif args.steps_per_block is not None:
         raise ConfigError("--steps-per-block: only with --dllm vanilla")
     if args.dllm != "odb":
-        for name in ("pred_len", "jump"):
+        for name in ("pred_len", "jump", "jump_width"):
             if getattr(args, name) is not None:
                 raise ConfigError(f"--{name.replace('_', '-')}: only with --dllm odb")
-    for flag, bad in (("--check-dram", args.check_dram), ("--routing", args.routing),
-                      ("-o", args.out)):
+    for flag, bad in (("--check-dram", args.check_dram), ("--routing", args.routing)):
         if bad:
-            raise ConfigError(f"{flag}: not supported with --dllm yet (no trace is written)")
+            raise ConfigError(f"{flag}: not supported with --dllm yet")
 
 
 def _counts(path: str) -> tuple[int, ...]:
@@ -78,14 +81,18 @@ def _counts(path: str) -> tuple[int, ...]:
     return read_counts(path, "--tokens-file", 1, MAX_DECODE_STEPS)
 
 
-def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
+def run_dllm(args: argparse.Namespace, system, model, workload,
+             trace: tuple[str, dict] | None = None) -> int:
+    """Simulate and print a diffusion run; with ``trace`` (path, run metadata), also write
+    its iteration trace (`sim.trace_iter`)."""
     from sim.dllm import DllmWorkload, simulate_dllm
     from sim.trace import to_json
 
     given = {k: v for k, v in (("block", args.block), ("steps_per_block", args.steps_per_block),
                                ("cache", args.dllm_cache),
                                ("tokens_per_iter", args.tokens_per_iter),
-                               ("pred_len", args.pred_len), ("jump", args.jump))
+                               ("pred_len", args.pred_len), ("jump", args.jump),
+                               ("candidates", args.jump_width))
              if v is not None}
     if args.tokens_file is not None:
         given["counts"] = _counts(args.tokens_file)
@@ -94,8 +101,13 @@ def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
     out = simulate_dllm(model, system, w, detail=args.detail,
                         check_capacity=not args.no_capacity_check)
     s = out["summary"]
+    path = None
+    if trace is not None:
+        from sim.trace_iter import write_iteration_trace
+        path = write_iteration_trace(trace[0], "dllm", s, out["steps"], trace[1], w.batch)
     if args.json:
-        print(to_json({"summary": s, "trace": None, "steps": out["steps"]}))
+        print(to_json({"summary": s, "trace": None if path is None else str(path),
+                       "steps": out["steps"]}))
         return 0
     print(f"{model.name} on {system.name} ({args.detail}), --dllm {w.mode}, batch {w.batch}, "
           f"prompt {w.prompt_tokens}, generate {w.gen_tokens}, block {w.block}")
@@ -110,5 +122,5 @@ def run_dllm(args: argparse.Namespace, system, model, workload) -> int:
                          f"{s[f'{kind}_mean_latency_s'] * 1e3:.3f} ms, "
                          f"{s[f'{kind}_intensity_flop_per_dram_byte']:.1f} FLOP/B DRAM"))
     print(table(rows))
-    print("  (no trace written in diffusion mode)")
+    print(f"trace: {path}" if path is not None else "  (no trace: -o PATH writes one)")
     return 0

@@ -155,7 +155,7 @@ _HANDLERS: dict = {}
 
 
 #: Command modules that are not a unit's: tools built on the simulator.
-TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve")
+TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve", "sim.cli.train")
 
 
 def _command_modules():
@@ -265,12 +265,8 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     if args.explain:
         from sim.mapping import explain
         print(explain(system, choices), file=sys.stderr if args.json else sys.stdout)
-    if args.dllm is not None:  # masked diffusion (docs/dllm.md): its own summary
-        return _dllm.run_dllm(args, system, model.config, workload)
-    if args.draft is not None:  # draft-and-verify (docs/speculative.md): its own summary
-        return run_speculative(args, system, model.config, workload)
-    out = meta = None
-    if not args.no_trace:  # named and checked before simulating
+
+    def run_meta() -> dict:
         meta = {
             "command_line": shlex.join(["pdsim", *argv]),
             "hardware_source": hw.source,
@@ -292,6 +288,18 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
             meta["routing"] = routing
         if mapping is not None:  # likewise
             meta["mapping"] = mapping
+        return meta
+
+    if args.dllm is not None or args.draft is not None:
+        # Draft-and-verify (docs/speculative.md) and masked diffusion (docs/dllm.md): their
+        # own summaries, and an iteration trace only where -o names one.
+        trace = (args.out, run_meta()) if args.out is not None else None
+        if args.dllm is not None:
+            return _dllm.run_dllm(args, system, model.config, workload, trace)
+        return run_speculative(args, system, model.config, workload, trace)
+    out = meta = None
+    if not args.no_trace:  # named and checked before simulating
+        meta = run_meta()
         out = check_output(default_trace_path(args, model.config.name, meta)
                            if args.out is None else args.out, "-o")
     audit = None
@@ -492,6 +500,10 @@ def _show(args: argparse.Namespace, argv: list[str]) -> int:
         from sim.cli.plots import plot_format
         check_output(args.plot, "--plot")
         plot_format(args.plot)
+    from sim.trace_iter import is_iteration_trace
+    if is_iteration_trace(args.trace):  # a --draft / --dllm run: steps, no op table
+        from sim.cli.iterations import show_iterations
+        return show_iterations(args)
     trace = read_trace(args.trace)
     if args.ops is not None and args.ops >= len(trace.steps):  # before any output
         raise PdsimError(f"--ops: step must be < {len(trace.steps)}, got {args.ops}")

@@ -6,6 +6,13 @@ import argparse
 import json
 import sys
 
+#: ``pdsim reproduce spad-cluster`` / ``ascendra`` / ``bestserve`` regenerate
+#: ``results/spad-cluster/``, ``results/ascendra/`` and ``results/bestserve/``.
+STUDIES = {"spad-cluster": ("results/spad-cluster",
+                            "sim.studies.spad_cluster:write_spad_cluster"),
+           "ascendra": ("results/ascendra", "sim.studies.ascendra:write_ascendra"),
+           "bestserve": ("results/bestserve", "sim.studies.bestserve:write_bestserve")}
+
 
 def add_commands(sub) -> dict:
     """Add ``pdsim serve`` to the subparsers ``sub``; return its handler."""
@@ -15,8 +22,17 @@ def add_commands(sub) -> dict:
         "chunked prefill, paged KV cache, disaggregated prefill/decode). Without arguments: "
         "llama2-7b on one collocated h100 over the first 10 minutes of the Azure "
         "conversation trace (docs/serving.md).")
-    p.add_argument("action", nargs="?", choices=["plan"],
-                   help="plan: the cheapest counts of the cluster's groups meeting --slo")
+    p.add_argument("action", nargs="?", choices=["plan", "rank"],
+                   help="plan: the cheapest counts of the cluster's groups meeting --slo; "
+                   "rank: serving strategies (collocated or disaggregated, TP, PP, "
+                   "prefill:decode) of --model on --chips x --hardware ranked by goodput")
+    p.add_argument("--model", default="llama2-7b", help="rank: model (default llama2-7b)")
+    p.add_argument("--hardware", default="h100", help="rank: chip preset (default h100)")
+    p.add_argument("--chips", type=int, default=8, metavar="N", help="rank: chips (default 8)")
+    p.add_argument("--top", type=int, default=4, metavar="K",
+                   help="rank: strategies simulated, the best K by estimate (default 4)")
+    p.add_argument("--requests", type=int, default=400, metavar="N",
+                   help="rank: requests a simulation (default 400)")
     p.add_argument("--max-count", type=int, default=64, metavar="N",
                    help="plan: at most N instances a group (default 64)")
     p.add_argument("--trace", default=None, metavar="azure-code|azure-conv|FILE.csv",
@@ -68,6 +84,8 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
             fmts[flag] = plot_format(path, flag)
     if rates and args.slo_plot is None:
         raise ConfigError("--rates: give --slo-plot FILE.png for the plot")
+    if args.action == "rank":
+        return _rank(args, trace, slo)
     cluster = read_cluster(args.cluster)
     requests = requests_for(trace, rate=args.rate, duration_s=duration, seed=args.seed)
     if args.action == "plan":
@@ -105,6 +123,46 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
                     "tbt_p50_s", "tbt_p90_s", "tbt_p99_s", "goodput_rps", "throughput_rps"):
             print(f"{key:>16}: {summary[key]:.4g}" if isinstance(summary[key], float)
                   else f"{key:>16}: {summary[key]}")
+    return 0
+
+
+def _rank(args: argparse.Namespace, trace: str, slo: dict) -> int:
+    """``pdsim serve rank``: every check before any simulation."""
+    from sim.api import load_model, load_system
+    from sim.errors import ConfigError
+    from sim.serving.rank import Search, rank
+    from sim.serving.workload import load_trace
+
+    for flag, value, low in (("--chips", args.chips, 1), ("--top", args.top, 1),
+                             ("--requests", args.requests, 50)):
+        if value < low:
+            raise ConfigError(f"{flag}: must be an integer >= {low}, got {value}")
+    if args.rate is not None or args.cluster is not None:
+        raise ConfigError("rank: takes no --rate or --cluster (it searches the rate and "
+                          "enumerates the clusters)")
+    from sim.serving.metrics import slo_metric
+    if {slo_metric(k) for k in slo} != {"ttft", "tbt"}:
+        raise ConfigError("--slo: rank needs ttft_pNN=S,tbt_pNN=S (a request meets them when "
+                          "its TTFT and mean TBT are within the targets)")
+    load_model(args.model)
+    load_system(args.hardware)
+    search = Search(lengths=tuple(load_trace(trace, duration_s=args.duration)), slo=slo,
+                    requests=args.requests, seed=args.seed)
+    out = rank(args.model, args.hardware, args.chips, search, top=args.top)
+    rows = [{k: v for k, v in r.items()} for r in out["rows"]]
+    if args.json:
+        print(json.dumps({"model": args.model, "hardware": args.hardware, "chips": args.chips,
+                          "trace": trace, "strategies": len(rows), "simulated": args.top,
+                          "simulations": out["simulations"], "ranking": rows}, indent=1))
+        return 0
+    from sim.text import text_table
+    print(text_table(["rank", "strategy", "estimate req/s", "simulated req/s"],
+                     [[str(k + 1), r["strategy"], f"{r['estimate_rps']:.2f}",
+                       "pruned" if r["goodput_rps"] is None else f"{r['goodput_rps']:.2f}"]
+                      for k, r in enumerate(rows)]))
+    print(f"{len(rows)} strategies estimated; the best {min(args.top, len(rows))} by estimate "
+          f"simulated ({out['simulations']} runs of {args.requests} requests); goodput: the "
+          f"highest Poisson rate with >= 90% of requests within the SLOs")
     return 0
 
 

@@ -60,14 +60,15 @@ def check_flags(args: argparse.Namespace) -> None:
         raise ConfigError("--accept/--accept-file: --draft needs exactly one of them")
     if args.gamma is None and args.accept is None:
         raise ConfigError("--gamma: 'auto' needs --accept (a rate), not --accept-file")
-    for flag, bad in (("--check-dram", args.check_dram), ("--routing", args.routing),
-                      ("-o", args.out)):
+    for flag, bad in (("--check-dram", args.check_dram), ("--routing", args.routing)):
         if bad:
-            raise ConfigError(f"{flag}: not supported with --draft yet (no trace is written)")
+            raise ConfigError(f"{flag}: not supported with --draft yet")
 
 
-def run_speculative(args: argparse.Namespace, system, target, workload) -> int:
-    """Simulate and print a draft-and-verify run; no trace is written (yet)."""
+def run_speculative(args: argparse.Namespace, system, target, workload,
+                    trace: tuple[str, dict] | None = None) -> int:
+    """Simulate and print a draft-and-verify run; with ``trace`` (path, run metadata), also
+    write its iteration trace (`sim.trace_iter`)."""
     from mappers.models import load_model
     from sim.presets import load_hardware
     from sim.speculative import read_accept_file, simulate_speculative
@@ -84,8 +85,14 @@ def run_speculative(args: argparse.Namespace, system, target, workload) -> int:
                                   samples=args.decode_sample or 9,
                                   check_capacity=not args.no_capacity_check)
     s = result.summary
+    path = None
+    if trace is not None:
+        from sim.trace_iter import write_iteration_trace
+        meta = trace[1] | {"draft_model": draft.name, "draft_system": draft_system.name}
+        path = write_iteration_trace(trace[0], "draft", s, result.steps, meta, workload.batch)
     if args.json:
-        print(to_json({"summary": s, "trace": None, "steps": result.steps}))
+        print(to_json({"summary": s, "trace": None if path is None else str(path),
+                       "steps": result.steps}))
         return 0
     print(f"{target.name} on {system.name}, draft {draft.name} on {draft_system.name} "
           f"({args.detail}), batch {workload.batch}, prompt {workload.prompt_tokens}, "
@@ -109,5 +116,5 @@ def run_speculative(args: argparse.Namespace, system, target, workload) -> int:
         rows.append(("best gamma (expected speed-up)", f"{s['best_gamma']} ("
                      f"{s['expected_speedup_gamma_' + str(s['best_gamma'])]:.3f}x)"))
     print(table(rows))
-    print("  (no trace written in speculative mode)")
+    print(f"trace: {path}" if path is not None else "  (no trace: -o PATH writes one)")
     return 0

@@ -21,6 +21,7 @@ from mappers.models import ModelConfig
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
 from sim.serving.instance import ROLES, Instance
+from sim.serving.metrics import slo_metric
 from sim.serving.policies import POLICIES, attach_hook, policy
 from sim.serving.router import ROUTERS
 from sim.serving.simulator import Link
@@ -129,6 +130,12 @@ def parse_cluster(data, where: str) -> Cluster:
         groups.append(Group(**g))
     if not groups:
         raise ConfigError(f"{where}: instances: at least one instance group is needed")
+    batchings = {g.batching for g in groups}
+    for g in groups:  # a policy that hands requests to another pool needs that pool
+        peer = getattr(policy(g.batching), "needs_pool", None)
+        if peer is not None and peer not in batchings:
+            raise ConfigError(f"{where}: instances: batching {g.batching} needs a group with "
+                              f"batching {peer}")
     roles = {g.role for g in groups}
     if not roles & {"collocated", "prefill"}:
         raise ConfigError(f"{where}: instances: needs a collocated or prefill instance")
@@ -166,11 +173,12 @@ def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = DEFAUL
 
 
 def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAULT_PRECISION,
-                    tables: dict | None = None):
+                    tables: dict | None = None, slo: dict | None = None):
     """``(model, instances, {instance name: system}, step-time tables)`` of ``cluster``, one
     table per distinct system, shared; `ConfigError` for an impossible cluster (a model that
     does not fit, or a request whose KV cache fits no instance it may be sent to). ``tables``:
-    a dict the caller keeps to share tables between runs (the planner)."""
+    a dict the caller keeps to share tables between runs (the planner); ``slo``: the targets
+    (`sim.serving.metrics.parse_slo`) given to deadline-aware policies."""
     from sim.api import load_model, load_system
 
     model = load_model(cluster.model)
@@ -178,7 +186,13 @@ def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAUL
     out, systems = [], {}
     longest = max(r.prompt_tokens + r.output_tokens - 1 for r in requests)
     longest_prompt = max(r.prompt_tokens for r in requests)
+    slo = dict(slo or {})
     for k, g in enumerate(cluster.groups):
+        given = {slo_metric(k) for k in slo}
+        missing = [m for m in getattr(policy(g.batching), "needs_slo", ()) if m not in given]
+        if missing:
+            raise ConfigError(f"--slo: batching {g.batching} (instances[{k}]) schedules by "
+                              f"deadline: give a {missing[0]}_pNN target")
         key = (cluster.model, cluster.detail, g.hardware, g.tp, g.pp)
         if key not in tables:
             system = load_system(g.hardware, tp=g.tp, pp=g.pp)
@@ -199,7 +213,7 @@ def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAUL
             out.append(Instance(name=f"{g.role}{k}.{c}", role=g.role, kind=g.hardware,
                                 step_time=table.step, kv_blocks=tokens // BLOCK_TOKENS,
                                 policy=policy(g.batching), block_tokens=BLOCK_TOKENS,
-                                max_batch=g.max_batch, max_tokens=g.max_tokens))
+                                max_batch=g.max_batch, max_tokens=g.max_tokens, slo=slo))
     for name in sorted({g.batching for g in cluster.groups}):
         hook = attach_hook(name)  # a policy that is more than a batching rule (Adrenaline)
         if hook is not None:

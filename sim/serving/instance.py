@@ -27,11 +27,15 @@ class Instance:
     """A replica named ``name`` with ``role`` (one of `ROLES`), step times from ``step_time``
     (``[(new_tokens, context), ...] -> seconds``), a KV cache of ``kv_blocks`` blocks of
     ``block_tokens`` tokens (vLLM's paged attention), at most ``max_batch`` sequences and
-    ``max_tokens`` new tokens an iteration, batched by ``policy`` (`sim.serving.policies`)."""
+    ``max_tokens`` new tokens an iteration, batched by ``policy`` (`sim.serving.policies`).
+    ``slo``: the run's latency targets, {metric: (percentile, seconds)}, for policies that
+    schedule by deadline; ``peers``: every instance of the simulation (set by the simulator),
+    for policies that move waiting requests between instances (`move`)."""
 
     def __init__(self, *, name: str, role: str, step_time: Callable, kv_blocks: int,
                  policy: Callable, block_tokens: int = 16, max_batch: int = 256,
-                 max_tokens: int = 4096, kind: str = "") -> None:
+                 max_tokens: int = 4096, kind: str = "",
+                 slo: dict[str, tuple[float, float]] | None = None) -> None:
         if role not in ROLES:
             raise ValueError(f"role: must be one of {', '.join(ROLES)}, got {role!r}")
         if kv_blocks < 1:
@@ -47,6 +51,9 @@ class Instance:
         self.peak_blocks = 0
         self.busy = False
         self.timeline: list[Iteration] = []
+        self.slo = dict(slo or {})
+        self.peers: list[Instance] = []
+        self.moved: list[Instance] = []  # instances `move` gave work since the last iteration
         # An offload controller (Adrenaline) that times this instance's iterations and hands
         # its prefilled sequences over; None: `step_time` and a plain KV hand-over.
         self.offload = None
@@ -93,7 +100,9 @@ class Instance:
     def grow(self, batch: list[tuple[Sequence, int]]) -> None:
         """Allocate the blocks the iteration ``batch`` writes; internal bug if they don't fit."""
         for s, n in batch:
-            self._take(s, max(0, self._blocks_of(s, s.computed + n) - self.alloc[id(s)]))
+            need = self._blocks_of(s, s.computed + n) - self.alloc[id(s)]
+            if need > 0:  # most decode steps stay inside their last block
+                self._take(s, need)
         if self.used_blocks > self.kv_blocks:
             raise AssertionError(f"{self.name}: KV blocks {self.used_blocks} > {self.kv_blocks}")
 
@@ -118,6 +127,16 @@ class Instance:
         seq.preemptions += 1
         seq.queued_s = now
         self.waiting.appendleft(seq)
+
+    def move(self, seq: Sequence, target: Instance, now: float) -> None:
+        """Hand the waiting sequence ``seq`` (no KV cache here) to ``target``'s queue; the
+        simulator starts ``target`` if it is idle."""
+        assert seq.computed == 0 and id(seq) not in self.alloc
+        self.waiting.remove(seq)
+        seq.queue_delay_s += now - seq.queued_s
+        seq.moves += 1
+        target.enqueue(seq, now)
+        self.moved.append(target)
 
     @property
     def load(self) -> int:

@@ -42,6 +42,7 @@ class Sequence:
     queued_s: float = 0.0           # when it last entered an instance's waiting queue
     queue_delay_s: float = 0.0      # total time spent waiting for admission
     transfer_s: float = 0.0         # KV-cache transfer time (disaggregation)
+    moves: int = 0                  # times a policy moved it to another instance's queue
     # The instance holding this sequence's KV cache when not the one running it (Adrenaline's
     # offloaded attention, sim/serving/policies/adrenaline.py); None: the running one.
     kv_home: object = None

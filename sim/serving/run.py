@@ -36,7 +36,8 @@ def serve(requests, cluster: Cluster, slo: dict, *,
     step-time tables kept between runs (`build_instances`)."""
     from sim.costmodel import static_power_w, spad_cost_model
 
-    model, instances, systems, tables = build_instances(cluster, requests, tables=tables)
+    model, instances, systems, tables = build_instances(cluster, requests, tables=tables,
+                                                        slo=slo)
     result = simulate_serving(requests, instances, router=cluster.router,
                               kv_bytes_per_token=kv_bytes_per_token(model),
                               link=cluster.link, progress=progress)

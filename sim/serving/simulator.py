@@ -58,13 +58,17 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
     prefill instances; with prefill instances each sequence, once its prompt is prefilled
     (first token out), moves its KV cache (``kv_bytes_per_token`` per cached token) over
     ``link`` to a decode instance. Returns every sequence with its timings."""
-    entry = [i for i in instances if i.role in ("collocated", "prefill")]
+    # A policy marked ``takes_arrivals = False`` only serves what other instances move to it.
+    entry = [i for i in instances if i.role in ("collocated", "prefill")
+             and getattr(i.policy, "takes_arrivals", True)]
     decode = [i for i in instances if i.role == "decode"]
     if not entry:
         raise ValueError("cluster: needs a collocated or prefill instance")
     if any(i.role == "prefill" for i in instances) != bool(decode):
         raise ValueError("cluster: prefill instances need decode instances and vice versa")
     route = ROUTERS[router]
+    for inst in instances:
+        inst.peers = instances
     turns, dturns = [0], [0]
     events: list = []
     n = 0
@@ -83,6 +87,9 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
         if inst.busy:
             return
         batch = inst.policy(inst, now)
+        moved, inst.moved = inst.moved, []
+        for target in moved:
+            kick(target, now)
         if not batch:
             return
         inst.grow(batch)

@@ -307,7 +307,9 @@ from 512 to 4096 tokens; pdsim's by {_slope(r7, 'pdsim_s', 'attention') * 1e6:.1
 
 ## Other differences from CENT's model
 
-- Prefill runs on the PIM (CENT's design), one GEMV per prompt token; CENT's prefill is
+- Prefill runs on the PIM (CENT's design): its GEMMs hold up to 4 prompt tokens in the
+  2 KB global buffer a pass (multi-token GEMMs, docs/cid.md), attention one query at a
+  time; CENT's prefill is
   {min(pre):.1f}-{max(pre):.1f}x pdsim's, for the same reasons as decode.
 - Uneven splits: 13B's MLP width 13824 over 20 devices is 692 columns on the busiest device
   (ceil), as CENT's `matrix_col_per_bank` rounds up; 40 heads are 2 per device.

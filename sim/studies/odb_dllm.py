@@ -2,16 +2,19 @@
 generation length 1024, block 32, dual KV cache, with vanilla, Fast-dLLM and ODB-dLLM
 decoding (`sim.dllm`): latency and the arithmetic intensity of the refresh (prefill) and
 diffusion (decode) iterations on the A100 roofline, and speed-ups. Then draft-and-verify
-speculative decoding (`sim.speculative`) on ``h100``, ``spad-decode`` and ``halo``: expected
+speculative decoding (`sim.speculative`) on ``h100``, ``spad-decode`` and ``halo-package``: expected
 speed-up over plain decode against the acceptance rate A and draft length G (a heat map).
 
-Workload inputs, each CHOSEN here (REFERENCE.md gives no per-iteration figures):
-- prompt 256 tokens (a GSM8K-style question with its template; ODB-dLLM gives none);
-- Fast-dLLM at threshold 0.9: ``TOKENS_PER_ITER`` tokens unmasked per iteration;
-- ODB-dLLM: predicted response length ``PRED_LEN`` after the first block and jump-share
-  multiplier ``JUMP``.
+Workload inputs (sim/dllm.py and docs/dllm.md give the sources):
+- Fast-dLLM at threshold 0.9: ``TOKENS_PER_ITER`` = 2.77 tokens unmasked per iteration, CITED
+  (Fast-dLLM on LLaDA-8B-Instruct, GSM8K-CoT, tokens per forward; Qian et al. 2025);
+- ODB-dLLM's jump-share passes carry 4 block copies (its code; `DllmWorkload.candidates`);
+- CHOSEN: prompt 256 tokens (a GSM8K-style question with its template; ODB-dLLM gives none),
+  the predicted response length ``PRED_LEN`` and the jump-share multiplier ``JUMP`` (no
+  published means); ``sensitivity`` shows the run against each over a range (the other
+  tasks' measured rates, predicted lengths 128..1024, jumps 1..3).
 So the speed-ups show what these inputs imply on the hardware, not ODB-dLLM's measured
-46-162x (their confidence traces are not public in REFERENCE.md); `readme` says so.
+46-162x (their confidence traces are not public); `readme` says so.
 
 Draft-and-verify: target llama2-13b, draft llama2-7b (the only shipped smaller model that
 shares its vocabulary), batch 1, prompt 512, mid-run context 512 + 64; expected speed-up
@@ -34,14 +37,38 @@ from sim.studies import text_table, write_study
 COMMAND = "pdsim reproduce odb-dllm"
 MODEL, HW = "llada-8b", "a100"
 PROMPT, GEN, BLOCK = 256, 1024, 32     # GEN, BLOCK: ODB-dLLM's; PROMPT: chosen
-TOKENS_PER_ITER = 2.0                   # chosen (Fast-dLLM threshold 0.9; task-dependent)
+TOKENS_PER_ITER = 2.77                  # cited: Fast-dLLM-LLaDA, GSM8K-CoT (sim/dllm.py)
+#: Fast-dLLM-LLaDA's measured tokens per forward by task (same source), for the sensitivity.
+TASK_RATES = {"MATH": 1.97, "MBPP": 2.13, "long GSM8K": 2.45, "GSM8K-CoT": 2.77,
+              "HumanEval": 4.65}
 PRED_LEN, JUMP = 256, 2.0               # chosen (ODB-dLLM's predictor and jump-share)
+PRED_LENS, JUMPS = (128, 256, 512, 1024), (1.0, 1.5, 2.0, 3.0)  # sensitivity ranges
 DETAIL = "roofline"                     # the study places iterations on the roofline
 SPEC_TARGET, SPEC_DRAFT = "llama2-13b", "llama2-7b"
-SPEC_SYSTEMS = ("h100", "spad-decode", "halo")
+SPEC_SYSTEMS = ("h100", "spad-decode", "halo-package")
 SPEC_PROMPT, SPEC_CONTEXT = 512, 576
 ACCEPTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 GAMMAS = tuple(range(1, 9))
+
+
+def _e2e(model, system, mode: str, **kw) -> float:
+    w = DllmWorkload(mode=mode, prompt_tokens=PROMPT, gen_tokens=GEN, block=BLOCK, **kw)
+    return simulate_dllm(model, system, w, detail=DETAIL)["summary"]["e2e_s"]
+
+
+def _sensitivity(model, system) -> dict[str, Any]:
+    """End-to-end seconds against each workload input: Fast-dLLM and ODB-dLLM at every
+    task's measured rate (``TASK_RATES``; ODB at ``PRED_LEN``, ``JUMP``), and ODB-dLLM over
+    predicted lengths x jump multipliers (at ``TOKENS_PER_ITER``)."""
+    by_task = {task: {"tokens_per_iter": r,
+                      "fast-dllm": _e2e(model, system, "fast-dllm", tokens_per_iter=r),
+                      "odb": _e2e(model, system, "odb", tokens_per_iter=r, jump=JUMP,
+                                  pred_len=PRED_LEN)}
+               for task, r in TASK_RATES.items()}
+    grid = [[_e2e(model, system, "odb", tokens_per_iter=TOKENS_PER_ITER, jump=j, pred_len=n)
+             for j in JUMPS] for n in PRED_LENS]
+    return {"by_task": by_task, "pred_lens": list(PRED_LENS), "jumps": list(JUMPS),
+            "odb_e2e_s": grid}
 
 
 def _dllm() -> dict[str, Any]:
@@ -73,7 +100,8 @@ def _dllm() -> dict[str, Any]:
         for k, v in r.items():
             if isinstance(v, float) and v != v:
                 r[k] = None
-    return {"runs": runs, "speedup_over_vanilla": speedups, "roofline": roof}
+    return {"runs": runs, "speedup_over_vanilla": speedups, "roofline": roof,
+            "sensitivity": _sensitivity(model, system)}
 
 
 def _spec() -> dict[str, Any]:
@@ -188,6 +216,16 @@ def readme(data: dict[str, Any]) -> str:
                              "best G by A"], [[r[0], r[1], r[2], f"{r[3]:.2f}x", r[4]]
                                                for r in spec_rows])
     roof = d["roofline"]
+    sens = d["sensitivity"]
+    h = spec["systems"]["halo-package"]
+    halo_v = [h["verify_step_s"][str(g)] / h["plain_step_s"]
+              for g in (spec["gammas"][0], spec["gammas"][-1])]
+    by_task = text_table(["task", "tokens/iteration", "fast-dllm", "odb"],
+                         [[t, f"{r['tokens_per_iter']:g}", f"{r['fast-dllm']:.3f} s",
+                           f"{r['odb']:.3f} s"] for t, r in sens["by_task"].items()])
+    grid = text_table(["predicted length"] + [f"jump x{j:g}" for j in sens["jumps"]],
+                      [[str(n)] + [f"{v:.3f} s" for v in row]
+                       for n, row in zip(sens["pred_lens"], sens["odb_e2e_s"])])
     return f"""# ODB-dLLM's setting on pdsim
 
 Regenerate with `{data['command']}` (under 2 minutes; `sim/studies/odb_dllm.py`).
@@ -196,10 +234,12 @@ Regenerate with `{data['command']}` (under 2 minutes; `sim/studies/odb_dllm.py`)
 (chosen), generation length {data['gen']}, block {data['block']}, dual KV cache
 (ODB-dLLM's settings, REFERENCE.md). Vanilla: one token an iteration, every iteration a full
 pass over prompt + response. Fast-dLLM: a refresh pass per block, then passes over the
-block; {data['tokens_per_iter']:g} tokens an iteration (CHOSEN: the rate at threshold 0.9 is
-task-dependent and REFERENCE.md gives none). ODB-dLLM: the response length predicted as
-{data['pred_len']} after the first block and jump-share x{data['jump']:g} (both CHOSEN).
-**The speed-ups follow from these chosen inputs; they are not ODB-dLLM's measured 46-162x
+block; {data['tokens_per_iter']:g} tokens an iteration (CITED: Fast-dLLM's measured tokens per
+forward pass on LLaDA-8B-Instruct, GSM8K-CoT; Qian et al. 2025, docs/dllm.md).
+ODB-dLLM: every diffusion pass carries the block and 3 speculative copies (4 x 32 tokens,
+ODB-dLLM's code), the response length predicted as {data['pred_len']} at the first refresh
+and jump-share x{data['jump']:g} (these two CHOSEN: no published means; "Sensitivity" below).
+**The speed-ups follow from these inputs; they are not ODB-dLLM's measured 46-162x
 over vanilla and 2.63-6.30x over Fast-dLLM** (which come from the model's confidence on
 each benchmark). ODB-dLLM over Fast-dLLM here:
 {d['speedup_over_vanilla']['odb_over_fast_dllm']:.2f}x.
@@ -209,19 +249,36 @@ each benchmark). ODB-dLLM over Fast-dLLM here:
 A100 roofline: {roof['peak_flop_per_s'] / 1e12:.0f} TFLOP/s fp16, DRAM
 {roof['dram_bytes_per_s'] / 1e9:.0f} GB/s, ridge {roof['ridge_flop_per_byte']:.0f} FLOP/B.
 Vanilla's refresh point is Fast-dLLM's (the same full pass). Refresh iterations sit at the
-ridge or above (compute-bound); diffusion iterations over a
-32-token block sit far below it (memory-bound: the weights are read for 32 tokens), which is
-why ODB-dLLM's jump-share raises tokens per iteration rather than the work per iteration.
+ridge or above (compute-bound); Fast-dLLM's diffusion iterations over a 32-token block sit
+far below it (memory-bound: the weights are read for 32 tokens). ODB-dLLM's jump-share
+passes carry four copies of the block, which moves them up the memory roof (about 4x the
+intensity) at almost the same latency, and accept more tokens per pass.
+
+## Sensitivity to the workload inputs
+
+End-to-end seconds. By task: Fast-dLLM's measured tokens per forward for each benchmark
+(same source), Fast-dLLM and ODB-dLLM (predicted {data['pred_len']}, jump x{data['jump']:g})
+at that rate.
+
+{by_task}
+
+ODB-dLLM at {data['tokens_per_iter']:g} tokens an iteration, predicted length (rows) against
+the jump-share multiplier (columns):
+
+{grid}
 
 ## Draft-and-verify (expected speed-up over plain decode, `odb-dllm.png` right)
 
 Target {spec['target']}, draft {spec['draft']}, batch 1, context {spec['context']}, fp16,
 {data['detail']} detail; expected speed-up `E(A, G) t_plain / (G t_draft + t_verify(G+1))`
 with `E = (1 - A^(G+1)) / (1 - A)` (Leviathan et al. 2023; docs/speculative.md). The draft
-is half the target's size, so speculation pays only at high acceptance. On `halo` the
-verify step's GEMMs run on the CiD stacks as G + 1 GEMVs that each re-stream the weights
-(multi-token CiD GEMMs are not modelled yet, issue 15 item 3), so a verify step costs about
-G + 1 plain steps and speculation never pays there.
+is half the target's size, so speculation pays only at high acceptance. On `halo-package` the
+verify step's GEMMs run on the CiD stacks as multi-token GEMMs (docs/cid.md): each open
+row is streamed once per token held in the global buffer, so the row cycles are shared but
+the MAC commands are not; on the HBM3 stacks that saves at most about 10% a matrix against
+G + 1 GEMVs (docs/cid.md), so a verify step of G + 1 tokens still costs
+{halo_v[0]:.1f}x (G = 1) to {halo_v[1]:.1f}x (G = {spec['gammas'][-1]}) a plain step and
+speculation never pays there.
 
 {spec_table}
 """

@@ -45,7 +45,8 @@ def test_placement_follows_the_cid_unit():
 
 def test_cid_gemm_cost_is_the_engine_gemv_per_token():
     """A decode GEMM on CENT costs the command-level GEMV of its weight matrix, once per
-    token; a GEMM of M tokens costs M times that (weights re-streamed)."""
+    token; a GEMM of M tokens costs what `unit_gemm` finds (passes of several vectors held in
+    AiM's global buffer; tests/sim/test_cid_multitoken.py), less than M GEMVs."""
     sched = compile_step(LLAMA, CENT, phase=Phase.DECODE, batch=1, new_tokens=1, context=100,
                          precision=Precision())
     qkv = next(s for s in sched.ops if s.op.name == "qkv_proj")
@@ -56,7 +57,8 @@ def test_cid_gemm_cost_is_the_engine_gemv_per_token():
     sched4 = compile_step(LLAMA, CENT, phase=Phase.DECODE, batch=4, new_tokens=1, context=100,
                           precision=Precision())
     qkv4 = next(s for s in sched4.ops if s.op.name == "qkv_proj")
-    assert qkv4.cost.time_s == pytest.approx(4 * qkv.cost.time_s, rel=1e-12)
+    assert qkv4.cost.time_s == cid_ops.unit_gemm(CENT.chip.cid, 4, n, k, "fp16").time_s
+    assert qkv4.cost.time_s < 4 * qkv.cost.time_s
 
 
 def test_causal_prefill_attention_streams_only_the_kept_keys():

@@ -45,11 +45,16 @@ def test_plans_by_hand():
     assert [(i.kind, i.new, i.context) for i in its] == [
         ("refresh", 80, 0), ("diffusion", 64, 16), ("diffusion", 64, 16),
         ("refresh", 80, 0), ("diffusion", 32, 48), ("diffusion", 32, 48)]
-    # odb: predicted 40 -> 64 after the first block of 128; 2 x 2 = 4 tokens an iteration
+    # odb: predicted 40 -> 64 at the first refresh (of 128); 2 x 2 = 4 tokens an iteration;
+    # every diffusion pass carries the block and 3 copies (4 x 32) over the P + 64 - 32 cached
     its = plan(DllmWorkload(mode="odb", prompt_tokens=16, gen_tokens=128, block=32,
                             tokens_per_iter=2, jump=2, pred_len=40))
     assert sum(i.tokens for i in its) == 64 and len(its) == 16
     assert [(i.new, i.context) for i in its if i.kind == "refresh"] == [(144, 0), (80, 0)]
+    assert {(i.new, i.context) for i in its if i.kind == "diffusion"} == {(128, 48)}
+    its = plan(DllmWorkload(mode="odb", prompt_tokens=16, gen_tokens=128, block=32,
+                            tokens_per_iter=8, candidates=1))
+    assert {(i.new, i.context) for i in its if i.kind == "diffusion"} == {(32, 112)}
     # a file of counts, cycled
     its = plan(DllmWorkload(mode="fast-dllm", prompt_tokens=8, gen_tokens=32, block=32,
                             counts=(5, 20)))
@@ -61,6 +66,10 @@ def test_plans_by_hand():
     ("fast-dllm", {"tokens_per_iter": 4}, 2 * (hand_flops(80, 0) + 7 * hand_flops(32, 48))),
     ("fast-dllm", {"tokens_per_iter": 16, "cache": "prefix"},
      hand_flops(80, 0) + hand_flops(64, 16) + hand_flops(80, 0) + hand_flops(32, 48)),
+    # odb, 4 x 2 = 8 tokens an iteration, length predicted 32 at the first refresh: one
+    # block, three jump-share passes of 4 x 32 tokens over the 16 + 32 - 32 cached
+    ("odb", {"tokens_per_iter": 4, "jump": 2, "pred_len": 32},
+     hand_flops(80, 0) + 3 * hand_flops(128, 16)),
 ])
 def test_flops_match_hand_count(mode, kw, expected):
     """Norms, softmax and the activation add under 0.1% to the matrix products."""
@@ -68,7 +77,7 @@ def test_flops_match_hand_count(mode, kw, expected):
                                                 block=32, **kw), detail="roofline")
     assert r["summary"]["flops"] == pytest.approx(expected, rel=1e-3)
     assert r["summary"]["flops"] > expected  # and the vector work is counted on top
-    assert r["summary"]["tokens"] == 64
+    assert r["summary"]["tokens"] == (32 if mode == "odb" else 64)
 
 
 def test_cache_and_odb_are_faster_and_refresh_is_denser():
@@ -96,6 +105,8 @@ BASE = ["run", "--hw", "a100", "--model", "llada-8b", "--prompt", "16", "--gen",
     ["--dllm", "fast-dllm", "--pred-len", "10"],
     ["--dllm", "odb", "--pred-len", "65"],
     ["--dllm", "odb", "--jump", "nan"],
+    ["--dllm", "odb", "--jump-width", "0"],
+    ["--dllm", "fast-dllm", "--jump-width", "2"],
     ["--dllm", "fast-dllm", "--tokens-file", "missing.txt"],
     ["--block", "32"],
     ["--dllm", "vanilla", "--model", "llama2-7b"],  # causal

@@ -3,7 +3,11 @@
 A policy is a function ``(instance, now) -> list[(Sequence, new_tokens)]``: it admits
 sequences from ``instance.waiting`` (allocating their KV cache with ``instance.admit``),
 may preempt running ones (``instance.preempt``), and returns the next iteration's ragged
-batch (empty when there is nothing to run).
+batch (empty when there is nothing to run). It may also move waiting sequences to another
+instance of ``instance.peers`` (``instance.move``). Optional attributes of the function:
+``needs_slo`` (SLO metrics it schedules by; the run must give them), ``needs_pool`` (the
+batching another group of the cluster must use), ``takes_arrivals = False`` (the router never
+sends it new requests: it serves what others move to it).
 
 A policy's module may also define ``attach(cluster, model, instances, systems, *,
 precision)``, which `sim.serving.cluster.build_instances` calls once the instances exist: a
@@ -20,7 +24,9 @@ from typing import Callable
 POLICIES = {"vllm": "sim.serving.policies.vllm:vllm_batch",
             "sarathi": "sim.serving.policies.sarathi:sarathi_batch",
             "fcfs": "sim.serving.policies.fcfs:fcfs_batch",
-            "adrenaline": "sim.serving.policies.adrenaline:adrenaline_batch"}
+            "adrenaline": "sim.serving.policies.adrenaline:adrenaline_batch",
+            "ascendra": "sim.serving.policies.ascendra:ascendra_batch",
+            "ascendra-hp": "sim.serving.policies.ascendra:ascendra_hp_batch"}
 
 
 def policy(name: str) -> Callable:

@@ -28,10 +28,15 @@ class Program:
     chunks: int
     gb_writes: int
     reads: int
+    passes: int = 1  # column passes per open row: input vectors held at once (multi-token)
+    sub_cols: int = 0  # columns per buffer refill inside a step (0: none)
 
     def __str__(self) -> str:
+        passes = f"{self.passes} passes of " if self.passes > 1 else ""
+        if self.sub_cols:
+            passes += f"(refilled every {self.sub_cols}) "
         return (f"{self.mode} mode, {self.chunks} x ({self.gb_writes} WRGB, {self.steps} "
-                f"steps of {self.cols} columns ({self.cols_last} in the last chunk), "
+                f"steps of {passes}{self.cols} columns ({self.cols_last} in the last chunk), "
                 f"{self.reads} RDRES per step)")
 
 
@@ -63,7 +68,8 @@ class StreamAudit:
         self._seen.add(key)
         p = program
         run = run_channel(device, p.mode, steps=p.steps, cols=p.cols, cols_last=p.cols_last,
-                          chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads, record=True)
+                          chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads,
+                          passes=p.passes, sub_cols=p.sub_cols, record=True)
         found = check_stream(run.stream, device, end_cycle=end_cycle,
                              max_postponed=self.max_postponed)
         self.streams += 1

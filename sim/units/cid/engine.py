@@ -76,13 +76,18 @@ class ChannelRun:
 
 def run_channel(device: DramDevice, mode: str, *, steps: int, cols: int,
                 cols_last: int | None = None, chunks: int = 1, gb_writes: int = 0,
-                reads: int = 0, refresh: bool = True, record: bool = False,
+                reads: int = 0, passes: int = 1, sub_cols: int = 0, refresh: bool = True,
+                record: bool = False,
                 timing: tuple[int, ...] | None = None) -> ChannelRun:
     """Simulate one PC running ``chunks`` x (``gb_writes`` global-buffer writes, ``steps`` row
-    steps of ``cols`` column commands, ``reads`` result reads after each step).
+    steps of ``passes`` x ``cols`` column commands, ``reads`` result reads after each step).
 
     ``cols_last`` (default ``cols``) is the column count of the steps of the last chunk (a
-    partial chunk of the input vector). ``timing``
+    partial chunk of the input vector). ``passes``: how many times each step streams its open
+    row's columns, once per input vector resident in the global buffer (a multi-token GEMM:
+    one activate per row for all of them; 1 for a GEMV). ``sub_cols`` > 0: the buffer is
+    re-written inside each step, before every ``sub_cols`` columns, with those columns' inputs
+    for every pass (``passes`` x the sub-slice's columns of WRGB). ``timing``
     overrides the device's timing tuple (`DramTiming.as_tuple` order), e.g. for tests.
     """
     if mode not in MODES:
@@ -91,7 +96,8 @@ def run_channel(device: DramDevice, mode: str, *, steps: int, cols: int,
     org = device.org
     for name, value, low in (("steps", steps, 1), ("chunks", chunks, 1), ("cols", cols, 1),
                              ("cols_last", cols_last, 1), ("gb_writes", gb_writes, 0),
-                             ("reads", reads, 0)):
+                             ("reads", reads, 0), ("passes", passes, 1),
+                             ("sub_cols", sub_cols, 0)):
         if value < low:
             raise ConfigError(f"{name}: must be >= {low}, got {value}")
     per_step = org.columns * (org.groups_per_pc if mode in ("buffer", "write") else 1)
@@ -104,8 +110,8 @@ def run_channel(device: DramDevice, mode: str, *, steps: int, cols: int,
     t = np.array(device.timing.as_tuple() if timing is None else timing, dtype=np.int64)
     nb, bpg = org.banks_per_pc, org.banks_per_group
     mode_id = MODES.index(mode)
-    args = (mode_id, nb, bpg, org.rows, t, chunks, steps, cols, cols_last, gb_writes, reads,
-            refresh)
+    args = (mode_id, nb, bpg, org.rows, t, chunks, steps, cols, cols_last, passes, sub_cols,
+            gb_writes, reads, refresh)
     empty = np.zeros((0, 6), dtype=np.int64)
     from sim.units.cid.kernel import simulate_channel  # Numba: compiled or loaded on first use
 

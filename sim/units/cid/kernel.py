@@ -33,7 +33,7 @@ _SIG_BANK_OK = boolean(_I, _I, _I, _I, _I)
 _SIG_ISSUE = _I(_I, _I, _I, _I, _I, _V, _I, _I, *_STATE, _M, boolean)
 _SIG_TARGET = types.UniTuple(_I, 2)(_I, _I, _I, _I, _I)
 _SIG_SIMULATE_CHANNEL = types.Tuple((_I, _V, _I))(_I, _I, _I, _I, _V, _I, _I, _I, _I, _I, _I,
-                                                  boolean, boolean, _M)
+                                                  _I, _I, boolean, boolean, _M)
 # Kernels called only from compiled code: no Python or C entry points to build for them.
 _inner = partial(njit, cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True)
 
@@ -198,11 +198,18 @@ def _open(mode, g, k, row, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t, open_row, 
 
 
 @njit(_SIG_SIMULATE_CHANNEL, cache=True)
-def simulate_channel(mode, nb, bpg, rows, t, chunks, steps, cols, cols_last, gb_writes, reads,
-                     refresh, record, rec):
+def simulate_channel(mode, nb, bpg, rows, t, chunks, steps, cols, cols_last, passes, sub_cols,
+                     gb_writes, reads, refresh, record, rec):
     """One PC's program: ``chunks`` x (``gb_writes`` WRGB, then ``steps`` row steps of
-    ``cols`` column commands (``cols_last`` in every step of the last chunk), each followed by
-    ``reads`` RDRES). Returns (end cycle, counts per command, commands issued).
+    ``passes`` x ``cols`` column commands (``cols_last`` in every step of the last chunk), each
+    followed by ``reads`` RDRES). Returns (end cycle, counts per command, commands issued).
+
+    ``passes`` > 1: the open row's columns are streamed once per input vector held in the
+    global buffer (a multi-token GEMM, `sim.units.cid.ops`): one activate, ``passes`` x the
+    column commands. ``passes`` = 1 is the single-vector GEMV, command for command.
+    ``sub_cols`` > 0: the step's columns go in sub-slices of ``sub_cols``, each preceded by
+    ``passes`` x its columns of WRGB (the buffer re-written with the vectors' next K-slices
+    while the row stays open); 0: no writes inside a step.
 
     Step ``s`` reads row ``s // bpg`` of bank ``s % bpg`` in every group (interleaved modes;
     bursts go round-robin over the groups, so a step has up to groups x columns bursts) or
@@ -259,24 +266,40 @@ def simulate_channel(mode, nb, bpg, rows, t, chunks, steps, cols, cols_last, gb_
             if ahead and nk == k:
                 ahead = False
             n_ahead = ng if per_group else 1
-            spacing = max(1, n_col // (n_ahead + 1))
-            for j in range(n_col):
-                g = j % ng if per_group else -1
-                colidx = j // ng if per_group else j
-                at = _issue(colcmd, g, k, row, colidx, t, nb, bpg, S, act_t, pre_t, colb_t,
-                            wr_t, open_row, actg_t, colg_t, counts, rec, record)
-                last_data = max(last_data, at + lat)
-                if ahead and (j + 1) % spacing == 0 and (j + 1) // spacing <= n_ahead:
+            n_cmd = n_col * passes
+            spacing = max(1, n_cmd // (n_ahead + 1))
+            # Column commands in sub-slices of `sub` columns: (with `sub_cols`) the buffer
+            # writes of the sub-slice's inputs for every pass, then each pass over its columns.
+            sub = sub_cols if sub_cols > 0 else n_col
+            j = 0
+            for j0 in range(0, n_col * passes, sub * passes):
+                lo = j0 // passes
+                width = min(sub, n_col - lo)
+                if sub_cols > 0:
+                    for w in range(width * passes):
+                        at = _issue(WRGB, -1, -1, -1, w, t, nb, bpg, S, act_t, pre_t, colb_t,
+                                    wr_t, open_row, actg_t, colg_t, counts, rec, record)
+                        last_data = max(last_data, at + t[_CWL] + t[_BL])
+                for jj in range(width * passes):
+                    jc = lo + jj % width  # the column of the open row this command reads
+                    g = jc % ng if per_group else -1
+                    colidx = jc // ng if per_group else jc
+                    at = _issue(colcmd, g, k, row, colidx, t, nb, bpg, S, act_t, pre_t, colb_t,
+                                wr_t, open_row, actg_t, colg_t, counts, rec, record)
+                    last_data = max(last_data, at + lat)
+                    j += 1
+                    if not (ahead and j % spacing == 0 and j // spacing <= n_ahead):
+                        continue
                     if not (refresh and S[_S_NOW] >= S[_S_DUE]):
-                        ga = (j + 1) // spacing - 1 if per_group else -1
+                        ga = j // spacing - 1 if per_group else -1
                         # Close the previous step's bank first, so the next bank's activate
                         # never waits on a precharge of its own.
                         pk = (k + bpg - 1) % bpg
                         pb = pk if ga < 0 else ga * bpg + pk
                         if pk != k and pk != nk and open_row[pb] >= 0:
-                            _issue(PRE_SB if mode == 1 else PRE, ga, pk, -1, -1, t, nb, bpg, S,
-                                   act_t, pre_t, colb_t, wr_t, open_row, actg_t, colg_t, counts,
-                                   rec, record)
+                            _issue(PRE_SB if mode == 1 else PRE, ga, pk, -1, -1, t, nb, bpg,
+                                   S, act_t, pre_t, colb_t, wr_t, open_row, actg_t, colg_t,
+                                   counts, rec, record)
                         _open(mode, ga, nk, nrow, t, nb, bpg, S, act_t, pre_t, colb_t, wr_t,
                               open_row, actg_t, colg_t, counts, rec, record)
             if lockstep:

@@ -1,9 +1,16 @@
-"""LLM decode ops on compute-in-DRAM: GEMVs on the layout of `sim.units.cid.layout` (which
-also holds its functional model), decode attention, KV-cache append, energy per op, and the
-`Cost` of an IR op on a CiD unit.
+"""LLM ops on compute-in-DRAM: GEMVs and multi-token GEMMs on the layout of
+`sim.units.cid.layout`, decode attention, KV-cache append, energy per op, and the `Cost` of an
+IR op on a CiD unit.
 
-Batched decode (B > 1): the modelled MAC units hold one input vector and one accumulator set,
-so each of the B vectors re-streams the weights (B times the single-vector time and energy).
+Multi-token GEMMs (``M`` > 1 tokens: a verify step, a diffusion iteration, a chunked prefill):
+the global buffer holds up to ``t`` input vectors at once (`sim.units.cid.layout.max_tokens`:
+a K-slice of at least one burst each), and every open row is streamed once per resident
+vector, so ``M`` tokens cost ``ceil(M / t)`` passes over the weights, each with one activate
+per row and ``t`` x the MAC commands, instead of ``M`` GEMVs that each re-open every row
+(`unit_gemm` picks the ``t``, and whether the buffer holds K-slices of ``buffer / t`` or is
+re-filled inside each open row, that is fastest on the engine). Buffer sizes: AiM's global buffer
+is 2 KB per channel (SK hynix, ISSCC'22; `sim/presets/dram/gddr6-aim.yaml`); the HBM3 stack's
+1 KB per PC is a choice (docs/cid.md).
 """
 
 from __future__ import annotations
@@ -19,8 +26,9 @@ from mappers.ir import Graph, Op, OpKind
 from mappers.quantize import DEQUANT_SUFFIX, KV_DEQUANT_SUFFIX
 
 from sim.units.cid.audit import Program, StreamAudit
+from sim.units.cid.layout import (  # noqa: F401 (importable from here, as before the split)
+    ACC_BYTES, GemvLayout, gemv_functional, gemv_layout, max_tokens)
 from sim.units.cid.engine import COMMANDS, ChannelRun, run_channel
-from sim.units.cid.layout import GemvLayout, gemv_layout
 from sim.units.cid.quant import PLAIN, GemvFormat, dequant_device, scale_bytes
 from sim.cost import Cost
 from sim.units.cid.dram import DramDevice, load_dram
@@ -53,15 +61,17 @@ class CidRun:
 def _channel(device: DramDevice, program: Program) -> ChannelRun:
     p = program
     return run_channel(device, p.mode, steps=p.steps, cols=p.cols, cols_last=p.cols_last,
-                       chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads)
+                       chunks=p.chunks, gb_writes=p.gb_writes, reads=p.reads, passes=p.passes,
+                       sub_cols=p.sub_cols)
 
 
 def _run(device: DramDevice, audit: StreamAudit | None, mode: str, steps: int, cols: int,
-         cols_last: int, chunks: int = 1, gb_writes: int = 0, reads: int = 0) -> ChannelRun:
+         cols_last: int, chunks: int = 1, gb_writes: int = 0, reads: int = 0,
+         passes: int = 1, sub_cols: int = 0) -> ChannelRun:
     """One PC's program on the engine (memoised); with an ``audit``, its stream is also
     recorded and checked against the end cycle the op will report."""
     program = Program(mode=mode, steps=steps, cols=cols, cols_last=cols_last, chunks=chunks,
-                      gb_writes=gb_writes, reads=reads)
+                      gb_writes=gb_writes, reads=reads, passes=passes, sub_cols=sub_cols)
     run = _channel(device, program)
     if audit is not None:
         audit.check(device, program, run.cycles)
@@ -94,12 +104,14 @@ def energy_j(device: DramDevice, counts: dict[str, int], mode: str, pcs: int) ->
 
 def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
          pcs: int | None = None, audit: StreamAudit | None = None,
-         fmt: GemvFormat = PLAIN) -> CidRun:
-    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``; with an
-    ``audit``, check the command stream too (`sim.units.cid.audit`); ``fmt``: the inputs'
-    format and the weights' scales (`sim.units.cid.quant`). Energy and internal bytes are
-    those of the PCs that hold rows: a PC without any gets no command."""
-    lay = gemv_layout(device, mode, n, k, dtype, pcs, fmt)
+         fmt: GemvFormat = PLAIN, tokens: int = 1, reload: bool = False) -> CidRun:
+    """Simulate ``y[n] = W[n, k] @ x`` on ``pcs`` PCs (default: all) of ``device``, for
+    ``tokens`` input vectors held in the global buffer at once (one pass over the weights,
+    `sim.units.cid.layout`); with an ``audit``, check the command stream too
+    (`sim.units.cid.audit`); ``fmt``: the inputs' format and the weights' scales
+    (`sim.units.cid.quant`). Energy and internal bytes are those of the PCs that hold rows: a
+    PC without any gets no command."""
+    lay = gemv_layout(device, mode, n, k, dtype, pcs, fmt, tokens=tokens, reload=reload)
     device = dequant_device(device, mode, lay.lanes, fmt)
     run = _run(device, audit, mode, *_program(lay))
     org = device.org
@@ -115,10 +127,10 @@ def gemv(device: DramDevice, mode: str, n: int, k: int, dtype: str,
                   pcs=used)
 
 
-
 def _program(lay: GemvLayout) -> tuple[int, ...]:
     """What one PC's command stream depends on (so its time): equal programs, equal time."""
-    return (lay.steps, lay.cols, lay.cols_last, lay.chunks_local, lay.gb_writes, lay.reads)
+    return (lay.steps, lay.cols, lay.cols_last, lay.chunks_local, lay.gb_writes, lay.reads,
+            lay.tokens, lay.sub_cols)
 
 
 def _fewest(most: int, same: Callable[[int], bool]) -> int:
@@ -136,9 +148,11 @@ def _fewest(most: int, same: Callable[[int], bool]) -> int:
 
 
 def _same_program(device: DramDevice, mode: str, k: int, dtype: str, pcs: int | None,
-                  goal: tuple[int, ...], n: int, fmt: GemvFormat = PLAIN) -> bool:
+                  goal: tuple[int, ...], n: int, fmt: GemvFormat = PLAIN, tokens: int = 1,
+                  reload: bool = False) -> bool:
     try:
-        return _program(gemv_layout(device, mode, n, k, dtype, pcs, fmt)) == goal
+        return _program(gemv_layout(device, mode, n, k, dtype, pcs, fmt, tokens=tokens,
+                                    reload=reload)) == goal
     except ConfigError:  # does not fit on fewer units
         return False
 
@@ -257,24 +271,86 @@ def unit_device(unit: CidUnit) -> DramDevice:
 
 
 def unit_gemv(unit: CidUnit, n: int, k: int, dtype: str,
-              audit: StreamAudit | None = None, fmt: GemvFormat = PLAIN) -> CidRun:
-    """A GEMV on a whole CiD unit: its rows split evenly over the stacks (each stack runs its
-    share on all its PCs), time of one stack, energy and bytes of all (``audit``, ``fmt``: as
-    `gemv`). Only as many stacks as make it faster get rows (`_fewest`): the others stay idle
-    and cost nothing."""
+              audit: StreamAudit | None = None, fmt: GemvFormat = PLAIN, tokens: int = 1,
+              reload: bool = False) -> CidRun:
+    """A GEMV on a whole CiD unit (``tokens`` vectors in one pass, as `gemv`): its rows split
+    evenly over the stacks (each stack runs its share on all its PCs), time of one stack,
+    energy and bytes of all (``audit``, ``fmt``: as `gemv`). Only as many stacks as make it
+    faster get rows (`_fewest`): the others stay idle and cost nothing."""
     device = unit_device(unit)
-    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype, None, fmt))
+    goal = _program(gemv_layout(device, unit.mode, -(-n // unit.stacks), k, dtype, None, fmt,
+                                tokens=tokens, reload=reload))
     stacks = _fewest(min(unit.stacks, n), lambda s: _same_program(
-        device, unit.mode, k, dtype, None, goal, -(-n // s), fmt))
+        device, unit.mode, k, dtype, None, goal, -(-n // s), fmt, tokens, reload))
     per_stack = -(-n // stacks)
     full, rest = divmod(n, per_stack)
-    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit, fmt=fmt)
-    last = gemv(device, unit.mode, rest, k, dtype, audit=audit, fmt=fmt) if rest else None
+    one = gemv(device, unit.mode, per_stack, k, dtype, audit=audit, fmt=fmt, tokens=tokens,
+               reload=reload)
+    last = gemv(device, unit.mode, rest, k, dtype, audit=audit, fmt=fmt, tokens=tokens,
+                reload=reload) if rest else None
     return CidRun(cycles=one.cycles, time_s=one.time_s,
                   internal_bytes=one.internal_bytes * full + (last.internal_bytes if last else 0),
                   useful_bytes=n * k * DTYPE_BITS[dtype] / 8 + scale_bytes(n, k, fmt),
                   energy_j=one.energy_j * full + (last.energy_j if last else 0.0),
                   counts=one.counts, pcs=one.pcs * full + (last.pcs if last else 0))
+
+
+def unit_gemm(unit: CidUnit, m: int, n: int, k: int, dtype: str,
+              audit: StreamAudit | None = None, fmt: GemvFormat = PLAIN) -> CidRun:
+    """``Y[m, n] = X[m, k] @ W[n, k]^T`` on a whole CiD unit: ``m`` tokens in passes of ``t``
+    vectors each (module docstring), ``t`` the fastest of the powers of two up to the buffer's
+    capacity (`max_tokens`) and that capacity itself, among those whose accumulators fit
+    (`sim.units.cid.layout.gemv_layout`), each with K-slices of ``buffer / t`` or with the
+    buffer re-filled inside each open row (``reload``); ``t = 1`` is ``m`` GEMVs. Totals over
+    every pass: cycles, time, bytes, energy and command counts (``audit``, ``fmt``: as
+    `gemv`)."""
+    cap = min(m, max_tokens(unit_device(unit), unit.mode, dtype, fmt))
+    best: CidRun | None = None
+    for t in sorted({1 << i for i in range(cap.bit_length())} | {cap}):
+        for reload in ((False,) if t == 1 else (False, True)):
+            if t > 1 and not _fits(unit, n, k, dtype, fmt, t, reload):
+                continue
+            full, rest = divmod(m, t)
+            parts = [(unit_gemv(unit, n, k, dtype, audit, fmt, t, reload), full)]
+            if rest:
+                parts.append((unit_gemv(unit, n, k, dtype, audit, fmt, rest,
+                                        reload and rest > 1), 1))
+            run = _total(parts)
+            if best is None or run.time_s < best.time_s:  # ties keep the fewer vectors
+                best = run
+    return best
+
+
+def _fits(unit: CidUnit, n: int, k: int, dtype: str, fmt: GemvFormat, tokens: int,
+          reload: bool) -> bool:
+    """Whether ``tokens`` vectors' accumulators fit the units of an ``n x k`` layout (on
+    one stack's PCs: the smallest share of rows a stack gets packs no more rows)."""
+    try:
+        gemv_layout(unit_device(unit), unit.mode, -(-n // unit.stacks), k, dtype, None, fmt,
+                    tokens=tokens, reload=reload)
+    except ConfigError:
+        return False
+    return True
+
+
+def _total(parts: list[tuple[CidRun, int]]) -> CidRun:
+    """The runs of ``parts`` (run, times it runs) one after the other."""
+    if len(parts) == 1:  # one program repeated: the products a GEMV's M repeats always took
+        run, times = parts[0]
+        return CidRun(cycles=run.cycles * times, time_s=run.time_s * times,
+                      internal_bytes=run.internal_bytes * times,
+                      useful_bytes=run.useful_bytes * times, energy_j=run.energy_j * times,
+                      counts={c: v * times for c, v in run.counts.items()}, pcs=run.pcs)
+    counts: dict[str, int] = {}
+    for run, times in parts:
+        for c, v in run.counts.items():
+            counts[c] = counts.get(c, 0) + v * times
+    return CidRun(cycles=sum(r.cycles * n for r, n in parts),
+                  time_s=sum(r.time_s * n for r, n in parts),
+                  internal_bytes=sum(r.internal_bytes * n for r, n in parts),
+                  useful_bytes=sum(r.useful_bytes * n for r, n in parts),
+                  energy_j=sum(r.energy_j * n for r, n in parts), counts=counts,
+                  pcs=max(r.pcs for r, _ in parts))
 
 
 def unit_kv_append(unit: CidUnit, nbytes: int,
@@ -312,10 +388,11 @@ def cid_step_cost(system: System, graph: Graph,
 def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
     """`Cost` of one instance of ``op`` on the system's CiD unit (``op.unit == "cid"``).
 
-    GEMMs of ``M`` tokens are ``M`` GEMVs that each re-stream the weights (module docstring);
-    attention streams the KV cache per query head (`attention`), scaled to the (query, key)
-    pairs a causal mask keeps (time linear in keys streamed: exact up to the rounding of a
-    GEMV's rows onto banks); KV writes are ordinary writes. The op is bound by the banks'
+    GEMMs of ``M`` tokens stream the weights once per pass of as many tokens as the global
+    buffer holds (`unit_gemm`; ``M`` GEMVs where it holds one); attention streams the KV
+    cache per query head (`attention`), scaled to the (query, key) pairs a causal mask keeps
+    (time linear in keys streamed: exact up to the rounding of a GEMV's rows onto banks); KV
+    writes are ordinary writes. The op is bound by the banks'
     internal bandwidth, reported as ``memory``."""
     unit = system.chip.cid
     if unit is None:
@@ -329,14 +406,15 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
         return Cost(time_s=0.0, compute_s=0.0, memory_s=0.0, comm_s=0.0, energy_j=0.0,
                     bound="compute", dram_bytes=0.0, cycles=0.0, stall_cycles=0.0,
                     utilization=math.nan)
+    scale_reps = 1
     if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
         m, n, k = op.dims
         # the banks hold the weights in their own format and the scales beside them; the
         # global buffer holds the inputs in the activation format (sim.units.cid.quant)
         f = op.formats
-        run = unit_gemv(unit, n, k, f.weight, audit,
+        run = unit_gemm(unit, m, n, k, f.weight, audit,
                         GemvFormat(act=f.act, scale_group=f.scale_group, scale=f.scale))
-        reps = m
+        reps, scale_reps = 1, m
     elif op.kind in (OpKind.ATTN_SCORE, OpKind.ATTN_VALUE):
         batch, heads, kv_heads, queries, keys, hd = op.dims
         run = attention(device, unit.mode, batch=batch, heads=heads, kv_heads=kv_heads,
@@ -345,18 +423,18 @@ def cid_cost(system: System, op: Op, audit: StreamAudit | None = None) -> Cost:
         # A causal prefill's query i reads only the first context + i + 1 keys; the banks
         # then stream that share of the K/V rows (``op.flops`` counts exactly the kept
         # pairs, mappers.lower.causal_pairs). 1 for decode and for bidirectional models.
-        reps = op.flops / (2 * batch * heads * queries * keys * hd)
+        reps = scale_reps = op.flops / (2 * batch * heads * queries * keys * hd)
     elif op.kind is OpKind.KV_WRITE:
         run = unit_kv_append(unit, op.kv_bytes, audit)
-        reps = 1
+        reps = scale_reps = 1
     else:
         raise ValueError(f"cid_cost: op kind {op.kind.value} has no CiD model")
     time = run.time_s * reps
     peak = peak_internal_bytes_per_s(device, unit.mode) * unit.stacks
     moved = run.internal_bytes * reps
-    if op.formats.scale_group == -1:  # per-channel scales: read where the outputs leave
-        moved += op.formats.scale_bytes * reps
-    moved += op.formats.kv_scale_bytes * reps if op.kind is not OpKind.KV_WRITE else 0
+    if op.formats.scale_group == -1:  # per-channel scales: read where each token's outputs
+        moved += op.formats.scale_bytes * scale_reps  # leave, as one GEMV a token did
+    moved += op.formats.kv_scale_bytes * scale_reps if op.kind is not OpKind.KV_WRITE else 0
     return Cost(time_s=time, compute_s=time, memory_s=time, comm_s=0.0,
                 energy_j=run.energy_j * reps, bound="memory",
                 dram_bytes=moved if moved else run.useful_bytes * reps,

@@ -59,17 +59,16 @@ from sim.hardware import DATAFLOWS, Chip, System
 from sim.roofline import energy_j, roofline_cost
 from sim.units.systolic.array import fold_cycles
 
+_POWERS_OF_TWO = tuple(2**i for i in range(15))
+
+
 @lru_cache(maxsize=4096)
 def _candidates(dim: int) -> np.ndarray:
     """Tile sizes tried for a dimension: powers of two below it, and the dimension itself.
     Memoised (decode attention maps new shapes every step, mostly of known dimensions), so the
     array is read-only."""
-    out = {dim}
-    p = 1
-    while p < dim and p <= 16384:
-        out.add(p)
-        p *= 2
-    sizes = np.array(sorted(out), dtype=np.int64)
+    # the powers of two below it (up to 2^14), then the dimension: already sorted and distinct
+    sizes = np.array([p for p in _POWERS_OF_TWO if p < dim] + [dim], dtype=np.int64)
     sizes.flags.writeable = False
     return sizes
 

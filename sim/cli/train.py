@@ -1,0 +1,101 @@
+"""``pdsim train``: one training step (full fine-tuning or LoRA) of a model on a system:
+step time, FLOPs by part of the step and memory by class (docs/training.md). Prints only;
+writes no file."""
+
+from __future__ import annotations
+
+import argparse
+
+from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
+from sim.errors import PdsimError
+
+
+def add_commands(sub) -> dict:
+    """Add ``pdsim train`` to the subparsers ``sub``; return its handler."""
+    from mappers.train import LORA_TARGETS, OPTIMIZER_DTYPES, RECOMPUTE
+
+    p = sub.add_parser(
+        "train", help="cost one training step (forward, backward, optimizer update)",
+        description="Lower one training step (forward, backward, AdamW update; full "
+        "fine-tuning or LoRA) to ops, cost them on the hardware's unit models and print the "
+        "step time, FLOPs by part of the step and memory by class (docs/training.md).")
+    p.add_argument("--hw", default="h100", help="hardware preset or YAML file (default h100)")
+    p.add_argument("--model", default="llama2-7b", help="shipped model or config.json "
+                   "(default llama2-7b)")
+    p.add_argument("--batch", type=_int_at_least(1), default=1, help="sequences (default 1)")
+    p.add_argument("--seq", type=_int_at_least(1), default=2048,
+                   help="tokens per sequence (default 2048)")
+    p.add_argument("--lora-rank", type=_int_at_least(1), metavar="R",
+                   help="LoRA adapters of rank R (default: full fine-tuning)")
+    p.add_argument("--lora-targets", metavar="T,T", help=f"projections that get adapters, "
+                   f"from {','.join(LORA_TARGETS)} (default q,v; needs --lora-rank)")
+    p.add_argument("--recompute", choices=RECOMPUTE, default="none",
+                   help="activation recomputation: none (keep every activation) or full "
+                   "(keep layer inputs, recompute each layer before its backward)")
+    p.add_argument("--optimizer-dtype", choices=OPTIMIZER_DTYPES, default="fp32",
+                   help="AdamW m, v and master weights (default fp32)")
+    p.add_argument("--dtype", type=_dtype, default="bf16",
+                   help="weights, gradients and activations (default bf16)")
+    p.add_argument("--tp", type=_int_at_least(1), help="tensor-parallel chips (default: the "
+                   "preset's tensor_parallel)")
+    p.add_argument("--detail", choices=("tile", "roofline"), default="tile",
+                   help="unit models (default tile)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    return {"train": _train}
+
+
+def _spec(args: argparse.Namespace):
+    from mappers.train import TrainSpec
+
+    targets = ("q", "v")
+    if args.lora_targets is not None:
+        if args.lora_rank is None:
+            raise PdsimError("--lora-targets: needs --lora-rank")
+        targets = tuple(t.strip() for t in args.lora_targets.split(","))
+    return TrainSpec(batch=args.batch, seq=args.seq, lora_rank=args.lora_rank,
+                     lora_targets=targets, recompute=args.recompute,
+                     optimizer_dtype=args.optimizer_dtype)
+
+
+def _train(args: argparse.Namespace, argv: list[str]) -> int:
+    from mappers.ir import Precision
+    from mappers.models import load_model
+    from mappers.train import check_trainable
+
+    from sim.cli.main import _parallel
+    from sim.presets import load_hardware
+    from sim.text import seconds, si, table, to_json
+    from sim.train import train_step
+
+    spec = _spec(args)  # every check before any simulation
+    system = load_hardware(args.hw).system
+    if args.tp is not None:
+        system = _parallel(system, args.tp, None)
+    model = load_model(args.model).config
+    check_trainable(model, spec, pp=system.pipeline_parallel)
+    precision = Precision(weight=args.dtype, activation=args.dtype, kv=args.dtype)
+    result = train_step(system, model, spec, precision=precision, detail=args.detail)
+    out = result.as_dict()
+    if args.json:
+        print(to_json({"hw": system.name, "model": model.name, "batch": spec.batch,
+                       "seq": spec.seq, "lora_rank": spec.lora_rank,
+                       "lora_targets": list(spec.lora_targets) if spec.lora else None,
+                       "recompute": spec.recompute, "optimizer_dtype": spec.optimizer_dtype,
+                       "dtype": args.dtype, "tp": system.tensor_parallel, **out}))
+        return 0
+    mode = (f"LoRA r={spec.lora_rank} on {','.join(spec.lora_targets)}" if spec.lora
+            else "full fine-tuning")
+    print(f"{model.name} on {system.name} (tp {system.tensor_parallel}): {mode}, batch "
+          f"{spec.batch} x seq {spec.seq}, recompute {spec.recompute}, AdamW state "
+          f"{spec.optimizer_dtype}, {args.dtype} weights and activations")
+    print(table([("step time", seconds(result.time_s)),
+                 ("throughput", f"{result.tokens_per_s:.4g} tokens/s")], "step"))
+    flops = out["flops"]
+    print(table([(k, si(v, "FLOP")) for k, v in flops.items()], "FLOPs by part (per chip)"))
+    print(table([(k, seconds(v)) for k, v in result.op_time_s.items()],
+                "op time by part (per chip)"))
+    mem = out["memory_bytes"]
+    fits = "fits" if out["fits"] else "does NOT fit"
+    print(table([(k, si(v, "B")) for k, v in mem.items()],
+                f"memory by class (per chip; {fits} in {si(result.capacity_bytes, 'B')})"))
+    return 0
