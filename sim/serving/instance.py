@@ -10,6 +10,10 @@ from typing import Callable
 from sim.serving.request import Sequence
 
 ROLES = ("collocated", "prefill", "decode")
+#: Share of the KV blocks an admission leaves free: vLLM's block-manager ``watermark`` (default
+#: 0.01, ``watermark_blocks = int(watermark * num_gpu_blocks)``, "to avoid frequent cache
+#: eviction"): a preempted sequence comes back only once decode growth has room again.
+WATERMARK = 0.01
 
 
 @dataclass(slots=True)
@@ -43,6 +47,7 @@ class Instance:
         self.name, self.role, self.kind = name, role, kind
         self.step_time, self.policy = step_time, policy
         self.kv_blocks, self.block_tokens = kv_blocks, block_tokens
+        self.watermark_blocks = int(WATERMARK * kv_blocks)
         self.max_batch, self.max_tokens = max_batch, max_tokens
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
@@ -74,10 +79,14 @@ class Instance:
         seq.queued_s = now
         self.waiting.append(seq)
 
-    def can_admit(self, seq: Sequence, new_tokens: int | None = None) -> bool:
-        """Whether the blocks for ``seq``'s next ``new_tokens`` (default: all it needs) fit."""
+    def can_admit(self, seq: Sequence, new_tokens: int | None = None,
+                  reserve: int | None = None) -> bool:
+        """Whether the blocks for ``seq``'s next ``new_tokens`` (default: all it needs) fit
+        with ``reserve`` blocks still free (default `watermark_blocks`; vLLM's
+        ``can_allocate``: ``free - required >= watermark_blocks``)."""
         n = seq.needed if new_tokens is None else new_tokens
-        return self._blocks_of(seq, seq.computed + n) <= self.free_blocks
+        keep = self.watermark_blocks if reserve is None else reserve
+        return self._blocks_of(seq, seq.computed + n) + keep <= self.free_blocks
 
     def admit(self, seq: Sequence, now: float, new_tokens: int | None = None) -> None:
         """Move the head of the queue, ``seq``, to the running set, allocating the blocks of
@@ -119,6 +128,24 @@ class Instance:
         home, seq.kv_home = seq.kv_home, None
         if home is not None:
             home.used_blocks -= home.alloc.pop(id(seq))
+
+    def make_room(self, batch: list[tuple[Sequence, int]], now: float,
+                  eligible=None) -> list[Sequence]:
+        """Preempt by recompute, latest-arrived first, running sequences (those ``eligible``
+        allows: default all) until the blocks ``batch`` writes fit; returns them, in order.
+        vLLM's ``_schedule_running`` pops its victims from the tail of the FCFS running queue.
+        Preempted sequences leave ``batch``; the caller rebuilds what it runs from
+        ``running``."""
+        out: list[Sequence] = []
+        while not self.fits_growth(batch):
+            pool = [s for s in self.running if eligible is None or eligible(s)]
+            if not pool:
+                break
+            victim = max(pool, key=lambda s: (s.request.arrival_s, s.request.id))
+            self.preempt(victim, now)
+            batch = [(s, n) for s, n in batch if s is not victim]
+            out.append(victim)
+        return out
 
     def preempt(self, seq: Sequence, now: float) -> None:
         """Preempt by recompute: drop the KV cache, requeue at the head of the queue."""

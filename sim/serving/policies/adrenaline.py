@@ -190,26 +190,22 @@ def offload_step(model: ModelConfig, system: System, local: Batch | None,
 def adrenaline_batch(inst, now: float) -> list:
     """vLLM's scheduler (`sim.serving.policies.vllm`) on a decode instance, with two changes:
     only sequences whose cache is local are preempted (an offloaded one frees nothing here),
-    and a sequence is admitted only if a block of growth stays free for every local sequence
-    (vLLM's watermark), so that an admission does not force the next step's preemption; both
-    the baseline (ratio 0) and offload runs use it."""
-    while True:
-        local = [s for s in inst.running if s.kv_home is None]
-        if not local or inst.fits_growth([(s, 1) for s in inst.running]):
-            break
-        inst.preempt(local[-1], now)
-    reserve = sum(1 for s in inst.running if s.kv_home is None)
+    and the blocks an admission leaves free are at least one of growth for every local
+    sequence, the admitted one included (and vLLM's watermark), so that an admission does not
+    force the next step's preemption; both the baseline (ratio 0) and offload runs use it."""
+    inst.make_room([(s, 1) for s in inst.running], now, eligible=lambda s: s.kv_home is None)
+    local = sum(1 for s in inst.running if s.kv_home is None)
     batch, tokens = [], 0
     while inst.waiting and len(inst.running) < inst.max_batch:
         seq = inst.waiting[0]
         n = seq.needed
-        blocks = 0 if seq.kv_home is not None else inst.blocks(seq.computed + n)
-        if (batch and tokens + n > inst.max_tokens) or blocks + reserve >= inst.free_blocks:
+        keep = max(inst.watermark_blocks, local + 1)
+        if (batch and tokens + n > inst.max_tokens) or not inst.can_admit(seq, reserve=keep):
             break
         inst.admit(seq, now)
         batch.append((seq, n))
         tokens += n
-        reserve += seq.kv_home is None
+        local += seq.kv_home is None
     prefills = [(s, n) for s, n in batch if n > 1]  # recomputes after a preemption
     return prefills or [(s, s.needed) for s in inst.running]
 

@@ -1,17 +1,17 @@
 """Sarathi-Serve chunked prefill (Agrawal et al., OSDI 2024): every iteration carries each
 running decode (one token) and fills the rest of a token budget (``max_tokens``) with prefill
 chunks, of sequences already admitted first, then of newly admitted ones; decodes are never
-stalled by a long prompt. Preemption by recompute, newest first, when decodes need blocks."""
+stalled by a long prompt. Admission and preemption as `sim.serving.policies.vllm`'s (vLLM's
+chunked-prefill scheduler shares them): blocks must fit with the watermark left free, and the
+latest-arrived running sequence is preempted by recompute when decodes need blocks."""
 
 from __future__ import annotations
 
 
 def sarathi_batch(inst, now: float) -> list:
     decodes = [s for s in inst.running if s.computed and s.needed == 1 and s.generated]
-    while decodes and not inst.fits_growth([(s, 1) for s in decodes]):
-        victim = inst.running[-1]
-        inst.preempt(victim, now)
-        decodes = [s for s in decodes if s is not victim]
+    gone = {id(s) for s in inst.make_room([(s, 1) for s in decodes], now)}
+    decodes = [s for s in decodes if id(s) not in gone]
     batch = [(s, 1) for s in decodes]
     budget = inst.max_tokens - len(batch)
     chosen = {id(s) for s in decodes}

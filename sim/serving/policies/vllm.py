@@ -1,8 +1,11 @@
 """vLLM-style continuous batching (Kwon et al., SOSP 2023, vLLM v0 scheduler): waiting
-requests are admitted first come first served while their whole prompt's KV blocks fit and
-the iteration's token and sequence budgets allow, and such an iteration runs their prefills
-only; otherwise every running sequence decodes one token. When a decode step needs a block
-that is not free, the most recently admitted sequence is preempted by recompute."""
+requests are admitted first come first served while their whole prompt's KV blocks fit with
+vLLM's watermark left free (`sim.serving.instance.WATERMARK`) and the iteration's token and
+sequence budgets allow, and such an iteration runs their prefills only; otherwise every
+running sequence decodes one token. When a decode step needs a block that is not free, the
+latest-arrived running sequence is preempted by recompute and goes back to the front of the
+queue (vLLM's ``_schedule_running`` and ``_preempt_by_recompute``), to be admitted again only
+once its blocks fit with the watermark."""
 
 from __future__ import annotations
 
@@ -22,7 +25,6 @@ def vllm_batch(inst, now: float) -> list:
     prefills = [(s, n) for s, n in batch if not (s.computed and n == 1)]
     if prefills:
         return prefills
-    # Decode: each running sequence grows by one token; free blocks for them, newest first out.
-    while inst.running and not inst.fits_growth([(s, 1) for s in inst.running]):
-        inst.preempt(inst.running[-1], now)
+    # Decode: each running sequence grows by one token; free blocks for them.
+    inst.make_room([(s, 1) for s in inst.running], now)
     return [(seq, seq.needed) for seq in inst.running]
