@@ -278,3 +278,57 @@ def stage_time_s(system: System, model: ModelConfig, stage: Stage, tokens: int, 
         elif seg.name == "head" and stage.lm_head:
             total += s.cost.time_s
     return total
+
+
+def plan_split(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
+               chunk_tokens: int | None = None, precision: Precision | None = None,
+               detail: str = "roofline") -> MultiSystem:
+    """``ms`` with its layers re-split by the partition planner (`mappers.edge_plan`): the
+    devices, in file order, form a chain (a link between each consecutive pair); device 0
+    holds the embedding, the last the LM head, each a contiguous block. Per-layer times are
+    the step simulator's for one chunk at the prompt's mean context; the LM head (last chunk
+    only) is spread over the chunks. The returned system is then simulated as any other."""
+    from mappers.edge_plan import ChainDevice, plan_partition
+
+    precision = Precision() if precision is None else precision
+    chunk = min(chunk_tokens or ms.spec.chunk_tokens, prompt_tokens)
+    chunks = len(chunk_sizes(prompt_tokens, chunk))
+    names = [d.name for d in ms.spec.devices]
+    hops = []
+    for a, b in zip(names, names[1:]):
+        link = ms.links.get(link_name(a, b))
+        if link is None:
+            raise ConfigError(f"--plan: devices {a} and {b} are consecutive in the file but "
+                              f"no link joins them (the planner splits along the file's order)")
+        hops.append(link.transfer_s(nbytes(chunk * model.hidden_size, precision.activation)))
+    context = (prompt_tokens - chunk) // 2
+    counts = model.parameter_counts()
+    layer_bytes = nbytes(counts["per_layer"], precision.weight) + nbytes(
+        prompt_tokens * 2 * model.num_kv_heads * model.head_dim, precision.kv)
+    chain = []
+    for k, name in enumerate(names):
+        system = ms.systems[name]
+        first, last = k == 0, k == len(names) - 1
+        one = stage_time_s(system, model, Stage(device=name, first=0, last=0), chunk, context,
+                           precision, detail)
+        ends = Stage(device=name, first=0, last=-1, embedding=first, lm_head=last)
+        fixed = stage_time_s(system, model, ends, chunk, context, precision, detail) \
+            if first or last else 0.0
+        if last:  # the LM head runs once; charge its share per chunk
+            head = stage_time_s(system, model, Stage(device=name, first=0, last=-1,
+                                                     lm_head=True), chunk, context,
+                                precision, detail)
+            fixed -= head - head / chunks
+        held = Holding(device=name, layers=(), embedding=first, lm_head=last)
+        chain.append(ChainDevice(layer_s=one, fixed_s=fixed, layer_bytes=layer_bytes,
+                                 fixed_bytes=device_footprint(model, held, prompt_tokens,
+                                                              precision),
+                                 capacity_bytes=system.chip.memory.capacity_bytes
+                                 * system.num_chips))
+    plan = plan_partition(model.num_layers, chain, hops, chunks)
+    devices, first = [], 0
+    for spec, n in zip(ms.spec.devices, plan.layers):
+        devices.append(replace(spec, layers=(f"{first}-{first + n - 1}",),
+                               embedding=first == 0, lm_head=first + n == model.num_layers))
+        first += n
+    return replace(ms, spec=replace(ms.spec, devices=tuple(devices)))

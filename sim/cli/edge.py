@@ -28,6 +28,9 @@ def add_commands(sub) -> dict:
                    help="weights, activations and KV cache (default fp16)")
     p.add_argument("--detail", choices=("roofline", "tile"), default="roofline",
                    help="chip model for each stage (default roofline)")
+    p.add_argument("--plan", action="store_true", help="re-split the layers with the "
+                   "partition planner (contiguous blocks in the file's device order, least "
+                   "modelled TTFT under each device's memory) before simulating")
     p.add_argument("-o", "--out", metavar="JSON", help="also write the timeline as JSON")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return {"edge": _edge}
@@ -36,7 +39,7 @@ def add_commands(sub) -> dict:
 def _edge(args: argparse.Namespace, argv: list[str]) -> int:
     from mappers.ir import Precision
     from mappers.models import load_model
-    from sim.edge import load_multi, simulate_prefill
+    from sim.edge import load_multi, plan_split, simulate_prefill
     from sim.errors import ConfigError
     from sim.files import atomic_text, check_output
 
@@ -48,6 +51,9 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("--model: the multi-system file names no model; give --model")
     model = load_model(name).config
     precision = Precision(weight=args.dtype, activation=args.dtype, kv=args.dtype)
+    if args.plan:
+        ms = plan_split(ms, model, prompt_tokens=args.prompt, chunk_tokens=args.chunk_tokens,
+                        precision=precision, detail=args.detail)
     result = simulate_prefill(ms, model, prompt_tokens=args.prompt,
                               chunk_tokens=args.chunk_tokens, precision=precision,
                               detail=args.detail)

@@ -92,7 +92,7 @@ _PAIR = """\
         layers: [{la}]
         embedding: true
       - name: b
-        hardware: jetson-agx-orin-64gb
+        hardware: {hwb}
         layers: [{lb}]
         lm_head: true
     links:
@@ -112,7 +112,7 @@ _PAIR = """\
 def test_bad_multi_system_exits_2_one_line_nothing_written(tmp_path, capsys, fields, words):
     zero = _write(tmp_path / "zero.yaml", "name: z\nbandwidth_bytes_per_s: 0\nlatency_s: 1e-3\n")
     values = dict(model="llama2-7b", hw="jetson-agx-orin-64gb", la='"0-15"', lb='"16-31"',
-                  net="ethernet-1g")
+                  net="ethernet-1g", hwb="jetson-agx-orin-64gb")
     values.update(fields)
     values["net"] = zero if values["net"] == "ZERO" else values["net"]
     path = _write(tmp_path / "multi.yaml", _PAIR.format(**values))
@@ -134,3 +134,30 @@ def test_cli_json_and_timeline(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert data["ttft_s"] == summary["ttft_s"] == max(r["end_s"] for r in data["timeline"])
     assert [r["chunk"] for r in data["timeline"] if r["resource"] == "orin1"] == [0, 1, 2]
+
+
+def test_plan_moves_layers_to_the_faster_device(tmp_path):
+    """AGX Orin (42.5 TFLOPS) + Orin NX (15 TFLOPS) split 16/16: the NX is the bottleneck;
+    the planner gives the AGX more layers, and the simulated TTFT drops."""
+    from sim.edge import plan_split
+
+    path = _write(tmp_path / "het.yaml", _PAIR.format(
+        model="llama2-7b", hw="jetson-agx-orin-64gb", la='"0-15"', lb='"16-31"',
+        net="ethernet-1g", hwb="jetson-orin-nx-16gb"))
+    ms = load_multi(path)
+    assert ms.systems["b"].name == "jetson-orin-nx-16gb"
+    even = simulate_prefill(ms, LLAMA7B, prompt_tokens=2048, chunk_tokens=256)
+    planned = plan_split(ms, LLAMA7B, prompt_tokens=2048, chunk_tokens=256)
+    layers = [d.ranges for d in planned.spec.devices]
+    assert layers[0][0][0] == 0 and layers[1][0][1] == 31
+    assert layers[0][0][1] - layers[0][0][0] + 1 > 16
+    better = simulate_prefill(planned, LLAMA7B, prompt_tokens=2048, chunk_tokens=256)
+    assert better.ttft_s < 0.8 * even.ttft_s
+
+
+def test_missing_link_is_refused(tmp_path, capsys):
+    path = _write(tmp_path / "m.yaml", _PAIR.format(
+        model="llama2-7b", hw="jetson-agx-orin-64gb", la='"0-15"', lb='"16-31"',
+        net="ethernet-1g", hwb="jetson-agx-orin-64gb").split("links:")[0])
+    assert main(["edge", "--system-file", path, "--prompt", "64"]) == 2
+    assert "no link joins them" in capsys.readouterr().err
