@@ -219,7 +219,9 @@ def check_fits(ms: MultiSystem, model: ModelConfig, prompt_tokens: int,
     for h in ms.holdings:
         system = ms.systems[h.device]
         need = device_footprint(model, h, prompt_tokens, precision)
-        have = system.chip.memory.capacity_bytes * system.num_chips
+        # the chips a step uses (tp x pp), not every chip the system has
+        have = (system.chip.memory.capacity_bytes * system.tensor_parallel
+                * system.pipeline_parallel)
         if need > have:
             raise ConfigError(f"devices.{h.device}: needs {need / 1e9:.2f} GB (weights + "
                               f"prompt KV cache of its layers), {system.name} has "
@@ -324,7 +326,7 @@ def plan_split(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
                                  fixed_bytes=device_footprint(model, held, prompt_tokens,
                                                               precision),
                                  capacity_bytes=system.chip.memory.capacity_bytes
-                                 * system.num_chips))
+                                 * system.tensor_parallel * system.pipeline_parallel))
     plan = plan_partition(model.num_layers, chain, hops, chunks)
     devices, first = [], 0
     for spec, n in zip(ms.spec.devices, plan.layers):
