@@ -5,7 +5,7 @@
 Times (median of ``--repeat``) of `schedule` alone, with the op costs precomputed (a memo), so
 the figure is the list scheduling and the steady-state periods, not the unit models:
   * llama2-7b prefill of 2048 tokens on h100 (one repeated layer segment: 32 layers);
-  * the same on halo (CiM GEMMs with their transfer ops, the CiD cache write);
+  * the same on halo-package (CiM GEMMs with their transfer ops, the CiD cache write);
   * a decode step at context 2048 on h100;
   * llama2-7b with pipeline_parallel 4 on h100 (four layer segments and three sends).
 Speed claims in notes and READMEs quote this script's output, never a pass/fail test.
@@ -48,8 +48,8 @@ def main() -> None:
     h100 = load_hardware("h100").system
     cases = {
         "llama2-7b prefill 2048, h100": _case(h100, Phase.PREFILL, 2048, 0),
-        "llama2-7b prefill 2048, halo": _case(load_hardware("halo").system, Phase.PREFILL,
-                                              2048, 0),
+        "llama2-7b prefill 2048, halo-package": _case(load_hardware("halo-package").system,
+                                                      Phase.PREFILL, 2048, 0),
         "llama2-7b decode at 2048, h100": _case(h100, Phase.DECODE, 1, 2048),
         "llama2-7b prefill 2048, h100 pp 4": _case(
             replace(h100, pipeline_parallel=4), Phase.PREFILL, 2048, 0),

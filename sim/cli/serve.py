@@ -6,6 +6,10 @@ import argparse
 import json
 import sys
 
+#: ``pdsim reproduce spad-cluster`` regenerates ``results/spad-cluster/``.
+STUDIES = {"spad-cluster": ("results/spad-cluster",
+                            "sim.studies.spad_cluster:write_spad_cluster")}
+
 
 def add_commands(sub) -> dict:
     """Add ``pdsim serve`` to the subparsers ``sub``; return its handler."""

@@ -5,7 +5,8 @@ Definitions (as DistServe and Splitwise use them): TTFT = first token - arrival;
 gaps between a request's successive tokens (percentiles over every gap of every request);
 e2e = last token - arrival. An SLO ``ttft_p90=X`` holds when the cluster's p90 TTFT is at
 most X; a request *meets* the SLOs when its own TTFT is within the TTFT target and its mean
-TBT (time per output token) within the TBT target (and its e2e within an e2e target).
+TBT (time per output token) within the TBT target (and its e2e within an e2e target); with
+several targets on one metric (``ttft_p90=X,ttft_p99=Y``) each applies, so the tightest counts.
 Goodput is the requests per second that meet the SLOs; throughput counts all completed
 ones. Energy per chip: static power (`sim.costmodel.static_power_w`) for the whole run plus
 the rest of the TDP while the instance runs an iteration, an upper bound on the dynamic part.
@@ -21,7 +22,9 @@ _METRICS = ("ttft", "tbt", "e2e")
 
 
 def parse_slo(text: str | None) -> dict[str, tuple[float, float]]:
-    """``ttft_p90=0.5,tbt_p90=0.1`` -> {"ttft": (90, 0.5), "tbt": (90, 0.1)} (seconds)."""
+    """``ttft_p90=0.5,tbt_p90=0.1,tbt_p99=0.3`` -> {"ttft_p90": (90, 0.5), "tbt_p90":
+    (90, 0.1), "tbt_p99": (99, 0.3)} (seconds). An SLO dict's keys name the metric before
+    any ``_p``: {"ttft": (90, 0.5)} is the same target as {"ttft_p90": (90, 0.5)}."""
     out: dict[str, tuple[float, float]] = {}
     for item in (text or "").split(","):
         if not item.strip():
@@ -35,8 +38,13 @@ def parse_slo(text: str | None) -> dict[str, tuple[float, float]]:
         if metric not in _METRICS or not 0 < p < 100 or not v > 0:
             raise ConfigError(f"--slo: {item.strip()!r} must be METRIC_pNN=SECONDS with METRIC "
                               f"one of {', '.join(_METRICS)} and 0 < NN < 100, SECONDS > 0")
-        out[metric] = (p, v)
+        out[f"{metric}_p{p:g}"] = (p, v)
     return out
+
+
+def slo_metric(name: str) -> str:
+    """The metric an SLO key names: ``ttft_p90`` -> ``ttft``, ``ttft`` -> ``ttft``."""
+    return name.partition("_p")[0]
 
 
 def summarise(result, slo: dict[str, tuple[float, float]], *, cost=None) -> dict:
@@ -58,7 +66,8 @@ def summarise(result, slo: dict[str, tuple[float, float]], *, cost=None) -> dict
     out["queue_delay_p90_s"] = float(np.percentile(queue, 90)) if queue.size else float("nan")
     meets = np.ones(len(done), bool)
     per_request = {"ttft": ttft, "tbt": tpot, "e2e": e2e}
-    for metric, (p, target) in slo.items():
+    for name, (p, target) in slo.items():
+        metric = slo_metric(name)
         arr = tbt if metric == "tbt" else per_request[metric]
         value = float(np.percentile(arr, p)) if arr.size else float("inf")
         out[f"slo_{metric}_p{p:g}_met"] = value <= target

@@ -8,14 +8,14 @@ Timing (tile detail, the schemes of `mappers.schemes` through the ``quantize`` p
   overlaps its GEMM (``max`` of the two), as the schedule runs the vector unit beside the arrays;
 * Llama3-8B prefill tokens/s at batch 16 for prompts of 1024 / 2048 / 4096 tokens;
 * the same schemes on ``spad-prefill`` (prefill), ``spad-decode``, ``cent`` (CiD decode
-  path) and ``halo`` (prefill GEMMs on the analog CiM, decode on the CiD) where the units
+  path) and ``halo-package`` (prefill GEMMs on the analog CiM, decode on the CiD) where the units
   that run their matrix products support the formats;
 * where dequantization runs on the CiD decode path (``cent``, Llama2-7B, batch 16, context
   1024): the layer's GEMM time on the near-bank unit, the share of it spent reading group
   scales from the banks and the share due to inputs wider than the weights in the global
   buffer (each against the same GEMMs costed without), and the dequant ops' unit and time
   beside what they cost on the host's vector lanes, where they ran before;
-* what the schemes' formats do to the CiM crossbars (``halo`` prefill, ``o_proj``): cell
+* what the schemes' formats do to the CiM crossbars (``halo-package`` prefill, ``o_proj``): cell
   slices per weight, bit-serial input reads, ADC conversions.
 
 Numerics (`sim.quant.fireq`): each scheme's GEMM error against fp64 on llama2-7b ``q_proj``
@@ -60,8 +60,8 @@ FFN_OPS = ("mlp_norm.act_quant", "gate_up_proj.w_dequant", "gate_up_proj", "act"
            "down_proj.w_dequant", "down_proj")
 #: Hardware of the by-hardware table, and the phase each runs.
 HARDWARE = (("h100", Phase.DECODE), ("spad-prefill", Phase.PREFILL),
-            ("spad-decode", Phase.DECODE), ("cent", Phase.DECODE), ("halo", Phase.PREFILL),
-            ("halo", Phase.DECODE))
+            ("spad-decode", Phase.DECODE), ("cent", Phase.DECODE),
+            ("halo-package", Phase.PREFILL), ("halo-package", Phase.DECODE))
 #: Schemes with quantized weights, for the CiD and CiM sections.
 WEIGHT_SCHEMES = ("fp16", "w8a8", "w4a16", "w4a8-qserve", "w4fp8-fireq")
 #: FireQ's measured speedups over QServe on H100 (REFERENCE.md).
@@ -134,8 +134,8 @@ def cid_path(scheme: str) -> dict[str, Any]:
 
 
 def cim_crossbars(scheme: str) -> dict[str, Any]:
-    """``o_proj`` of a Llama2-7B prefill (batch 16 x 1024) on ``halo``'s analog CiM."""
-    system = load_hardware("halo").system
+    """``o_proj`` of a Llama2-7B prefill (batch 16 x 1024) on ``halo-package``'s analog CiM."""
+    system = load_hardware("halo-package").system
     graph = compile_graph(load_model("llama2-7b").config, system, phase=Phase.PREFILL,
                           batch=16, new_tokens=1024, context=0, precision=load_scheme(scheme))
     op = next(op for seg in graph.segments for op in seg.ops if op.name == "o_proj")
@@ -298,7 +298,7 @@ def _readme(data: dict[str, Any]) -> str:
         "burst), where on the host's vector lanes they took the last column.", "",
         text_table(["scheme", "GEMMs on", "GEMM us", "scale reads", "wide inputs",
                     "dequant on", "dequant us", "on host vector us"], cid), "",
-        "## CiM crossbars: bit slices and input reads (halo prefill, o_proj)", "",
+        "## CiM crossbars: bit slices and input reads (halo-package prefill, o_proj)", "",
         "Weights are sliced over 2-bit cells (differential: the sign rides the column pair),",
         "inputs enter bit-serially through 1-bit DACs: each input bit is one read and one",
         "round of ADC conversions per slice. Scales (groups of 128 = the crossbar's rows) are",

@@ -2,7 +2,7 @@
 generation length 1024, block 32, dual KV cache, with vanilla, Fast-dLLM and ODB-dLLM
 decoding (`sim.dllm`): latency and the arithmetic intensity of the refresh (prefill) and
 diffusion (decode) iterations on the A100 roofline, and speed-ups. Then draft-and-verify
-speculative decoding (`sim.speculative`) on ``h100``, ``spad-decode`` and ``halo``: expected
+speculative decoding (`sim.speculative`) on ``h100``, ``spad-decode`` and ``halo-package``: expected
 speed-up over plain decode against the acceptance rate A and draft length G (a heat map).
 
 Workload inputs, each CHOSEN here (REFERENCE.md gives no per-iteration figures):
@@ -38,7 +38,7 @@ TOKENS_PER_ITER = 2.0                   # chosen (Fast-dLLM threshold 0.9; task-
 PRED_LEN, JUMP = 256, 2.0               # chosen (ODB-dLLM's predictor and jump-share)
 DETAIL = "roofline"                     # the study places iterations on the roofline
 SPEC_TARGET, SPEC_DRAFT = "llama2-13b", "llama2-7b"
-SPEC_SYSTEMS = ("h100", "spad-decode", "halo")
+SPEC_SYSTEMS = ("h100", "spad-decode", "halo-package")
 SPEC_PROMPT, SPEC_CONTEXT = 512, 576
 ACCEPTS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 GAMMAS = tuple(range(1, 9))
@@ -218,7 +218,7 @@ why ODB-dLLM's jump-share raises tokens per iteration rather than the work per i
 Target {spec['target']}, draft {spec['draft']}, batch 1, context {spec['context']}, fp16,
 {data['detail']} detail; expected speed-up `E(A, G) t_plain / (G t_draft + t_verify(G+1))`
 with `E = (1 - A^(G+1)) / (1 - A)` (Leviathan et al. 2023; docs/speculative.md). The draft
-is half the target's size, so speculation pays only at high acceptance. On `halo` the
+is half the target's size, so speculation pays only at high acceptance. On `halo-package` the
 verify step's GEMMs run on the CiD stacks as G + 1 GEMVs that each re-stream the weights
 (multi-token CiD GEMMs are not modelled yet, issue 15 item 3), so a verify step costs about
 G + 1 plain steps and speculation never pays there.

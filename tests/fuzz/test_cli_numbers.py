@@ -21,8 +21,10 @@ from tests.fuzz.harness import (FUZZ, budget, check, flag_args, float_text, fuzz
 #: ``--flag=`` overrides an earlier one), so an accepted example is milliseconds of work.
 RUN_BASE = {"batch": "1", "prompt": "16", "gen": "4", "decode-sample": "2"}
 RUN_FLAGS = ("batch", "prompt", "gen", "tp", "pp", "decode-sample", "seed")
-RUN_HW = ("h100", "a100", "spad-decode", "halo", "halo-all-cid", "halo-all-cim", "cent",
-          "attacc")
+RUN_HW = ("h100", "a100", "spad-decode", "halo-package", "halo-package", "cent", "attacc")
+#: Mappings fuzzed on the HALO package (one hardware description, several mappings; ``auto``
+#: is left out: its search is seconds, not milliseconds).
+MAPPINGS = (None, "phase-aware", "attention-on-pim", "all-pim", "all-cim", "fixed")
 MODELS = ("llama2-7b", "qwen3-8b", "llada-8b", "bloom-176b")
 DTYPES = ("fp16", "bf16", "fp8", "int8", "int4", "fp32", "tf32", "fp4", "fp12")
 
@@ -31,10 +33,11 @@ DTYPES = ("fp16", "bf16", "fp8", "int8", "int4", "fp32", "tf32", "fp4", "fp12")
 @given(hw=st.sampled_from(RUN_HW), model=st.sampled_from(MODELS),
        detail=st.sampled_from(("roofline", "roofline", "tile")),
        dtype=st.sampled_from(DTYPES), fuzzed=fuzz_flags(RUN_FLAGS),
-       no_capacity_check=st.booleans(), trace=st.booleans())
-def test_run(hw, model, detail, dtype, fuzzed, no_capacity_check, trace):
+       no_capacity_check=st.booleans(), trace=st.booleans(), mapping=st.sampled_from(MAPPINGS))
+def test_run(hw, model, detail, dtype, fuzzed, no_capacity_check, trace, mapping):
     argv = ["run", "--hw", hw, "--model", model, "--detail", detail, "--dtype", dtype,
             "--json", *flag_args(RUN_BASE | fuzzed)]
+    argv += ["--mapping", mapping] if mapping and hw == "halo-package" else []
     argv += ["--no-capacity-check"] if no_capacity_check else []
     argv += ["-o", "out/t.h5"] if trace else ["--no-trace"]
     with tempfile.TemporaryDirectory() as folder:
@@ -61,7 +64,7 @@ def test_gemm_one_array(dataflow, fuzzed, bw):
 
 
 @settings(FUZZ, max_examples=budget(80))
-@given(hw=st.sampled_from(("h100", "a100", "spad-prefill", "spad-decode", "halo")),
+@given(hw=st.sampled_from(("h100", "a100", "spad-prefill", "spad-decode", "halo-package")),
        dtype=st.sampled_from(DTYPES), fuzzed=fuzz_flags(("m", "n", "k"), most=3))
 def test_gemm_on_a_chip(hw, dtype, fuzzed):
     argv = ["gemm", "--hw", hw, "--dtype", dtype, "--json", *flag_args(GEMM_BASE | fuzzed)]
@@ -77,7 +80,7 @@ CID_FLAGS = ("rows", "cols", "stacks", "tccd-ab", "context", "heads", "kv-heads"
 
 @settings(FUZZ, max_examples=budget(120))
 @given(op=st.sampled_from(("gemv", "attention", "kv-append")),
-       hw=st.sampled_from(("hbm3", "gddr6-aim", "attacc", "cent", "halo-cid")),
+       hw=st.sampled_from(("hbm3", "gddr6-aim", "attacc", "cent", "halo-package")),
        mode=st.sampled_from((None, "bank", "bankgroup", "buffer", "aim")),
        dtype=st.sampled_from(DTYPES), fuzzed=fuzz_flags(CID_FLAGS))
 def test_cid(op, hw, mode, dtype, fuzzed):

@@ -59,7 +59,7 @@ def test_system_files(data, detail):
 
 @settings(FUZZ, max_examples=budget(70))
 @given(dram=st.sampled_from(sorted(DRAMS)).flatmap(lambda n: mutated(DRAMS[n])),
-       system=st.sampled_from(("halo-cid", "cent", "attacc")),
+       system=st.sampled_from(("halo-package", "cent", "attacc")),
        op=st.sampled_from(("gemv", "attention", "kv-append")))
 def test_dram_files(dram, system, op):
     """A DRAM file on its own (``pdsim cid --hw``) and named by a system's CiD unit."""
@@ -76,13 +76,17 @@ def test_dram_files(dram, system, op):
 
 @settings(FUZZ, max_examples=budget(45))
 @given(cim=st.sampled_from(sorted(CIMS)).flatmap(lambda n: mutated(CIMS[n])),
-       system=st.sampled_from(("halo", "halo-all-cim")))
-def test_cim_files(cim, system):
-    """A CiM file on its own (``pdsim cim --hw``) and named by a system's CiM slot."""
+       mapping=st.sampled_from(("phase-aware", "all-cim")))
+def test_cim_files(cim, mapping):
+    """A CiM file on its own (``pdsim cim --hw``) and named by the HALO package's CiM slot,
+    under a mapping that uses the CiM in prefill only or in both phases."""
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
         (folder / "cim.yaml").write_bytes(cim)
-        (folder / "hw.yaml").write_text(_system_with(f"{system}.yaml", "unit", "cim.yaml"))
+        text = _system_with("halo-package.yaml", "unit", "cim.yaml")
+        assert "\nmapping: phase-aware " in text
+        text = text.replace("\nmapping: phase-aware ", f"\nmapping: {mapping} ")
+        (folder / "hw.yaml").write_text(text)
         check(invoke(["cim", "--hw", "cim.yaml", "--m", "4", "--n", "64", "--k", "96",
                       "--json"], folder))
         _run_all(folder, "hw.yaml", "roofline")

@@ -22,7 +22,7 @@ CONFIGS = {p.name: p.read_text() for p in sorted((resources.files("mappers") / "
 
 @settings(FUZZ, max_examples=budget(110))
 @given(config=st.sampled_from(sorted(CONFIGS)).flatmap(lambda n: mutated(CONFIGS[n], "json")),
-       hw=st.sampled_from(("h100", "halo", "cent")),
+       hw=st.sampled_from(("h100", "halo-package", "cent")),
        detail=st.sampled_from(("roofline", "roofline", "tile")),
        no_capacity_check=st.booleans())
 def test_model_configs(config, hw, detail, no_capacity_check):

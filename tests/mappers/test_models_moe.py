@@ -164,7 +164,8 @@ def test_pdsim_run_runs_the_new_models(argv, capsys):
 
 def test_moe_on_an_analog_cim_unit_is_refused(capsys):
     from sim.cli.main import main
-    assert main(["run", "--hw", "halo-all-cim", "--model", "mixtral-8x7b", "--no-trace"]) == 2
+    assert main(["run", "--hw", "halo-package", "--mapping", "all-cim", "--model", "mixtral-8x7b",
+                 "--no-trace"]) == 2
     assert "mixture-of-experts" in capsys.readouterr().err
 
 

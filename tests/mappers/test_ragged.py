@@ -19,7 +19,7 @@ LLAMA = load_model("llama2-7b").config
 LLADA = load_model("llada-8b").config
 FP16 = Precision()
 H100 = load_hardware("h100").system
-HALO = load_hardware("halo").system
+HALO = load_hardware("halo-package").system
 ATTENTION = {OpKind.KV_WRITE, OpKind.ATTN_SCORE, OpKind.SOFTMAX, OpKind.ATTN_VALUE}
 
 

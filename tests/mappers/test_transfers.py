@@ -52,7 +52,7 @@ def test_no_cim_no_transfers():
     model = load_model("llama2-7b").config
     g = lower(model, phase=Phase.DECODE, batch=1, new_tokens=1, context=10,
               precision=Precision())
-    placed = place(g, load_hardware("halo").system)  # decode: host and CiD only
+    placed = place(g, load_hardware("halo-package").system)  # decode: host and CiD only
     assert insert_transfers(placed) == placed
 
 

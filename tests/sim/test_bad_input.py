@@ -238,7 +238,8 @@ def test_case05_non_utf8_referenced_files(in_tmp, capsys):
     bad = _bad_text_files(in_tmp)["latin"]
     hw = _yaml_with("attacc", "dram: hbm3", f"dram: {bad}", in_tmp / "hw.yaml")
     refused(["describe", str(hw)], ("chip.cid.dram", "not UTF-8 text"), in_tmp, capsys)
-    hw = _yaml_with("halo", "unit: halo-cim", f"unit: {bad}", in_tmp / "hw2.yaml")
+    hw = _yaml_with("halo-package", "unit: halo-package-cim", f"unit: {bad}",
+                    in_tmp / "hw2.yaml")
     refused(["describe", str(hw)], ("chip.cim.unit", "not UTF-8 text"), in_tmp, capsys)
 
 

@@ -150,10 +150,10 @@ def test_trace_stores_the_files_the_hardware_names(in_tmp, capsys):
     from sim.units.cim.crossbar import CIM_PRESETS
     from sim.units.cid.dram import DRAM_PRESETS
 
-    assert main(["run", "--hw", "halo", "--dtype", "int8", "--prompt", "64", "--gen", "2",
+    assert main(["run", "--hw", "halo-package", "--dtype", "int8", "--prompt", "64", "--gen", "2",
                  "--out", "h.h5"]) == 0
     stored = json.loads(read_trace("h.h5").meta["referenced_yaml"])
-    chip = load_hardware("halo").system.chip
+    chip = load_hardware("halo-package").system.chip
     assert stored == {"chip.cid.dram": DRAM_PRESETS.read(chip.cid.dram)[0],
                       "chip.cim.unit": CIM_PRESETS.read(chip.cim.unit)[0]}
     assert main(["run", "--prompt", "64", "--gen", "2", "--out", "g.h5"]) == 0

@@ -133,9 +133,12 @@ def test_headline_numbers_are_the_studies():
     r = _committed("spad-chips")["results"]["tile"]["spad-prefill"]
     assert (f"{r['normalised']['prefill']:.2f} vs 1.08" in row  # SPAD Table 3: 1.08 / 0.80
             and f"{r['normalised']['decode']:.2f} vs 0.80" in row)
-    extremes = _committed("extremes")
-    text = _headline("extremes")(extremes)
-    assert len(text.splitlines()) == 2 + len(extremes["winners"])
+    halo = _committed("halo")
+    rows = {re.split(r"\s{2,}", line)[0]: line
+            for line in _headline("halo")(halo).splitlines()[2:]}
+    for m in ("all-pim", "attention-on-pim", "all-cim", "auto"):
+        assert f"{halo['speedup']['all'][m]:.2f}x" in rows[m], m
+    assert "2.5x" in rows["all-pim"] and "18.0x" in rows["attention-on-pim"]  # HALO's
     rtl = _committed("rtl-resources")
     row = _headline("rtl-resources")(rtl).splitlines()[2].split()
     first = rtl["results"][0]
@@ -232,7 +235,7 @@ def test_static_and_system_energy_by_hand(capsys):
 
 
 def test_every_summary_line_names_its_scope(capsys):
-    for argv in (["--tp", "2"], ["--hw", "cent"], ["--hw", "halo", "--dtype", "int8"]):
+    for argv in (["--tp", "2"], ["--hw", "cent"], ["--hw", "halo-package", "--dtype", "int8"]):
         s = _run_json(capsys, *argv)
         text = summary_text(s, "title")
         for line in text.splitlines()[1:]:
@@ -252,7 +255,7 @@ def test_docs_list_every_summary_key_with_a_scope(capsys):
         cells = [c.strip() for c in r.strip("|").split("|")]
         for key in re.findall(r"`([^`]+)`", cells[0]):
             scoped[key] = cells[1]
-    s = _run_json(capsys, "--hw", "halo", "--dtype", "int8")
+    s = _run_json(capsys, "--hw", "halo-package", "--dtype", "int8")
     for key in s:
         generic = re.sub(r"^(prefill|decode)_", "{phase}_", key)
         assert scoped.get(key, scoped.get(generic)) in ("request", "system", "chip"), key

@@ -14,9 +14,9 @@ from sim.trace import read_trace
 
 @pytest.fixture(scope="module")
 def halo_trace(tmp_path_factory):
-    """llama2-7b on halo: a 64-token prefill and one decode step."""
+    """llama2-7b on halo-package: a 64-token prefill and one decode step."""
     path = tmp_path_factory.mktemp("halo") / "halo.h5"
-    assert main(["run", "--hw", "halo", "--prompt", "64", "--gen", "2", "--out",
+    assert main(["run", "--hw", "halo-package", "--prompt", "64", "--gen", "2", "--out",
                  str(path)]) == 0
     return path
 

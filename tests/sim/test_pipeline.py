@@ -184,10 +184,11 @@ def test_system_validation():
         replace(H100, tensor_parallel=2, pipeline_parallel=8)
     with pytest.raises(ConfigError, match=r"^interconnect: required when pipeline_parallel"):
         replace(H100, pipeline_parallel=2, interconnect=None)
-    halo = load_hardware("halo").system
+    halo = load_hardware("halo-package").system
     with pytest.raises(ConfigError, match=r"^pipeline_parallel: must be 1 for a chip with a "
                                           r"cim unit"):
-        replace(halo, pipeline_parallel=2)
+        # (the package is one chip: two, linked as the H100's are, to reach the CiM check)
+        replace(halo, num_chips=2, pipeline_parallel=2, interconnect=H100.interconnect)
     text = load_hardware("cent").text
     with pytest.raises(ConfigError, match=r"pipeline_parallel: tensor_parallel x .* 1 x 9$"):
         parse_hardware(text.replace("pipeline_parallel: 8", "pipeline_parallel: 9"), "x.yaml")
@@ -198,7 +199,8 @@ def test_system_validation():
 @pytest.mark.parametrize("argv, message", [
     (["--pp", "0"], None),  # argparse: exit 2
     (["--pp", "33"], "--pp: at most 8 on h100 (num_chips 8 / tensor_parallel 1), got 33"),
-    (["--hw", "halo", "--pp", "2"], "pipeline_parallel: must be 1 for a chip with a cim unit"),
+    (["--hw", "halo-package", "--pp", "2"],
+     "--pp: at most 1 on halo-package (num_chips 1 / tensor_parallel 1), got 2"),
     (["--hw", "cent", "--prompt", "1000000", "--gen", "2"],
      "workload does not fit: the CiD unit of cent in pipeline stage 0 (of 8) must hold"),
 ])

@@ -138,7 +138,7 @@ def _scaled_gemv(weight: str, unit: str, n: int = 4096, k: int = 4096) -> tuple[
 
 
 def test_cim_reads_weight_bits_from_formats_not_bytes():
-    unit = slot_unit(load_hardware("halo").system.chip.cim)
+    unit = slot_unit(load_hardware("halo-package").system.chip.cim)
     plain, scaled = _scaled_gemv("int8", "cim")
     r, p = cim_op_result(scaled, unit), cim_op_result(plain, unit)
     assert r.weight_bits == 8 and r.input_bits == 16

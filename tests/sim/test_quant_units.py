@@ -8,6 +8,7 @@ import pytest
 
 from mappers.ir import OpKind, Phase, Precision
 from mappers.lower import lower
+from mappers.mapping import apply_mapping
 from mappers.models import load_model
 from mappers.pipeline import compile_graph
 from mappers.schemes import load_scheme
@@ -21,7 +22,7 @@ from sim.units.cim.residency import slot_unit
 LLAMA = load_model("llama2-7b").config
 ATTACC = load_hardware("attacc").system
 CENT = load_hardware("cent").system
-HALO_CIM = load_hardware("halo-all-cim").system
+HALO_CIM = apply_mapping(load_hardware("halo-package").system, "all-cim")
 N = K = 4096
 
 
@@ -143,9 +144,10 @@ def test_cid_decode_dequantizes_on_the_near_bank_unit(scheme):
 # ---------------------------------------------------------------- CiM crossbars
 
 def test_cim_slices_and_input_reads_follow_the_scheme():
-    """halo-cim: 2-bit cells and 1-bit DACs, differential encoding (the sign rides the column
-    pair and the DAC's polarity): an int4 weight's 3 magnitude bits are 2 slices, an int8's 7
-    are 4; fp16 inputs take 15 reads, int8 and fp8 ones 7."""
+    """The HALO package's crossbars (halo-cim's): 2-bit cells and 1-bit DACs, differential
+    encoding (the sign rides the column pair and the DAC's polarity): an int4 weight's 3
+    magnitude bits are 2 slices, an int8's 7 are 4; fp16 inputs take 15 reads, int8 and fp8
+    ones 7."""
     unit = slot_unit(HALO_CIM.chip.cim)
     assert unit.crossbar.signed
     for scheme, slices, reads in (("w4a16", 2, 15), ("w4a8-qserve", 2, 7),

@@ -52,10 +52,11 @@ def _same(a, b) -> bool:
     return a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
 
 
-# h100: the chip models (tile and roofline); cent: CiD ops memoised across steps; halo: CiM
-# ops, costed per step from the step's weight plan; with pipeline stages on h100.
+# h100: the chip models (tile and roofline); cent: CiD ops memoised across steps; halo-package:
+# CiM ops, costed per step from the step's weight plan; with pipeline stages on h100.
 @pytest.mark.parametrize("hw, detail, pp", [("h100", "tile", None), ("h100", "roofline", 2),
-                                            ("cent", "tile", None), ("halo", "tile", None)])
+                                            ("cent", "tile", None),
+                                            ("halo-package", "tile", None)])
 def test_runs_with_and_without_caches_are_identical(monkeypatch, hw, detail, pp):
     system = load_hardware(hw).system
     if pp is not None:
@@ -115,8 +116,9 @@ def test_step_totals_in_one_pass_equal_the_graph_totals(hw):
     assert engine._graph_totals(sched.graph) == {f: sched.graph.total(f) for f in STEP_FIELDS}
 
 
-# halo prefill: its CiM takes the GEMMs (transfers to and from the chip's memory)
-@pytest.mark.parametrize("hw, pp, phase", [("h100", 2, "decode"), ("halo", 1, "prefill")])
+# halo-package prefill: its CiM takes the GEMMs (transfers to and from the chip's memory)
+@pytest.mark.parametrize("hw, pp, phase", [("h100", 2, "decode"),
+                                           ("halo-package", 1, "prefill")])
 def test_memoised_compile_equals_a_fresh_one(hw, pp, phase):
     """A ragged step (two shape groups: attention ops inside one kernel), pipeline stages
     sharing their layer ops, and CiM transfers: compiled after other steps filled the wiring
@@ -143,4 +145,4 @@ def test_memoised_compile_equals_a_fresh_one(hw, pp, phase):
     graph(Batch.uniform(2, new, 300))                          # another shape
     assert graph(seqs) == fresh
     kinds = {op.kind.value for seg in fresh.segments for op in seg.ops}
-    assert ("transfer" in kinds) == (hw == "halo")  # the case covers the transfer pass
+    assert ("transfer" in kinds) == (hw == "halo-package")  # the case covers the transfer pass

@@ -145,9 +145,10 @@ def test_units_are_immutable_hashable_and_pickle():
 
     from sim.presets import load_hardware
 
-    system = load_hardware("halo").system
+    system = load_hardware("halo-package").system
     assert list(system.chip.units) == ["cid", "cim"]
-    assert system.chip.units["cid"] is system.chip.cid and system.chip.cim.unit == "halo-cim"
+    assert system.chip.units["cid"] is system.chip.cid
+    assert system.chip.cim.unit == "halo-package-cim"
     for twin in (pickle.loads(pickle.dumps(system)), copy.deepcopy(system)):
         assert twin == system and hash(twin) == hash(system)
     with pytest.raises(AttributeError):

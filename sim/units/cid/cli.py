@@ -19,7 +19,7 @@ def add_commands(sub) -> dict:
         description="Simulate a GEMV, decode attention or a KV-cache append on PIM banks, "
         "command by command under every DRAM timing parameter; report cycles, internal "
         "bandwidth and energy. --hw is a DRAM preset (hbm3, gddr6-aim), a system preset "
-        "with a CiD unit (attacc, cent, halo-cid) or a YAML file of either.")
+        "with a CiD unit (attacc, cent, halo-package) or a YAML file of either.")
     cid.add_argument("--op", choices=OPS, default="gemv")
     cid.add_argument("--hw", default="hbm3", help="DRAM or CiD system preset, or YAML "
                      "(default hbm3: one AttAcc HBM3 stack)")

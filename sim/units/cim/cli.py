@@ -1,14 +1,13 @@
 """``pdsim cim``: one GEMM on a bank of analog CiM crossbars (`sim.units.cim.cost`), and the
-``cim-accuracy`` (`sim.studies.cim_accuracy`) and ``extremes`` (`sim.studies.extremes`)
-studies for ``pdsim reproduce``."""
+``cim-accuracy`` study (`sim.studies.cim_accuracy`) for ``pdsim reproduce`` (HALO's extremes
+are a section of ``pdsim reproduce halo``)."""
 
 from __future__ import annotations
 
 import argparse
 
 #: ``pdsim reproduce cim-accuracy`` regenerates ``results/cim/``.
-STUDIES = {"cim-accuracy": ("results/cim", "sim.studies.cim_accuracy:write_cim_accuracy"),
-           "extremes": ("results/extremes", "sim.studies.extremes:write_extremes")}
+STUDIES = {"cim-accuracy": ("results/cim", "sim.studies.cim_accuracy:write_cim_accuracy")}
 
 
 def add_commands(sub) -> dict:

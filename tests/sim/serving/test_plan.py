@@ -38,3 +38,14 @@ def test_disaggregated_cluster_runs(tmp_path):
     assert s["completed"] == s["requests"] == s["kv_transfers"]  # every code request > 1 token
     # llama2-7b: 2 x 32 layers x 32 KV heads x 128 x 2 B = 512 KiB a token of the prompt
     assert s["kv_transfer_bytes"] == 524288 * sum(r.prompt_tokens for r in reqs)
+
+
+def test_two_percentiles_of_one_metric_both_count():
+    from sim.serving.metrics import parse_slo
+
+    slo = parse_slo("ttft_p90=1000,ttft_p99=1e-9")  # the first always met, the second never
+    assert slo == {"ttft_p90": (90, 1000.0), "ttft_p99": (99, 1e-9)}
+    template = parse_cluster({"instances": [{"hardware": "h100"}]}, "t")
+    _, s = serve(requests_for("azure-conv", rate=2, duration_s=5), template, slo)
+    assert s["slo_ttft_p90_met"] and not s["slo_ttft_p99_met"]
+    assert not meets(s, slo) and s["slo_attainment"] == 0.0  # the tightest target counts
