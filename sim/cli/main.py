@@ -155,7 +155,7 @@ _HANDLERS: dict = {}
 
 
 #: Command modules that are not a unit's: tools built on the simulator.
-TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve", "sim.cli.train")
+TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve", "sim.cli.train", "sim.cli.edge")
 
 
 def _command_modules():
@@ -477,12 +477,14 @@ def _list(args: argparse.Namespace, argv: list[str]) -> int:
     if args.json:
         print(to_json({"hardware": presets, "models": models}))
         return 0
+    # columns as wide as the longest name plus two spaces, so a long name never runs on
+    width = max(map(len, [*presets, *models])) + 2
     print("hardware presets:")
     for name, text in presets.items():
-        print(f"  {name:<14}{text}")
+        print(f"  {name:<{width}}{text}")
     print("models:")
     for name, m in models.items():
-        print(f"  {name:<14}{m['parameters'] / 1e9:7.2f} B  {m['architecture']}")
+        print(f"  {name:<{width}}{m['parameters'] / 1e9:7.2f} B  {m['architecture']}")
     return 0
 
 
