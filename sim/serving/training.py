@@ -128,8 +128,8 @@ class Trainer:
     def owed(self, now: float) -> bool:
         """Whether training is under its ``share`` of the time up to ``now`` (and may run
         a chunk ahead of waiting serving work)."""
-        return self.share > 0 and not self.ahead and self.busy_s + self.plan.chunk_s <= self.share * (
-            now + self.plan.chunk_s)
+        after = self.busy_s + self.plan.chunk_s
+        return self.share > 0 and not self.ahead and after <= self.share * (now + self.plan.chunk_s)
 
     def start(self, now: float, pending: int) -> float:
         """Start a chunk at ``now`` with ``pending`` serving sequences; returns its end."""
