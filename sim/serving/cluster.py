@@ -216,10 +216,11 @@ def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAUL
                 tables[tkey] = (p, kv_capacity_tokens(model, system, precision, p.extra_bytes))
             plan, tokens = tables[tkey]
         if tokens < BLOCK_TOKENS:
-            room = " beside its training job" if plan else ""
+            room, fix = ((" beside its training job", "raise tp or shrink the training job")
+                         if plan else ("", "raise tp or pp"))
             raise ConfigError(f"cluster: instances[{k}]: {model.name} does not fit on "
                               f"{g.hardware} with tp {g.tp}, pp {g.pp}{room} (no room for a KV "
-                              f"cache); raise tp or pp")
+                              f"cache); {fix}")
         need = longest_prompt if g.role == "prefill" else longest
         if tokens < need:
             raise ConfigError(f"cluster: instances[{k}]: a request needs {need} tokens of KV "

@@ -95,4 +95,10 @@ def write_serve_trace(path, result: ServeResult, summary: dict, meta: dict) -> N
             d = inst.create_dataset(i.name, data=tl, compression="gzip")
             d.attrs["role"], d.attrs["hardware"] = i.role, i.kind
             d.attrs["kv_blocks_total"], d.attrs["block_tokens"] = i.kv_blocks, i.block_tokens
+        if any(i.trainer is not None for i in result.instances):
+            train = f.create_group("training", track_order=True)
+            for i in result.instances:
+                log = np.array(i.trainer.log, dtype=[("start_s", "f8"), ("end_s", "f8"),
+                                                     ("pending", "i8")])
+                train.create_dataset(i.name, data=log, compression="gzip")
     atomic_write(path, lambda tmp: tmp.write_bytes(image.getvalue()))

@@ -131,6 +131,29 @@ def test_serve_summary_with_and_without_training(capsys, tmp_path):
     assert extra > mem["activations"]
 
 
+def test_trace_has_training_chunks_and_plan_is_memoised(capsys, tmp_path):
+    import h5py
+
+    from sim.serving.cluster import build_instances, parse_cluster
+
+    path = tmp_path / "c.yaml"
+    path.write_text(CLUSTER.replace("collocated}", "collocated, count: 2}")
+                    + "training: {batch: 1, seq: 128, lora_rank: 4, chunks: 8}\n")
+    out = tmp_path / "t.h5"
+    assert main(["serve", "--cluster", str(path), "--duration", "10", "-o", str(out)]) == 0
+    with h5py.File(out) as f:
+        log = f["training"]["collocated0.1"][:]
+        assert len(log) > 0 and (log["end_s"] > log["start_s"]).all()
+    reqs = [Request(id=0, arrival_s=0.0, prompt_tokens=10, output_tokens=2)]
+    data = {"model": "llama2-7b", "instances": [{"hardware": "h100", "count": 2}],
+            "training": {"batch": 1, "seq": 128, "lora_rank": 4}}
+    tables: dict = {}
+    _, (a, b), _, _ = build_instances(parse_cluster(data, "t"), reqs, tables=tables)
+    _, (c, _), _, _ = build_instances(parse_cluster(data, "t"), reqs, tables=tables)
+    assert a.trainer.plan is b.trainer.plan is c.trainer.plan  # one step simulated
+    assert a.trainer is not b.trainer
+
+
 def test_kv_budget_falls_by_training_memory():
     from mappers.models import load_model
     from sim.api import load_system
