@@ -8,6 +8,7 @@ system (preset or YAML, tp, pp) with a role and a batching policy (docs/serving.
     instances:
       - {hardware: h100, tp: 1, pp: 1, role: collocated, count: 1, batching: sarathi,
          max_batch: 256, max_tokens: 2048}
+    training: {batch: 1, seq: 512, lora_rank: 16}   # optional (sim/serving/training.py)
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from sim.serving.policies import POLICIES, attach_hook, policy
 from sim.serving.router import ROUTERS
 from sim.serving.simulator import Link
 from sim.serving.steptime import StepTimeTable
+from sim.serving.training import Trainer, Training, parse_training, train_plan
 
 #: Fraction of each chip's memory the server may use (vLLM's gpu_memory_utilization).
 MEMORY_UTILISATION = 0.9
@@ -38,7 +40,7 @@ DEFAULT_CLUSTER = {"model": "llama2-7b", "instances": [{"hardware": "h100",
 _GROUP_KEYS = {"hardware": str, "tp": int, "pp": int, "role": str, "count": int,
                "batching": str, "max_batch": int, "max_tokens": int,
                "offload_ratio": (int, float, str)}
-_TOP_KEYS = {"model", "router", "detail", "link", "instances"}
+_TOP_KEYS = {"model", "router", "detail", "link", "instances", "training"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +67,8 @@ class Cluster:
     router: str = "round_robin"
     detail: str = "roofline"
     link: Link = Link()
+    #: Training run on every instance in the gaps serving leaves; None: serving only.
+    training: Training | None = None
 
 
 def read_cluster(path: str | None) -> Cluster:
@@ -142,8 +146,10 @@ def parse_cluster(data, where: str) -> Cluster:
     if ("prefill" in roles) != ("decode" in roles):
         raise ConfigError(f"{where}: instances: prefill instances need decode instances and "
                           f"vice versa")
+    training = data.get("training")
+    training = None if training is None else parse_training(training, where)
     return Cluster(model=str(data.get("model", "llama2-7b")), groups=tuple(groups),
-                   router=router, detail=detail, link=link)
+                   router=router, detail=detail, link=link, training=training)
 
 
 def _check_ratio(value, at: str) -> None:
@@ -161,14 +167,16 @@ def kv_bytes_per_token(model: ModelConfig, precision: Precision = DEFAULT_PRECIS
     return model.num_layers * per_layer
 
 
-def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = DEFAULT_PRECISION) -> int:
+def kv_capacity_tokens(model: ModelConfig, system, precision: Precision = DEFAULT_PRECISION,
+                       reserved_bytes: int = 0) -> int:
     """Tokens of KV cache an instance holds: the chip memory left by the weights (at
-    `MEMORY_UTILISATION`) in its fullest pipeline stage, over one token's KV bytes there."""
+    `MEMORY_UTILISATION`) and ``reserved_bytes`` (a co-located training job's state) in its
+    fullest pipeline stage, over one token's KV bytes there."""
     from sim.engine import Workload, stage_footprints
 
     stages = stage_footprints(model, system, Workload(batch=1, prompt_tokens=1, gen_tokens=1,
                                                       precision=precision))
-    cap = system.chip.memory.capacity_bytes * MEMORY_UTILISATION
+    cap = system.chip.memory.capacity_bytes * MEMORY_UTILISATION - reserved_bytes
     return int(min((cap - w) // kv for w, kv in stages)) if all(kv for _, kv in stages) else 0
 
 
@@ -196,14 +204,23 @@ def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAUL
         key = (cluster.model, cluster.detail, g.hardware, g.tp, g.pp)
         if key not in tables:
             system = load_system(g.hardware, tp=g.tp, pp=g.pp)
-            tokens = kv_capacity_tokens(model, system, precision)
-            if tokens < BLOCK_TOKENS:
-                raise ConfigError(f"cluster: instances[{k}]: {model.name} does not fit on "
-                                  f"{g.hardware} with tp {g.tp}, pp {g.pp} (no room for a KV "
-                                  f"cache); raise tp or pp")
             table = StepTimeTable(model, system, detail=cluster.detail, precision=precision)
-            tables[key] = (system, tokens, table)
+            tables[key] = (system, kv_capacity_tokens(model, system, precision), table)
         system, tokens, table = tables[key]
+        plan = None
+        if cluster.training is not None:  # memoised beside the step tables
+            tkey = ("training", cluster.training, *key)
+            if tkey not in tables:
+                p = train_plan(cluster.training, model, system, precision=precision,
+                               detail=cluster.detail, where=f"cluster: instances[{k}]")
+                tables[tkey] = (p, kv_capacity_tokens(model, system, precision, p.extra_bytes))
+            plan, tokens = tables[tkey]
+        if tokens < BLOCK_TOKENS:
+            room, fix = ((" beside its training job", "raise tp or shrink the training job")
+                         if plan else ("", "raise tp or pp"))
+            raise ConfigError(f"cluster: instances[{k}]: {model.name} does not fit on "
+                              f"{g.hardware} with tp {g.tp}, pp {g.pp}{room} (no room for a KV "
+                              f"cache); {fix}")
         need = longest_prompt if g.role == "prefill" else longest
         if tokens < need:
             raise ConfigError(f"cluster: instances[{k}]: a request needs {need} tokens of KV "
@@ -214,6 +231,8 @@ def build_instances(cluster: Cluster, requests, *, precision: Precision = DEFAUL
                                 step_time=table.step, kv_blocks=tokens // BLOCK_TOKENS,
                                 policy=policy(g.batching), block_tokens=BLOCK_TOKENS,
                                 max_batch=g.max_batch, max_tokens=g.max_tokens, slo=slo))
+            if plan is not None:
+                out[-1].trainer = Trainer(plan=plan, share=cluster.training.share)
     for name in sorted({g.batching for g in cluster.groups}):
         hook = attach_hook(name)  # a policy that is more than a batching rule (Adrenaline)
         if hook is not None:

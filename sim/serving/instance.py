@@ -62,6 +62,8 @@ class Instance:
         # An offload controller (Adrenaline) that times this instance's iterations and hands
         # its prefilled sequences over; None: `step_time` and a plain KV hand-over.
         self.offload = None
+        # Training run in the gaps serving leaves (`sim.serving.training.Trainer`); None: none.
+        self.trainer = None
 
     def blocks(self, tokens: int) -> int:
         return -(-tokens // self.block_tokens)

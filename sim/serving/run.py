@@ -12,6 +12,7 @@ import numpy as np
 from sim.serving.cluster import Cluster, build_instances, kv_bytes_per_token
 from sim.serving.metrics import summarise
 from sim.serving.simulator import ServeResult, simulate_serving
+from sim.serving.training import training_summary
 from sim.serving.workload import load_trace, synthetic
 
 #: Default run: the first 10 minutes of the Azure conversation trace.
@@ -53,6 +54,9 @@ def serve(requests, cluster: Cluster, slo: dict, *,
         cost[g_inst.name] = (est["cost_usd"], est["tdp_w"], static, chips)
     summary = summarise(result, slo, cost=cost)
     summary["step_tables_simulated"] = sum(t.simulated for t in tables)
+    training = training_summary(instances, result.end_s)
+    if training is not None:  # the co-located training job (sim/serving/training.py)
+        summary["training"] = training
     offload = next((i.offload for i in instances if i.offload is not None), None)
     if offload is not None:  # Adrenaline: requests whose KV cache stayed on a prefill instance
         summary["offloaded_requests"] = offload.offloaded
@@ -91,4 +95,10 @@ def write_serve_trace(path, result: ServeResult, summary: dict, meta: dict) -> N
             d = inst.create_dataset(i.name, data=tl, compression="gzip")
             d.attrs["role"], d.attrs["hardware"] = i.role, i.kind
             d.attrs["kv_blocks_total"], d.attrs["block_tokens"] = i.kv_blocks, i.block_tokens
+        if any(i.trainer is not None for i in result.instances):
+            train = f.create_group("training", track_order=True)
+            for i in result.instances:
+                log = np.array(i.trainer.log, dtype=[("start_s", "f8"), ("end_s", "f8"),
+                                                     ("pending", "i8")])
+                train.create_dataset(i.name, data=log, compression="gzip")
     atomic_write(path, lambda tmp: tmp.write_bytes(image.getvalue()))

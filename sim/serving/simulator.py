@@ -16,7 +16,7 @@ from sim.serving.instance import Instance
 from sim.serving.request import Request, Sequence
 from sim.serving.router import ROUTERS
 
-_ARRIVE, _STEP_END, _TRANSFER_END = 0, 1, 2
+_ARRIVE, _STEP_END, _TRANSFER_END, _TRAIN_END = 0, 1, 2, 3
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,7 +57,10 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
     """Serve ``requests`` (sorted by arrival) on ``instances``. Requests enter collocated or
     prefill instances; with prefill instances each sequence, once its prompt is prefilled
     (first token out), moves its KV cache (``kv_bytes_per_token`` per cached token) over
-    ``link`` to a decode instance. Returns every sequence with its timings."""
+    ``link`` to a decode instance. An instance with a ``trainer`` (`sim.serving.training`)
+    runs training chunks while it has no serving work (or, with a time share, between serving
+    iterations while training is under its share), until the last request completes.
+    Returns every sequence with its timings."""
     # A policy marked ``takes_arrivals = False`` only serves what other instances move to it.
     entry = [i for i in instances if i.role in ("collocated", "prefill")
              and getattr(i.policy, "takes_arrivals", True)]
@@ -86,12 +89,20 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
         nonlocal n
         if inst.busy:
             return
+        trainer = inst.trainer if done < len(requests) else None
+        if trainer is not None and inst.load and trainer.owed(now):
+            train(inst, now, inst.load)  # its share of the time, ahead of serving work
+            return
         batch = inst.policy(inst, now)
         moved, inst.moved = inst.moved, []
         for target in moved:
             kick(target, now)
         if not batch:
+            if trainer is not None:  # nothing serving can run: the instance trains
+                train(inst, now, 0)
             return
+        if inst.trainer is not None:
+            inst.trainer.ahead = False  # serving ran: training may take its share again
         inst.grow(batch)
         dt = (inst.step_time([(k, s.computed) for s, k in batch]) if inst.offload is None
               else inst.offload.step_time(inst, batch, now))
@@ -100,9 +111,23 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
         heapq.heappush(events, (now + dt, n, _STEP_END, inst, batch))
         n += 1
 
+    def train(inst: Instance, now: float, pending: int) -> None:
+        nonlocal n
+        inst.busy = True
+        heapq.heappush(events, (inst.trainer.start(now, pending), n, _TRAIN_END, inst, None))
+        n += 1
+
+    if requests:
+        for inst in instances:
+            if inst.trainer is not None:
+                kick(inst, 0.0)
     while events:
         now, _, kind, obj, batch = heapq.heappop(events)
-        if kind == _ARRIVE:
+        if kind == _TRAIN_END:
+            obj.busy = False
+            obj.trainer.finish()
+            kick(obj, now)
+        elif kind == _ARRIVE:
             seq = Sequence(obj)
             seqs.append(seq)
             inst = route(entry, turns)

@@ -1,0 +1,160 @@
+"""Training beside serving (docs/serving.md, "Training on the serving cluster"): a cluster
+file's ``training:`` block, the training step it stands for and the per-instance trainer the
+event loop runs in the gaps serving leaves.
+
+    training: {batch: 1, seq: 512, lora_rank: 16, lora_targets: [q, v], recompute: none,
+               share: 0.0, chunks: 32}
+
+Every instance of the cluster trains a copy of the served model (data parallel, no gradient
+exchange modelled). A step is split into ``chunks`` equal chunks (default: one per layer;
+the step's time from `sim.train.train_step`, simulated once per system and memoised in the
+caller's table dict). A chunk starts only when the instance is idle, its serving policy
+having nothing to run, or, with ``share`` s > 0, also between serving iterations while the
+instance's training time is under s of the time elapsed; once started a chunk runs to its
+end, so serving waits at most one chunk. The step's memory beyond the served weights
+(gradients, optimizer state, activations, adapters) stays resident and comes off the
+instance's KV-cache budget.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mappers.ir import Precision
+from mappers.models import ModelConfig
+from mappers.train import RECOMPUTE, TrainSpec, chip_parameters, check_trainable
+from sim.dtypes import nbytes
+from sim.errors import ConfigError, PdsimError
+
+_KEYS = {"batch": int, "seq": int, "lora_rank": int, "lora_targets": list,
+         "recompute": str, "optimizer_dtype": str, "share": float, "chunks": int}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Training:
+    """The cluster's training job: the step ``spec``, the least share of each instance's time
+    it gets under load (``share``, in [0, 1); 0: idle time only) and the chunks a step is
+    split into (``chunks``; None: one per layer of the model)."""
+
+    spec: TrainSpec
+    share: float = 0.0
+    chunks: int | None = None
+
+
+def parse_training(data, where: str) -> Training:
+    """The ``training:`` block ``data``; `ConfigError` (one line) naming the field."""
+    at = f"{where}: training"
+    if not isinstance(data, dict):
+        raise ConfigError(f"{at}: must be a mapping with batch and seq")
+    for key, value in data.items():
+        typ = _KEYS.get(key)
+        if typ is None:
+            raise ConfigError(f"{at}: unknown field {key!r} (allowed: {', '.join(_KEYS)})")
+        if typ is int and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{at}.{key}: must be an integer >= 1, got {value!r}")
+        if typ is str and not isinstance(value, str):
+            raise ConfigError(f"{at}.{key}: must be a string, got {value!r}")
+        if typ is list and not (isinstance(value, list) and value
+                                and all(isinstance(t, str) for t in value)):
+            raise ConfigError(f"{at}.{key}: must be a list of projection names, got {value!r}")
+    share = data.get("share", 0.0)
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
+        raise ConfigError(f"{at}.share: must be a number in [0, 1), got {share!r}")
+    for key in ("batch", "seq"):
+        if key not in data:
+            raise ConfigError(f"{at}: {key} is required")
+    if "lora_targets" in data and "lora_rank" not in data:
+        raise ConfigError(f"{at}.lora_targets: needs lora_rank")
+    if data.get("recompute", "none") not in RECOMPUTE:
+        raise ConfigError(f"{at}.recompute: must be one of {', '.join(RECOMPUTE)}, got "
+                          f"{data['recompute']!r}")
+    kwargs = {k: data[k] for k in ("batch", "seq", "lora_rank", "recompute", "optimizer_dtype")
+              if k in data}
+    if "lora_targets" in data:
+        kwargs["lora_targets"] = tuple(data["lora_targets"])
+    try:
+        spec = TrainSpec(**kwargs)
+    except PdsimError as exc:  # TrainSpec names CLI flags: rename to the YAML field
+        flag, _, rest = str(exc).partition(": ")
+        raise ConfigError(f"{at}.{flag.lstrip('-').replace('-', '_')}: {rest}") from None
+    return Training(spec=spec, share=float(share), chunks=data.get("chunks"))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TrainPlan:
+    """One system's training job: chunk time (seconds), chunks per step, tokens per step and
+    the bytes it keeps resident beyond the served weights (``extra_bytes``)."""
+
+    chunk_s: float
+    chunks: int
+    tokens: int
+    step_s: float
+    extra_bytes: int
+    memory: dict
+
+
+def train_plan(training: Training, model: ModelConfig, system, *, precision: Precision,
+               detail: str, where: str) -> TrainPlan:
+    """Simulate ``training``'s step on ``system`` once (`sim.train.train_step`)."""
+    from sim.train import train_step
+
+    try:
+        check_trainable(model, training.spec, pp=system.pipeline_parallel)
+    except PdsimError as exc:
+        raise ConfigError(f"{where}: training: {exc}") from None
+    result = train_step(system, model, training.spec, precision=precision, detail=detail)
+    served = nbytes(chip_parameters(model, system.tensor_parallel), precision.weight)
+    chunks = training.chunks or model.num_layers
+    return TrainPlan(chunk_s=result.time_s / chunks, chunks=chunks, tokens=result.tokens,
+                     step_s=result.time_s, extra_bytes=result.memory.total - served,
+                     memory=result.memory.as_dict())
+
+
+class Trainer:
+    """One instance's training progress under ``plan`` with time ``share``: chunks run,
+    training seconds, and the chunk log ``(start_s, end_s, serving work pending at start)``."""
+
+    def __init__(self, *, plan: TrainPlan, share: float) -> None:
+        self.plan, self.share = plan, share
+        self.chunks_done = 0
+        self.busy_s = 0.0
+        self.log: list[tuple[float, float, int]] = []
+        self.ahead = False  # the last chunk ran ahead of serving work: serving goes next
+
+    @property
+    def steps(self) -> int:
+        return self.chunks_done // self.plan.chunks
+
+    def owed(self, now: float) -> bool:
+        """Whether training is under its ``share`` of the time up to ``now`` (and may run
+        a chunk ahead of waiting serving work)."""
+        after = self.busy_s + self.plan.chunk_s
+        return self.share > 0 and not self.ahead and after <= self.share * (now + self.plan.chunk_s)
+
+    def start(self, now: float, pending: int) -> float:
+        """Start a chunk at ``now`` with ``pending`` serving sequences; returns its end."""
+        end = now + self.plan.chunk_s
+        self.ahead = pending > 0
+        self.log.append((now, end, pending))
+        return end
+
+    def finish(self) -> None:
+        self.chunks_done += 1
+        self.busy_s += self.plan.chunk_s
+
+
+def training_summary(instances, end_s: float) -> dict | None:
+    """Training figures of a run: steps completed (whole steps, summed over instances),
+    tokens trained (steps x tokens per step) and tokens/s over the run's ``end_s``."""
+    trainers = [i.trainer for i in instances if i.trainer is not None]
+    if not trainers:
+        return None
+    steps = sum(t.steps for t in trainers)
+    tokens = sum(t.steps * t.plan.tokens for t in trainers)
+    return {"steps": steps, "tokens": tokens,
+            "tokens_per_s": tokens / end_s if end_s > 0 else 0.0,
+            "chunks": sum(t.chunks_done for t in trainers),
+            "busy_s": sum(t.busy_s for t in trainers),
+            "step_s": {i.name: i.trainer.plan.step_s for i in instances if i.trainer},
+            "chunk_s": {i.name: i.trainer.plan.chunk_s for i in instances if i.trainer},
+            "memory_bytes": {i.name: i.trainer.plan.memory for i in instances if i.trainer}}
