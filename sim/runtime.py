@@ -17,6 +17,18 @@ small ops into their neighbours. A `Runtime` describes one such stack:
   the op takes that multiple of its device time (it is memory-bound), of its DRAM bytes and of
   its energy (an overestimate by the op's small compute energy).
 * ``fuse``: op kinds that run inside a neighbouring kernel: they launch nothing of their own.
+* ``decompositions``: the work decompositions of a GEMM over the cores that the stack's GEMM
+  library runs (`sim.units.systolic.tile`, default all of `DECOMPOSITIONS`). cuBLAS, which
+  PyTorch's ``nn.Linear`` calls, splits the K loop of a GEMM with fewer output tiles than SMs
+  and sums the parts in a second kernel (cuBLASLt's split-K reduction schemes,
+  ``CUBLASLT_REDUCTION_SCHEME_*``; the reduction kernels appear by name in the profile of
+  `benchmarks/calibration/h100-measured.json`); CUTLASS's stream-K fixes up partial tiles
+  inside one kernel. Leaving ``stream-k`` out makes a decode GEMV with few tiles split K and
+  pay the second kernel's fixed time (``min_kernel_s``), which also weighs in the choice.
+* ``gemm_min_tile_n``: the narrowest output tile (along N, a layer's output features) of the
+  GEMM library's kernels (default 1: any). cuBLAS's Hopper kernels for a few tokens tile 64
+  output features by 8 tokens (``nvjet_sm90_hsh_64x8_...`` in the profile), so a 4096-wide
+  GEMV has 64 tiles for 132 SMs and splits K in two, while an 11008-wide one does not.
 * ``launch_s``: host time to issue one kernel. Issue is asynchronous, so it overlaps device
   work, but a kernel's slot on the stream lasts at least this long.
 * ``min_kernel_s``: the fixed device time of one kernel, its gap to the next included: what a
@@ -44,6 +56,10 @@ RUNTIME_OP_KINDS = tuple(k.value for k in OpKind)
 #: GEMMs the compiler fuses (`mappers.lower`) that a stack may launch in parts (``kernels``).
 RUNTIME_OP_NAMES = ("qkv_proj", "gate_up_proj", "shared_gate_up")
 
+#: GEMM work decompositions (`sim.units.systolic.tile._search`): whole output tiles per core,
+#: split-K (a second kernel reduces the K parts) and stream-K (fixed up inside one kernel).
+DECOMPOSITIONS = ("tiles", "split-k", "stream-k")
+
 RUNTIMES = Shelf(package="sim", folder="presets/runtime", suffixes=(".yaml", ".yml"),
                  flag="--runtime", noun="runtime preset")
 
@@ -58,6 +74,8 @@ class Runtime:
     fuse: tuple[str, ...] = ()
     kernels: tuple[tuple[str, int], ...] = ()
     traffic: tuple[tuple[str, float], ...] = ()
+    decompositions: tuple[str, ...] = DECOMPOSITIONS
+    gemm_min_tile_n: int = 1
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -80,6 +98,15 @@ class Runtime:
                                   f"in fuse to launch no kernel of its own)")
             if kind in self.fuse:
                 raise ConfigError(f"kernels.{kind}: also in fuse; a fused kind launches none")
+        for dec in self.decompositions:
+            if dec not in DECOMPOSITIONS:
+                raise ConfigError(f"decompositions: unknown decomposition {dec!r} "
+                                  f"(allowed: {', '.join(DECOMPOSITIONS)})")
+        if self.gemm_min_tile_n < 1:
+            raise ConfigError(f"gemm_min_tile_n: must be >= 1, got {self.gemm_min_tile_n}")
+        if "tiles" not in self.decompositions:
+            raise ConfigError("decompositions: must include 'tiles' (every GEMM can run as "
+                              "whole output tiles)")
         for kind, factor in self.traffic:
             if kind not in RUNTIME_OP_KINDS:
                 raise ConfigError(f"traffic.{kind}: unknown op kind "
@@ -87,6 +114,26 @@ class Runtime:
             if not factor >= 1:
                 raise ConfigError(f"traffic.{kind}: must be >= 1 (a multiple of the fused "
                                   f"op's bytes), got {factor}")
+
+    @property
+    def kernel_s(self) -> float:
+        """Time one more kernel adds to a step on this stack (its slot on the stream)."""
+        return max(self.min_kernel_s, self.launch_s)
+
+    def part(self, op: Op) -> tuple[Op, int]:
+        """The GEMM the stack launches for each of the ``p`` parts of a fused projection
+        (``kernels``, `RUNTIME_OP_NAMES`), and ``p``: ``(op, 1)`` for any other op. The parts
+        are taken as equal slices of the output features (exact for q/k/v of multi-head
+        attention and for gate/up; with grouped-query heads q is wider than k and v). Each part
+        is its own GEMM, so its tile mapping (split-K or not) is that of its own width."""
+        p = dict(self.kernels).get(op.name, 1) if op.name in RUNTIME_OP_NAMES else 1
+        if p == 1 or op.kind != OpKind.GEMM or op.dims[1] % p:
+            return op, 1
+        m, n, k = op.dims
+        return dataclasses.replace(op, dims=(m, n // p, k), flops=op.flops // p,
+                                   weight_bytes=op.weight_bytes // p,
+                                   act_bytes=2 * (m * k + m * n // p) * op.act_bytes
+                                   // (2 * (m * k + m * n))), p
 
     def kernels_of(self, op: Op) -> int:
         """Kernels this stack launches for one instance of ``op``."""

@@ -112,16 +112,30 @@ def step_cost(system: System, detail: str, graph: Graph, *,
         if op.unit in units and op.unit not in op_only:  # this step's model: by value
             c = own.get(op)
             if c is None:
-                c = own[op] = _charge(op, units[op.unit](op))
+                c = own[op] = _charge(op, model(op, units[op.unit]))
             return c
         hit = by_identity.get(id(op))
         if hit is not None and hit[0] is op:
             return hit[1]
         c = shared.get(op)
         if c is None:
-            c = shared[op] = _charge(op, units.get(op.unit, chip)(op))
+            c = shared[op] = _charge(op, model(op, units.get(op.unit, chip)))
         by_identity[id(op)] = (op, c)
         return c
+
+    def model(op: Op, unit: Callable) -> Cost:
+        if runtime is None:
+            return unit(op)
+        part, p = runtime.part(op)
+        if p == 1:
+            return unit(op)
+        # a fused projection the stack launches as p GEMMs: p times one part's cost (each
+        # part keeps its own mapping; ``kernels`` stays per launch, `Runtime.kernels_of`)
+        c = unit(part)
+        return dataclasses.replace(
+            c, time_s=c.time_s * p, compute_s=c.compute_s * p, memory_s=c.memory_s * p,
+            energy_j=c.energy_j * p, dram_bytes=c.dram_bytes * p, cycles=c.cycles * p,
+            stall_cycles=c.stall_cycles * p)
 
     def _charge(op: Op, c: Cost) -> Cost:
         return c if runtime is None else runtime.apply(op, c)

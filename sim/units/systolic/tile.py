@@ -57,6 +57,8 @@ from sim.cost import Cost
 from sim.dtypes import DTYPE_BITS
 from sim.hardware import DATAFLOWS, Chip, System
 from sim.roofline import energy_j, roofline_cost
+from sim.runtime import DECOMPOSITIONS as _RUNTIME_DECOMPOSITIONS
+from sim.runtime import load_runtime
 from sim.units.systolic.array import fold_cycles
 
 _POWERS_OF_TWO = tuple(2**i for i in range(15))
@@ -76,20 +78,22 @@ def _candidates(dim: int) -> np.ndarray:
 #: Work decompositions of a GEMM over the cores (`_search`): whole output tiles per core,
 #: split-K (each tile's K range cut into ``s`` parts, partial sums reduced by a second kernel)
 #: and stream-K (the k-steps of all tiles dealt out evenly, partial tiles fixed up in place).
-DECOMPOSITIONS = ("tiles", "split-k", "stream-k")
+#: A runtime may allow fewer (`sim.runtime.Runtime.decompositions`).
+DECOMPOSITIONS = _RUNTIME_DECOMPOSITIONS
 
 
 @njit(cache=True)
 def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l1_bytes,
             acc_bytes, l2_bytes, l2_bw, dram_bw, core_l2, core_dram, cm, cn, ck, rate,
-            kernel_cycles):
+            kernel_cycles, allowed):
     """Best mapping; ``ab``, ``bb``, ``cb``, ``accb``: bytes per element of A, B, C and the
     accumulators (fractional for sub-byte formats); all bandwidths in bytes per tensor cycle,
     ``core_l2`` and ``core_dram`` those one core can sustain (inf: unbounded); ``acc_bytes``:
     the register file the C tile accumulates in (0: the accumulators share L1); ``rate``: MACs
     per PE per cycle of the compute format, which divides the array cycles only (loads and
     DRAM traffic take the time their bytes take, whatever the MAC rate); ``kernel_cycles``:
-    the fixed cost of launching one kernel, which split-K's reduction kernel adds.
+    the fixed cost of launching one kernel, which split-K's reduction kernel adds;
+    ``allowed``: bit ``i`` set where decomposition ``DECOMPOSITIONS[i]`` may be used.
     Returns a float array: total, compute, dram_bytes, l2_bytes_moved, m1, n1, k1, split,
     order, core, first, achieved DRAM bandwidth, decomposition (index into
     `DECOMPOSITIONS`), K parts per tile (split-K), reduction cycles, partial-sum bytes."""
@@ -110,6 +114,8 @@ def _search(batch, m, n, k, cores, sublanes, rows, cols, df, ab, bb, cb, accb, l
                 # K (Osama et al., Stream-K, PPoPP 2023): split-K by the factor that fills
                 # the cores, or stream-K, which deals every k-step out evenly
                 for dec in range(3):
+                    if not (allowed >> dec) & 1:
+                        continue
                     parts = 1
                     prologues = 1  # k-step loads no compute hides: one per tile a core starts
                     if dec == 0:
@@ -234,12 +240,16 @@ class GemmMapping:
 @lru_cache(maxsize=65536)
 def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
              b_dtype: str | None = None, acc_dtype: str = "fp32",
-             c_dtype: str | None = None) -> GemmMapping:
+             c_dtype: str | None = None, decompositions: tuple[str, ...] = DECOMPOSITIONS,
+             kernel_s: float | None = None, min_tile_n: int = 1) -> GemmMapping:
     """Map ``batch`` GEMMs ``C[m,n] = A[m,k] @ B[k,n]`` onto ``chip``; memoised by shape.
 
     ``dtype`` is the compute format, that of A (and of C unless ``c_dtype`` says otherwise:
     a quantized GEMM's epilogue writes fp16); ``b_dtype`` that of B (the weights, or the K/V
-    cache; default ``dtype``); ``acc_dtype`` that of the C tile's accumulators in L1.
+    cache; default ``dtype``); ``acc_dtype`` that of the C tile's accumulators in L1;
+    ``decompositions`` those the GEMM library may use; ``kernel_s`` the seconds one more
+    kernel costs (split-K's reduction; default the chip's ``op_overhead_s``); ``min_tile_n``
+    the library's narrowest tile along ``n`` (a narrower ``n`` is one tile).
     """
     sa = chip.core.systolic_array
     ab = DTYPE_BITS[dtype] / 8
@@ -249,12 +259,16 @@ def map_gemm(chip: Chip, dtype: str, batch: int, m: int, n: int, k: int, *,
     f = chip.tensor_freq_hz
     dram_bw = chip.memory.bandwidth_bytes_per_s * chip.efficiency.memory / f
     core_l2, core_dram = core_bandwidths(chip)
+    cn = _candidates(n)
+    cn = cn[cn >= min(n, min_tile_n)]
     best = _search(batch, m, n, k, chip.cores, chip.core.sublanes, sa.rows, sa.cols,
                    DATAFLOWS.index(sa.dataflow), ab, bb, cb, accb,
                    chip.core.l1.capacity_bytes, chip.core.accumulator_bytes or 0,
                    chip.l2.capacity_bytes, chip.l2.bandwidth_bytes_per_cycle, dram_bw,
-                   core_l2 / f, core_dram / f, _candidates(m), _candidates(n), _candidates(k),
-                   sa.macs_per_pe_per_cycle(dtype), chip.efficiency.op_overhead_s * f)
+                   core_l2 / f, core_dram / f, _candidates(m), cn, _candidates(k),
+                   sa.macs_per_pe_per_cycle(dtype),
+                   (chip.efficiency.op_overhead_s if kernel_s is None else kernel_s) * f,
+                   sum(1 << DECOMPOSITIONS.index(d) for d in decompositions))
     if not math.isfinite(best[0]):
         raise ValueError(f"tile: no L1 tile of a {m}x{n}x{k} GEMM fits {chip.name}'s L1")
     return GemmMapping(cycles=best[0], compute_cycles=best[1],
@@ -321,8 +335,14 @@ def tile_cost(system: System, op: Op) -> Cost:
         if b_dtype is None or fmt.acc is None:
             raise ValueError(f"tile: tensor op {op.name} lacks its B-operand or accumulator "
                              f"format ({fmt})")
+        library = {}
+        # the stack's GEMM library (attention runs in its own flash kernel)
+        if system.runtime is not None and op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
+            rt = load_runtime(system.runtime)
+            library = {"decompositions": rt.decompositions, "kernel_s": rt.kernel_s,
+                       "min_tile_n": rt.gemm_min_tile_n}
         g = map_gemm(chip, fmt.act, batch, m, n, k, b_dtype=b_dtype, acc_dtype=fmt.acc,
-                     c_dtype=fmt.out)
+                     c_dtype=fmt.out, **library)
         f = chip.tensor_freq_hz
         compute_cycles = g.compute_cycles * work
         if op.kind in (OpKind.GEMM, OpKind.LM_HEAD):
