@@ -19,6 +19,7 @@ import numpy as np
 from sim import __version__
 from sim.errors import PdsimError
 from sim.files import atomic_write
+from sim.trace import _plain  # one attribute conversion for both trace formats
 
 FORMAT = "pdsim-iterations"
 FORMAT_VERSION = 1
@@ -156,13 +157,3 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _plain(value: Any) -> Any:
-    """HDF5 attribute values as plain Python: bytes to str, numpy scalars to int/float, NaN
-    to None (as JSON shows it)."""
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value

@@ -3,7 +3,6 @@ one-line refusals of bad ``training:`` blocks."""
 
 import json
 
-import numpy as np
 import pytest
 
 from sim.cli.main import main
@@ -12,24 +11,12 @@ from sim.serving.policies import policy
 from sim.serving.request import Request
 from sim.serving.simulator import simulate_serving
 from sim.serving.training import Trainer, TrainPlan
+from tests.sim.serving.test_simulator import affine_step, random_requests
 
 
 def plan(chunk_s=0.004, chunks=4, tokens=100):
     return TrainPlan(chunk_s=chunk_s, chunks=chunks, tokens=tokens, step_s=chunk_s * chunks,
                      extra_bytes=0, memory={})
-
-
-def random_requests(n, rate, seed=1):
-    rng = np.random.default_rng(seed)
-    t = np.cumsum(rng.exponential(1 / rate, n))
-    p = rng.integers(1, 600, n)
-    o = rng.integers(1, 80, n)
-    return [Request(id=i, arrival_s=float(t[i]), prompt_tokens=int(p[i]),
-                    output_tokens=int(o[i])) for i in range(n)]
-
-
-def affine_step(shapes):
-    return 5e-3 + 2e-5 * sum(n for n, _ in shapes) + 1e-7 * sum(c for _, c in shapes)
 
 
 def instances(name, share, n=2, kv_blocks=64):
