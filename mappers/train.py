@@ -19,6 +19,9 @@ cost inference ops. docs/training.md gives every formula; in short:
   GEMMs' ``dX``.
 * Recompute (``full``): every layer's forward again before its backward (activation
   checkpointing at layer boundaries).
+* Reuse (``activations``, Alchemist): the sequences were prefilled and recorded by serving,
+  so the embedding and the layers' forward (and any recompute) run zero times; the head's
+  forward (logits for every position, the loss) and the whole backward still run.
 * Update: one AdamW op over the trainable parameters of the chip (`adamw_op`).
 
 Every op has ``id`` -1, so the schedule runs the step in program order (one chip, no
@@ -40,6 +43,9 @@ from .models import ModelConfig
 #: ``gate_up_proj`` (``up`` is ``up_proj`` in a plain MLP).
 LORA_TARGETS = ("q", "k", "v", "o", "gate", "up", "down")
 RECOMPUTE = ("none", "full")
+#: ``activations``: the step trains on sequences whose prefill a serving instance ran and
+#: recorded (Alchemist), so the layers' forward (and its recompute) is not run again.
+REUSE = ("none", "activations")
 #: Formats the optimizer state (AdamW's m, v and the master weights) may be kept in.
 OPTIMIZER_DTYPES = ("fp32", "bf16", "fp16")
 TAGS = ("forward", "recompute", "backward", "update")
@@ -77,6 +83,7 @@ class TrainSpec:
     lora_targets: tuple[str, ...] = ("q", "v")
     recompute: str = "none"
     optimizer_dtype: str = "fp32"
+    reuse: str = "none"
 
     def __post_init__(self) -> None:
         if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
@@ -94,6 +101,8 @@ class TrainSpec:
         if self.recompute not in RECOMPUTE:
             raise ConfigError(f"--recompute: must be one of {', '.join(RECOMPUTE)}, got "
                               f"{self.recompute!r}")
+        if self.reuse not in REUSE:
+            raise ConfigError(f"--reuse: must be one of {', '.join(REUSE)}, got {self.reuse!r}")
         if self.optimizer_dtype not in OPTIMIZER_DTYPES:
             raise ConfigError(f"--optimizer-dtype: must be one of {', '.join(OPTIMIZER_DTYPES)}"
                               f", got {self.optimizer_dtype!r}")
@@ -148,12 +157,17 @@ def lower_train(model: ModelConfig, spec: TrainSpec, *, precision: Precision, tp
     layer = b.forward_layer(layers)
     head = b.forward_head(head)
     n = model.num_layers
-    segments = [Segment(name="embed", layer=-1, repeat=1, ops=b.plain(embed), tag="forward"),
-                Segment(name="layers", layer=0, repeat=n, ops=layer, tag="forward"),
-                Segment(name="head", layer=-1, repeat=1, ops=head, tag="forward"),
-                Segment(name="head_bwd", layer=-1, repeat=1, ops=b.backward(head),
-                        tag="backward")]
-    if spec.recompute == "full":  # checkpointed layers: each layer's forward again
+    # Reuse: serving's prefill ran the embedding and every layer and recorded what their
+    # backward needs, so those segments are not run. The head stays: serving's prefill made
+    # logits for the last position only.
+    reuse = spec.reuse == "activations"
+    segments = [] if reuse else [
+        Segment(name="embed", layer=-1, repeat=1, ops=b.plain(embed), tag="forward"),
+        Segment(name="layers", layer=0, repeat=n, ops=layer, tag="forward")]
+    segments += [Segment(name="head", layer=-1, repeat=1, ops=head, tag="forward"),
+                 Segment(name="head_bwd", layer=-1, repeat=1, ops=b.backward(head),
+                         tag="backward")]
+    if spec.recompute == "full" and not reuse:  # checkpointed layers: each layer's forward again
         segments.append(Segment(name="layers_recompute", layer=0, repeat=n, ops=layer,
                                 tag="recompute"))
     segments.append(Segment(name="layers_bwd", layer=0, repeat=n, ops=b.backward(layer),

@@ -15,12 +15,14 @@ What a forward op keeps for its backward (``saved_bytes``):
 
 Full recompute keeps only each layer's input (``tokens x hidden``) and, while a layer's
 backward runs, that one layer's kept activations (recomputed). Transient buffers (the
-gradient of the activations in flight, workspace) are not counted.
+gradient of the activations in flight, workspace) are not counted. Under ``reuse``
+(activations recorded by serving) every layer's kept activations are resident, as without
+recompute: they were recorded, not recomputed.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sim.dtypes import nbytes
 
@@ -58,6 +60,10 @@ def train_memory(model: ModelConfig, spec: TrainSpec, graph: Graph, *, precision
     gradients = nbytes(trainable, precision.weight)
     states = 2 + int(master_copy(precision.weight, spec.optimizer_dtype))  # m, v (+ master)
     optimizer = states * nbytes(trainable, spec.optimizer_dtype)
+    if spec.reuse != "none":  # the recorded activations are the forward's: count those
+        from .train import lower_train
+        graph = lower_train(model, replace(spec, reuse="none"), precision=precision, tp=tp)
+        spec = replace(spec, reuse="none", recompute="none")
     by_name = {seg.name: seg for seg in graph.segments}
     layer = saved_bytes(by_name["layers"].ops, spec, precision, model, tp)
     head = saved_bytes(by_name["head"].ops, spec, precision, model, tp)
