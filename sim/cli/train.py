@@ -12,7 +12,7 @@ from sim.errors import PdsimError
 
 def add_commands(sub) -> dict:
     """Add ``pdsim train`` to the subparsers ``sub``; return its handler."""
-    from mappers.train import LORA_TARGETS, OPTIMIZER_DTYPES, RECOMPUTE
+    from mappers.train import LORA_TARGETS, OPTIMIZER_DTYPES, RECOMPUTE, REUSE
 
     p = sub.add_parser(
         "train", help="cost one training step (forward, backward, optimizer update)",
@@ -32,6 +32,9 @@ def add_commands(sub) -> dict:
     p.add_argument("--recompute", choices=RECOMPUTE, default="none",
                    help="activation recomputation: none (keep every activation) or full "
                    "(keep layer inputs, recompute each layer before its backward)")
+    p.add_argument("--reuse", choices=REUSE, default="none",
+                   help="activations: the sequences' prefill was recorded by serving "
+                   "(Alchemist), so the layers' forward is not run (default none)")
     p.add_argument("--optimizer-dtype", choices=OPTIMIZER_DTYPES, default="fp32",
                    help="AdamW m, v and master weights (default fp32)")
     p.add_argument("--dtype", type=_dtype, default="bf16",
@@ -54,7 +57,7 @@ def _spec(args: argparse.Namespace):
         targets = tuple(t.strip() for t in args.lora_targets.split(","))
     return TrainSpec(batch=args.batch, seq=args.seq, lora_rank=args.lora_rank,
                      lora_targets=targets, recompute=args.recompute,
-                     optimizer_dtype=args.optimizer_dtype)
+                     reuse=args.reuse, optimizer_dtype=args.optimizer_dtype)
 
 
 def _train(args: argparse.Namespace, argv: list[str]) -> int:
@@ -80,13 +83,14 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         print(to_json({"hw": system.name, "model": model.name, "batch": spec.batch,
                        "seq": spec.seq, "lora_rank": spec.lora_rank,
                        "lora_targets": list(spec.lora_targets) if spec.lora else None,
-                       "recompute": spec.recompute, "optimizer_dtype": spec.optimizer_dtype,
+                       "recompute": spec.recompute, "reuse": spec.reuse,
+                       "optimizer_dtype": spec.optimizer_dtype,
                        "dtype": args.dtype, "tp": system.tensor_parallel, **out}))
         return 0
     mode = (f"LoRA r={spec.lora_rank} on {','.join(spec.lora_targets)}" if spec.lora
             else "full fine-tuning")
     print(f"{model.name} on {system.name} (tp {system.tensor_parallel}): {mode}, batch "
-          f"{spec.batch} x seq {spec.seq}, recompute {spec.recompute}, AdamW state "
+          f"{spec.batch} x seq {spec.seq}, recompute {spec.recompute}, reuse {spec.reuse}, AdamW state "
           f"{spec.optimizer_dtype}, {args.dtype} weights and activations")
     print(table([("step time", seconds(result.time_s)),
                  ("throughput", f"{result.tokens_per_s:.4g} tokens/s")], "step"))
