@@ -90,8 +90,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     mode = (f"LoRA r={spec.lora_rank} on {','.join(spec.lora_targets)}" if spec.lora
             else "full fine-tuning")
     print(f"{model.name} on {system.name} (tp {system.tensor_parallel}): {mode}, batch "
-          f"{spec.batch} x seq {spec.seq}, recompute {spec.recompute}, reuse {spec.reuse}, AdamW state "
-          f"{spec.optimizer_dtype}, {args.dtype} weights and activations")
+          f"{spec.batch} x seq {spec.seq}, recompute {spec.recompute}, reuse {spec.reuse}, "
+          f"AdamW state {spec.optimizer_dtype}, {args.dtype} weights and activations")
     print(table([("step time", seconds(result.time_s)),
                  ("throughput", f"{result.tokens_per_s:.4g} tokens/s")], "step"))
     flops = out["flops"]

@@ -106,6 +106,9 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
         inst.grow(batch)
         dt = (inst.step_time([(k, s.computed) for s, k in batch]) if inst.offload is None
               else inst.offload.step_time(inst, batch, now))
+        if inst.trainer is not None:  # Alchemist: recording the prefill's activations
+            dt += inst.trainer.record_time(sum(
+                min(k, max(0, s.request.prompt_tokens - s.computed)) for s, k in batch))
         inst.busy = True
         inst.timeline.append(_iteration(now, now + dt, batch, inst.used_blocks))
         heapq.heappush(events, (now + dt, n, _STEP_END, inst, batch))
@@ -138,6 +141,9 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
             inst.busy = False
             woken: list[Instance] = []
             for seq, k in batch:
+                prompt = seq.request.prompt_tokens
+                if inst.trainer is not None and seq.computed < prompt <= seq.computed + k:
+                    inst.trainer.record(now, prompt)  # a recorded prefill: a training sample
                 seq.computed += k
                 if seq.needed == 0:
                     seq.emit(now)

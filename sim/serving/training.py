@@ -14,20 +14,35 @@ instance's training time is under s of the time elapsed; once started a chunk ru
 end, so serving waits at most one chunk. The step's memory beyond the served weights
 (gradients, optimizer state, activations, adapters) stays resident and comes off the
 instance's KV-cache budget.
+
+With ``reuse: activations`` (Alchemist) every prefill the instance runs records what the
+training backward needs (`mappers.train_memory.saved_bytes` of a layer, x layers, per
+token): the write adds ``bytes / DRAM bandwidth`` to the prefill iteration. A finished
+prefill becomes a training sample; a step takes ``batch`` samples (oldest first) and runs
+the reuse step (`mappers.train`: no layers' forward) when it has them all. With
+``pcie_bytes_per_s`` the samples are offloaded to host over one PCIe channel per instance
+(FIFO, after the DRAM write); a sample whose offload has not ended when its step starts is
+recomputed (hedging: the step runs without reuse, each late sample counted). Too few
+samples: the step trains on other data, without reuse.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections import deque
+from dataclasses import dataclass, replace
 
 from mappers.ir import Precision
 from mappers.models import ModelConfig
-from mappers.train import RECOMPUTE, TrainSpec, chip_parameters, check_trainable
+from mappers.train import (RECOMPUTE, REUSE, TrainSpec, chip_parameters, check_trainable,
+                           lower_train)
+from mappers.train_memory import saved_bytes
 from sim.dtypes import nbytes
 from sim.errors import ConfigError, PdsimError
 
 _KEYS = {"batch": int, "seq": int, "lora_rank": int, "lora_targets": list,
-         "recompute": str, "optimizer_dtype": str, "share": float, "chunks": int}
+         "recompute": str, "optimizer_dtype": str, "share": float, "chunks": int,
+         "reuse": str, "pcie_bytes_per_s": float}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -39,6 +54,8 @@ class Training:
     spec: TrainSpec
     share: float = 0.0
     chunks: int | None = None
+    reuse: str = "none"
+    pcie_bytes_per_s: float | None = None
 
 
 def parse_training(data, where: str) -> Training:
@@ -60,6 +77,17 @@ def parse_training(data, where: str) -> Training:
     share = data.get("share", 0.0)
     if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share < 1:
         raise ConfigError(f"{at}.share: must be a number in [0, 1), got {share!r}")
+    if data.get("reuse", "none") not in REUSE:
+        raise ConfigError(f"{at}.reuse: must be one of {', '.join(REUSE)}, got "
+                          f"{data['reuse']!r}")
+    pcie = data.get("pcie_bytes_per_s")
+    if pcie is not None:
+        if (isinstance(pcie, bool) or not isinstance(pcie, (int, float))
+                or not math.isfinite(pcie) or pcie <= 0):
+            raise ConfigError(f"{at}.pcie_bytes_per_s: must be a positive number of bytes/s, "
+                              f"got {pcie!r}")
+        if data.get("reuse", "none") != "activations":
+            raise ConfigError(f"{at}.pcie_bytes_per_s: needs reuse: activations")
     for key in ("batch", "seq"):
         if key not in data:
             raise ConfigError(f"{at}: {key} is required")
@@ -77,13 +105,18 @@ def parse_training(data, where: str) -> Training:
     except PdsimError as exc:  # TrainSpec names CLI flags: rename to the YAML field
         flag, _, rest = str(exc).partition(": ")
         raise ConfigError(f"{at}.{flag.lstrip('-').replace('-', '_')}: {rest}") from None
-    return Training(spec=spec, share=float(share), chunks=data.get("chunks"))
+    return Training(spec=spec, share=float(share), chunks=data.get("chunks"),
+                    reuse=data.get("reuse", "none"),
+                    pcie_bytes_per_s=None if pcie is None else float(pcie))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class TrainPlan:
     """One system's training job: chunk time (seconds), chunks per step, tokens per step and
-    the bytes it keeps resident beyond the served weights (``extra_bytes``)."""
+    the bytes it keeps resident beyond the served weights (``extra_bytes``); under reuse the
+    reuse step's time (``reuse_step_s``), the bytes recorded per prefilled token
+    (``record_bytes_per_token``, all layers, one chip), the DRAM bandwidth they are written
+    at and the PCIe bandwidth they are offloaded at (bytes/s; None: kept in DRAM)."""
 
     chunk_s: float
     chunks: int
@@ -91,6 +124,11 @@ class TrainPlan:
     step_s: float
     extra_bytes: int
     memory: dict
+    batch: int = 1
+    reuse_step_s: float | None = None
+    record_bytes_per_token: int = 0
+    dram_bytes_per_s: float = math.inf
+    pcie_bytes_per_s: float | None = None
 
 
 def train_plan(training: Training, model: ModelConfig, system, *, precision: Precision,
@@ -105,14 +143,29 @@ def train_plan(training: Training, model: ModelConfig, system, *, precision: Pre
     result = train_step(system, model, training.spec, precision=precision, detail=detail)
     served = nbytes(chip_parameters(model, system.tensor_parallel), precision.weight)
     chunks = training.chunks or model.num_layers
-    return TrainPlan(chunk_s=result.time_s / chunks, chunks=chunks, tokens=result.tokens,
+    plan = TrainPlan(chunk_s=result.time_s / chunks, chunks=chunks, tokens=result.tokens,
                      step_s=result.time_s, extra_bytes=result.memory.total - served,
-                     memory=result.memory.as_dict())
+                     memory=result.memory.as_dict(), batch=training.spec.batch)
+    if training.reuse == "none":
+        return plan
+    spec, tp = training.spec, system.tensor_parallel
+    reused = train_step(system, model, replace(spec, reuse="activations"), precision=precision,
+                        detail=detail)
+    graph = lower_train(model, spec, precision=precision, tp=tp)
+    layer = next(seg for seg in graph.segments if seg.name == "layers")
+    # saved_bytes is linear in the tokens: per token exactly, times every layer
+    per_token = model.num_layers * saved_bytes(layer.ops, spec, precision, model, tp) \
+        // spec.tokens
+    return replace(plan, reuse_step_s=reused.time_s, record_bytes_per_token=per_token,
+                   dram_bytes_per_s=system.chip.memory.bandwidth_bytes_per_s,
+                   pcie_bytes_per_s=training.pcie_bytes_per_s)
 
 
 class Trainer:
     """One instance's training progress under ``plan`` with time ``share``: chunks run,
-    training seconds, and the chunk log ``(start_s, end_s, serving work pending at start)``."""
+    training seconds, and the chunk log ``(start_s, end_s, serving work pending at start)``;
+    under reuse the recorded samples (time each is ready for training), reused steps, hedged
+    recomputes and the seconds recording added to prefill iterations."""
 
     def __init__(self, *, plan: TrainPlan, share: float) -> None:
         self.plan, self.share = plan, share
@@ -120,27 +173,66 @@ class Trainer:
         self.busy_s = 0.0
         self.log: list[tuple[float, float, int]] = []
         self.ahead = False  # the last chunk ran ahead of serving work: serving goes next
+        self.chunk_s = plan.chunk_s  # the running step's chunk time
+        self.samples: deque[float] = deque()  # ready time of each recorded prefill
+        self.pcie_free = 0.0
+        self.recorded = self.recorded_bytes = self.reused_steps = self.hedged = 0
+        self.record_s = 0.0
 
     @property
     def steps(self) -> int:
         return self.chunks_done // self.plan.chunks
 
+    def record_time(self, tokens: int) -> float:
+        """Seconds added to a prefill iteration that computes ``tokens`` prompt tokens."""
+        if tokens == 0 or self.plan.reuse_step_s is None:
+            return 0.0
+        dt = tokens * self.plan.record_bytes_per_token / self.plan.dram_bytes_per_s
+        self.record_s += dt
+        return dt
+
+    def record(self, now: float, tokens: int) -> None:
+        """A prefill of ``tokens`` tokens ended at ``now``: a sample, offloaded if PCIe."""
+        if self.plan.reuse_step_s is None:
+            return
+        nbytes = tokens * self.plan.record_bytes_per_token
+        self.recorded += 1
+        self.recorded_bytes += nbytes
+        ready = now
+        if self.plan.pcie_bytes_per_s is not None:
+            ready = self.pcie_free = max(now, self.pcie_free) + nbytes / self.plan.pcie_bytes_per_s
+        self.samples.append(ready)
+
     def owed(self, now: float) -> bool:
         """Whether training is under its ``share`` of the time up to ``now`` (and may run
         a chunk ahead of waiting serving work)."""
-        after = self.busy_s + self.plan.chunk_s
-        return self.share > 0 and not self.ahead and after <= self.share * (now + self.plan.chunk_s)
+        after = self.busy_s + self.chunk_s
+        return self.share > 0 and not self.ahead and after <= self.share * (now + self.chunk_s)
 
     def start(self, now: float, pending: int) -> float:
         """Start a chunk at ``now`` with ``pending`` serving sequences; returns its end."""
-        end = now + self.plan.chunk_s
+        if self.chunks_done % self.plan.chunks == 0:
+            self.chunk_s = self._step_chunk(now)
+        end = now + self.chunk_s
         self.ahead = pending > 0
         self.log.append((now, end, pending))
         return end
 
+    def _step_chunk(self, now: float) -> float:
+        """A step begins: take its samples; the chunk time of the step it can run."""
+        p = self.plan
+        if p.reuse_step_s is None or len(self.samples) < p.batch:
+            return p.chunk_s
+        late = sum(self.samples.popleft() > now for _ in range(p.batch))
+        if late:  # hedging: the offload is late, recompute the forward instead of waiting
+            self.hedged += late
+            return p.chunk_s
+        self.reused_steps += 1
+        return p.reuse_step_s / p.chunks
+
     def finish(self) -> None:
         self.chunks_done += 1
-        self.busy_s += self.plan.chunk_s
+        self.busy_s += self.chunk_s
 
 
 def training_summary(instances, end_s: float) -> dict | None:
@@ -157,4 +249,20 @@ def training_summary(instances, end_s: float) -> dict | None:
             "busy_s": sum(t.busy_s for t in trainers),
             "step_s": {i.name: i.trainer.plan.step_s for i in instances if i.trainer},
             "chunk_s": {i.name: i.trainer.plan.chunk_s for i in instances if i.trainer},
-            "memory_bytes": {i.name: i.trainer.plan.memory for i in instances if i.trainer}}
+            "memory_bytes": {i.name: i.trainer.plan.memory for i in instances if i.trainer},
+            **_reuse_summary(trainers)}
+
+
+def _reuse_summary(trainers) -> dict:
+    """Alchemist's figures (empty without reuse): samples and bytes recorded, the seconds the
+    recording added to prefill iterations, reused steps and hedged recomputes."""
+    plan = trainers[0].plan
+    if plan.reuse_step_s is None:
+        return {}
+    return {"reuse": {"record_bytes_per_token": plan.record_bytes_per_token,
+                      "recorded_sequences": sum(t.recorded for t in trainers),
+                      "recorded_bytes": sum(t.recorded_bytes for t in trainers),
+                      "added_prefill_s": sum(t.record_s for t in trainers),
+                      "reuse_step_s": plan.reuse_step_s,
+                      "reused_steps": sum(t.reused_steps for t in trainers),
+                      "hedged_recomputes": sum(t.hedged for t in trainers)}}
