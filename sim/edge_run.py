@@ -55,9 +55,9 @@ def choose_chunk(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
                  candidates: tuple[int, ...] | None = None, seed: int | None = None
                  ) -> ChunkChoice:
     """For each candidate chunk size (default `chunk_candidates`, which include one chunk =
-    the whole prompt; given ``candidates`` are tried as they are), re-plan the partition if ``plan``, simulate the prefill, and keep the
-    least TTFT (ties: the larger chunk, fewer transfers). Each candidate draws its jitter from
-    a fresh generator of ``seed``."""
+    the whole prompt; given ``candidates`` are tried as they are), re-plan the partition if
+    ``plan``, simulate the prefill, and keep the least TTFT (ties: the larger chunk, fewer
+    transfers). Each candidate draws its jitter from a fresh generator of ``seed``."""
     sizes = sorted(set(candidates or chunk_candidates(prompt_tokens)))
     best: ChunkChoice | None = None
     tried: dict[int, float] = {}
