@@ -35,8 +35,9 @@ def add_commands(sub) -> dict:
     p.add_argument("--gen", type=int_at_least(1), default=1, metavar="N",
                    help="tokens to generate (default 1: the prefill's); N > 1 adds N-1 decode "
                    "steps, each token crossing every device, and reports TBT and end-to-end")
-    p.add_argument("--seed", type=int, help="sample link jitter from a numpy generator of "
-                   "this seed (default: no jitter, every transfer pays the mean latency)")
+    p.add_argument("--seed", type=int_at_least(0), help="sample link jitter from a numpy "
+                   "generator of this seed (default: no jitter, every transfer pays the mean "
+                   "latency)")
     p.add_argument("-o", "--out", metavar="JSON", help="also write the timeline as JSON")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return {"edge": _edge}

@@ -118,3 +118,12 @@ def test_cli_plan_reports_the_chunk_choice(capsys):
     assert set(out["chunks_tried"]) == {"32", "64", "128", "256", "512", "1024"}
     assert out["ttft_s"] == min(out["chunks_tried"].values())
     assert out["chunks_tried"][str(out["chunk_tokens"])] == out["ttft_s"]
+
+
+@pytest.mark.parametrize("flag, value", [("--seed", "-1"), ("--gen", "0")])
+def test_bad_seed_or_gen_exits_2(capsys, flag, value):
+    with pytest.raises(SystemExit) as exc:
+        main(["edge", "--system-file", "hat-ushape", flag, value])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0]
