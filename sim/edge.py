@@ -33,7 +33,8 @@ MULTI = Shelf(package="sim", folder="presets/multi", suffixes=(".yaml", ".yml"),
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NetLink:
     """A network link: achieved bandwidth per direction (bytes/s), one-way latency (s) and its
-    jitter (s, the spread of the latency; recorded, not yet sampled: runs use the mean)."""
+    jitter (s, the standard deviation of the latency; sampled only when a run is given a
+    seeded generator, else every transfer pays the mean latency)."""
 
     name: str
     bandwidth_bytes_per_s: float
@@ -48,9 +49,14 @@ class NetLink:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
 
-    def transfer_s(self, size_bytes: int) -> float:
-        """Seconds to move ``size_bytes`` one way: latency + bytes / bandwidth."""
-        return self.latency_s + size_bytes / self.bandwidth_bytes_per_s
+    def transfer_s(self, size_bytes: int, rng=None) -> float:
+        """Seconds to move ``size_bytes`` one way: latency + bytes / bandwidth. With ``rng``
+        (a `numpy.random.Generator`) the latency is drawn from a normal of mean ``latency_s``
+        and deviation ``jitter_s``, clipped at zero (a packet cannot arrive before it left)."""
+        latency = self.latency_s
+        if rng is not None and self.jitter_s > 0:
+            latency = max(0.0, float(rng.normal(self.latency_s, self.jitter_s)))
+        return latency + size_bytes / self.bandwidth_bytes_per_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -230,21 +236,17 @@ def check_fits(ms: MultiSystem, model: ModelConfig, prompt_tokens: int,
 
 def simulate_prefill(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
                      chunk_tokens: int | None = None, precision: Precision | None = None,
-                     detail: str = "roofline") -> PrefillResult:
+                     detail: str = "roofline", rng=None) -> PrefillResult:
     """A chunked, pipelined prefill of one ``prompt_tokens`` prompt through ``ms``
-    (module docstring). Checks the split, the links and the memory first."""
+    (module docstring). Checks the split, the links and the memory first. ``rng`` (a
+    `numpy.random.Generator`): sample each transfer's link jitter from it, in op order."""
     precision = Precision() if precision is None else precision
     if prompt_tokens < 1:
         raise ConfigError(f"--prompt: must be >= 1, got {prompt_tokens}")
     chunk = chunk_tokens if chunk_tokens is not None else ms.spec.chunk_tokens
     if chunk < 1:
         raise ConfigError(f"--chunk-tokens: must be >= 1, got {chunk}")
-    check_split(model.num_layers, ms.holdings)
-    stages = route(model.num_layers, ms.holdings)
-    for a, b in zip(stages, stages[1:]):
-        if a.device != b.device and link_name(a.device, b.device) not in ms.links:
-            raise ConfigError(f"links: hidden states go from {a.device} to {b.device} but no "
-                              f"link joins them (add one under links:)")
+    stages = checked_route(ms, model)
     check_fits(ms, model, prompt_tokens, precision)
     ops = pipeline_ops(stages, chunk_sizes(prompt_tokens, chunk), model.hidden_size,
                        precision.activation)
@@ -253,21 +255,33 @@ def simulate_prefill(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
         if op.kind == COMPUTE:
             return stage_time_s(ms.systems[op.resource], model, op.stage, op.tokens,
                                 op.context, precision, detail)
-        return ms.links[link_name(*op.resource.split("->"))].transfer_s(op.bytes)
+        return ms.links[link_name(*op.resource.split("->"))].transfer_s(op.bytes, rng)
     return PrefillResult(stages=stages, timeline=schedule_pipeline(ops, cost))
+
+
+def checked_route(ms: MultiSystem, model: ModelConfig) -> tuple[Stage, ...]:
+    """The split checked (`check_split`), its stages, and a link for every hop between them."""
+    check_split(model.num_layers, ms.holdings)
+    stages = route(model.num_layers, ms.holdings)
+    for a, b in zip(stages, stages[1:]):
+        if a.device != b.device and link_name(a.device, b.device) not in ms.links:
+            raise ConfigError(f"links: hidden states go from {a.device} to {b.device} but no "
+                              f"link joins them (add one under links:)")
+    return stages
 
 
 @lru_cache(maxsize=4096)
 def stage_time_s(system: System, model: ModelConfig, stage: Stage, tokens: int, context: int,
-                 precision: Precision, detail: str) -> float:
+                 precision: Precision, detail: str, phase: Phase = Phase.PREFILL) -> float:
     """Seconds ``system`` takes for ``stage`` on a chunk of ``tokens`` new tokens over
     ``context`` cached ones: the step simulator's schedule of a model of the stage's layers,
     keeping the embedding and the LM head only where the stage holds them. The LM head runs
-    for the chunk's last position only (the first output token)."""
+    for the chunk's last position only (the first output token). ``phase`` DECODE: one new
+    token (``tokens`` = 1) over ``context`` cached ones."""
     from sim.step import compile_step  # the simulator proper, imported on use
 
     sub = replace(model, num_layers=max(stage.layers, 1))
-    sched = compile_step(sub, system, phase=Phase.PREFILL, batch=1, new_tokens=tokens,
+    sched = compile_step(sub, system, phase=phase, batch=1, new_tokens=tokens,
                          context=context, precision=precision, detail=detail)
     total = 0.0
     for s in sched.ops:

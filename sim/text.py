@@ -14,6 +14,9 @@ def si(value: float | None, unit: str, *, digits: int = 3) -> str:
     ``si(4.59e-5, 'J') == '45.9 uJ'``; zero prints bare, NaN and None as 'n/a'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "n/a"
+    # Round to the digits shown before choosing the prefix, so 0.99996 J prints '1 J', not
+    # '1e+03 mJ'.
+    value = float(f"{value:.{digits}g}")
     for factor, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"),
                            (1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")):
         if abs(value) >= factor:

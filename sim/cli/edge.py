@@ -30,7 +30,14 @@ def add_commands(sub) -> dict:
                    help="chip model for each stage (default roofline)")
     p.add_argument("--plan", action="store_true", help="re-split the layers with the "
                    "partition planner (contiguous blocks in the file's device order, least "
-                   "modelled TTFT under each device's memory) before simulating")
+                   "modelled TTFT under each device's memory) before simulating; without "
+                   "--chunk-tokens it also picks the chunk size (one chunk included)")
+    p.add_argument("--gen", type=int_at_least(1), default=1, metavar="N",
+                   help="tokens to generate (default 1: the prefill's); N > 1 adds N-1 decode "
+                   "steps, each token crossing every device, and reports TBT and end-to-end")
+    p.add_argument("--seed", type=int_at_least(0), help="sample link jitter from a numpy "
+                   "generator of this seed (default: no jitter, every transfer pays the mean "
+                   "latency)")
     p.add_argument("-o", "--out", metavar="JSON", help="also write the timeline as JSON")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     return {"edge": _edge}
@@ -39,7 +46,8 @@ def add_commands(sub) -> dict:
 def _edge(args: argparse.Namespace, argv: list[str]) -> int:
     from mappers.ir import Precision
     from mappers.models import load_model
-    from sim.edge import load_multi, plan_split, simulate_prefill
+    from sim.edge import load_multi
+    from sim.edge_run import choose_chunk, generator, simulate_decode
     from sim.errors import ConfigError
     from sim.files import atomic_text, check_output
 
@@ -51,15 +59,23 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("--model: the multi-system file names no model; give --model")
     model = load_model(name).config
     precision = Precision(weight=args.dtype, activation=args.dtype, kv=args.dtype)
-    if args.plan:
-        ms = plan_split(ms, model, prompt_tokens=args.prompt, chunk_tokens=args.chunk_tokens,
-                        precision=precision, detail=args.detail)
-    result = simulate_prefill(ms, model, prompt_tokens=args.prompt,
-                              chunk_tokens=args.chunk_tokens, precision=precision,
-                              detail=args.detail)
+    # --plan alone searches chunk sizes with the partition; a given size (or the file's,
+    # without --plan) is the only candidate
+    fixed = args.chunk_tokens or (None if args.plan else ms.spec.chunk_tokens)
+    choice = choose_chunk(ms, model, prompt_tokens=args.prompt, precision=precision,
+                          detail=args.detail, plan=args.plan, seed=args.seed,
+                          candidates=None if fixed is None else (min(fixed, args.prompt),))
+    ms, result = choice.system, choice.prefill
+    rng = generator(None if args.seed is None else args.seed + 1)  # decode's own stream
+    dec = simulate_decode(ms, model, prompt_tokens=args.prompt, gen=args.gen,
+                          precision=precision, detail=args.detail, rng=rng)
     summary = {"system": ms.spec.name, "model": model.name, "prompt_tokens": args.prompt,
-               "chunk_tokens": args.chunk_tokens or ms.spec.chunk_tokens,
-               "ttft_s": result.ttft_s, "busy_s": result.busy_s(),
+               "chunk_tokens": choice.chunk_tokens,
+               "chunks_tried": {str(k): v for k, v in choice.tried.items()},
+               "ttft_s": result.ttft_s, "gen_tokens": args.gen, "tbt_s": dec.tbt_s,
+               "e2e_s": result.ttft_s + sum(dec.step_s),
+               "decode_compute_s": dec.compute_s, "decode_transfer_s": dec.transfer_s,
+               "seed": args.seed, "busy_s": result.busy_s(),
                "link_bytes": result.transfer_bytes(),
                "stages": [f"{s.device}:{_layers(s)}" for s in result.stages]}
     if args.out is not None:
@@ -73,7 +89,14 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"{ms.spec.name}: {model.name}, {args.prompt}-token prompt in chunks of "
           f"{summary['chunk_tokens']}")
     print("route: " + " -> ".join(summary["stages"]))
+    if len(choice.tried) > 1:
+        print("chunk sizes tried (TTFT ms): " + ", ".join(
+            f"{k}: {v * 1e3:.1f}" for k, v in choice.tried.items()))
     print(f"TTFT: {result.ttft_s * 1e3:.2f} ms")
+    if args.gen > 1:
+        print(f"decode: {args.gen - 1} steps, TBT {dec.tbt_s * 1e3:.2f} ms (compute "
+              f"{dec.compute_s * 1e3:.1f} ms, links {dec.transfer_s * 1e3:.1f} ms in all); "
+              f"end-to-end {summary['e2e_s'] * 1e3:.2f} ms")
     for res, busy in summary["busy_s"].items():
         moved = summary["link_bytes"].get(res)
         extra = f", {moved / 1e6:.2f} MB moved" if moved is not None else ""
