@@ -52,3 +52,19 @@ def test_bad_input_is_one_line_exit_2_nothing_written(in_tmp, capsys, argv, flag
     assert code == 2
     assert err.out == "" and len(err.err.strip().splitlines()) == 1 and flag in err.err
     assert list(in_tmp.iterdir()) == []
+
+
+def test_reuse_flag_drops_the_layers_forward(in_tmp, capsys):
+    runs = {}
+    for reuse in ("none", "activations"):
+        assert main(["train", "--seq", "64", "--lora-rank", "4", "--detail", "roofline",
+                     "--reuse", reuse, "--json"]) == 0
+        runs[reuse] = json.loads(capsys.readouterr().out)
+    base, reused = runs["none"], runs["activations"]
+    assert reused["reuse"] == "activations"
+    assert reused["flops"]["backward"] == base["flops"]["backward"]
+    assert reused["flops"]["forward"] < base["flops"]["forward"] / 10  # the head's only
+    assert reused["time_s"] < base["time_s"]
+    assert main(["train", "--reuse", "kv"]) == 2
+    err = capsys.readouterr().err
+    assert "--reuse" in err and len(err.strip().splitlines()) == 1
