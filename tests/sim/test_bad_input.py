@@ -463,12 +463,20 @@ _PAUSED_RUN = textwrap.dedent("""
 """)
 
 
+def _default_sigint() -> None:
+    """In the child: SIGINT back to its default. A shell without job control starts background
+    jobs with SIGINT ignored, and Python then never raises KeyboardInterrupt; a user at a
+    terminal has it, so the tests give it to the child whoever runs them."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig,code,tmp", [
     (signal.SIGINT, 130, "anonymous"), (signal.SIGTERM, 143, "anonymous"),
     (signal.SIGKILL, -signal.SIGKILL, "anonymous"),
     (signal.SIGINT, 130, "named"), (signal.SIGTERM, 143, "named")])
 def test_case12_signal_during_write(sig, code, tmp, tmp_path):
     proc = subprocess.Popen([sys.executable, "-c", _PAUSED_RUN, tmp], cwd=tmp_path,
+                            preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout.readline().strip() == "writing", proc.stderr.read()
@@ -490,6 +498,7 @@ def test_case12_signal_during_simulation_console_script(sig, code, tmp_path):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     proc = subprocess.Popen([str(exe), "run", "--gen", "200000", "--prompt", "8",
                              "--no-capacity-check", "-o", "out.h5"], cwd=tmp_path,
+                            preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         try:  # let it get into the simulation (it runs for minutes); a signal any time works
