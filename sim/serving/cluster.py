@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import yaml
-
 from mappers.ir import Precision
 from mappers.models import ModelConfig
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
+from sim.files import read_text
+from sim.schema import load_yaml
 from sim.serving.instance import ROLES, Instance
 from sim.serving.metrics import slo_metric
 from sim.serving.policies import POLICIES, attach_hook, policy
@@ -75,13 +75,9 @@ def read_cluster(path: str | None) -> Cluster:
     """The cluster of a YAML file (None: `DEFAULT_CLUSTER`); `ConfigError` naming the field."""
     if path is None:
         return parse_cluster(DEFAULT_CLUSTER, "default cluster")
-    try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
-    except OSError as exc:
-        raise ConfigError(f"--cluster: cannot read {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"--cluster: {path} is not YAML: {str(exc).splitlines()[0]}") from None
+    # The one input reader (a regular file, size-limited, UTF-8) and the one YAML parser
+    # (keys given twice refused), as for every other file pdsim reads.
+    data = load_yaml(read_text(path, "--cluster"), f"--cluster {path}")
     return parse_cluster(data, path)
 
 

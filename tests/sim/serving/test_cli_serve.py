@@ -88,3 +88,22 @@ def test_plots_written(capsys, tmp_path):
 def test_bad_flags_exit_2(capsys, tmp_path, argv, words):
     code, _, err = run(capsys, "--duration", "5", *argv)
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("target, words", [
+    ("/dev/zero", "not a regular file"),
+    ("dup", "key 'model' given twice"),
+    ("missing", "cannot read"),
+])
+def test_cluster_file_goes_through_the_one_reader(capsys, tmp_path, target, words):
+    """A cluster file is read like every other input: regular files only, keys given twice
+    refused (PyYAML alone keeps the last one silently)."""
+    if target == "dup":
+        path = tmp_path / "c.yaml"
+        path.write_text("model: llama2-7b\nmodel: llama2-13b\ninstances: [{hardware: h100}]\n")
+        target = str(path)
+    elif target == "missing":
+        target = str(tmp_path / "none.yaml")
+    code, _, err = run(capsys, "--duration", "5", "--cluster", target)
+    assert code == 2
+    assert words in err and len(err.strip().splitlines()) == 1
