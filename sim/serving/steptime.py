@@ -134,30 +134,15 @@ class StepTimeTable:
     def dense(self, tokens: int, batch: int) -> float:
         """Interpolated time (seconds) of every op but attention of a step of ``batch``
         sequences feeding ``tokens`` new tokens."""
-        b0, b1, wb = self._axis(batch, 1)
-        t0, t1, wt = self._axis(tokens, 1)
-        total = 0.0
-        for t, w1 in ((t0, 1 - wt), (t1, wt)):
-            if w1 == 0:
-                continue
-            for b, w2 in ((b0, 1 - wb), (b1, wb)):
-                if w2 != 0:
-                    total += w1 * w2 * self._dense_node(max(t, min(b, t)), min(b, t))
-        return total
+        return _bilinear(self._axis(tokens, 1), self._axis(batch, 1),
+                         lambda t, b: self._dense_node(max(t, min(b, t)), min(b, t)))
 
     def attention(self, new_tokens: float, context: float) -> float:
         """Interpolated attention time (seconds, every layer, launches excluded) of one
         sequence of ``new_tokens`` new tokens on ``context`` cached ones."""
-        n0, n1, wn = self._axis(new_tokens, 1, self._attn_ratio)
-        c0, c1, wc = self._axis(context, 0, self._attn_ratio) if context >= 1 else (0, 1, context)
-        total = 0.0
-        for n, w1 in ((n0, 1 - wn), (n1, wn)):
-            if w1 == 0:
-                continue
-            for c, w2 in ((c0, 1 - wc), (c1, wc)):
-                if w2 != 0:
-                    total += w1 * w2 * self._attention_node(n, c)
-        return total
+        c_axis = self._axis(context, 0, self._attn_ratio) if context >= 1 else (0, 1, context)
+        return _bilinear(self._axis(new_tokens, 1, self._attn_ratio), c_axis,
+                         self._attention_node)
 
     def time(self, tokens: int, batch: int, context: float) -> float:
         """Interpolated step time (seconds) of the key ``key_batch(tokens, batch, context)``:
@@ -191,3 +176,17 @@ class StepTimeTable:
             first = min(shapes)
             own -= per_token * first[0] * shapes.count(first)
         return self.dense(tokens, batch) + own
+
+
+def _bilinear(x_axis: tuple, y_axis: tuple, node) -> float:
+    """Bilinear interpolation of ``node(x, y)`` between the grid points of two axes, each
+    ``(lower, upper, weight of upper)``; a point of zero weight is never simulated."""
+    (x0, x1, wx), (y0, y1, wy) = x_axis, y_axis
+    total = 0.0
+    for x, w1 in ((x0, 1 - wx), (x1, wx)):
+        if w1 == 0:
+            continue
+        for y, w2 in ((y0, 1 - wy), (y1, wy)):
+            if w2 != 0:
+                total += w1 * w2 * node(x, y)
+    return total
