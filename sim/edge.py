@@ -272,16 +272,18 @@ def checked_route(ms: MultiSystem, model: ModelConfig) -> tuple[Stage, ...]:
 
 @lru_cache(maxsize=4096)
 def stage_time_s(system: System, model: ModelConfig, stage: Stage, tokens: int, context: int,
-                 precision: Precision, detail: str, phase: Phase = Phase.PREFILL) -> float:
+                 precision: Precision, detail: str, phase: Phase = Phase.PREFILL,
+                 batch: int = 1) -> float:
     """Seconds ``system`` takes for ``stage`` on a chunk of ``tokens`` new tokens over
     ``context`` cached ones: the step simulator's schedule of a model of the stage's layers,
     keeping the embedding and the LM head only where the stage holds them. The LM head runs
     for the chunk's last position only (the first output token). ``phase`` DECODE: one new
-    token (``tokens`` = 1) over ``context`` cached ones."""
+    token (``tokens`` = 1) over ``context`` cached ones. ``batch``: sequences in the step,
+    each with ``tokens`` new and ``context`` cached tokens (pipelined decode of several)."""
     from sim.step import compile_step  # the simulator proper, imported on use
 
     sub = replace(model, num_layers=max(stage.layers, 1))
-    sched = compile_step(sub, system, phase=phase, batch=1, new_tokens=tokens,
+    sched = compile_step(sub, system, phase=phase, batch=batch, new_tokens=tokens,
                          context=context, precision=precision, detail=detail)
     total = 0.0
     for s in sched.ops:

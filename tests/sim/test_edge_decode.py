@@ -1,0 +1,98 @@
+"""Pipelined and speculative decode over a multi-system (`sim.edge_decode`) and tensor
+parallelism over links (`sim.edge_tp`), against hand sums, the per-token decode of
+`sim.edge_run` and the ring all-reduce's closed form."""
+
+from __future__ import annotations
+
+import pytest
+
+from mappers.edge_decode import DecodeGroup
+from mappers.ir import Precision
+from mappers.models import load_model
+from sim.edge import load_multi, load_net
+from sim.edge_decode import plain_rounds, simulate_groups, spec_rounds
+from sim.edge_run import simulate_decode
+from sim.edge_tp import allreduce_s, shard, simulate_tp
+from sim.errors import ConfigError
+
+P = Precision()
+L7 = load_model("llama2-7b").config
+WIFI = load_net("wifi")  # 25e6 B/s, 3 ms
+
+
+def test_spec_rounds_by_hand():
+    # gamma 3: accept 3 (4 tokens), 0 (1), 1 (2): 7 tokens in three rounds of 4 verified
+    assert spec_rounds(7, 3, [3, 0, 1]) == ((4, 4), (4, 1), (4, 2))
+    # the last round is capped at what is left; the counts cycle
+    assert spec_rounds(5, 3, [3]) == ((4, 4), (4, 1))
+    assert plain_rounds(2) == ((1, 1), (1, 1))
+
+
+def test_one_group_is_the_per_token_decode():
+    # sim.edge_run sums every stage and hop per step, the token id back included after each
+    # step; the pipelined decode sends no id after the last round: one id transfer less.
+    ms = load_multi("orin-pair-1gbe")
+    dec = simulate_decode(ms, L7, prompt_tokens=256, gen=4, precision=P)
+    run = simulate_groups(ms, L7, [DecodeGroup(sequences=1, context=256,
+                                               rounds=plain_rounds(3))], precision=P)
+    one_id = ms.links["orin0|orin1"].transfer_s(4)
+    assert run.makespan_s == pytest.approx(sum(dec.step_s) - one_id, rel=1e-9)
+    b = run.breakdown()
+    assert b["waiting"] == pytest.approx(0.0, abs=1e-12)
+    assert b["compute"] + b["transfer"] == pytest.approx(run.makespan_s)
+
+
+def test_pipelined_groups_conserve_bytes_and_overlap():
+    ms = load_multi("orin-nx-4-wifi")
+    groups = [DecodeGroup(sequences=2, context=128, rounds=plain_rounds(5)) for _ in range(4)]
+    run = simulate_groups(ms, L7, groups, precision=P)
+    # every hop moves 4 groups x 5 rounds x 2 sequences x 4096 x 2 bytes
+    for hop in ("nx0->nx1", "nx1->nx2", "nx2->nx3"):
+        assert run.link_bytes()[hop] == 4 * 5 * 2 * 4096 * 2
+    assert run.link_bytes()["nx3->nx0"] == 4 * 4 * 2 * 4  # ids after all but the last round
+    alone = simulate_groups(ms, L7, groups[:1], precision=P).makespan_s
+    assert alone < run.makespan_s < 4 * alone  # overlapped, not serialised
+    b = run.breakdown()
+    assert b["waiting"] > 0
+    assert sum(b.values()) == pytest.approx(run.makespan_s)
+
+
+def test_decode_without_the_way_back_is_refused(tmp_path):
+    path = tmp_path / "chain.yaml"
+    path.write_text(
+        "name: chain\ndevices:\n"
+        + "".join(f"  - {{name: n{k}, hardware: jetson-orin-nx-16gb, layers: ['{8 * k}-"
+                  f"{8 * k + 7}'], embedding: {str(k == 0).lower()}, lm_head: "
+                  f"{str(k == 3).lower()}}}\n" for k in range(4))
+        + "links:\n" + "".join(f"  - {{between: [n{k}, n{k + 1}], net: wifi}}\n"
+                               for k in range(3)))
+    with pytest.raises(ConfigError, match="token ids from n3 back to n0"):
+        simulate_groups(load_multi(str(path)), L7,
+                        [DecodeGroup(sequences=1, context=8, rounds=plain_rounds(2))],
+                        precision=P)
+
+
+def test_allreduce_closed_form_on_wifi():
+    # 4 boards, 4 MB: 6 steps of 1 MB at 25 MB/s plus 3 ms = 6 x 0.043 s
+    assert allreduce_s(load_multi("orin-nx-4-wifi"), 4_000_000) == pytest.approx(0.258)
+    # 2 boards, one token's hidden state (8192 B): 2 steps of 4096 B
+    assert allreduce_s(load_multi("orin-nx-2-wifi"), 8192) == pytest.approx(
+        2 * (3e-3 + 4096 / 25e6))
+
+
+def test_shard_by_hand_and_refusal():
+    part = shard(L7, 4)
+    assert (part.num_heads, part.num_kv_heads, part.intermediate_size, part.vocab_size) == (
+        8, 8, 2752, 8000)
+    with pytest.raises(ConfigError, match="must divide"):
+        shard(L7, 3)
+
+
+def test_tp_decode_charges_two_allreduces_per_layer_per_token():
+    ms = load_multi("orin-nx-2-wifi")
+    r = simulate_tp(ms, L7, prompt_tokens=64, gen=3, precision=P)
+    step = 2 * (3e-3 + 4096 / 25e6)  # one token's all-reduce over 2 boards
+    assert r.decode_transfer_s == pytest.approx(2 * 64 * step)
+    prompt = 2 * (3e-3 + 64 * 4096 / 25e6)
+    assert r.prefill_transfer_s == pytest.approx(64 * prompt)
+    assert r.e2e_s == pytest.approx(r.ttft_s + r.decode_compute_s + r.decode_transfer_s)
