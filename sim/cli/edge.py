@@ -40,6 +40,8 @@ def add_commands(sub) -> dict:
                    "latency)")
     p.add_argument("-o", "--out", metavar="JSON", help="also write the timeline as JSON")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from sim.cli.edge_jupiter import add_flags
+    add_flags(p)  # --compare: Jupiter and its baselines (docs/edge.md, "Jupiter")
     return {"edge": _edge}
 
 
@@ -49,8 +51,10 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.edge import load_multi
     from sim.edge_run import choose_chunk, generator, simulate_decode
     from sim.errors import ConfigError
+    from sim.cli.edge_jupiter import check_flags, compare
     from sim.files import atomic_text, check_output
 
+    check_flags(args, argv)
     if args.out is not None:
         check_output(args.out, "-o")
     ms = load_multi(args.system_file)
@@ -59,6 +63,8 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError("--model: the multi-system file names no model; give --model")
     model = load_model(name).config
     precision = Precision(weight=args.dtype, activation=args.dtype, kv=args.dtype)
+    if args.compare:
+        return compare(args, ms, model, precision)
     # --plan alone searches chunk sizes with the partition; a given size (or the file's,
     # without --plan) is the only candidate
     fixed = args.chunk_tokens or (None if args.plan else ms.spec.chunk_tokens)
