@@ -111,6 +111,10 @@ def simulate_decode(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int, 
     stages = checked_route(ms, model)
     check_fits(ms, model, prompt_tokens + gen - 1, precision)
     hops = decode_hops(stages)
+    for a, b, _ in hops:  # the hidden states' hops are checked; the ids' way back is not
+        if link_name(a, b) not in ms.links:
+            raise ConfigError(f"links: decode sends token ids from {a} back to {b} but no "
+                              f"link joins them (add one under links:)")
     steps, compute, moved = [], 0.0, 0.0
     for i in range(gen - 1):
         ctx = prompt_tokens + i

@@ -96,3 +96,29 @@ def test_tp_decode_charges_two_allreduces_per_layer_per_token():
     prompt = 2 * (3e-3 + 64 * 4096 / 25e6)
     assert r.prefill_transfer_s == pytest.approx(64 * prompt)
     assert r.e2e_s == pytest.approx(r.ttft_s + r.decode_compute_s + r.decode_transfer_s)
+
+
+def test_per_token_decode_without_the_way_back_exits_2(tmp_path, capsys):
+    # was a KeyError traceback in sim.edge_run.simulate_decode
+    from sim.cli.main import main
+
+    path = tmp_path / "chain.yaml"
+    path.write_text(
+        "name: chain\ndevices:\n"
+        + "".join(f"  - {{name: n{k}, hardware: jetson-orin-nx-16gb, layers: ['{16 * k}-"
+                  f"{16 * k + 15}'], embedding: {str(k == 0).lower()}, lm_head: "
+                  f"{str(k == 1).lower()}}}\n" for k in range(2))
+        + "  - {name: n2, hardware: jetson-orin-nx-16gb, embedding: false}\n"
+        + "links:\n  - {between: [n0, n1], net: wifi}\n")
+    assert main(["edge", "--system-file", str(path), "--model", "llama2-7b", "--gen",
+                 "2"]) == 0  # two boards: the one link carries both ways
+    capsys.readouterr()
+    path.write_text(path.read_text().replace("layers: ['16-31'], embedding: false, "
+                                             "lm_head: true", "layers: ['16-31']")
+                    .replace("{name: n2, hardware: jetson-orin-nx-16gb, embedding: false}",
+                             "{name: n2, hardware: jetson-orin-nx-16gb, lm_head: true}")
+                    + "  - {between: [n1, n2], net: wifi}\n")
+    assert main(["edge", "--system-file", str(path), "--model", "llama2-7b", "--gen",
+                 "2"]) == 2
+    err = capsys.readouterr().err
+    assert "token ids from n2 back to n0" in err and err.count("\n") == 1
