@@ -33,9 +33,10 @@ GAMMA, ACCEPT, SEED = 4, 0.6, 0
 #: than the state of the art.
 PAPER = {"e2e_reduction_max": 26.1}
 METHODS = ("one-device", "naive-pipeline", "tensor-parallel", "jupiter")
-#: Jupiter's decode with one mechanism removed: no speculation; every point in one batch
-#: (no pipelining of points over the boards).
-ABLATIONS = {"jupiter-no-spec": {"gamma": 0}, "jupiter-one-batch": {"micro_batches": 1}}
+#: Jupiter's decode with mechanisms removed: no speculation; every point in one batch (no
+#: pipelining of points over the boards); neither.
+ABLATIONS = {"jupiter-no-spec": {"gamma": 0}, "jupiter-one-batch": {"micro_batches": 1},
+             "jupiter-no-spec-one-batch": {"gamma": 0, "micro_batches": 1}}
 
 
 def outline() -> Any:

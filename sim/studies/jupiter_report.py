@@ -118,6 +118,9 @@ def readme(data: dict[str, Any]) -> str:
         return sorted(r["methods"][name]["e2e_s"] / r["methods"]["jupiter"]["e2e_s"]
                       for r in runs if r["methods"][name]["fits"])
     nospec, batch = ratios("jupiter-no-spec"), ratios("jupiter-one-batch")
+    plain_batch = sorted(r["methods"]["jupiter-no-spec-one-batch"]["e2e_s"]
+                         / r["methods"]["jupiter-no-spec"]["e2e_s"] for r in runs
+                         if r["methods"]["jupiter-no-spec"]["fits"])
     fastest = {ln: sorted({min((k for k in METHODS[:3] if r["methods"][k]["fits"]),
                                key=lambda k: r["methods"][k]["e2e_s"])
                            for r in runs if r["link"] == ln}) for ln in links}
@@ -158,14 +161,21 @@ def readme(data: dict[str, Any]) -> str:
         TTFT gain from the chunked,
         planned prefill is small in absolute terms: the prompt is short next to the
         answer.""",
-        f"""**Pipelining the points over the boards does not pay under this model**:
-        `jupiter-one-batch` (all points in one batch) takes {batch[0]:.2f}x to
-        {batch[-1]:.2f}x Jupiter's time. A memory-bound
-        board takes about as long for one micro-batch of 8 sequences as for one of 1, so
-        splitting the points into one micro-batch per board makes each board read its
-        weights once per micro-batch, which eats what the overlap wins. Pipelining pays
-        where a hop's latency is long against a board's step, which Wi-Fi's 3 ms against a
-        board's tens of ms is not.""",
+        f"""**Pipelining the points over the boards pays without speculation, not with
+        it, and the reason is a modelling choice.** Without speculation, all points in one
+        batch (`jupiter-no-spec-one-batch`) take {plain_batch[0]:.2f}x to
+        {plain_batch[-1]:.2f}x as long as the points pipelined in one group per board
+        (`jupiter-no-spec`). A memory-bound board takes about as long for a batch of 8 as
+        for a batch of 1, so a round costs about one read of all the weights either way (one
+        batch: the boards take turns, each reading its share once; pipelined: as many groups
+        as boards, each board reading its share once per group, all boards at once), and
+        pipelining also hides the hops' latency behind other groups' compute. With
+        speculation, one batch (`jupiter-one-batch`) takes {batch[0]:.2f}x to
+        {batch[-1]:.2f}x Jupiter's time: each group draws its own acceptance counts and the
+        unluckiest group sets the end, while a batch moves in lock step on one draw (the
+        convention of `sim.speculative`, optimistic for a batch: a real batch waits for its
+        least-accepted sequence or pads). So the comparison of the two under speculation
+        says more about that convention than about Jupiter.""",
         f"""**Tensor parallelism over edge links is latency-bound**: every token pays
         2 x layers ring all-reduces of 2 (D - 1) link latencies each; on {m0} over {l0} with
         {boards[-1]} boards that is {tp_hi['e2e_s']:.0f} s end to end, so Jupiter's largest
@@ -221,7 +231,7 @@ is the rest, that unit held up by a board or link busy with earlier chunks or ot
 ## Every run
 
 `jupiter-no-spec`: Jupiter without speculation; `jupiter-one-batch`: Jupiter with all points
-in one batch instead of one micro-batch per board.
+in one batch instead of one micro-batch per board; `jupiter-no-spec-one-batch`: neither.
 
 {per_run}
 """
