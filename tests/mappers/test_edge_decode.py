@@ -4,6 +4,8 @@ scheduler of `mappers.edge`, against hand-laid timelines and hand byte counts.""
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mappers.edge import TRANSFER, Holding, route, schedule_pipeline
 from mappers.edge_decode import DecodeGroup, decode_ops, ring_allreduce_ops
@@ -74,3 +76,28 @@ def test_bad_groups_raise():
         DecodeGroup(sequences=0, context=0, rounds=((1, 1),))
     with pytest.raises(ValueError):
         DecodeGroup(sequences=1, context=0, rounds=((0, 1),))
+
+
+@settings(max_examples=60, deadline=None)
+@given(devices=st.integers(1, 4),
+       groups=st.lists(st.tuples(st.integers(1, 4), st.lists(
+           st.tuples(st.integers(1, 5), st.integers(0, 5)), min_size=1, max_size=4)),
+           min_size=1, max_size=4),
+       seconds=st.floats(0.1, 3.0))
+def test_schedule_respects_inputs_and_resources(devices, groups, seconds):
+    gs = [DecodeGroup(sequences=n, context=0, rounds=tuple(r)) for n, r in groups]
+    ops = decode_ops(_stages(devices, 12), gs, 8, "fp16")
+    timed = schedule_pipeline(ops, lambda op: seconds * (op.tokens + 1))
+    for t in timed:
+        if t.op.input >= 0:  # never before what it waits for
+            assert t.start_s >= timed[t.op.input].end_s - 1e-12
+            assert timed[t.op.input].op.group == t.op.group
+    by_resource: dict[str, list] = {}
+    for t in timed:
+        by_resource.setdefault(t.op.resource, []).append((t.start_s, t.end_s))
+    for spans in by_resource.values():  # one op at a time on a device or link direction
+        spans.sort()
+        assert all(a[1] <= b[0] + 1e-12 for a, b in zip(spans, spans[1:]))
+    # every round of every group runs every stage once
+    computes = sum(1 for op in ops if op.kind != TRANSFER)
+    assert computes == sum(len(r) for _, r in groups) * len(_stages(devices, 12))
