@@ -53,6 +53,13 @@ def test_bad_trace_exits_2_one_line_nothing_written(capsys, tmp_path, text, word
     ("instances: [{hardware: h100, role: prefill}]\n", "need decode"),
     ("instances: [{hardware: h100, count: 0}]\n", "count"),
     ("instances: [{hardware: h100, batching: nope}]\n", "batching"),
+    ("instances: [{hardware: h100}]\nlink: {bandwidth_bytes_per_s: true}\n",
+     "link.bandwidth_bytes_per_s: must be a finite number"),
+    ("instances: [{hardware: h100}]\nlink: {bandwidth_bytes_per_s: 0}\n",
+     "link.bandwidth_bytes_per_s: must be > 0"),
+    ("instances: [{hardware: h100}]\nlink: {latency_s: -1e-6}\n", "link.latency_s: must be >= 0"),
+    ("instances: [{hardware: h100}]\nlink: {bw: 3}\n", "link: unknown field 'bw'"),
+    ("instances: [{hardware: h100}]\nlink: 5\n", "link: must be a mapping"),
 ])
 def test_impossible_cluster_exits_2(capsys, tmp_path, yaml_text, words):
     cluster = tmp_path / "c.yaml"
