@@ -10,11 +10,17 @@ step is packed from them.
   it does (online learning wants fresh feedback); ``newest`` drops the new sample (recording
   stops while the store is full). A sample larger than the whole store is dropped either way.
   Dropped samples and bytes are counted.
-* **Packing.** A step trains on ``batch x seq`` tokens. It takes samples oldest first, each
-  whole, until those tokens are filled: a sample longer than the room left is truncated to it
-  (the cut tokens counted, not trained); too few samples leave the rest of the step to fresh
-  data, whose forward runs. Of the tokens taken, those of samples whose offload ended by the
-  step's start are reused; a late sample's are recomputed (hedging), the sample counted.
+* **Packing.** A step trains on ``batch x seq`` tokens. It takes samples oldest first until
+  those tokens are filled; a sample longer than the room left is split, its first tokens in
+  this step and the rest (with their share of the bytes) kept at the head of the queue for
+  the next, so every recorded token is trained once (splits counted). Too few samples leave
+  the rest of the step to fresh data, whose forward runs. Of the tokens taken, those of
+  samples whose offload ended by the step's start are reused; a late sample's are recomputed
+  (hedging), the sample counted.
+* **Data** (`DATA`). ``mixed``: a step starts whenever the instance may train, fresh data
+  filling what samples do not. ``served``: the job trains on the served prompts only (online
+  learning on user feedback), so a step waits until stored samples hold its tokens; without
+  reuse the prompts are queued the same way, holding no bytes.
 """
 
 from __future__ import annotations
@@ -26,6 +32,10 @@ from dataclasses import dataclass
 #: NVIDIA DGX H100 has 2 TB of system memory for its 8 GPUs (DGX H100 datasheet), 250 GB each.
 HOST_BYTES_PER_CHIP = 2e12 / 8
 DROP = ("oldest", "newest")
+#: What a step trains on: ``mixed``, recorded samples first and fresh data for the rest of the
+#: step (a step starts whenever the instance may train); ``served``, only the served prompts
+#: (online learning on user feedback): a step starts once they fill it.
+DATA = ("mixed", "served")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,13 +51,13 @@ class Sample:
 @dataclass(frozen=True, slots=True)
 class Packed:
     """A step's share of recorded samples: ``reused`` tokens (ready samples), ``recomputed``
-    tokens (late samples), ``late`` samples, ``truncated`` tokens cut off; the rest of the
-    step's tokens are fresh data."""
+    tokens (late samples), ``late`` samples, ``split`` samples (their rest left for the next
+    step); the rest of the step's tokens are fresh data."""
 
     reused: int = 0
     recomputed: int = 0
     late: int = 0
-    truncated: int = 0
+    split: int = 0
 
 
 class SampleStore:
@@ -59,7 +69,7 @@ class SampleStore:
             raise ValueError(f"drop must be one of {DROP}, got {drop!r}")
         self.capacity_bytes, self.drop = capacity_bytes, drop
         self.samples: deque[Sample] = deque()
-        self.stored_bytes = self.peak_bytes = 0
+        self.stored_bytes = self.peak_bytes = self.stored_tokens = 0
         self.dropped = self.dropped_bytes = 0
 
     def add(self, sample: Sample) -> bool:
@@ -72,27 +82,33 @@ class SampleStore:
         while self.stored_bytes + sample.nbytes > self.capacity_bytes:
             old = self.samples.popleft()
             self.stored_bytes -= old.nbytes
+            self.stored_tokens -= old.tokens
             self._count_drop(old)
         self.samples.append(sample)
         self.stored_bytes += sample.nbytes
+        self.stored_tokens += sample.tokens
         self.peak_bytes = max(self.peak_bytes, self.stored_bytes)
         return True
 
     def take(self, now: float, tokens: int) -> Packed:
         """Pack a step of ``tokens`` tokens starting at ``now`` (module docstring)."""
-        room, reused, recomputed, late, cut = tokens, 0, 0, 0, 0
+        room, reused, recomputed, late, split = tokens, 0, 0, 0, 0
         while room > 0 and self.samples:
             s = self.samples.popleft()
-            self.stored_bytes -= s.nbytes
             n = min(s.tokens, room)
-            cut += s.tokens - n
+            taken = s.nbytes * n // s.tokens  # bytes are per token: exact
+            self.stored_bytes -= taken
+            self.stored_tokens -= n
+            if n < s.tokens:  # the rest waits, first in line, for the next step
+                self.samples.appendleft(Sample(s.ready_s, s.tokens - n, s.nbytes - taken))
+                split += 1
             room -= n
             if s.ready_s > now:
                 late += 1
                 recomputed += n
             else:
                 reused += n
-        return Packed(reused=reused, recomputed=recomputed, late=late, truncated=cut)
+        return Packed(reused=reused, recomputed=recomputed, late=late, split=split)
 
     def __len__(self) -> int:
         return len(self.samples)

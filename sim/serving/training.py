@@ -39,11 +39,12 @@ from mappers.train import (RECOMPUTE, REUSE, TrainSpec, chip_parameters, check_t
 from mappers.train_memory import saved_bytes
 from sim.dtypes import nbytes
 from sim.errors import ConfigError, PdsimError
-from sim.serving.samples import DROP, HOST_BYTES_PER_CHIP, Sample, SampleStore
+from sim.serving.samples import DATA, DROP, HOST_BYTES_PER_CHIP, Sample, SampleStore
 
 _KEYS = {"batch": int, "seq": int, "lora_rank": int, "lora_targets": list,
          "recompute": str, "optimizer_dtype": str, "share": float, "chunks": int,
-         "reuse": str, "pcie_bytes_per_s": float, "sample_bytes": float, "drop": str}
+         "reuse": str, "pcie_bytes_per_s": float, "sample_bytes": float, "drop": str,
+         "data": str}
 #: Fields that only mean something with ``reuse: activations``.
 _REUSE_ONLY = ("pcie_bytes_per_s", "sample_bytes", "drop")
 
@@ -61,6 +62,7 @@ class Training:
     pcie_bytes_per_s: float | None = None
     sample_bytes: float | None = None
     drop: str = "oldest"
+    data: str = "mixed"
 
 
 def parse_training(data, where: str) -> Training:
@@ -90,6 +92,8 @@ def parse_training(data, where: str) -> Training:
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
                                   or not math.isfinite(value) or value <= 0):
             raise ConfigError(f"{at}.{key}: must be a positive number of {unit}, got {value!r}")
+    if data.get("data", "mixed") not in DATA:
+        raise ConfigError(f"{at}.data: must be one of {', '.join(DATA)}, got {data['data']!r}")
     if data.get("drop", "oldest") not in DROP:
         raise ConfigError(f"{at}.drop: must be one of {', '.join(DROP)}, got {data['drop']!r}")
     for key in _REUSE_ONLY:
@@ -117,7 +121,7 @@ def parse_training(data, where: str) -> Training:
                     reuse=data.get("reuse", "none"),
                     pcie_bytes_per_s=None if pcie is None else float(pcie),
                     sample_bytes=None if store is None else float(store),
-                    drop=data.get("drop", "oldest"))
+                    drop=data.get("drop", "oldest"), data=data.get("data", "mixed"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -142,6 +146,7 @@ class TrainPlan:
     pcie_bytes_per_s: float | None = None
     sample_capacity_bytes: float = math.inf
     drop: str = "oldest"
+    data: str = "mixed"
 
 
 def train_plan(training: Training, model: ModelConfig, system, *, precision: Precision,
@@ -158,7 +163,8 @@ def train_plan(training: Training, model: ModelConfig, system, *, precision: Pre
     chunks = training.chunks or model.num_layers
     plan = TrainPlan(chunk_s=result.time_s / chunks, chunks=chunks, tokens=result.tokens,
                      step_s=result.time_s, extra_bytes=result.memory.total - served,
-                     memory=result.memory.as_dict(), batch=training.spec.batch)
+                     memory=result.memory.as_dict(), batch=training.spec.batch,
+                     data=training.data)
     if training.reuse == "none":
         return plan
     spec, tp = training.spec, system.tensor_parallel
@@ -187,7 +193,8 @@ class Trainer:
     """One instance's training progress under ``plan`` with time ``share``: chunks run,
     training seconds, and the chunk log ``(start_s, end_s, serving work pending at start)``;
     under reuse the recorded samples (`SampleStore`), reused steps and tokens, hedged
-    recomputes, truncated tokens and the seconds recording added to prefill iterations."""
+    recomputes, samples split between steps and the seconds recording added to prefill
+    iterations."""
 
     def __init__(self, *, plan: TrainPlan, share: float) -> None:
         self.plan, self.share = plan, share
@@ -199,7 +206,7 @@ class Trainer:
         self.samples = SampleStore(capacity_bytes=plan.sample_capacity_bytes, drop=plan.drop)
         self.pcie_free = 0.0
         self.recorded = self.recorded_bytes = self.reused_steps = self.hedged = 0
-        self.reused_tokens = self.truncated = 0
+        self.reused_tokens = self.split = 0
         self.record_s = 0.0
 
     @property
@@ -216,8 +223,9 @@ class Trainer:
 
     def record(self, now: float, tokens: int) -> None:
         """A prefill of ``tokens`` tokens ended at ``now``: a sample, offloaded if PCIe (a
-        sample the store drops is not offloaded)."""
-        if self.plan.reuse_step_s is None:
+        sample the store drops is not offloaded). Without reuse only ``served`` data queues
+        prompts (no bytes)."""
+        if self.plan.reuse_step_s is None and self.plan.data != "served":
             return
         nbytes = tokens * self.plan.record_bytes_per_token
         self.recorded += 1
@@ -227,6 +235,13 @@ class Trainer:
             ready = max(now, self.pcie_free) + nbytes / self.plan.pcie_bytes_per_s
         if self.samples.add(Sample(ready, tokens, nbytes)):
             self.pcie_free = max(self.pcie_free, ready)
+
+    def can_start(self) -> bool:
+        """Whether a chunk may start: always within a step; a step with ``served`` data only
+        once the stored samples hold its tokens."""
+        p = self.plan
+        return (self.chunks_done % p.chunks != 0 or p.data != "served"
+                or self.samples.stored_tokens >= p.tokens)
 
     def owed(self, now: float) -> bool:
         """Whether training is under its ``share`` of the time up to ``now`` (and may run
@@ -248,11 +263,13 @@ class Trainer:
         the full step's for fresh and late tokens, the reuse step's for reused ones (linear
         in the reused share of the step's tokens)."""
         p = self.plan
-        if p.reuse_step_s is None:
+        if p.reuse_step_s is None and p.data != "served":
             return p.chunk_s
         packed = self.samples.take(now, p.tokens)
+        self.split += packed.split
+        if p.reuse_step_s is None:  # served prompts, their forward run by the step
+            return p.chunk_s
         self.hedged += packed.late  # hedging: a late offload is recomputed, not waited for
-        self.truncated += packed.truncated
         self.reused_tokens += packed.reused
         self.reused_steps += packed.reused > 0
         share = packed.reused / p.tokens
@@ -278,13 +295,15 @@ def training_summary(instances, end_s: float) -> dict | None:
             "step_s": {i.name: i.trainer.plan.step_s for i in instances if i.trainer},
             "chunk_s": {i.name: i.trainer.plan.chunk_s for i in instances if i.trainer},
             "memory_bytes": {i.name: i.trainer.plan.memory for i in instances if i.trainer},
+            "data": trainers[0].plan.data,
+            "split_samples": sum(t.split for t in trainers),
             **_reuse_summary(trainers)}
 
 
 def _reuse_summary(trainers) -> dict:
     """Alchemist's figures (empty without reuse): samples and bytes recorded, the seconds the
     recording added to prefill iterations, reused steps and tokens, hedged recomputes,
-    truncated tokens, the store's capacity, peak and drops."""
+    the store's capacity, peak and drops."""
     plan = trainers[0].plan
     if plan.reuse_step_s is None:
         return {}
@@ -296,7 +315,6 @@ def _reuse_summary(trainers) -> dict:
                       "reused_steps": sum(t.reused_steps for t in trainers),
                       "hedged_recomputes": sum(t.hedged for t in trainers),
                       "reused_tokens": sum(t.reused_tokens for t in trainers),
-                      "truncated_tokens": sum(t.truncated for t in trainers),
                       "sample_capacity_bytes": plan.sample_capacity_bytes,
                       "drop": plan.drop,
                       "peak_sample_bytes": max(t.samples.peak_bytes for t in trainers),

@@ -6,7 +6,11 @@ import json
 
 import pytest
 
+from sim.serving.instance import Instance
+from sim.serving.policies import policy
+from sim.serving.request import Request
 from sim.serving.samples import HOST_BYTES_PER_CHIP, Packed, Sample, SampleStore
+from sim.serving.simulator import simulate_serving
 from sim.serving.training import Trainer, TrainPlan
 from tests.sim.serving.test_training import CLUSTER, serve_json
 
@@ -40,20 +44,22 @@ def test_a_sample_larger_than_the_store_is_dropped(drop):
 
 def test_packing_a_step_by_hand():
     # A step of 2 x 256 = 512 tokens at t = 1 s from prompts of 300 (ready), 150 (offload
-    # ends at 5 s: late) and 100 tokens (ready): 300 reused, 150 recomputed, 62 of the last
-    # reused and its other 38 cut; a fourth sample waits for the next step.
+    # ends at 5 s: late) and 100 tokens (ready), 7 B a token: 300 reused, 150 recomputed, 62
+    # of the 100 reused; its other 38 (266 B) wait, first in line, with the 40-token sample.
     s = SampleStore(capacity_bytes=1e9, drop="oldest")
     for ready, tokens in ((0.0, 300), (5.0, 150), (0.5, 100), (0.0, 40)):
         s.add(Sample(ready, tokens, tokens * 7))
-    assert s.take(1.0, 512) == Packed(reused=362, recomputed=150, late=1, truncated=38)
-    assert (len(s), s.stored_bytes) == (1, 280)
-    assert s.take(1.0, 512) == Packed(reused=40)  # 472 tokens of fresh data
-    assert s.take(1.0, 512) == Packed() and s.stored_bytes == 0
+    assert s.take(1.0, 512) == Packed(reused=362, recomputed=150, late=1, split=1)
+    assert (len(s), s.stored_tokens, s.stored_bytes) == (2, 78, 78 * 7)
+    assert s.samples[0] == Sample(0.5, 38, 266)
+    assert s.take(1.0, 512) == Packed(reused=78)  # 434 tokens of fresh data
+    assert s.take(1.0, 512) == Packed() and s.stored_bytes == s.stored_tokens == 0
 
 
 def test_a_full_step_of_samples_in_dram_is_the_reuse_step():
-    # Kept in DRAM every sample is ready: 300 + 150 + 62 of 100 fill 512 tokens, 38 cut; the
-    # step runs at the reuse step's 0.04 s. The next step finds no sample: 0.1 s.
+    # Kept in DRAM every sample is ready: 300 + 150 + 62 of 100 fill 512 tokens; the step
+    # runs at the reuse step's 0.04 s. The next reuses the 38 left: (0.1 x 474 + 0.04 x 38)
+    # / 512 = 48.92 / 512 s; the one after finds no sample: 0.1 s.
     p = TrainPlan(chunk_s=0.1, chunks=1, tokens=512, step_s=0.1, extra_bytes=0, memory={},
                   batch=2, reuse_step_s=0.04, record_bytes_per_token=7)
     t = Trainer(plan=p, share=0.0)
@@ -61,8 +67,11 @@ def test_a_full_step_of_samples_in_dram_is_the_reuse_step():
         t.record(0.0, tokens)
     assert t.start(1.0, 0) == pytest.approx(1.04)
     t.finish()
-    assert (t.reused_tokens, t.truncated, t.reused_steps, t.hedged) == (512, 38, 1, 0)
-    assert t.start(1.04, 0) == pytest.approx(1.14)
+    assert (t.reused_tokens, t.split, t.reused_steps, t.hedged) == (512, 1, 1, 0)
+    assert t.start(1.04, 0) == pytest.approx(1.04 + 48.92 / 512)
+    t.finish()
+    assert t.start(2.0, 0) == pytest.approx(2.1)
+    assert (t.reused_tokens, t.reused_steps) == (550, 2)
 
 
 def test_step_time_by_hand_with_a_late_sample():
@@ -75,7 +84,7 @@ def test_step_time_by_hand_with_a_late_sample():
     t.record(0.0, 100)
     end = t.start(3.5, 0)
     assert end == pytest.approx(3.5 + (0.1 * 212 + 0.04 * 300) / 512)
-    assert (t.reused_tokens, t.hedged, t.truncated, t.reused_steps) == (300, 1, 0, 1)
+    assert (t.reused_tokens, t.hedged, t.split, t.reused_steps) == (300, 1, 0, 1)
 
 
 def test_dram_store_beyond_one_step_comes_off_the_kv_budget():
@@ -122,9 +131,40 @@ def test_a_small_store_drops_samples_in_a_serving_run(capsys, tmp_path):
     ("reuse: activations, drop: random", "training.drop: must be one of oldest, newest"),
     ("sample_bytes: 1.0e+9", "training.sample_bytes: needs reuse: activations"),
     ("drop: oldest", "training.drop: needs reuse: activations"),
+    ("data: all", "training.data: must be one of mixed, served, got 'all'"),
 ])
 def test_bad_store_fields_exit_2_one_line(capsys, tmp_path, extra, words):
     code, out, err = serve_json(capsys, tmp_path,
                                 CLUSTER + f"training: {{batch: 1, seq: 8, {extra}}}\n")
     assert code == 2 and out == ""
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def _served(reuse_step_s):
+    # Steps of 16 tokens (0.05 s, one chunk), prompts of 10 tokens at 0, 1 and 2 s, each
+    # prefilled in one 0.01 s iteration. Served data: no step until 20 >= 16 tokens are
+    # stored at 1.01 s; that step takes 10 + 6 tokens, 4 wait; with the third prompt 14 are
+    # too few, and training stops with the last request.
+    p = TrainPlan(chunk_s=0.05, chunks=1, tokens=16, step_s=0.05, extra_bytes=0, memory={},
+                  batch=2, reuse_step_s=reuse_step_s, data="served",
+                  record_bytes_per_token=0 if reuse_step_s is None else 1)
+    inst = Instance(name="i", role="collocated", step_time=lambda shapes: 0.01,
+                    kv_blocks=100, policy=policy("fcfs"))
+    inst.trainer = Trainer(plan=p, share=0.0)
+    reqs = [Request(id=k, arrival_s=float(k), prompt_tokens=10, output_tokens=1)
+            for k in range(3)]
+    res = simulate_serving(reqs, [inst])
+    assert sorted(s.request.id for s in res.sequences) == [0, 1, 2]
+    return inst.trainer
+
+
+def test_served_data_waits_for_a_full_step_of_prompts():
+    t = _served(None)
+    assert len(t.log) == 1 and t.log[0] == pytest.approx((1.01, 1.06, 0))
+    assert (t.steps, t.split, t.samples.stored_tokens) == (1, 1, 14)
+
+
+def test_served_data_with_reuse_runs_the_reuse_step():
+    t = _served(0.02)  # kept in DRAM: both samples ready, all 16 tokens reused
+    assert len(t.log) == 1 and t.log[0] == pytest.approx((1.01, 1.03, 0))
+    assert (t.reused_tokens, t.reused_steps, t.split, t.hedged) == (16, 1, 1, 0)
