@@ -19,8 +19,8 @@ beyond its abstract is not in pdsim's references):
   ``serving`` (no training), ``colocated`` (training without reuse), ``alchemist``
   (``reuse: activations``, samples offloaded over PCIe at ``PCIE_BYTES_PER_S`` to the host's
   default 250 GB, oldest dropped). ``separate``: the training-only chip of a separate
-  training cluster (`sim.train.train_step`, no serving) training the same served prompts
-  (as many tokens as ``colocated``) at the full step's rate, beside the ``serving`` run.
+  training cluster (`sim.train.train_step`, no serving) training every served prompt (whole
+  steps of them) at the full step's rate, beside the ``serving`` run.
 * Memory (per chip, bytes): the step's by class (`mappers.train_memory`) for the separate
   trainer without and with full recomputation, and for Alchemist with the recorded
   activations kept on the chip or offloaded, reloaded layer by layer in backward order with
@@ -39,7 +39,7 @@ COMMAND = "pdsim reproduce alchemist"
 MODELS = ("llama2-7b", "llama3-8b")
 HARDWARE = "h100"
 SHAREGPT_RATE = 2.0
-DURATION_S = 120.0
+DURATION_S = 300.0
 SEED = 0
 SHARE = 0.2
 #: PCIe 5.0 x16 (an H100 SXM's host link, 64 GB/s a direction) at 0.8 efficiency, rounded.
@@ -125,7 +125,13 @@ def step_figures(model_name: str) -> dict[str, Any]:
     recorded_per_token = model.num_layers * layer / tokens
     max_tokens["alchemist_offloaded"] = min(max_tokens["alchemist_offloaded"],
                                             int(HOST_BYTES_PER_CHIP // recorded_per_token))
+    # Full fine-tuning, for its recompute share only (its fp32 AdamW state does not fit)
+    full_ft = {k: train_step(system, model, replace(s, lora_rank=None), precision=prec,
+                             detail="roofline").time_s
+               for k, s in (("none", spec), ("reuse", replace(spec, reuse="activations")))}
     return {"step_s": {k: r.time_s for k, r in runs.items()},
+            "full_ft_step_s": full_ft,
+            "full_ft_recompute_share": 1 - full_ft["reuse"] / full_ft["none"],
             "tokens_per_s": {k: r.tokens_per_s for k, r in runs.items()},
             "flops": {k: r.flops for k, r in runs.items()},
             "recompute_share": 1 - runs["reuse"].time_s / runs["none"].time_s,
@@ -157,11 +163,11 @@ def alchemist() -> dict[str, Any]:
         runs = {w: {c: serving_run(model, c, rs, tables) for c in CONFIGS}
                 for w, rs in reqs.items()}
         sep = step["tokens_per_s"]["none"]
-        for rows in runs.values():  # the same served prompts, trained on a chip of its own
-            tokens = rows["colocated"]["train_tokens"]
+        step_tokens = TRAIN["batch"] * TRAIN["seq"]
+        for w, rows in runs.items():  # every served prompt, trained on a chip of its own
+            tokens = sum(r.prompt_tokens for r in reqs[w]) // step_tokens * step_tokens
             rows["separate"] = {"train_tokens": tokens, "train_busy_s": tokens / sep,
-                                "tokens_per_busy_s": sep,
-                                "train_tokens_per_s": rows["colocated"]["train_tokens_per_s"]}
+                                "tokens_per_busy_s": sep}
         out["models"][model] = {"step": step, "runs": runs, "ratios": _ratios(step, runs)}
     return out
 
@@ -181,6 +187,8 @@ def _ratios(step: dict, runs: dict) -> dict[str, Any]:
         out[w] = {"busy_x_separate": a["tokens_per_busy_s"] / s["tokens_per_busy_s"],
                   "busy_x_colocated": a["tokens_per_busy_s"] / c["tokens_per_busy_s"],
                   "tokens_x_colocated": a["train_tokens"] / c["train_tokens"],
+                  "tokens_share_alchemist": a["train_tokens"] / s["train_tokens"],
+                  "tokens_share_colocated": c["train_tokens"] / s["train_tokens"],
                   "ttft_p99_x": a["ttft_p99_s"] / base["ttft_p99_s"],
                   "tbt_p99_x": a["tbt_p99_s"] / base["tbt_p99_s"]}
     return out
