@@ -8,8 +8,8 @@ step is packed from them.
   occupies its bytes from its record until a step takes it.
 * **Drop rule.** A sample that does not fit: ``oldest`` drops the oldest stored samples until
   it does (online learning wants fresh feedback); ``newest`` drops the new sample (recording
-  stops while the store is full). A sample larger than the whole store is dropped either way.
-  Dropped samples and bytes are counted.
+  stops while the store is full). A sample larger than the whole store keeps only its first
+  tokens that fit (the rest dropped). Dropped and cut samples and dropped bytes are counted.
 * **Packing.** A step trains on ``batch x seq`` tokens. It takes samples oldest first until
   those tokens are filled; a sample longer than the room left is split, its first tokens in
   this step and the rest (with their share of the bytes) kept at the head of the queue for
@@ -62,7 +62,7 @@ class Packed:
 
 class SampleStore:
     """Samples waiting for a step, at most ``capacity_bytes`` (bytes) of them, dropped by
-    ``drop`` (`DROP`) when full; counters of what was stored and dropped."""
+    ``drop`` (`DROP`) when full; counters of what was stored, dropped and cut."""
 
     def __init__(self, *, capacity_bytes: float, drop: str) -> None:
         if drop not in DROP:
@@ -70,13 +70,20 @@ class SampleStore:
         self.capacity_bytes, self.drop = capacity_bytes, drop
         self.samples: deque[Sample] = deque()
         self.stored_bytes = self.peak_bytes = self.stored_tokens = 0
-        self.dropped = self.dropped_bytes = 0
+        self.dropped = self.dropped_bytes = self.cut = 0
 
     def add(self, sample: Sample) -> bool:
-        """Store ``sample`` under the drop rule; whether it was kept."""
-        if sample.nbytes > self.capacity_bytes or (
-                self.drop == "newest"
-                and self.stored_bytes + sample.nbytes > self.capacity_bytes):
+        """Store ``sample`` under the drop rule; whether it was kept (maybe cut)."""
+        if sample.nbytes > self.capacity_bytes:  # keep its first tokens that fit
+            per_token = sample.nbytes // sample.tokens
+            keep = int(self.capacity_bytes // per_token) if per_token else sample.tokens
+            if keep < 1:
+                self._count_drop(sample)
+                return False
+            self.cut += 1
+            self.dropped_bytes += sample.nbytes - keep * per_token
+            sample = Sample(sample.ready_s, keep, keep * per_token)
+        if self.drop == "newest" and self.stored_bytes + sample.nbytes > self.capacity_bytes:
             self._count_drop(sample)
             return False
         while self.stored_bytes + sample.nbytes > self.capacity_bytes:

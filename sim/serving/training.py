@@ -319,4 +319,5 @@ def _reuse_summary(trainers) -> dict:
                       "drop": plan.drop,
                       "peak_sample_bytes": max(t.samples.peak_bytes for t in trainers),
                       "dropped_samples": sum(t.samples.dropped for t in trainers),
+                      "cut_samples": sum(t.samples.cut for t in trainers),
                       "dropped_bytes": sum(t.samples.dropped_bytes for t in trainers)}}

@@ -34,12 +34,18 @@ def test_drop_newest_stops_recording_when_full():
     assert (len(s), s.stored_bytes, s.dropped, s.dropped_bytes) == (2, 20, 1, 10)
 
 
-@pytest.mark.parametrize("drop", ["oldest", "newest"])
-def test_a_sample_larger_than_the_store_is_dropped(drop):
-    s = SampleStore(capacity_bytes=25, drop=drop)
-    s.add(Sample(0.0, 1, 10))
-    assert not s.add(Sample(0.0, 3, 30))
-    assert (len(s), s.stored_bytes, s.dropped) == (1, 10, 1)
+def test_a_sample_larger_than_the_store_keeps_its_first_tokens():
+    # 3 tokens of 10 B into a 25 B store: 2 tokens (20 B) kept, 10 B dropped. Oldest: the
+    # stored 10 B sample makes room; newest: 10 + 20 > 25, the cut sample is dropped.
+    for drop, stored, dropped in (("oldest", [(2, 20)], 1), ("newest", [(1, 10)], 1)):
+        s = SampleStore(capacity_bytes=25, drop=drop)
+        s.add(Sample(0.0, 1, 10))
+        s.add(Sample(0.0, 3, 30))
+        assert [(x.tokens, x.nbytes) for x in s.samples] == stored
+        assert (s.cut, s.dropped) == (1, dropped)
+    assert s.dropped_bytes == 10 + 20  # newest: the cut-off 10 B and the cut sample's 20 B
+    tiny = SampleStore(capacity_bytes=5, drop="oldest")
+    assert not tiny.add(Sample(0.0, 1, 10)) and (tiny.dropped, tiny.cut) == (1, 0)
 
 
 def test_packing_a_step_by_hand():
