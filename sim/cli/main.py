@@ -438,7 +438,8 @@ STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_ch
            "fireq": ("results/fireq", "sim.studies.fireq:write_fireq"),
            "halo": ("results/halo", "sim.studies.halo:write_halo"),
            "adrenaline": ("results/adrenaline", "sim.studies.adrenaline:write_adrenaline"),
-           "jupiter": ("results/jupiter", "sim.studies.jupiter:write_jupiter")}
+           "jupiter": ("results/jupiter", "sim.studies.jupiter:write_jupiter"),
+           "alchemist": ("results/alchemist", "sim.studies.alchemist:write_alchemist")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:
