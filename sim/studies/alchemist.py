@@ -70,10 +70,16 @@ def serving_run(model: str, config: str, requests, tables: dict) -> dict[str, An
     from sim.serving.cluster import parse_cluster
     from sim.serving.run import serve
 
-    _, s = serve(requests, parse_cluster(cluster(model, config), "alchemist study"), {},
-                 tables=tables)
+    import numpy as np
+
+    res, s = serve(requests, parse_cluster(cluster(model, config), "alchemist study"), {},
+                   tables=tables)
     row = {k: s[k] for k in ("completed", "requests", "ttft_p50_s", "ttft_p99_s", "tbt_p50_s",
                              "tbt_p99_s")}
+    # Share of token gaps over 1.5x the median: the decode steps a prefill (or a training
+    # chunk) held up; p99 lands on one side or the other of this share.
+    tbts = np.concatenate([np.asarray(q.tbts, dtype=float) for q in res.sequences])
+    row["tbt_slow_share"] = float((tbts > 1.5 * np.median(tbts)).mean()) if tbts.size else 0.0
     t = s.get("training")
     if t is not None:
         reuse = t.get("reuse", {})
