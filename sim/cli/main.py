@@ -440,7 +440,8 @@ STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_ch
            "odb-dllm": ("results/odb-dllm", "sim.studies.odb_dllm:write_odb_dllm"),
            "fireq": ("results/fireq", "sim.studies.fireq:write_fireq"),
            "halo": ("results/halo", "sim.studies.halo:write_halo"),
-           "adrenaline": ("results/adrenaline", "sim.studies.adrenaline:write_adrenaline")}
+           "adrenaline": ("results/adrenaline", "sim.studies.adrenaline:write_adrenaline"),
+           "hat": ("results/hat", "sim.studies.hat:write_hat")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:
