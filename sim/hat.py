@@ -323,6 +323,32 @@ class _Links:
         return self.down.moved
 
 
+def plan_split(setup: HatSetup, device: int, prompt: int, gen: int, max_layers: int = 4
+               ) -> tuple[UShape, float]:
+    """The ``(k, m)`` (each 1..``max_layers``) of least end-to-end latency (s) for one
+    ``prompt``/``gen`` request on ``device`` alone (``hat`` mode), among the splits whose
+    device part fits its memory (`mappers.hat.plan_ushape`). The acceptance rate does not
+    depend on k and m in this model, so only speed and memory decide."""
+    from dataclasses import replace
+
+    from mappers.hat import plan_ushape
+
+    system = setup.devices[device]
+    cap = system.chip.memory.capacity_bytes * system.tensor_parallel * system.pipeline_parallel
+    one = replace(setup, devices=(system,), cloud_gpus=1)
+
+    def cost(k: int, m: int) -> float:
+        split = UShape(num_layers=setup.model.num_layers, first=k, last=m,
+                       adapter=setup.split.adapter)
+        out = Runner(replace(one, split=split), "hat").run([Job(0, 0.0, prompt, gen)])[0]
+        return out.ttft_s + (gen - 1) * out.tbt_s
+    n = setup.model.num_layers
+    pairs = [(k, m) for k in range(1, max_layers + 1) for m in range(1, max_layers + 1)
+             if k + m < n]
+    return plan_ushape(n, layer_bytes(setup.model, setup.precision), cap,
+                       prompt + gen + setup.gamma, cost, setup.split.adapter, pairs)
+
+
 def _fits(where: str, need: int, system: System, what: str) -> None:
     have = system.chip.memory.capacity_bytes * system.tensor_parallel * system.pipeline_parallel
     if need > have:

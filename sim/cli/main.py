@@ -155,7 +155,8 @@ _HANDLERS: dict = {}
 
 
 #: Command modules that are not a unit's: tools built on the simulator.
-TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve", "sim.cli.train", "sim.cli.edge")
+TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve", "sim.cli.train", "sim.cli.edge",
+                 "sim.cli.hat")
 
 
 def _command_modules():

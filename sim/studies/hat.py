@@ -111,6 +111,17 @@ def hat() -> dict[str, Any]:
                                      "tbt": 1 - base["tbt_mean_s"] / rows[b]["tbt_mean_s"]}
                                  for b in BASELINES}
             out["runs"][f"{model} {net}"] = rows
+    # the (k, m) planner for the mean request on each device type (100 Mb/s)
+    from sim.hat import plan_split
+
+    prompt, gen = round(out["prompt_mean"]), round(out["gen_mean"])
+    out["planner"] = {"prompt": prompt, "gen": gen, "choices": {}}
+    for model in MODELS:
+        s = setup(model, "wan-100M")
+        for hw in sorted(set(DEVICES)):
+            split, e2e = plan_split(s, DEVICES.index(hw), prompt, gen)
+            out["planner"]["choices"][f"{model} {hw}"] = {"k": split.first, "m": split.last,
+                                                          "e2e_s": e2e}
     return out
 
 

@@ -172,3 +172,26 @@ def test_middle_table_matches_a_direct_simulation():
         direct = sum(s.segment.repeat * s.cost.time_s for s in sched.ops
                      if s.segment.layer >= 0)
         assert table.step([(tokens, ctx)]) == pytest.approx(direct, rel=0.02)
+
+
+def test_split_planner_fits_memory_and_takes_the_fastest():
+    from mappers.hat import device_bytes, layer_bytes
+    from sim.hat import plan_split
+
+    sizes = layer_bytes(MODEL, setup().precision)
+    tokens = 200 + 8 + 4
+    cap = device_bytes(UShape(num_layers=32, first=2, last=1), sizes, tokens)  # 4 layers
+    small = replace(NX, chip=replace(NX.chip, memory=replace(NX.chip.memory,
+                                                              capacity_bytes=cap)))
+    s = replace(setup(), devices=(small,), link=NetLink(name="t", bandwidth_bytes_per_s=1e7,
+                                                        latency_s=0.01))
+    split, best = plan_split(s, 0, 200, 8, max_layers=2)
+
+    def e2e(k, m):
+        one = replace(s, split=UShape(num_layers=32, first=k, last=m))
+        out = Runner(one, "hat").run([Job(0, 0.0, 200, 8)])[0]
+        return out.ttft_s + 7 * out.tbt_s
+    fits = [(k, m) for k in (1, 2) for m in (1, 2)
+            if device_bytes(UShape(num_layers=32, first=k, last=m), sizes, tokens) <= cap]
+    assert (2, 2) not in fits and (split.first, split.last) in fits
+    assert best == pytest.approx(min(e2e(k, m) for k, m in fits))
