@@ -29,9 +29,9 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
-from sim.errors import ConfigError
+from sim.errors import ConfigError, PdsimError
+from sim.files import read_text
+from sim.schema import load_yaml
 
 from .ir import DEQUANT_PLACES, KV_SCALE_CHANNEL, KV_SCALE_HEAD, Precision
 
@@ -57,10 +57,10 @@ def load_scheme(spec: str) -> Precision:
         text = (resources.files("mappers") / "schemes" / f"{spec}.yaml").read_text()
         where = f"--quant {spec}"
     elif spec.endswith((".yaml", ".yml")) or Path(spec).is_file():
-        try:
-            text = Path(spec).read_text()
-        except OSError as exc:
-            raise ConfigError(f"--quant: cannot read {spec}: {exc.strerror}") from None
+        try:  # the one input reader: a regular UTF-8 file of bounded size
+            text = read_text(spec, "--quant")
+        except PdsimError as exc:
+            raise ConfigError(str(exc)) from None
         where = f"--quant {spec}"
     else:
         raise ConfigError(f"--quant: unknown scheme {spec!r} (allowed: "
@@ -70,12 +70,7 @@ def load_scheme(spec: str) -> Precision:
 
 def parse_scheme(text: str, where: str = "--quant") -> Precision:
     """Validate a scheme's YAML text (see module) into a `Precision`."""
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{where}: malformed YAML{at}") from None
+    data = load_yaml(text, where)  # pdsim's one YAML reader: 1e9 is a number, keys once
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: must be a mapping of scheme fields "
                           f"({', '.join(_FIELDS)})")

@@ -19,22 +19,27 @@ from sim.errors import PdsimError
 
 #: Largest input file read (hardware and model descriptions are a few kilobytes).
 MAX_INPUT_BYTES = 16 * 2**20
+#: Largest request trace read (the shipped Azure traces are under 1 MiB; a week of a
+#: production trace is some hundreds of MiB).
+MAX_TRACE_BYTES = 1024 * 2**20
 
 
-def read_text(path: str | os.PathLike, flag: str) -> str:
-    """The text of ``path``: a regular file of at most `MAX_INPUT_BYTES`, UTF-8 encoded.
-    Anything else is a `PdsimError` naming ``flag`` and the file."""
+def read_text(path: str | os.PathLike, flag: str, *, limit: int = MAX_INPUT_BYTES) -> str:
+    """The text of ``path``: a regular file of at most ``limit`` bytes (`MAX_INPUT_BYTES`
+    unless given), UTF-8 encoded. Anything else is a `PdsimError` naming ``flag`` and the
+    file."""
     where = f"{flag}: {path}" if flag else str(path)
     try:
         with open(path, "rb") as f:
             if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
                 raise PdsimError(f"{where}: not a regular file")
-            data = f.read(MAX_INPUT_BYTES + 1)  # never more, whatever the file claims
+            data = f.read(limit + 1)  # never more, whatever the file claims
     except OSError as exc:
         raise PdsimError(f"{where}: cannot read: {exc.strerror or exc}") from None
-    if len(data) > MAX_INPUT_BYTES:
-        raise PdsimError(f"{where}: larger than {MAX_INPUT_BYTES // 2**20} MiB, the most "
-                         f"pdsim reads for a description")
+    if len(data) > limit:
+        what = "a description" if limit == MAX_INPUT_BYTES else "this input"
+        raise PdsimError(f"{where}: larger than {limit // 2**20} MiB, the most "
+                         f"pdsim reads for {what}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:

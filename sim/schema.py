@@ -1,9 +1,10 @@
 """Build frozen dataclasses from plain mappings (parsed YAML/JSON), with errors for people.
 
 One generic builder serves every description type: it walks the dataclass fields, rejects
-unknown and missing keys, coerces numbers (YAML 1.1 reads ``80e9`` as a string, so numeric
-strings are accepted for numeric fields), and prefixes every error with the dotted path of
-the field, e.g. ``chip.core.systolic_array.rows: must be >= 1, got 0``.
+unknown and missing keys, coerces numbers (a numeric string such as a quoted ``"80e9"`` is
+accepted for a numeric field; `load_yaml` reads an unquoted ``80e9`` as a float), and
+prefixes every error with the dotted path of the field, e.g.
+``chip.core.systolic_array.rows: must be >= 1, got 0``.
 Validation of values lives in each dataclass's ``__post_init__``; the builder only adds the
 path.
 
@@ -171,11 +172,16 @@ def parse_yaml(cls: type[T], text: str, where: str) -> T:
 def load_yaml(text: str, where: str) -> Any:
     """Parse YAML ``text`` (safe subset) into plain data; a syntax error, a key given twice
     in one mapping or nesting too deep for the parser is one `ConfigError` line starting
-    with ``where``."""
+    with ``where``.
+
+    Numbers: YAML 1.2 float syntax is read as a float, as users expect: ``1e9``, ``2.5e10``,
+    ``-3E-2``, ``.5``, ``-.5`` (PyYAML's YAML 1.1 reads these as strings). The rest is YAML
+    1.1 as PyYAML reads it: ``1_000`` is the integer 1000, ``0x10`` is 16. A quoted
+    ``"1e9"`` stays a string, and so does ``1.2.3``."""
     import yaml
 
     try:
-        return yaml.load(text, Loader=_unique_key_loader())
+        return yaml.load(text, Loader=_pdsim_loader())
     except RecursionError:
         raise ConfigError(f"{where}: nested too deeply to parse") from None
     except yaml.YAMLError as exc:
@@ -185,11 +191,26 @@ def load_yaml(text: str, where: str) -> Any:
         raise ConfigError(f"{where}: malformed YAML{at}: {problem}") from None
 
 
+# The YAML 1.2 core schema's float (https://yaml.org/spec/1.2.2/#1032-tag-resolution), plus
+# YAML 1.1's digit separators ``_`` and sexagesimal floats that PyYAML's own float accepts.
+# Its exponent sign is optional and a float needs no dot (``1e9``); PyYAML (YAML 1.1) wants
+# both, so ``1e9``, a usual way to write a bandwidth or a frequency, would be a string
+# (yaml/pyyaml#173). A plain integer (no dot, no exponent) is left to the int resolver.
+_FLOAT_1_2 = r"""^(?:[-+]?(?:[0-9][0-9_]*\.[0-9_]*|\.[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)?
+                |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+                |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                |[-+]?\.(?:inf|Inf|INF)
+                |\.(?:nan|NaN|NAN))$"""
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
 @functools.lru_cache(maxsize=1)
-def _unique_key_loader() -> type:
-    """`yaml.SafeLoader` that refuses a key given twice in one mapping (PyYAML keeps the last
-    silently), naming the key and its line. Built on first use: importing pdsim does not
-    import PyYAML."""
+def _pdsim_loader() -> type:
+    """`yaml.SafeLoader` that reads YAML 1.2 floats (`load_yaml`) and refuses a key given
+    twice in one mapping (PyYAML keeps the last silently), naming the key and its line.
+    Built on first use: importing pdsim does not import PyYAML."""
+    import re
+
     import yaml
 
     class Loader(yaml.SafeLoader):
@@ -205,4 +226,11 @@ def _unique_key_loader() -> type:
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+    # Swap the float resolver in place (not appended after it), so a plain scalar is tried
+    # against the same tags in the same order as before: bool, then float, then int, ...
+    # The class gets its own copy of the table; SafeLoader's is left as it is.
+    float_re = re.compile(_FLOAT_1_2, re.X)
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, float_re if tag == _FLOAT_TAG else regexp) for tag, regexp in resolvers]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
     return Loader

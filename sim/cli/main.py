@@ -24,7 +24,7 @@ from sim import __version__
 from sim.engine import Workload, simulate
 from sim.errors import PdsimError
 from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
-from sim.files import check_output
+from sim.files import check_output, read_text
 from sim.limits import MAX_DECODE_STEPS, MAX_WORD_BYTES, check_folds, check_gemm_size
 from sim.presets import load_hardware, preset_names, referenced_texts
 from sim.cli.report import describe, describe_text, gemm_text, ops_text, summary_text
@@ -227,10 +227,7 @@ def _run(args: argparse.Namespace, argv: list[str]) -> int:
     model = load_model(args.model)
     routing = None
     if args.routing:
-        try:
-            routing = Path(args.routing).read_text()
-        except OSError as exc:
-            raise PdsimError(f"--routing: cannot read {args.routing}: {exc.strerror}") from None
+        routing = read_text(args.routing, "--routing")
         model = replace(model, config=with_routing(model.config, routing))
     system = hw.system
     if args.tp is not None or args.pp is not None:

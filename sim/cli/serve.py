@@ -123,7 +123,39 @@ def _serve(args: argparse.Namespace, argv: list[str]) -> int:
                     "tbt_p50_s", "tbt_p90_s", "tbt_p99_s", "goodput_rps", "throughput_rps"):
             print(f"{key:>16}: {summary[key]:.4g}" if isinstance(summary[key], float)
                   else f"{key:>16}: {summary[key]}")
+        training = _training_text(summary.get("training"))
+        if training:
+            print(f"\n{training}")
     return 0
+
+
+def _training_text(training: dict | None) -> str | None:
+    """The text summary of a ``training:`` block's run (docs/serving.md, "Training on the
+    serving cluster"), or None without one. Reads what the summary holds and skips the rest:
+    `sim.serving.training.training_summary` may grow or lose fields."""
+    if not isinstance(training, dict):
+        return None
+    from sim.text import seconds, table
+
+    rows = []
+    for key, label in (("steps", "steps"), ("tokens_per_s", "training tokens/s")):
+        if isinstance(training.get(key), (int, float)):
+            rows.append((label, _count(training[key])))
+    reuse = training.get("reuse")
+    if isinstance(reuse, dict):
+        for key, label in (("recorded_sequences", "recorded sequences"),
+                           ("reused_steps", "reused steps"),
+                           ("hedged_recomputes", "hedged recomputes")):
+            if isinstance(reuse.get(key), (int, float)):
+                rows.append((label, _count(reuse[key])))
+        if isinstance(reuse.get("added_prefill_s"), (int, float)):
+            rows.append(("added to prefill", seconds(reuse["added_prefill_s"])))
+    return table(rows, title="training") if rows else None
+
+
+def _count(value: int | float) -> str:
+    """An integer in full with thousands separators; a rate to 4 significant digits."""
+    return f"{value:,}" if isinstance(value, int) else f"{value:.4g}"
 
 
 def _rank(args: argparse.Namespace, trace: str, slo: dict) -> int:

@@ -13,6 +13,8 @@ system (preset or YAML, tp, pp) with a role and a batching policy (docs/serving.
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import dataclass
 
 from mappers.ir import Precision
@@ -81,6 +83,26 @@ def read_cluster(path: str | None) -> Cluster:
     return parse_cluster(data, path)
 
 
+def _parse_link(data, at: str) -> Link:
+    """The KV hand-over link: ``bandwidth_bytes_per_s`` (> 0) and ``latency_s`` (>= 0), finite
+    numbers (a YAML ``true`` is not a number here)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{at}: must be a mapping with bandwidth_bytes_per_s and latency_s")
+    lows = {"bandwidth_bytes_per_s": (0.0, "> 0"), "latency_s": (None, ">= 0")}
+    values = {}
+    for key, value in data.items():
+        if key not in lows:
+            raise ConfigError(f"{at}: unknown field {key!r} (allowed: {', '.join(lows)})")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) \
+                or not math.isfinite(value):
+            raise ConfigError(f"{at}.{key}: must be a finite number, got {value!r}")
+        low, allowed = lows[key]
+        if (value <= low) if low is not None else value < 0:
+            raise ConfigError(f"{at}.{key}: must be {allowed}, got {value!r}")
+        values[key] = float(value)
+    return Link(**values)
+
+
 def parse_cluster(data, where: str) -> Cluster:
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: must be a mapping with model and instances")
@@ -94,11 +116,7 @@ def parse_cluster(data, where: str) -> Cluster:
     detail = data.get("detail", "roofline")
     if detail not in ("roofline", "tile"):
         raise ConfigError(f"{where}: detail: must be roofline or tile, got {detail!r}")
-    link = data.get("link", {}) or {}
-    try:
-        link = Link(**{k: float(v) for k, v in link.items()})
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise ConfigError(f"{where}: link: {exc}") from None
+    link = _parse_link(data.get("link", {}) or {}, f"{where}: link")
     groups = []
     for k, g in enumerate(data.get("instances") or []):
         at = f"{where}: instances[{k}]"

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from sim.errors import ConfigError
+from sim.files import MAX_TRACE_BYTES, read_text
 from sim.serving.request import Request
 
 #: Shipped traces by name.
@@ -41,10 +42,7 @@ def load_trace(spec: str, *, duration_s: float | None = None) -> list[Request]:
         if path.suffix.lower() != ".csv" and not path.is_file():
             raise ConfigError(f"--trace: {spec!r} is neither a shipped trace "
                               f"({', '.join(TRACES)}) nor a CSV file")
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"--trace: cannot read {spec}: {exc.strerror}") from None
+        text = read_text(path, "--trace", limit=MAX_TRACE_BYTES)
         where = spec
     reqs = parse_csv(text, where)
     if duration_s is not None:

@@ -34,19 +34,17 @@ def spec_text() -> str:
 def spad_sweep(workers: int | None = None) -> dict[str, Any]:
     """Every grid point's TTFT and TBT, absolute and relative to the stock chip (the first
     value of each axis: 132 cores, 3.352 TB/s)."""
-    import yaml
-
+    from sim.schema import load_yaml
     from sim.sweep.execute import run_sweep
-    from sim.sweep.spec import parse_spec, yaml_number
+    from sim.sweep.spec import parse_spec
 
-    data = yaml.safe_load(spec_text())
+    data = load_yaml(spec_text(), SPEC)
     spec = parse_spec(data, SPEC)
     result = run_sweep(spec, workers=workers or os.cpu_count() or 1, cache_dir=None)
     bad = [r["error"] for r in result.rows if r.get("error")]
     if bad:
         raise RuntimeError(f"spad-sweep: a point failed: {bad[0]}")  # a pdsim bug
-    rates = [yaml_number(x) for x in data["grid"][BW_PATH]]
-    cores = [yaml_number(x) for x in data["grid"][CORES_PATH]]
+    rates, cores = data["grid"][BW_PATH], data["grid"][CORES_PATH]
     stock = next(r for r in result.rows
                  if r[BW_PATH] == rates[0] and r[CORES_PATH] == cores[0])
     points = []

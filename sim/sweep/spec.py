@@ -160,8 +160,9 @@ def _pareto(spec: Any, where: str) -> tuple[str, str] | None:
 
 
 def yaml_number(value: Any) -> Any:
-    """YAML 1.1 reads ``5e9`` as a string; as in hardware files (sim/schema.py), a string that
-    reads as a finite number is that number."""
+    """A string that reads as a finite number is that number, as in hardware files
+    (sim/schema.py): a value quoted in the spec (``"5e9"``) or given as text through the
+    Python API. `sim.schema.load_yaml` already reads an unquoted ``5e9`` as a float."""
     if isinstance(value, str):
         try:
             number = float(value.replace("_", ""))

@@ -266,9 +266,16 @@ def test_case05_deep_nesting(suffix, command, in_tmp, capsys):
     ["cid", "--hw", "/dev/zero", "--rows", "4", "--cols", "4"],
     ["cim", "--m", "1", "--n", "1", "--k", "1", "--hw", "/dev/zero"],
     ["sweep", "/dev/zero"],
+    SMALL_RUN + ["--routing", "/dev/zero"],
 ])
 def test_case06_dev_zero_is_refused(argv, in_tmp, capsys):
     refused(argv, ("/dev/zero", "not a regular file"), in_tmp, capsys)
+
+
+def test_case06_trace_that_never_ends_is_refused(in_tmp, capsys):
+    trace = in_tmp / "endless.csv"
+    trace.symlink_to("/dev/zero")
+    refused(["serve", "--trace", str(trace)], ("--trace", "not a regular file"), in_tmp, capsys)
 
 
 def test_case06_huge_file_is_refused_without_reading_it(in_tmp, capsys):

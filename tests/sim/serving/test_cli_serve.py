@@ -1,6 +1,7 @@
 """`pdsim serve`: summary, trace file, and one-line refusals of bad traces and clusters."""
 
 import json
+import re
 
 import h5py
 import pytest
@@ -52,6 +53,13 @@ def test_bad_trace_exits_2_one_line_nothing_written(capsys, tmp_path, text, word
     ("instances: [{hardware: h100, role: prefill}]\n", "need decode"),
     ("instances: [{hardware: h100, count: 0}]\n", "count"),
     ("instances: [{hardware: h100, batching: nope}]\n", "batching"),
+    ("instances: [{hardware: h100}]\nlink: {bandwidth_bytes_per_s: true}\n",
+     "link.bandwidth_bytes_per_s: must be a finite number"),
+    ("instances: [{hardware: h100}]\nlink: {bandwidth_bytes_per_s: 0}\n",
+     "link.bandwidth_bytes_per_s: must be > 0"),
+    ("instances: [{hardware: h100}]\nlink: {latency_s: -1e-6}\n", "link.latency_s: must be >= 0"),
+    ("instances: [{hardware: h100}]\nlink: {bw: 3}\n", "link: unknown field 'bw'"),
+    ("instances: [{hardware: h100}]\nlink: 5\n", "link: must be a mapping"),
 ])
 def test_impossible_cluster_exits_2(capsys, tmp_path, yaml_text, words):
     cluster = tmp_path / "c.yaml"
@@ -107,3 +115,66 @@ def test_cluster_file_goes_through_the_one_reader(capsys, tmp_path, target, word
     code, _, err = run(capsys, "--duration", "5", "--cluster", target)
     assert code == 2
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+TRAINING = ("model: llama2-7b\ninstances: [{hardware: h100, role: collocated}]\n"
+            "training: {batch: 1, seq: 256, lora_rank: 8, chunks: 16")
+
+
+def _section(out: str) -> dict[str, str]:
+    """The text summary's training rows, label -> value, from the line ``training`` on."""
+    lines = out.splitlines()
+    assert lines.count("training") == 1
+    rows = lines[lines.index("training") + 1:]
+    return {label.strip(): value for label, value in (re.split(r"\s{2,}", r.strip())
+                                                       for r in rows)}
+
+
+def test_text_summary_has_a_training_section_only_with_training(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(TRAINING.split("training:")[0])
+    code, out, _ = run(capsys, "--duration", "5", "--cluster", str(path))
+    assert code == 0 and "training" not in out and "throughput_rps" in out
+    path.write_text(TRAINING + "}\n")
+    code, out, _ = run(capsys, "--duration", "20", "--cluster", str(path))
+    code2, js, _ = run(capsys, "--duration", "20", "--cluster", str(path), "--json")
+    t = json.loads(js)["training"]
+    assert code == code2 == 0 and t["steps"] > 0
+    rows = _section(out)
+    assert list(rows) == ["steps", "training tokens/s"]  # no reuse rows without reuse
+    assert rows["steps"] == f"{t['steps']:,}"
+    # tokens/s = steps x batch x seq over the makespan, to the 4 digits printed
+    assert float(rows["training tokens/s"]) == pytest.approx(
+        t["steps"] * 256 / json.loads(js)["makespan_s"], rel=1e-3)
+
+
+def test_text_summary_training_reuse_rows(capsys, tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(TRAINING + ", reuse: activations, pcie_bytes_per_s: 2.5e10}\n")
+    code, out, _ = run(capsys, "--duration", "20", "--cluster", str(path))
+    code2, js, _ = run(capsys, "--duration", "20", "--cluster", str(path), "--json")
+    s = json.loads(js)
+    r = s["training"]["reuse"]
+    assert code == code2 == 0 and r["reused_steps"] > 0
+    rows = _section(out)
+    assert list(rows) == ["steps", "training tokens/s", "recorded sequences", "reused steps",
+                          "hedged recomputes", "added to prefill"]
+    assert int(rows["recorded sequences"]) == r["recorded_sequences"] == s["requests"]
+    assert int(rows["reused steps"]) == r["reused_steps"]
+    assert int(rows["hedged recomputes"]) == r["hedged_recomputes"]
+    number, unit = rows["added to prefill"].split()
+    assert float(number) * {"s": 1, "ms": 1e-3, "us": 1e-6}[unit] == pytest.approx(
+        r["added_prefill_s"], rel=1e-3)
+
+
+def test_training_text_reads_the_summary_defensively():
+    from sim.cli.serve import _training_text
+
+    assert _training_text(None) is None and _training_text({}) is None
+    # A field it does not know (another helper's) is skipped; a missing one is not printed.
+    text = _training_text({"steps": 1234, "dropped_samples": 5,
+                           "reuse": {"reused_steps": 7, "added_prefill_s": 0.0025}})
+    assert text.splitlines()[0] == "training"
+    assert [line.split("  ")[1] for line in text.splitlines()[1:]] == \
+        ["steps", "reused steps", "added to prefill"]
+    assert "1,234" in text and "2.5 ms" in text and "dropped" not in text
