@@ -29,6 +29,9 @@ def add_commands(sub) -> dict:
         "every device, batching their prompt chunks and verify steps. Prints TTFT and TBT "
         "of HAT and its baselines, split along the critical path (docs/edge.md, \"HAT\").")
     p.add_argument("--model", default="llama2-7b", help="shipped model or config.json")
+    p.add_argument("--device-model", metavar="MODEL",
+                   help="the device-only baseline's model, whole on each device: shipped "
+                   "model or config.json (default --model; e.g. tinyllama-1.1b)")
     p.add_argument("--device", default="jetson-orin-nx-16gb", metavar="HW",
                    help="device hardware preset or YAML (default jetson-orin-nx-16gb)")
     p.add_argument("--devices", type=int_at_least(1, 4096), default=30, metavar="N",
@@ -82,6 +85,12 @@ def _hat(args: argparse.Namespace, argv: list[str]) -> int:
         raise ConfigError(f"--stagger: must be a finite number >= 0 (seconds), got "
                           f"{args.stagger}")
     model = load_model(args.model).config
+    small = None
+    if args.device_model:
+        try:
+            small = load_model(args.device_model).config
+        except ConfigError as exc:
+            raise ConfigError(f"--device-model: {str(exc).removeprefix('--model: ')}") from None
     device, cloud = _hardware(args.device, "--device"), _hardware(args.cloud, "--cloud")
     try:
         link = load_net(args.net)
@@ -93,7 +102,7 @@ def _hat(args: argparse.Namespace, argv: list[str]) -> int:
                      split=UShape(num_layers=model.num_layers, first=args.k, last=args.m,
                                   adapter=args.adapter_layers),
                      gamma=args.gamma, accept=args.accept, precision=precision,
-                     seed=args.seed)
+                     seed=args.seed, device_model=small)
     if args.plan:
         split, _ = plan_split(setup, 0, args.prompt, args.gen)
         setup = replace(setup, split=split)
@@ -114,7 +123,8 @@ def _hat(args: argparse.Namespace, argv: list[str]) -> int:
             "chunks": sorted({o.chunk for o in outs}),
             "uplink_bytes": sum(o.uplink_bytes for o in outs) / n,
             "downlink_bytes": sum(o.downlink_bytes for o in outs) / n}
-    summary = {"model": model.name, "device": device.name, "devices": args.devices,
+    summary = {"model": model.name, "device_model": (small or model).name,
+               "device": device.name, "devices": args.devices,
                "cloud": cloud.name, "cloud_gpus": args.cloud_gpus, "net": setup.link.name,
                "k": setup.split.first, "m": setup.split.last,
                "adapter_layers": setup.split.adapter, "gamma": args.gamma,
@@ -123,8 +133,10 @@ def _hat(args: argparse.Namespace, argv: list[str]) -> int:
         print(json.dumps(summary, indent=1))
         return 0
     print(f"{args.devices} x {device.name} + {args.cloud_gpus} x {cloud.name} over "
-          f"{setup.link.name}: {model.name}, k={setup.split.first} m={setup.split.last} "
-          f"adapter={setup.split.adapter}, gamma={args.gamma}, accept={args.accept}")
+          f"{setup.link.name}: {model.name}"
+          f"{f' (device-only: {small.name})' if small else ''}, k={setup.split.first} "
+          f"m={setup.split.last} adapter={setup.split.adapter}, gamma={args.gamma}, "
+          f"accept={args.accept}")
     print(f"{'mode':<12} {'TTFT ms':>9} {'TBT ms':>8}   TTFT split ms "
           f"(device/transfer/waiting/cloud)   TBT split ms")
     for mode, r in rows.items():

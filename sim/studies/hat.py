@@ -8,9 +8,10 @@ TTFT 41-54% and TBT 41-77% lower than the baselines. Everything else below is a 
 parameter, fixed before running and not tuned to the paper (its setup section could not be
 read here): which Jetsons (15 AGX Orin 64 GB + 15 Orin NX 16 GB), the WAN (the shipped `wan`
 preset, 100 Mb/s and 20 ms one way, and a 1 Gb/s variant), k = m = 2 layers on the device,
-a one-layer adapter, gamma = 4 drafts a round, acceptance 0.8 per drafted token (the i.i.d.
-model of `sim.speculative`), the requests (each device runs `REQUESTS` requests back to back,
-prompt and output lengths drawn from the Azure conversation trace, capped), fp16 throughout.
+a one-layer adapter, the device-only model (TinyLlama-1.1B), gamma = 4 drafts a round,
+acceptance 0.8 per drafted token (the i.i.d. model of `sim.speculative`), the requests (each
+device runs `REQUESTS` requests back to back, prompt and output lengths drawn from the Azure
+conversation trace, capped), fp16 throughout.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from sim.studies import text_table, write_study
 
 COMMAND = "pdsim reproduce hat"
 MODELS = ("llama2-7b", "llama2-13b")
-#: Device-only baseline: the smallest shipped Llama-class model (no <= 3B Llama config ships).
-DEVICE_MODEL = "llama2-7b"
+#: Device-only baseline: a small Llama-2-architecture model whole on each device (the paper's
+#: "device-only small model"; TinyLlama-1.1B, Llama 2's layer structure and tokenizer at 1.1B).
+DEVICE_MODEL = "tinyllama-1.1b"
 DEVICES = ("jetson-agx-orin-64gb",) * 15 + ("jetson-orin-nx-16gb",) * 15
 CLOUD, CLOUD_GPUS = "a6000", 8
 NETS = {"wan-100M": {"bandwidth_bytes_per_s": 12.5e6, "latency_s": 0.02},
@@ -71,6 +73,20 @@ def setup(model: str, net: str):
                     device_model=load_model(DEVICE_MODEL).config)
 
 
+def _params(model: str) -> dict[str, int]:
+    from mappers.models import load_model
+
+    return load_model(model).config.parameter_counts()
+
+
+def _draft_params(model: str) -> int:
+    """Weights one HAT draft step reads on the device: k + m + adapter layers and the LM head
+    (the embedding reads one row)."""
+    c = _params(model)
+    return (K + M + ADAPTER) * c["per_layer"] + c["final_norm"] + (c["lm_head"] or
+                                                                   c["embedding"])
+
+
 def _summary(outs) -> dict[str, Any]:
     ttft = np.array([o.ttft_s for o in outs])
     tbt = np.array([o.tbt_s for o in outs if o.job.gen > 1])
@@ -93,6 +109,8 @@ def hat() -> dict[str, Any]:
         "command": COMMAND, "paper": PAPER, "devices": list(DEVICES), "cloud": CLOUD,
         "cloud_gpus": CLOUD_GPUS, "nets": NETS, "k": K, "m": M, "adapter_layers": ADAPTER,
         "gamma": GAMMA, "accept": ACCEPT, "device_model": DEVICE_MODEL,
+        "device_model_params": _params(DEVICE_MODEL)["total"],
+        "draft_step_params": {m: _draft_params(m) for m in MODELS},
         "requests": len(js), "prompt_mean": float(np.mean([j.prompt for j in js])),
         "gen_mean": float(np.mean([j.gen for j in js])), "runs": {}}
     for model in MODELS:

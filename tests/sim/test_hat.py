@@ -195,3 +195,19 @@ def test_split_planner_fits_memory_and_takes_the_fastest():
             if device_bytes(UShape(num_layers=32, first=k, last=m), sizes, tokens) <= cap]
     assert (2, 2) not in fits and (split.first, split.last) in fits
     assert best == pytest.approx(min(e2e(k, m) for k, m in fits))
+
+
+def test_device_only_small_model_is_faster_per_token():
+    # the real chip models. A short-context decode token on the Jetson reads every weight
+    # once, so the small model's TBT sits above its weights over the LPDDR5 peak (2 x
+    # 1,100,048,384 B / 102.4 GB/s = 21.5 ms) and scales with the weights against llama2-7b's
+    small = load_model("tinyllama-1.1b").config
+    tbt = {}
+    for m in (MODEL, small):
+        s = setup(device_model=m)
+        tbt[m.name] = Runner(s, "device").run([Job(0, 0.0, 128, 33)])[0].tbt_s
+    peak = NX.chip.memory.bus_width_bits / 8 * NX.chip.memory.pin_rate_bps  # 102.4e9 B/s
+    assert tbt["tinyllama-1.1b"] >= 2 * 1_100_048_384 / peak
+    assert tbt["tinyllama-1.1b"] < tbt["llama2-7b"]
+    weights = 1_100_048_384 / 6_738_415_616  # published totals (tests/mappers/test_models.py)
+    assert tbt["tinyllama-1.1b"] / tbt["llama2-7b"] == pytest.approx(weights, rel=0.15)

@@ -27,6 +27,8 @@ def _code(argv) -> int:
     (["--stagger", "inf"], "--stagger"), (["--cloud-gpus", "0"], "--cloud-gpus"),
     (["--adapter-layers", "-1"], "--adapter-layers"),
     (["--model", "llama2-13b", "--k", "18", "--m", "19"], "devices[0]"),
+    (["--device-model", "nosuch"], "--device-model"),
+    (["--device-model", "llama2-70b", "--mode", "device"], "devices[0]"),  # 138 GB on 16 GB
 ])
 def test_bad_values_exit_2_with_one_line(extra, flag, capsys):
     assert _code(SMALL + extra) == 2
@@ -55,3 +57,14 @@ def test_a_zero_bandwidth_link_is_refused(tmp_path, capsys):
     assert _code(SMALL + ["--net", str(net)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--net" in err and "bandwidth_bytes_per_s" in err
+
+
+def test_device_model_replaces_the_target_in_the_device_baseline_only(capsys):
+    runs = {}
+    for extra in ([], ["--device-model", "tinyllama-1.1b"]):
+        assert main(SMALL + ["--mode", "device", "--mode", "ushape", "--json"] + extra) == 0
+        out = json.loads(capsys.readouterr().out)
+        runs[out["device_model"]] = out["modes"]
+    assert set(runs) == {"llama2-7b", "tinyllama-1.1b"}
+    assert runs["tinyllama-1.1b"]["ushape"] == runs["llama2-7b"]["ushape"]  # target unchanged
+    assert runs["tinyllama-1.1b"]["device"]["tbt_s"] < runs["llama2-7b"]["device"]["tbt_s"]
