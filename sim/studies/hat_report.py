@@ -58,7 +58,7 @@ def readme(data: dict[str, Any]) -> str:
     lines = [
         "# HAT: device-cloud U-shaped inference with speculative decoding and prompt chunking",
         "",
-        f"Regenerate with `{d['command']}` (about 40 s wall, 27 s CPU, on 2 shared cores). "
+        f"Regenerate with `{d['command']}`. "
         "Model and flags: "
         "docs/edge.md, \"HAT\"; code `sim/hat.py`, `sim/hat_events.py`, `sim/hat_cost.py`, "
         "`mappers/hat.py`, `sim/studies/hat.py`.",
