@@ -26,6 +26,7 @@ COMMAND = "pdsim reproduce jupiter"
 MODELS = ("llama2-7b", "llama2-13b")
 DEVICES = (2, 4, 8)
 LINKS = ("wifi", "ethernet-1g")
+SHARED = ("wifi",)  # links whose boards share one medium (docs/edge.md, "Shared medium")
 PROMPT = 512
 POINTS, OUTLINE_TOKENS, POINT_TOKENS = 8, 64, 64
 GAMMA, ACCEPT, SEED = 4, 0.6, 0
@@ -47,12 +48,15 @@ def outline() -> Any:
 
 
 def system(devices: int, link: str):
-    """``orin-nx-<devices>-wifi`` with every link replaced by the ``link`` preset."""
+    """``orin-nx-<devices>-wifi`` with every link replaced by the ``link`` preset; the boards
+    share the preset's one Wi-Fi medium over ``wifi`` and none over Ethernet (a switch gives
+    each board its own full-duplex port)."""
     from sim.edge import load_multi, load_net
 
     ms = load_multi(f"orin-nx-{devices}-wifi")
     net = load_net(link)
-    return replace(ms, links={k: net for k in ms.links})
+    return replace(ms, links={k: net for k in ms.links},
+                   media=ms.media if link in SHARED else {})
 
 
 def run(model: str, devices: int, link: str, plan=None, prompt: int = PROMPT) -> dict:
