@@ -145,15 +145,29 @@ class MultiSystem:
     spec: MultiSystemSpec
     systems: dict[str, System]
     links: dict[str, NetLink]
-    media: dict[str, str] = field(default_factory=dict)  # link name -> shared medium
+    # link name (both directions) or one direction ``a->b`` -> the medium it sends on
+    media: dict[str, str] = field(default_factory=dict)
 
     def direction_media(self) -> dict[str, str]:
-        """Each link direction (``a->b``) on a shared medium -> the medium's name."""
+        """Each link direction (``a->b``) on a medium -> the medium's name."""
         out = {}
         for key, medium in self.media.items():
+            if "->" in key:
+                out[key] = medium
+                continue
             a, b = key.split("|")
             out[direction(a, b)] = out[direction(b, a)] = medium
         return out
+
+    def own_media(self) -> MultiSystem:
+        """This system with every link direction on a medium of its own: its transfers hold
+        it for their airtime only, as on a shared medium, but nothing else shares it (the
+        shared medium's ablation)."""
+        own = {}
+        for key in self.links:
+            a, b = key.split("|")
+            own[direction(a, b)], own[direction(b, a)] = direction(a, b), direction(b, a)
+        return replace(self, media=own)
 
     @property
     def holdings(self) -> tuple[Holding, ...]:

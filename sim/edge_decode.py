@@ -71,17 +71,16 @@ def batch_spec_rounds(tokens: int, gamma: int, accepted: Sequence[Sequence[int]]
     return tuple(out)
 
 
-def sample_batch_rounds(tokens: int, gamma: int, sequences: int, accept: float, seed: int
+def sample_batch_rounds(tokens: int, gamma: int, accept: float, seeds: Sequence[int]
                         ) -> tuple[tuple[int, tuple[int, ...]], ...]:
-    """`batch_spec_rounds` with each sequence's counts drawn i.i.d. (`sim.speculative`'s
-    `sample_accepted` at rate ``accept``): one draw of ``sequences x tokens`` counts from
-    ``seed``, sequence ``i`` taking the ``i``-th run of ``tokens`` (so sequence 0 draws what a
-    lone sequence of the same seed draws)."""
+    """`batch_spec_rounds` for one sequence per seed, each drawing its counts i.i.d. from its
+    own seed (`sim.speculative`'s `sample_accepted` at rate ``accept``, ``tokens`` draws): a
+    sequence accepts the same drafts whichever batch it is put in, and alone it draws what
+    `spec_rounds` is given from the same seed."""
     from sim.speculative import sample_accepted
 
-    flat = sample_accepted(accept, gamma, sequences * tokens, seed)
-    return batch_spec_rounds(tokens, gamma, [flat[i * tokens:(i + 1) * tokens]
-                                             for i in range(sequences)])
+    return batch_spec_rounds(tokens, gamma, [sample_accepted(accept, gamma, tokens, s)
+                                             for s in seeds])
 
 
 @dataclass(frozen=True, slots=True)

@@ -196,12 +196,14 @@ def jupiter(ms: MultiSystem, model: ModelConfig, outline: Outline, *, prompt_tok
     m = o.micro_batches or min(o.points, d)
     sizes = [o.points // m + (k < o.points % m) for k in range(m)]
     # a group's rounds: its points' text as one short prefill round, then the expansion
-    # (per-sequence acceptance: each point draws its own counts and leaves its group when done)
+    # per-point acceptance: point p draws its counts from seed + 1 + p whatever its group, and
+    # leaves its group when done
+    first = [sum(sizes[:k]) for k in range(m)]
     groups = [DecodeGroup(sequences=n, context=prompt_tokens + o.outline_tokens,
                           rounds=((point_text, point_text),) + (
-                              sample_batch_rounds(o.point_tokens, o.gamma, n, o.accept,
-                                                  o.seed + 1 + k) if o.gamma
-                              else plain_rounds(o.point_tokens)))
+                              sample_batch_rounds(o.point_tokens, o.gamma, o.accept, [
+                                  o.seed + 1 + p for p in range(first[k], first[k] + n)])
+                              if o.gamma else plain_rounds(o.point_tokens)))
               for k, n in enumerate(sizes)]
     exp_run = simulate_groups(split, model, groups, precision=precision, detail=detail,
                               draft_heads=heads)

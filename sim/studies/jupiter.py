@@ -38,6 +38,9 @@ METHODS = ("one-device", "naive-pipeline", "tensor-parallel", "jupiter")
 #: pipelining of points over the boards); neither.
 ABLATIONS = {"jupiter-no-spec": {"gamma": 0}, "jupiter-one-batch": {"micro_batches": 1},
              "jupiter-no-spec-one-batch": {"gamma": 0, "micro_batches": 1}}
+#: Jupiter where the boards share one medium (`SHARED`), re-run with each link direction a
+#: medium of its own (`sim.edge.MultiSystem.own_media`): what sharing the air costs.
+OWN_LINKS = "jupiter-own-air"
 
 
 def outline() -> Any:
@@ -73,6 +76,8 @@ def run(model: str, devices: int, link: str, plan=None, prompt: int = PROMPT) ->
     for name, change in ABLATIONS.items():
         r = jupiter(ms, cfg, replace(plan, **change), **kw)
         res[name] = replace(r, method=name)
+    if ms.media:
+        res[OWN_LINKS] = replace(jupiter(ms.own_media(), cfg, plan, **kw), method=OWN_LINKS)
     out = {name: _row(r) for name, r in res.items()}
     j = out["jupiter"]
     best = min((r["e2e_s"] for k, r in out.items() if k in METHODS[:3] and r["fits"]))

@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from sim.studies.jupiter import ABLATIONS, COMMAND, METHODS, headline
+from sim.studies.jupiter import ABLATIONS, COMMAND, METHODS, OWN_LINKS, headline
 
 PARTS = ("compute", "transfer", "waiting")
 COLOURS = {"compute": "#4c72b0", "transfer": "#dd8452", "waiting": "#aaaaaa"}
@@ -82,7 +82,9 @@ def _run(data: dict, model: str, devices: int, link: str) -> dict:
 def _table(r: dict) -> str:
     lines = ["| method | TTFT s | end-to-end s | compute s | transfer s | waiting s | note |",
              "|---|---|---|---|---|---|---|"]
-    for k in (*METHODS, *ABLATIONS):
+    for k in (*METHODS, *ABLATIONS, OWN_LINKS):
+        if k not in r["methods"]:
+            continue
         m = r["methods"][k]
         if not m["fits"]:
             why = m["detail"].get("why") or (f"needs {m['need_gb']:.1f} GB on a board of "

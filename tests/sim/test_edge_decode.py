@@ -92,6 +92,12 @@ def test_allreduce_closed_form_on_wifi():
         3 * a + 2 * 3e-3)
     assert allreduce_s(replace(load_multi("orin-nx-2-wifi"), media={}), 8192) == (
         pytest.approx(2 * (3e-3 + a)))
+    # each direction its own air (the study's ablation): a ring never queues two pieces on one
+    # direction, so the own links' figures
+    assert allreduce_s(load_multi("orin-nx-2-wifi").own_media(), 8192) == pytest.approx(
+        2 * (3e-3 + a))
+    assert allreduce_s(load_multi("orin-nx-4-wifi").own_media(), 4_000_000) == (
+        pytest.approx(6 * 0.043))
 
 
 def test_shard_by_hand_and_refusal():
@@ -149,17 +155,18 @@ def test_batch_spec_rounds_by_hand():
 
 
 def test_sampled_batch_rounds_seeded_and_complete():
-    rounds = sample_batch_rounds(32, 4, 3, 0.6, 7)
-    assert rounds == sample_batch_rounds(32, 4, 3, 0.6, 7)  # deterministic
+    rounds = sample_batch_rounds(32, 4, 0.6, [7, 8, 9])
+    assert rounds == sample_batch_rounds(32, 4, 0.6, [7, 8, 9])  # deterministic
     per_seq = [sum(a[i] for _, a in rounds) for i in range(3)]
     assert per_seq == [32, 32, 32]
     sizes = [sum(1 for n in a if n) for _, a in rounds]
     assert sizes == sorted(sizes, reverse=True) and sizes[-1] >= 1  # leave, never come back
-    # sequence 0 draws what a lone sequence of the seed draws
-    alone = spec_rounds(32, 4, sample_accepted(0.6, 4, 32, 7))
-    assert [a[0] for _, a in rounds if a[0]] == [a for _, a in alone]
+    # each sequence draws from its own seed, whatever the batch: alone, spec_rounds' counts
+    for i, seed in enumerate((7, 8, 9)):
+        alone = spec_rounds(32, 4, sample_accepted(0.6, 4, 32, seed))
+        assert [a[i] for _, a in rounds if a[i]] == [a for _, a in alone]
     # acceptance 1: every sequence takes gamma + 1 a round, so the batch stays whole
-    assert {a for _, a in sample_batch_rounds(10, 4, 3, 1.0, 0)} == {(5, 5, 5)}
+    assert {a for _, a in sample_batch_rounds(10, 4, 1.0, [0, 1, 2])} == {(5, 5, 5)}
 
 
 def test_shared_medium_moves_the_same_bytes_later():
