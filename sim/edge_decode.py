@@ -8,8 +8,10 @@ step costs are piecewise linear in the context under the roofline, so each (devi
 batch, new tokens) is simulated at up to `SAMPLES` evenly spaced contexts and linearly
 interpolated in between (as `sim.speculative` does). Speculative rounds follow
 `sim.speculative`'s acceptance model: a round verifies ``gamma + 1`` tokens per sequence and
-advances the context by the accepted count plus one; the draft is ``gamma`` Medusa-style heads
-on the LM head's device, each charged one LM head's time (a head is a linear layer to the
+advances the context by the accepted count plus one. In a batch each sequence draws its own
+counts and leaves the batch when it has its tokens (`batch_spec_rounds`); `sim.speculative`'s
+own lock step is left to its users. The draft is ``gamma`` Medusa-style heads on the LM head's
+device, each charged one LM head's time at the round's batch (a head is a linear layer to the
 vocabulary; its small residual block is left out).
 """
 

@@ -93,13 +93,43 @@ def _row(r) -> dict:
     return d
 
 
+#: Seeds of the acceptance draws re-run for `seed_spread` (the study's own is `SEED`).
+SPREAD_SEEDS = tuple(range(6))
+
+
+def seed_spread(model: str, devices: int, link: str, plan, prompt: int,
+                seeds=SPREAD_SEEDS) -> dict:
+    """Jupiter's and `jupiter-one-batch`'s end-to-end seconds under each seed of ``seeds``:
+    how much the sampled acceptance moves them (a group ends with its slowest point)."""
+    from mappers.ir import Precision
+    from mappers.models import load_model
+    from sim.edge_jupiter import jupiter
+
+    cfg = load_model(model).config
+    ms = system(devices, link)
+    kw = {"prompt_tokens": prompt, "precision": Precision()}
+    out = {"model": model, "devices": devices, "link": link, "seeds": list(seeds),
+           "jupiter": [], "jupiter-one-batch": []}
+    for seed in seeds:
+        p = replace(plan, seed=seed)
+        out["jupiter"].append(jupiter(ms, cfg, p, **kw).e2e_s)
+        out["jupiter-one-batch"].append(jupiter(ms, cfg, replace(p, micro_batches=1),
+                                                **kw).e2e_s)
+    return out
+
+
 def jupiter_study(models=MODELS, devices=DEVICES, links=LINKS, plan=None,
-                  prompt: int = PROMPT) -> dict[str, Any]:
-    """The study's numbers (module docstring) on the given grid."""
+                  prompt: int = PROMPT, spread: bool = True) -> dict[str, Any]:
+    """The study's numbers (module docstring) on the given grid; ``spread``: also
+    `seed_spread` on the first model over the first link with the fewest boards and over the
+    last link with the most."""
     from sim.edge import load_net
 
     plan = plan or outline()
     runs = [run(m, d, ln, plan, prompt) for m in models for ln in links for d in devices]
+    spreads = [seed_spread(models[0], d, ln, plan, prompt)
+               for d, ln in dict.fromkeys(((min(devices), links[0]),
+                                           (max(devices), links[-1])))] if spread else []
     top = max(((r["reduction"][k], k, r) for r in runs for k in r["reduction"]),
               key=lambda x: x[0])
     from sim.speculative import expected_tokens
@@ -111,6 +141,7 @@ def jupiter_study(models=MODELS, devices=DEVICES, links=LINKS, plan=None,
                   "board": "jetson-orin-nx-16gb",
                   "links": {ln: asdict(load_net(ln)) for ln in links}},
         "runs": runs,
+        "seed_spread": spreads,
         "max_reduction": {"value": top[0], "baseline": top[1], "model": top[2]["model"],
                           "devices": top[2]["devices"], "link": top[2]["link"]},
     }
