@@ -155,7 +155,8 @@ _HANDLERS: dict = {}
 
 
 #: Command modules that are not a unit's: tools built on the simulator.
-TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve", "sim.cli.train", "sim.cli.edge")
+TOOL_COMMANDS = ("sim.cli.sweep", "sim.cli.serve", "sim.cli.train", "sim.cli.edge",
+                 "sim.cli.hat")
 
 
 def _command_modules():
@@ -438,7 +439,9 @@ STUDIES = {"spad-chips": ("results/spad", "sim.studies.spad_report:write_spad_ch
            "fireq": ("results/fireq", "sim.studies.fireq:write_fireq"),
            "halo": ("results/halo", "sim.studies.halo:write_halo"),
            "adrenaline": ("results/adrenaline", "sim.studies.adrenaline:write_adrenaline"),
-           "jupiter": ("results/jupiter", "sim.studies.jupiter:write_jupiter")}
+           "jupiter": ("results/jupiter", "sim.studies.jupiter:write_jupiter"),
+           "alchemist": ("results/alchemist", "sim.studies.alchemist:write_alchemist"),
+           "hat": ("results/hat", "sim.studies.hat:write_hat")}
 
 
 def _studies() -> dict[str, tuple[str, str]]:

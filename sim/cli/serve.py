@@ -35,8 +35,9 @@ def add_commands(sub) -> dict:
                    help="rank: requests a simulation (default 400)")
     p.add_argument("--max-count", type=int, default=64, metavar="N",
                    help="plan: at most N instances a group (default 64)")
-    p.add_argument("--trace", default=None, metavar="azure-code|azure-conv|FILE.csv",
-                   help="requests (default azure-conv)")
+    p.add_argument("--trace", default=None, metavar="azure-code|azure-conv|sharegpt|FILE.csv",
+                   help="requests (default azure-conv; sharegpt: ShareGPT-like lengths, needs "
+                        "--rate)")
     p.add_argument("--rate", type=float, default=None, metavar="R",
                    help="Poisson arrivals at R requests/s with the trace's lengths")
     p.add_argument("--duration", type=float, default=None, metavar="S",
@@ -145,11 +146,17 @@ def _training_text(training: dict | None) -> str | None:
     if isinstance(reuse, dict):
         for key, label in (("recorded_sequences", "recorded sequences"),
                            ("reused_steps", "reused steps"),
-                           ("hedged_recomputes", "hedged recomputes")):
+                           ("reused_tokens", "reused tokens"),
+                           ("hedged_recomputes", "hedged recomputes"),
+                           ("dropped_samples", "dropped samples"),
+                           ("cut_samples", "cut samples")):
             if isinstance(reuse.get(key), (int, float)):
                 rows.append((label, _count(reuse[key])))
         if isinstance(reuse.get("added_prefill_s"), (int, float)):
             rows.append(("added to prefill", seconds(reuse["added_prefill_s"])))
+        peak, cap = reuse.get("peak_sample_bytes"), reuse.get("sample_capacity_bytes")
+        if isinstance(peak, (int, float)) and isinstance(cap, (int, float)) and cap > 0:
+            rows.append(("sample store peak", f"{peak / 1e9:.3g} GB of {cap / 1e9:.3g} GB"))
     return table(rows, title="training") if rows else None
 
 

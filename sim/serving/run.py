@@ -9,11 +9,12 @@ from typing import Callable
 
 import numpy as np
 
+from sim.errors import ConfigError
 from sim.serving.cluster import Cluster, build_instances, kv_bytes_per_token
 from sim.serving.metrics import summarise
 from sim.serving.simulator import ServeResult, simulate_serving
 from sim.serving.training import training_summary
-from sim.serving.workload import load_trace, synthetic
+from sim.serving.workload import SHAREGPT, load_trace, sharegpt, synthetic
 
 #: Default run: the first 10 minutes of the Azure conversation trace.
 DEFAULT_TRACE, DEFAULT_DURATION_S = "azure-conv", 600.0
@@ -22,7 +23,14 @@ DEFAULT_TRACE, DEFAULT_DURATION_S = "azure-conv", 600.0
 def requests_for(trace: str, *, rate: float | None, duration_s: float | None, seed: int = 0):
     """The trace's requests (its first ``duration_s`` seconds), or with ``rate`` Poisson
     arrivals at ``rate`` per second for ``duration_s`` seconds (default: the trace's length)
-    with the trace's prompt and output lengths."""
+    with the trace's prompt and output lengths. ``sharegpt`` is lengths only: it needs
+    ``rate`` (default duration `DEFAULT_DURATION_S`)."""
+    if trace == SHAREGPT:
+        if rate is None:
+            raise ConfigError("--rate: --trace sharegpt generates lengths only; give --rate R "
+                              "requests/s")
+        return sharegpt(rate=rate, duration_s=duration_s or DEFAULT_DURATION_S,
+                        rng=np.random.default_rng(seed))
     if rate is None:
         return load_trace(trace, duration_s=duration_s)
     lengths = load_trace(trace)

@@ -90,6 +90,8 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
         if inst.busy:
             return
         trainer = inst.trainer if done < len(requests) else None
+        if trainer is not None and not trainer.can_start():
+            trainer = None  # served data only: too few prompts for a step yet
         if trainer is not None and inst.load and trainer.owed(now):
             train(inst, now, inst.load)  # its share of the time, ahead of serving work
             return

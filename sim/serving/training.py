@@ -22,14 +22,14 @@ prefill becomes a training sample; a step takes ``batch`` samples (oldest first)
 the reuse step (`mappers.train`: no layers' forward) when it has them all. With
 ``pcie_bytes_per_s`` the samples are offloaded to host over one PCIe channel per instance
 (FIFO, after the DRAM write); a sample whose offload has not ended when its step starts is
-recomputed (hedging: the step runs without reuse, each late sample counted). Too few
-samples: the step trains on other data, without reuse.
+recomputed (hedging: its tokens run the forward, each late sample counted). Samples wait in
+a bounded store (``sample_bytes``, dropped by ``drop``) and a step of ``batch x seq`` tokens
+is packed from them (`sim.serving.samples`); the rest of the step is fresh data.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
 from dataclasses import dataclass, replace
 
 from mappers.ir import Precision
@@ -39,10 +39,14 @@ from mappers.train import (RECOMPUTE, REUSE, TrainSpec, chip_parameters, check_t
 from mappers.train_memory import saved_bytes
 from sim.dtypes import nbytes
 from sim.errors import ConfigError, PdsimError
+from sim.serving.samples import DATA, DROP, HOST_BYTES_PER_CHIP, Sample, SampleStore
 
 _KEYS = {"batch": int, "seq": int, "lora_rank": int, "lora_targets": list,
          "recompute": str, "optimizer_dtype": str, "share": float, "chunks": int,
-         "reuse": str, "pcie_bytes_per_s": float}
+         "reuse": str, "pcie_bytes_per_s": float, "sample_bytes": float, "drop": str,
+         "data": str}
+#: Fields that only mean something with ``reuse: activations``.
+_REUSE_ONLY = ("pcie_bytes_per_s", "sample_bytes", "drop")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -56,6 +60,9 @@ class Training:
     chunks: int | None = None
     reuse: str = "none"
     pcie_bytes_per_s: float | None = None
+    sample_bytes: float | None = None
+    drop: str = "oldest"
+    data: str = "mixed"
 
 
 def parse_training(data, where: str) -> Training:
@@ -80,14 +87,19 @@ def parse_training(data, where: str) -> Training:
     if data.get("reuse", "none") not in REUSE:
         raise ConfigError(f"{at}.reuse: must be one of {', '.join(REUSE)}, got "
                           f"{data['reuse']!r}")
-    pcie = data.get("pcie_bytes_per_s")
-    if pcie is not None:
-        if (isinstance(pcie, bool) or not isinstance(pcie, (int, float))
-                or not math.isfinite(pcie) or pcie <= 0):
-            raise ConfigError(f"{at}.pcie_bytes_per_s: must be a positive number of bytes/s, "
-                              f"got {pcie!r}")
-        if data.get("reuse", "none") != "activations":
-            raise ConfigError(f"{at}.pcie_bytes_per_s: needs reuse: activations")
+    for key, unit in (("pcie_bytes_per_s", "bytes/s"), ("sample_bytes", "bytes")):
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                  or not math.isfinite(value) or value <= 0):
+            raise ConfigError(f"{at}.{key}: must be a positive number of {unit}, got {value!r}")
+    if data.get("data", "mixed") not in DATA:
+        raise ConfigError(f"{at}.data: must be one of {', '.join(DATA)}, got {data['data']!r}")
+    if data.get("drop", "oldest") not in DROP:
+        raise ConfigError(f"{at}.drop: must be one of {', '.join(DROP)}, got {data['drop']!r}")
+    for key in _REUSE_ONLY:
+        if key in data and data.get("reuse", "none") != "activations":
+            raise ConfigError(f"{at}.{key}: needs reuse: activations")
+    pcie, store = data.get("pcie_bytes_per_s"), data.get("sample_bytes")
     for key in ("batch", "seq"):
         if key not in data:
             raise ConfigError(f"{at}: {key} is required")
@@ -107,7 +119,9 @@ def parse_training(data, where: str) -> Training:
         raise ConfigError(f"{at}.{flag.lstrip('-').replace('-', '_')}: {rest}") from None
     return Training(spec=spec, share=float(share), chunks=data.get("chunks"),
                     reuse=data.get("reuse", "none"),
-                    pcie_bytes_per_s=None if pcie is None else float(pcie))
+                    pcie_bytes_per_s=None if pcie is None else float(pcie),
+                    sample_bytes=None if store is None else float(store),
+                    drop=data.get("drop", "oldest"), data=data.get("data", "mixed"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -116,7 +130,8 @@ class TrainPlan:
     the bytes it keeps resident beyond the served weights (``extra_bytes``); under reuse the
     reuse step's time (``reuse_step_s``), the bytes recorded per prefilled token
     (``record_bytes_per_token``, all layers, one chip), the DRAM bandwidth they are written
-    at and the PCIe bandwidth they are offloaded at (bytes/s; None: kept in DRAM)."""
+    at and the PCIe bandwidth they are offloaded at (bytes/s; None: kept in DRAM), and the
+    sample store's capacity (bytes) and drop rule (`sim.serving.samples`)."""
 
     chunk_s: float
     chunks: int
@@ -129,6 +144,9 @@ class TrainPlan:
     record_bytes_per_token: int = 0
     dram_bytes_per_s: float = math.inf
     pcie_bytes_per_s: float | None = None
+    sample_capacity_bytes: float = math.inf
+    drop: str = "oldest"
+    data: str = "mixed"
 
 
 def train_plan(training: Training, model: ModelConfig, system, *, precision: Precision,
@@ -145,7 +163,8 @@ def train_plan(training: Training, model: ModelConfig, system, *, precision: Pre
     chunks = training.chunks or model.num_layers
     plan = TrainPlan(chunk_s=result.time_s / chunks, chunks=chunks, tokens=result.tokens,
                      step_s=result.time_s, extra_bytes=result.memory.total - served,
-                     memory=result.memory.as_dict(), batch=training.spec.batch)
+                     memory=result.memory.as_dict(), batch=training.spec.batch,
+                     data=training.data)
     if training.reuse == "none":
         return plan
     spec, tp = training.spec, system.tensor_parallel
@@ -156,16 +175,26 @@ def train_plan(training: Training, model: ModelConfig, system, *, precision: Pre
     # saved_bytes is linear in the tokens: per token exactly, times every layer
     per_token = model.num_layers * saved_bytes(layer.ops, spec, precision, model, tp) \
         // spec.tokens
+    # Samples kept in DRAM: one step's tokens are the activations the job already holds; a
+    # larger store takes the rest off the KV budget. Offloaded: host memory, off the chip.
+    step_bytes = per_token * spec.tokens
+    if training.pcie_bytes_per_s is None:
+        capacity = training.sample_bytes or step_bytes
+        extra = plan.extra_bytes + max(0, math.ceil(capacity - step_bytes))
+    else:
+        capacity, extra = training.sample_bytes or HOST_BYTES_PER_CHIP, plan.extra_bytes
     return replace(plan, reuse_step_s=reused.time_s, record_bytes_per_token=per_token,
                    dram_bytes_per_s=system.chip.memory.bandwidth_bytes_per_s,
-                   pcie_bytes_per_s=training.pcie_bytes_per_s)
+                   pcie_bytes_per_s=training.pcie_bytes_per_s, extra_bytes=extra,
+                   sample_capacity_bytes=capacity, drop=training.drop)
 
 
 class Trainer:
     """One instance's training progress under ``plan`` with time ``share``: chunks run,
     training seconds, and the chunk log ``(start_s, end_s, serving work pending at start)``;
-    under reuse the recorded samples (time each is ready for training), reused steps, hedged
-    recomputes and the seconds recording added to prefill iterations."""
+    under reuse the recorded samples (`SampleStore`), reused steps and tokens, hedged
+    recomputes, samples split between steps and the seconds recording added to prefill
+    iterations."""
 
     def __init__(self, *, plan: TrainPlan, share: float) -> None:
         self.plan, self.share = plan, share
@@ -174,9 +203,10 @@ class Trainer:
         self.log: list[tuple[float, float, int]] = []
         self.ahead = False  # the last chunk ran ahead of serving work: serving goes next
         self.chunk_s = plan.chunk_s  # the running step's chunk time
-        self.samples: deque[float] = deque()  # ready time of each recorded prefill
+        self.samples = SampleStore(capacity_bytes=plan.sample_capacity_bytes, drop=plan.drop)
         self.pcie_free = 0.0
         self.recorded = self.recorded_bytes = self.reused_steps = self.hedged = 0
+        self.reused_tokens = self.split = 0
         self.record_s = 0.0
 
     @property
@@ -192,16 +222,26 @@ class Trainer:
         return dt
 
     def record(self, now: float, tokens: int) -> None:
-        """A prefill of ``tokens`` tokens ended at ``now``: a sample, offloaded if PCIe."""
-        if self.plan.reuse_step_s is None:
+        """A prefill of ``tokens`` tokens ended at ``now``: a sample, offloaded if PCIe (a
+        sample the store drops is not offloaded). Without reuse only ``served`` data queues
+        prompts (no bytes)."""
+        if self.plan.reuse_step_s is None and self.plan.data != "served":
             return
         nbytes = tokens * self.plan.record_bytes_per_token
         self.recorded += 1
         self.recorded_bytes += nbytes
         ready = now
         if self.plan.pcie_bytes_per_s is not None:
-            ready = self.pcie_free = max(now, self.pcie_free) + nbytes / self.plan.pcie_bytes_per_s
-        self.samples.append(ready)
+            ready = max(now, self.pcie_free) + nbytes / self.plan.pcie_bytes_per_s
+        if self.samples.add(Sample(ready, tokens, nbytes)):
+            self.pcie_free = max(self.pcie_free, ready)
+
+    def can_start(self) -> bool:
+        """Whether a chunk may start: always within a step; a step with ``served`` data only
+        once the stored samples hold its tokens."""
+        p = self.plan
+        return (self.chunks_done % p.chunks != 0 or p.data != "served"
+                or self.samples.stored_tokens >= p.tokens)
 
     def owed(self, now: float) -> bool:
         """Whether training is under its ``share`` of the time up to ``now`` (and may run
@@ -219,16 +259,21 @@ class Trainer:
         return end
 
     def _step_chunk(self, now: float) -> float:
-        """A step begins: take its samples; the chunk time of the step it can run."""
+        """A step begins: pack its samples (`SampleStore.take`); the chunk time of the step,
+        the full step's for fresh and late tokens, the reuse step's for reused ones (linear
+        in the reused share of the step's tokens)."""
         p = self.plan
-        if p.reuse_step_s is None or len(self.samples) < p.batch:
+        if p.reuse_step_s is None and p.data != "served":
             return p.chunk_s
-        late = sum(self.samples.popleft() > now for _ in range(p.batch))
-        if late:  # hedging: the offload is late, recompute the forward instead of waiting
-            self.hedged += late
+        packed = self.samples.take(now, p.tokens)
+        self.split += packed.split
+        if p.reuse_step_s is None:  # served prompts, their forward run by the step
             return p.chunk_s
-        self.reused_steps += 1
-        return p.reuse_step_s / p.chunks
+        self.hedged += packed.late  # hedging: a late offload is recomputed, not waited for
+        self.reused_tokens += packed.reused
+        self.reused_steps += packed.reused > 0
+        share = packed.reused / p.tokens
+        return (p.step_s * (1 - share) + p.reuse_step_s * share) / p.chunks
 
     def finish(self) -> None:
         self.chunks_done += 1
@@ -250,12 +295,15 @@ def training_summary(instances, end_s: float) -> dict | None:
             "step_s": {i.name: i.trainer.plan.step_s for i in instances if i.trainer},
             "chunk_s": {i.name: i.trainer.plan.chunk_s for i in instances if i.trainer},
             "memory_bytes": {i.name: i.trainer.plan.memory for i in instances if i.trainer},
+            "data": trainers[0].plan.data,
+            "split_samples": sum(t.split for t in trainers),
             **_reuse_summary(trainers)}
 
 
 def _reuse_summary(trainers) -> dict:
     """Alchemist's figures (empty without reuse): samples and bytes recorded, the seconds the
-    recording added to prefill iterations, reused steps and hedged recomputes."""
+    recording added to prefill iterations, reused steps and tokens, hedged recomputes,
+    the store's capacity, peak and drops."""
     plan = trainers[0].plan
     if plan.reuse_step_s is None:
         return {}
@@ -265,4 +313,11 @@ def _reuse_summary(trainers) -> dict:
                       "added_prefill_s": sum(t.record_s for t in trainers),
                       "reuse_step_s": plan.reuse_step_s,
                       "reused_steps": sum(t.reused_steps for t in trainers),
-                      "hedged_recomputes": sum(t.hedged for t in trainers)}}
+                      "hedged_recomputes": sum(t.hedged for t in trainers),
+                      "reused_tokens": sum(t.reused_tokens for t in trainers),
+                      "sample_capacity_bytes": plan.sample_capacity_bytes,
+                      "drop": plan.drop,
+                      "peak_sample_bytes": max(t.samples.peak_bytes for t in trainers),
+                      "dropped_samples": sum(t.samples.dropped for t in trainers),
+                      "cut_samples": sum(t.samples.cut for t in trainers),
+                      "dropped_bytes": sum(t.samples.dropped_bytes for t in trainers)}}

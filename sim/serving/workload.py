@@ -1,5 +1,6 @@
 """Workloads: the Azure LLM inference traces 2023 (shipped, `sim/serving/data/`), any CSV of
-requests, and Poisson or gamma arrivals at a chosen rate over a trace's lengths.
+requests, and Poisson or gamma arrivals at a chosen rate over a trace's lengths or over
+ShareGPT-like lengths (``sharegpt``: `sim.serving.sharegpt`, a generator, not a trace).
 
 A CSV has a header and one request a row, sorted by arrival, in either layout:
 
@@ -27,6 +28,8 @@ from sim.serving.request import Request
 #: Shipped traces by name.
 TRACES = {"azure-code": "AzureLLMInferenceTrace_code.csv",
           "azure-conv": "AzureLLMInferenceTrace_conv.csv"}
+#: The ShareGPT-like lengths generator's name as a ``--trace`` (needs a rate).
+SHAREGPT = "sharegpt"
 _LAYOUTS = (("arrival_s", "prompt_tokens", "output_tokens"),
             ("TIMESTAMP", "ContextTokens", "GeneratedTokens"))
 
@@ -116,14 +119,36 @@ def synthetic(lengths: list[Request], *, rate: float, duration_s: float,
         raise ConfigError(f"--rate: must be > 0 requests/s, got {rate}")
     if not cv > 0:
         raise ConfigError(f"--cv: must be > 0, got {cv}")
+    t = _arrivals(rate, duration_s, rng, cv)
+    pick = rng.integers(0, len(lengths), len(t))
+    return [Request(id=i, arrival_s=float(a), prompt_tokens=lengths[k].prompt_tokens,
+                    output_tokens=lengths[k].output_tokens)
+            for i, (a, k) in enumerate(zip(t, pick))]
+
+
+def sharegpt(*, rate: float, duration_s: float, rng: np.random.Generator,
+             cv: float = 1.0) -> list[Request]:
+    """Requests arriving as `synthetic`'s, with ShareGPT-like lengths
+    (`sim.serving.sharegpt`) drawn after the arrivals from the same ``rng``."""
+    from sim.serving.sharegpt import sharegpt_lengths
+
+    if not rate > 0:
+        raise ConfigError(f"--rate: must be > 0 requests/s, got {rate}")
+    if not cv > 0:
+        raise ConfigError(f"--cv: must be > 0, got {cv}")
+    t = _arrivals(rate, duration_s, rng, cv)
+    prompts, outputs = sharegpt_lengths(len(t), rng)
+    return [Request(id=i, arrival_s=float(a), prompt_tokens=int(p), output_tokens=int(o))
+            for i, (a, p, o) in enumerate(zip(t, prompts, outputs))]
+
+
+def _arrivals(rate: float, duration_s: float, rng: np.random.Generator, cv: float) -> np.ndarray:
+    """Arrival times (s) in [0, ``duration_s``): gamma gaps of mean ``1 / rate`` and
+    coefficient of variation ``cv``."""
     shape = 1 / cv**2
     n = int(rate * duration_s * 1.2 + 50)
     gaps = rng.gamma(shape, 1 / (rate * shape), n)
     while gaps.sum() < duration_s:
         gaps = np.concatenate([gaps, rng.gamma(shape, 1 / (rate * shape), n)])
     t = np.cumsum(gaps)
-    t = t[t < duration_s]
-    pick = rng.integers(0, len(lengths), len(t))
-    return [Request(id=i, arrival_s=float(a), prompt_tokens=lengths[k].prompt_tokens,
-                    output_tokens=lengths[k].output_tokens)
-            for i, (a, k) in enumerate(zip(t, pick))]
+    return t[t < duration_s]

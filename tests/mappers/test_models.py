@@ -18,6 +18,10 @@ PUBLISHED = {
     "qwen3-8b": 8_190_735_360,
     "bloom-176b": 176_247_271_424,
     "llada-8b": 8_015_581_184,
+    # HF Hub safetensors total; by hand: embedding and untied LM head 2 x 32000 x 2048, 22
+    # layers of q, o 2048^2 each, k, v 2048 x 256 each, MLP 3 x 2048 x 5632, two norms 2048,
+    # final norm 2048: 131,072,000 + 22 x 44,044,288 + 2048 = 1,100,048,384
+    "tinyllama-1.1b": 1_100_048_384,
     "mistral-7b": 7_241_732_096,
     "qwen2.5-7b": 7_615_616_512,
     "mixtral-8x7b": 46_702_792_704,
@@ -49,6 +53,11 @@ def test_architecture_features():
     assert bloom.linear_bias and bloom.tie_word_embeddings and bloom.embedding_norm
     assert not llada.causal and llada.gated_mlp
     assert llama3.num_kv_heads == 8 and llama3.vocab_size == 128256
+    tiny = load_model("tinyllama-1.1b").config
+    assert (tiny.num_layers, tiny.hidden_size, tiny.intermediate_size, tiny.num_heads,
+            tiny.num_kv_heads, tiny.head_dim, tiny.vocab_size) == (22, 2048, 5632, 32, 4, 64,
+                                                                    32000)
+    assert not tiny.tie_word_embeddings and tiny.gated_mlp
 
 
 def _cfg(**fields):

@@ -158,7 +158,13 @@ def test_text_summary_training_reuse_rows(capsys, tmp_path):
     assert code == code2 == 0 and r["reused_steps"] > 0
     rows = _section(out)
     assert list(rows) == ["steps", "training tokens/s", "recorded sequences", "reused steps",
-                          "hedged recomputes", "added to prefill"]
+                          "reused tokens", "hedged recomputes", "dropped samples",
+                          "cut samples", "added to prefill", "sample store peak"]
+    assert int(rows["reused tokens"].replace(",", "")) == r["reused_tokens"]
+    assert int(rows["dropped samples"]) == r["dropped_samples"]
+    peak, cap = rows["sample store peak"].replace(" GB", "").split(" of ")
+    assert float(peak) == pytest.approx(r["peak_sample_bytes"] / 1e9, rel=1e-2)
+    assert float(cap) == pytest.approx(r["sample_capacity_bytes"] / 1e9, rel=1e-2)
     assert int(rows["recorded sequences"]) == r["recorded_sequences"] == s["requests"]
     assert int(rows["reused steps"]) == r["reused_steps"]
     assert int(rows["hedged recomputes"]) == r["hedged_recomputes"]

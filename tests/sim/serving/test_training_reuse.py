@@ -52,13 +52,16 @@ def test_recording_adds_prefill_latency_and_feeds_a_reused_step():
     t = _run(None)
     assert t.recorded == 2 and t.recorded_bytes == 20_000
     assert t.record_s == pytest.approx(0.02)
-    assert t.reused_steps == 1 and t.hedged == 0
+    assert t.reused_steps == 2 and t.hedged == 0 and t.split == 1
     assert t.log[1] == pytest.approx((0.07, 0.09, 0))
+    # The next step reuses the prompt's other 2 tokens: (0.05 x 6 + 0.02 x 2) / 8 s
+    assert t.log[2] == pytest.approx((0.09, 0.09 + 0.34 / 8, 0))
 
 
 def test_late_pcie_offload_is_recomputed_and_counted():
     late = _run(1e5)  # 0.1 s offload: not ready at 0.07
-    assert late.hedged == 1 and late.reused_steps == 0
+    # ... and its last 2 tokens, split off for the next step at 0.12, are still late then
+    assert late.hedged == 2 and late.reused_steps == 0
     assert late.log[1] == pytest.approx((0.07, 0.12, 0))
     # Idle training starts its step as the prefill ends: any offload is late then
     assert _run(1e9).hedged == 1
@@ -72,13 +75,15 @@ def test_offload_queue_is_fifo_and_ready_samples_are_reused():
     t = Trainer(plan=p, share=0.0)
     t.record(0.0, 10)
     t.record(0.0, 10)
-    assert list(t.samples) == pytest.approx([0.1, 0.2])
+    assert [x.ready_s for x in t.samples.samples] == pytest.approx([0.1, 0.2])
     assert t.start(0.15, 0) == pytest.approx(0.17)  # sample 1 ready: a reused chunk
     t.finish()
     assert t.start(0.17, 0) == pytest.approx(0.19)  # same step, same chunk time
     t.finish()
-    assert t.start(0.19, 0) == pytest.approx(0.24)  # sample 2 late (0.2): recomputed
-    assert (t.reused_steps, t.hedged) == (1, 1)
+    # Next step: sample 1's last 2 tokens (ready) and 6 of sample 2 (late at 0.19: 0.2):
+    # chunk (0.1 x 6 / 8 + 0.04 x 2 / 8) / 2 = 0.0425 s
+    assert t.start(0.19, 0) == pytest.approx(0.2325)
+    assert (t.reused_steps, t.hedged, t.reused_tokens) == (2, 1, 10)
 
 
 def test_reuse_raises_training_throughput_and_serves_every_request(capsys, tmp_path):
