@@ -17,12 +17,15 @@ Pure compiler pass over a small pipeline IR; it knows no unit model. Three steps
    (a device or a link, each one timeline) has finished the ops before it. So chunk ``c`` on
    device ``d`` overlaps chunk ``c + 1`` on device ``d - 1``, and a link sends while both
    ends compute. Times come from a cost callable the simulator supplies (`sim.edge`).
+   Link directions on a shared *medium* (one Wi-Fi channel) are not timelines of their own:
+   the medium carries one transfer's bytes at a time, first come (ready) first served.
 """
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 from sim.dtypes import nbytes
 from sim.errors import ConfigError
@@ -187,10 +190,24 @@ def pipeline_ops(stages: Sequence[Stage], chunks: Sequence[int], hidden: int,
     return tuple(ops)
 
 
-def schedule_pipeline(ops: Sequence[PipeOp], cost: Callable[[PipeOp], float]
-                      ) -> tuple[Timed, ...]:
+def schedule_pipeline(ops: Sequence[PipeOp], cost: Callable[[PipeOp], float], *,
+                      media: Mapping[str, str] | None = None,
+                      airtime: Callable[[PipeOp], float] | None = None) -> tuple[Timed, ...]:
     """Place each op on its resource's timeline in program order (module docstring);
-    ``cost(op)`` is its duration in seconds."""
+    ``cost(op)`` is its duration in seconds, asked once per op in program order.
+
+    ``media`` maps a resource (a link direction) to the shared medium it sends on. Such an op
+    holds its medium for ``airtime(op)`` seconds from its start (its bytes on the air; the rest
+    of its duration, the latency, overlaps other transfers) and ends ``cost(op)`` after its
+    start. A free medium serves the waiting op that became ready first (ties: program order),
+    without preemption; the op's direction has no timeline of its own."""
+    media = media or {}
+    if not any(op.resource in media for op in ops):
+        return _in_order(ops, cost)
+    return _with_media(ops, [cost(op) for op in ops], media, airtime or cost)
+
+
+def _in_order(ops: Sequence[PipeOp], cost: Callable[[PipeOp], float]) -> tuple[Timed, ...]:
     free: dict[str, float] = {}
     out: list[Timed] = []
     for op in ops:
@@ -200,6 +217,70 @@ def schedule_pipeline(ops: Sequence[PipeOp], cost: Callable[[PipeOp], float]
         free[op.resource] = end
         out.append(Timed(op, start, end))
     return tuple(out)
+
+
+def _with_media(ops: Sequence[PipeOp], durations: list[float], media: Mapping[str, str],
+                airtime: Callable[[PipeOp], float]) -> tuple[Timed, ...]:
+    """Event-driven form of the list scheduler: an op on a plain resource starts when its
+    input and the op before it on the resource (program order) have ended, as in
+    `_in_order`; an op on a medium queues there once its input has ended."""
+    n = len(ops)
+    before = [-1] * n  # the previous op on the same plain resource
+    after: list[list[int]] = [[] for _ in range(n)]  # ops waiting on each op's end
+    last: dict[str, int] = {}
+    for i, op in enumerate(ops):
+        if op.input >= 0:
+            after[op.input].append(i)
+        if op.resource not in media:
+            before[i] = last.get(op.resource, -1)
+            if before[i] >= 0 and before[i] != op.input:
+                after[before[i]].append(i)
+            last[op.resource] = i
+    start = [0.0] * n
+    end: list[float | None] = [None] * n
+    events: list[tuple[float, int]] = []  # (end time, op)
+    queue: dict[str, list[tuple[float, int]]] = {}  # medium -> waiting (ready time, op)
+    busy: dict[str, float] = {}  # medium -> end of the airtime on it
+
+    def begin(i: int, t: float) -> None:
+        start[i] = t
+        heapq.heappush(events, (t + durations[i], i))
+
+    def arrive(i: int, t: float) -> None:
+        """Op ``i``'s dependences may have ended by ``t``: start or queue it if so."""
+        op = ops[i]
+        if op.input >= 0 and end[op.input] is None:
+            return
+        if op.resource in media:
+            heapq.heappush(queue.setdefault(media[op.resource], []), (t, i))
+        elif before[i] < 0 or end[before[i]] is not None:
+            begin(i, t)
+
+    for i, op in enumerate(ops):
+        if op.input < 0:
+            arrive(i, 0.0)
+    done = 0
+    while done < n:
+        # the next moment something happens: an op ends, or a medium frees with ops waiting
+        t = min([events[0][0]] if events else [], default=float("inf"))
+        for m, waiting in queue.items():
+            if waiting:
+                t = min(t, max(busy.get(m, 0.0), waiting[0][0]))
+        if t == float("inf"):
+            raise RuntimeError("schedule_pipeline: ops wait on each other (an input cycle)")
+        while events and events[0][0] <= t:
+            _, i = heapq.heappop(events)
+            end[i] = start[i] + durations[i]
+            done += 1
+            for j in after[i]:
+                arrive(j, end[i])
+        for m in sorted(queue):
+            waiting = queue[m]
+            while waiting and busy.get(m, 0.0) <= t:
+                _, i = heapq.heappop(waiting)
+                busy[m] = t + airtime(ops[i])
+                begin(i, t)
+    return tuple(Timed(op, start[i], start[i] + durations[i]) for i, op in enumerate(ops))
 
 
 def _ranges(layers: list[int]) -> str:

@@ -85,26 +85,40 @@ def plan_partition(num_layers: int, chain: Sequence[ChainDevice], hop_s: Sequenc
 
 def _min_sum(num_layers: int, d: int, bound: float, fits, stage
              ) -> tuple[float, tuple[int, ...]] | None:
-    """Least sum of device stage times, each <= ``bound`` and fitting; with its split."""
+    """Least sum of device stage times, each <= ``bound`` and fitting; with its split. Among
+    splits of the same sum (to rounding), the one whose slowest device stage is least: when a
+    hop bounds the pipeline many splits tie on TTFT, and the balanced one is the one a decode
+    reusing the split wants (every device's stage on the critical path of every token)."""
     inf = math.inf
-    # cost[k][j]: least sum with devices 0..k holding layers 0..j-1 (each at least one)
-    cost = [[inf] * (num_layers + 1) for _ in range(d)]
+    # cost[k][j]: least (sum, slowest stage) with devices 0..k holding layers 0..j-1 (each at
+    # least one), compared by sum, then (on a tie within rounding) by slowest stage
+    cost = [[(inf, inf)] * (num_layers + 1) for _ in range(d)]
     back = [[0] * (num_layers + 1) for _ in range(d)]
     for k in range(d):
         for j in range(k + 1, num_layers - (d - 1 - k) + 1):
             for n in range(1, j - k + 1):
                 if not fits(k, n) or stage(k, n) > bound:
                     continue
-                before = 0.0 if k == 0 else cost[k - 1][j - n]
+                before = (0.0, 0.0) if k == 0 else cost[k - 1][j - n]
                 if k == 0 and n != j:
                     continue
-                if before + stage(k, n) < cost[k][j]:
-                    cost[k][j] = before + stage(k, n)
+                cand = (before[0] + stage(k, n), max(before[1], stage(k, n)))
+                if _better(cand, cost[k][j]):
+                    cost[k][j] = cand
                     back[k][j] = n
-    if cost[d - 1][num_layers] == inf:
+    if cost[d - 1][num_layers][0] == inf:
         return None
     layers, j = [], num_layers
     for k in range(d - 1, -1, -1):
         layers.append(back[k][j])
         j -= back[k][j]
-    return cost[d - 1][num_layers], tuple(reversed(layers))
+    return cost[d - 1][num_layers][0], tuple(reversed(layers))
+
+
+def _better(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """``a`` < ``b`` by sum, sums within rounding (1e-9 relative) compared by slowest stage."""
+    if b[0] == math.inf:
+        return a[0] < math.inf
+    if abs(a[0] - b[0]) > 1e-9 * max(abs(a[0]), abs(b[0])):
+        return a[0] < b[0]
+    return a[1] < b[1]

@@ -10,11 +10,11 @@ scheduler of `mappers.edge`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from mappers.edge import (COMPUTE, Holding, PipeOp, Stage, Timed, check_split, chunk_sizes,
-                          link_name, pipeline_ops, route, schedule_pipeline)
+                          direction, link_name, pipeline_ops, route, schedule_pipeline)
 from mappers.ir import Phase, Precision
 from mappers.models import ModelConfig
 from sim.dtypes import nbytes
@@ -93,15 +93,22 @@ class DeviceSpec:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LinkSpec:
-    """A link between two devices: a network link preset name or YAML path."""
+    """A link between two devices: a network link preset name or YAML path. ``medium``: links
+    naming the same medium share it (one Wi-Fi channel: one transfer's bytes on the air at a
+    time, both directions and every such link; docs/edge.md); None: the link's two directions
+    are its own."""
 
     between: tuple[str, ...]
     net: str
+    medium: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.between) != 2 or self.between[0] == self.between[1]:
             raise ConfigError(f"between: must name two different devices, got "
                               f"{list(self.between)}")
+        if self.medium is not None and not str(self.medium).strip():
+            raise ConfigError("medium: must be a non-empty name (links naming the same medium "
+                              "share it), or left out")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -138,6 +145,29 @@ class MultiSystem:
     spec: MultiSystemSpec
     systems: dict[str, System]
     links: dict[str, NetLink]
+    # link name (both directions) or one direction ``a->b`` -> the medium it sends on
+    media: dict[str, str] = field(default_factory=dict)
+
+    def direction_media(self) -> dict[str, str]:
+        """Each link direction (``a->b``) on a medium -> the medium's name."""
+        out = {}
+        for key, medium in self.media.items():
+            if "->" in key:
+                out[key] = medium
+                continue
+            a, b = key.split("|")
+            out[direction(a, b)] = out[direction(b, a)] = medium
+        return out
+
+    def own_media(self) -> MultiSystem:
+        """This system with every link direction on a medium of its own: its transfers hold
+        it for their airtime only, as on a shared medium, but nothing else shares it (the
+        shared medium's ablation)."""
+        own = {}
+        for key in self.links:
+            a, b = key.split("|")
+            own[direction(a, b)], own[direction(b, a)] = direction(a, b), direction(b, a)
+        return replace(self, media=own)
 
     @property
     def holdings(self) -> tuple[Holding, ...]:
@@ -163,7 +193,7 @@ def load_multi(spec: str) -> MultiSystem:
             systems[d.name] = load_hardware(d.hardware).system
         except ConfigError as exc:
             raise ConfigError(f"{spec}: devices.{d.name}.hardware: {exc}") from None
-    links = {}
+    links, media = {}, {}
     for i, ln in enumerate(ms.links):
         try:
             net = load_net(ln.net)
@@ -174,7 +204,9 @@ def load_multi(spec: str) -> MultiSystem:
             raise ConfigError(f"{spec}: links[{i}]: a link between {ln.between[0]} and "
                               f"{ln.between[1]} is already given")
         links[key] = net
-    return MultiSystem(spec=ms, systems=systems, links=links)
+        if ln.medium is not None:
+            media[key] = str(ln.medium)
+    return MultiSystem(spec=ms, systems=systems, links=links, media=media)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,7 +288,18 @@ def simulate_prefill(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
             return stage_time_s(ms.systems[op.resource], model, op.stage, op.tokens,
                                 op.context, precision, detail)
         return ms.links[link_name(*op.resource.split("->"))].transfer_s(op.bytes, rng)
-    return PrefillResult(stages=stages, timeline=schedule_pipeline(ops, cost))
+    return PrefillResult(stages=stages, timeline=schedule_links(ms, ops, cost))
+
+
+def schedule_links(ms: MultiSystem, ops, cost) -> tuple[Timed, ...]:
+    """`mappers.edge.schedule_pipeline` with ``ms``'s shared media: a transfer holds its
+    medium for its bytes' airtime, bytes / bandwidth (its latency overlaps other transfers)."""
+    if not ms.media:
+        return schedule_pipeline(ops, cost)
+
+    def airtime(op) -> float:
+        return op.bytes / ms.links[link_name(*op.resource.split("->"))].bandwidth_bytes_per_s
+    return schedule_pipeline(ops, cost, media=ms.direction_media(), airtime=airtime)
 
 
 def checked_route(ms: MultiSystem, model: ModelConfig) -> tuple[Stage, ...]:

@@ -8,7 +8,9 @@ end-to-end latency split into compute, transfer and waiting.
   expansion starting with its point's text (``ceil(outline / points)`` tokens) as a short
   prefill over the shared prompt + outline cache, the points split into ``micro_batches``
   groups pipelined over the devices. Outline and expansions decode speculatively
-  (``gamma`` draft heads, per-token acceptance ``accept``, `sim.edge_decode.spec_rounds`).
+  (``gamma`` draft heads, per-token acceptance ``accept``): the outline by
+  `sim.edge_decode.spec_rounds`, each expansion drawing its own accepted counts within its
+  group and leaving the group when done (`sim.edge_decode.sample_batch_rounds`).
 * ``naive-pipeline``: the layers split evenly over the devices in file order, the prompt as
   one chunk, then plain decode one token at a time through every device.
 * ``tensor-parallel``: `sim.edge_tp`.
@@ -27,7 +29,7 @@ from mappers.edge_decode import DecodeGroup
 from mappers.ir import Precision
 from mappers.models import ModelConfig
 from sim.edge import MultiSystem, PrefillResult, device_footprint, simulate_prefill
-from sim.edge_decode import plain_rounds, simulate_groups, spec_rounds
+from sim.edge_decode import plain_rounds, sample_batch_rounds, simulate_groups, spec_rounds
 from sim.edge_run import choose_chunk
 from sim.edge_tp import simulate_tp, tp_footprint
 from sim.errors import ConfigError
@@ -194,9 +196,14 @@ def jupiter(ms: MultiSystem, model: ModelConfig, outline: Outline, *, prompt_tok
     m = o.micro_batches or min(o.points, d)
     sizes = [o.points // m + (k < o.points % m) for k in range(m)]
     # a group's rounds: its points' text as one short prefill round, then the expansion
+    # per-point acceptance: point p draws its counts from seed + 1 + p whatever its group, and
+    # leaves its group when done
+    first = [sum(sizes[:k]) for k in range(m)]
     groups = [DecodeGroup(sequences=n, context=prompt_tokens + o.outline_tokens,
-                          rounds=((point_text, point_text),) + rounds(o.point_tokens,
-                                                                      o.seed + 1 + k))
+                          rounds=((point_text, point_text),) + (
+                              sample_batch_rounds(o.point_tokens, o.gamma, o.accept, [
+                                  o.seed + 1 + p for p in range(first[k], first[k] + n)])
+                              if o.gamma else plain_rounds(o.point_tokens)))
               for k, n in enumerate(sizes)]
     exp_run = simulate_groups(split, model, groups, precision=precision, detail=detail,
                               draft_heads=heads)

@@ -18,11 +18,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from mappers.edge import Holding, Stage, hidden_bytes, link_name, schedule_pipeline
+from mappers.edge import Holding, Stage, hidden_bytes, link_name
 from mappers.edge_decode import ring_allreduce_ops
 from mappers.ir import Phase, Precision
 from mappers.models import ModelConfig
-from sim.edge import MultiSystem, device_footprint, stage_time_s
+from sim.edge import MultiSystem, device_footprint, schedule_links, stage_time_s
 from sim.errors import ConfigError
 
 
@@ -40,7 +40,8 @@ def shard(model: ModelConfig, d: int) -> ModelConfig:
 
 def allreduce_s(ms: MultiSystem, size_bytes: int, rng=None) -> float:
     """Seconds of a ring all-reduce of ``size_bytes`` over ``ms``'s devices in file order,
-    scheduled op by op on the links (each direction one timeline)."""
+    scheduled op by op on the links (each direction one timeline, or the links' shared
+    medium: `sim.edge.schedule_links`)."""
     names = [d.name for d in ms.spec.devices]
     links = {}
     for a, b in zip(names, names[1:] + names[:1]):
@@ -49,7 +50,7 @@ def allreduce_s(ms: MultiSystem, size_bytes: int, rng=None) -> float:
                               f"{b} (devices in file order, the last back to the first)")
         links[f"{a}->{b}"] = ms.links.get(link_name(a, b))
     ops = ring_allreduce_ops(names, size_bytes)
-    timeline = schedule_pipeline(ops, lambda op: links[op.resource].transfer_s(op.bytes, rng))
+    timeline = schedule_links(ms, ops, lambda op: links[op.resource].transfer_s(op.bytes, rng))
     return max((t.end_s for t in timeline), default=0.0)
 
 

@@ -35,6 +35,10 @@ def add_commands(sub) -> dict:
     p.add_argument("--gen", type=int_at_least(1), default=1, metavar="N",
                    help="tokens to generate (default 1: the prefill's); N > 1 adds N-1 decode "
                    "steps, each token crossing every device, and reports TBT and end-to-end")
+    p.add_argument("--sequences", type=int_at_least(1), default=1, metavar="S",
+                   help="sequences decoded after the prefill (default 1), each with its own KV "
+                   "cache, pipelined over the devices in --micro-batches groups (default "
+                   "min(S, devices)); needs --gen N > 1")
     p.add_argument("--seed", type=int_at_least(0), help="sample link jitter from a numpy "
                    "generator of this seed (default: no jitter, every transfer pays the mean "
                    "latency)")
@@ -54,6 +58,7 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.cli.edge_jupiter import check_flags, compare
     from sim.files import atomic_text, check_output
 
+    _check_sequences(args)
     check_flags(args, argv)
     if args.out is not None:
         check_output(args.out, "-o")
@@ -73,6 +78,8 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
                           candidates=None if fixed is None else (min(fixed, args.prompt),))
     ms, result = choice.system, choice.prefill
     rng = generator(None if args.seed is None else args.seed + 1)  # decode's own stream
+    if args.sequences > 1:
+        return _sequences(args, ms, model, precision, choice, rng)
     dec = simulate_decode(ms, model, prompt_tokens=args.prompt, gen=args.gen,
                           precision=precision, detail=args.detail, rng=rng)
     summary = {"system": ms.spec.name, "model": model.name, "prompt_tokens": args.prompt,
@@ -108,6 +115,65 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
         extra = f", {moved / 1e6:.2f} MB moved" if moved is not None else ""
         print(f"  {res:<24} busy {busy * 1e3:9.2f} ms "
               f"({100 * busy / result.ttft_s:5.1f}% of TTFT){extra}")
+    return 0
+
+
+def _check_sequences(args: argparse.Namespace) -> None:
+    """Refuse ``--sequences`` where it means nothing (one line, exit 2)."""
+    from sim.errors import ConfigError
+
+    if args.sequences == 1:
+        return
+    if args.compare:
+        raise ConfigError("--sequences: not with --compare (it decodes its own points)")
+    if args.gen < 2:
+        raise ConfigError(f"--sequences: decodes {args.sequences} sequences after the "
+                          f"prefill; give --gen N > 1 (tokens each generates)")
+    if args.micro_batches is not None and args.micro_batches > args.sequences:
+        raise ConfigError(f"--micro-batches: must be between 1 and the {args.sequences} "
+                          f"sequences, got {args.micro_batches}")
+
+
+def _sequences(args: argparse.Namespace, ms, model, precision, choice, rng) -> int:
+    """``--sequences S`` (S > 1): the prefill, then S sequences decoded pipelined
+    (`sim.edge_decode.simulate_sequences`); prints or ``--json``-s the summary."""
+    from sim.edge_decode import simulate_sequences
+
+    m = args.micro_batches or min(args.sequences, len(ms.spec.devices))
+    run = simulate_sequences(ms, model, prompt_tokens=args.prompt, gen=args.gen,
+                             sequences=args.sequences, micro_batches=m, precision=precision,
+                             detail=args.detail, rng=rng)
+    ttft, steps, b = choice.prefill.ttft_s, args.gen - 1, run.breakdown()
+    summary = {"system": ms.spec.name, "model": model.name, "prompt_tokens": args.prompt,
+               "chunk_tokens": choice.chunk_tokens,
+               "chunks_tried": {str(k): v for k, v in choice.tried.items()},
+               "ttft_s": ttft, "gen_tokens": args.gen, "sequences": args.sequences,
+               "micro_batches": m, "decode_s": run.makespan_s,
+               "tbt_s": run.makespan_s / steps, "e2e_s": ttft + run.makespan_s,
+               "decode_compute_s": b["compute"], "decode_transfer_s": b["transfer"],
+               "decode_waiting_s": b["waiting"], "seed": args.seed,
+               "link_bytes": choice.prefill.transfer_bytes(),
+               "decode_link_bytes": run.link_bytes(),
+               "stages": [f"{s.device}:{_layers(s)}" for s in choice.prefill.stages]}
+    if args.out is not None:
+        from sim.files import atomic_text
+
+        rows = [{"kind": t.op.kind, "chunk": t.op.chunk, "resource": t.op.resource,
+                 "bytes": t.op.bytes, "start_s": t.start_s, "end_s": t.end_s}
+                for t in choice.prefill.timeline]
+        atomic_text(args.out, json.dumps({**summary, "timeline": rows}, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return 0
+    print(f"{ms.spec.name}: {model.name}, {args.prompt}-token prompt in chunks of "
+          f"{choice.chunk_tokens}")
+    print("route: " + " -> ".join(summary["stages"]))
+    print(f"TTFT: {ttft * 1e3:.2f} ms")
+    print(f"decode: {args.sequences} sequences x {steps} steps in {m} micro-batches: "
+          f"{run.makespan_s * 1e3:.1f} ms, {args.sequences * steps / run.makespan_s:.1f} "
+          f"tokens/s; the last group's compute {b['compute'] * 1e3:.1f} ms, links "
+          f"{b['transfer'] * 1e3:.1f} ms, waiting {b['waiting'] * 1e3:.1f} ms")
+    print(f"end-to-end: {summary['e2e_s'] * 1e3:.2f} ms")
     return 0
 
 

@@ -24,7 +24,8 @@ def add_flags(p: argparse.ArgumentParser) -> None:
     g.add_argument("--point-tokens", type=int_at_least(1), default=64, metavar="N",
                    help="tokens of each point's expansion (default 64)")
     g.add_argument("--micro-batches", type=int_at_least(1), metavar="M",
-                   help="groups the points are pipelined in (default min(points, devices))")
+                   help="groups the points (or --sequences) are pipelined in (default "
+                   "min(points, devices))")
     g.add_argument("--gamma", type=int_at_least(0), default=4, metavar="G",
                    help="draft heads per round, 0 for no speculation (default 4)")
     g.add_argument("--accept", type=float, default=0.6, metavar="A",
@@ -35,10 +36,14 @@ def check_flags(args: argparse.Namespace, argv: list[str]) -> None:
     """Refuse outline flags given without ``--compare`` (one line, exit 2)."""
     from sim.errors import ConfigError
 
-    used = [f for f in ("--points", "--outline-tokens", "--point-tokens", "--micro-batches",
-                        "--gamma", "--accept") if any(a.split("=")[0] == f for a in argv)]
+    flags = ("--points", "--outline-tokens", "--point-tokens", "--micro-batches", "--gamma",
+             "--accept")
+    if args.sequences > 1:  # --micro-batches also splits --sequences' sequences
+        flags = tuple(f for f in flags if f != "--micro-batches")
+    used = [f for f in flags if any(a.split("=")[0] == f for a in argv)]
     if used and not args.compare:
-        raise ConfigError(f"{used[0]}: only with --compare")
+        raise ConfigError(f"{used[0]}: only with --compare" + (
+            " or --sequences" if used[0] == "--micro-batches" else ""))
     if args.compare and (args.plan or args.chunk_tokens or args.gen != 1 or args.out):
         raise ConfigError("--compare: chooses its own splits, chunks and lengths; drop --plan, "
                           "--chunk-tokens, --gen and -o")

@@ -26,6 +26,7 @@ COMMAND = "pdsim reproduce jupiter"
 MODELS = ("llama2-7b", "llama2-13b")
 DEVICES = (2, 4, 8)
 LINKS = ("wifi", "ethernet-1g")
+SHARED = ("wifi",)  # links whose boards share one medium (docs/edge.md, "Shared medium")
 PROMPT = 512
 POINTS, OUTLINE_TOKENS, POINT_TOKENS = 8, 64, 64
 GAMMA, ACCEPT, SEED = 4, 0.6, 0
@@ -37,6 +38,9 @@ METHODS = ("one-device", "naive-pipeline", "tensor-parallel", "jupiter")
 #: pipelining of points over the boards); neither.
 ABLATIONS = {"jupiter-no-spec": {"gamma": 0}, "jupiter-one-batch": {"micro_batches": 1},
              "jupiter-no-spec-one-batch": {"gamma": 0, "micro_batches": 1}}
+#: Jupiter where the boards share one medium (`SHARED`), re-run with each link direction a
+#: medium of its own (`sim.edge.MultiSystem.own_media`): what sharing the air costs.
+OWN_LINKS = "jupiter-own-air"
 
 
 def outline() -> Any:
@@ -47,12 +51,15 @@ def outline() -> Any:
 
 
 def system(devices: int, link: str):
-    """``orin-nx-<devices>-wifi`` with every link replaced by the ``link`` preset."""
+    """``orin-nx-<devices>-wifi`` with every link replaced by the ``link`` preset; the boards
+    share the preset's one Wi-Fi medium over ``wifi`` and none over Ethernet (a switch gives
+    each board its own full-duplex port)."""
     from sim.edge import load_multi, load_net
 
     ms = load_multi(f"orin-nx-{devices}-wifi")
     net = load_net(link)
-    return replace(ms, links={k: net for k in ms.links})
+    return replace(ms, links={k: net for k in ms.links},
+                   media=ms.media if link in SHARED else {})
 
 
 def run(model: str, devices: int, link: str, plan=None, prompt: int = PROMPT) -> dict:
@@ -69,6 +76,8 @@ def run(model: str, devices: int, link: str, plan=None, prompt: int = PROMPT) ->
     for name, change in ABLATIONS.items():
         r = jupiter(ms, cfg, replace(plan, **change), **kw)
         res[name] = replace(r, method=name)
+    if ms.media:
+        res[OWN_LINKS] = replace(jupiter(ms.own_media(), cfg, plan, **kw), method=OWN_LINKS)
     out = {name: _row(r) for name, r in res.items()}
     j = out["jupiter"]
     best = min((r["e2e_s"] for k, r in out.items() if k in METHODS[:3] and r["fits"]))
@@ -84,13 +93,43 @@ def _row(r) -> dict:
     return d
 
 
+#: Seeds of the acceptance draws re-run for `seed_spread` (the study's own is `SEED`).
+SPREAD_SEEDS = tuple(range(6))
+
+
+def seed_spread(model: str, devices: int, link: str, plan, prompt: int,
+                seeds=SPREAD_SEEDS) -> dict:
+    """Jupiter's and `jupiter-one-batch`'s end-to-end seconds under each seed of ``seeds``:
+    how much the sampled acceptance moves them (a group ends with its slowest point)."""
+    from mappers.ir import Precision
+    from mappers.models import load_model
+    from sim.edge_jupiter import jupiter
+
+    cfg = load_model(model).config
+    ms = system(devices, link)
+    kw = {"prompt_tokens": prompt, "precision": Precision()}
+    out = {"model": model, "devices": devices, "link": link, "seeds": list(seeds),
+           "jupiter": [], "jupiter-one-batch": []}
+    for seed in seeds:
+        p = replace(plan, seed=seed)
+        out["jupiter"].append(jupiter(ms, cfg, p, **kw).e2e_s)
+        out["jupiter-one-batch"].append(jupiter(ms, cfg, replace(p, micro_batches=1),
+                                                **kw).e2e_s)
+    return out
+
+
 def jupiter_study(models=MODELS, devices=DEVICES, links=LINKS, plan=None,
-                  prompt: int = PROMPT) -> dict[str, Any]:
-    """The study's numbers (module docstring) on the given grid."""
+                  prompt: int = PROMPT, spread: bool = True) -> dict[str, Any]:
+    """The study's numbers (module docstring) on the given grid; ``spread``: also
+    `seed_spread` on the first model over the first link with the fewest boards and over the
+    last link with the most."""
     from sim.edge import load_net
 
     plan = plan or outline()
     runs = [run(m, d, ln, plan, prompt) for m in models for ln in links for d in devices]
+    spreads = [seed_spread(models[0], d, ln, plan, prompt)
+               for d, ln in dict.fromkeys(((min(devices), links[0]),
+                                           (max(devices), links[-1])))] if spread else []
     top = max(((r["reduction"][k], k, r) for r in runs for k in r["reduction"]),
               key=lambda x: x[0])
     from sim.speculative import expected_tokens
@@ -102,6 +141,7 @@ def jupiter_study(models=MODELS, devices=DEVICES, links=LINKS, plan=None,
                   "board": "jetson-orin-nx-16gb",
                   "links": {ln: asdict(load_net(ln)) for ln in links}},
         "runs": runs,
+        "seed_spread": spreads,
         "max_reduction": {"value": top[0], "baseline": top[1], "model": top[2]["model"],
                           "devices": top[2]["devices"], "link": top[2]["link"]},
     }

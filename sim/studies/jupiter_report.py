@@ -7,7 +7,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
-from sim.studies.jupiter import ABLATIONS, COMMAND, METHODS, headline
+from sim.studies.jupiter import ABLATIONS, COMMAND, METHODS, OWN_LINKS, headline
 
 PARTS = ("compute", "transfer", "waiting")
 COLOURS = {"compute": "#4c72b0", "transfer": "#dd8452", "waiting": "#aaaaaa"}
@@ -82,7 +82,9 @@ def _run(data: dict, model: str, devices: int, link: str) -> dict:
 def _table(r: dict) -> str:
     lines = ["| method | TTFT s | end-to-end s | compute s | transfer s | waiting s | note |",
              "|---|---|---|---|---|---|---|"]
-    for k in (*METHODS, *ABLATIONS):
+    for k in (*METHODS, *ABLATIONS, OWN_LINKS):
+        if k not in r["methods"]:
+            continue
         m = r["methods"][k]
         if not m["fits"]:
             why = m["detail"].get("why") or (f"needs {m['need_gb']:.1f} GB on a board of "
@@ -97,6 +99,15 @@ def _table(r: dict) -> str:
         lines.append(f"| {k} | {m['ttft_s']:.2f} | {m['e2e_s']:.1f} | {b['compute']:.1f} | "
                      f"{b['transfer']:.1f} | {b['waiting']:.1f} | {note} |")
     return "\n".join(lines)
+
+
+def _order(piped: list[float], batch: list[float]) -> str:
+    """Which of the two is faster, seed by seed."""
+    if all(b < a for a, b in zip(piped, batch)):
+        return "one batch faster at every seed"
+    if all(b > a for a, b in zip(piped, batch)):
+        return "one batch slower at every seed"
+    return "either faster, by seed"
 
 
 def readme(data: dict[str, Any]) -> str:
@@ -117,10 +128,37 @@ def readme(data: dict[str, Any]) -> str:
     def ratios(name: str) -> list[float]:
         return sorted(r["methods"][name]["e2e_s"] / r["methods"]["jupiter"]["e2e_s"]
                       for r in runs if r["methods"][name]["fits"])
-    nospec, batch = ratios("jupiter-no-spec"), ratios("jupiter-one-batch")
+    nospec = ratios("jupiter-no-spec")
     plain_batch = sorted(r["methods"]["jupiter-no-spec-one-batch"]["e2e_s"]
                          / r["methods"]["jupiter-no-spec"]["e2e_s"] for r in runs
                          if r["methods"]["jupiter-no-spec"]["fits"])
+    by_boards = {d: sorted(r["methods"]["jupiter-one-batch"]["e2e_s"]
+                           / r["methods"]["jupiter"]["e2e_s"] for r in runs
+                           if r["devices"] == d) for d in boards}
+    air = [r for r in runs if OWN_LINKS in r["methods"]]
+    air_text = ""
+    if air:
+        big = max(air, key=lambda r: (r["devices"], r["model"] == m0))
+        bj, bo = big["methods"]["jupiter"], big["methods"][OWN_LINKS]
+        e2e_air = sorted(r["methods"]["jupiter"]["e2e_s"] / r["methods"][OWN_LINKS]["e2e_s"]
+                         for r in air)
+        air_text = f"""**One Wi-Fi channel for all boards costs the prefill, little else.**
+        A chunk's hidden state crosses the air once per hop, so a prompt on D boards puts
+        D - 1 copies of it on one channel: on {big['model']}, {big['devices']} boards,
+        Jupiter's TTFT is {bj['ttft_s']:.2f} s, against {bo['ttft_s']:.2f} s with each link
+        direction on air of its own (`{OWN_LINKS}`, same model otherwise; the planner then
+        chose chunks of {bj['detail']['chunk_tokens']} and {bo['detail']['chunk_tokens']}
+        tokens). Decode moves one token's hidden state per hop, whose airtime is small next
+        to the link's latency (which overlaps other transfers), so end to end the shared
+        channel costs Jupiter {e2e_air[0]:.2f}x to {e2e_air[-1]:.2f}x its time on own air.
+        Tensor parallelism's prompt all-reduces are airtime-bound on one channel (all 2 D
+        (D - 1) pieces back to back), its per-token ones latency-bound as before."""
+    sp = data.get("seed_spread", [])
+    spread_text = "; ".join(
+        f"{x['model']}, {x['devices']} boards, {x['link']}: Jupiter "
+        f"{min(x['jupiter']):.1f} to {max(x['jupiter']):.1f} s, one batch "
+        f"{min(x['jupiter-one-batch']):.1f} to {max(x['jupiter-one-batch']):.1f} s, "
+        f"{_order(x['jupiter'], x['jupiter-one-batch'])}" for x in sp)
     fastest = {ln: sorted({min((k for k in METHODS[:3] if r["methods"][k]["fits"]),
                                key=lambda k: r["methods"][k]["e2e_s"])
                            for r in runs if r["link"] == ln}) for ln in links}
@@ -137,9 +175,13 @@ def readme(data: dict[str, Any]) -> str:
         Speculation: {s['gamma']} Medusa-style draft heads (Jupiter's published code uses
         Medusa heads on Vicuna-7B, a Llama-2-class model), per-token acceptance
         {s['accept']} (sampled with seed {s['seed']}; {s['expected_tokens_per_verify']:.2f}
-        expected tokens per verify step). Boards: `{s['board']}` (the whole GPU at MAXN,
-        fp16, roofline). Links ({link_text}): every pair of neighbouring boards has its own
-        link (a ring); a shared Wi-Fi medium is not modelled. Baselines on the same boards:
+        expected tokens per verify step), each point drawing its own counts (from its own
+        seed, so the same in any grouping) and leaving its batch when done. Boards:
+        `{s['board']}` (the whole GPU at MAXN, fp16, roofline). Links ({link_text}): every
+        pair of neighbouring boards has a link (a ring); over wifi all of them share one
+        medium, one channel carrying one transfer's bytes at a time (docs/edge.md, "Shared
+        medium"); over Ethernet each is its own (a switch's full-duplex ports). Baselines on
+        the same boards:
         one board (when the model fits), a naive layer pipeline (even split, the prompt as
         one chunk, plain decode a token at a time through every board), and tensor
         parallelism over the links (two ring all-reduces per layer)."""
@@ -161,21 +203,24 @@ def readme(data: dict[str, Any]) -> str:
         TTFT gain from the chunked,
         planned prefill is small in absolute terms: the prompt is short next to the
         answer.""",
-        f"""**Pipelining the points over the boards pays without speculation, not with
-        it, and the reason is a modelling choice.** Without speculation, all points in one
-        batch (`jupiter-no-spec-one-batch`) take {plain_batch[0]:.2f}x to
-        {plain_batch[-1]:.2f}x as long as the points pipelined in one group per board
-        (`jupiter-no-spec`). A memory-bound board takes about as long for a batch of 8 as
-        for a batch of 1, so a round costs about one read of all the weights either way (one
-        batch: the boards take turns, each reading its share once; pipelined: as many groups
-        as boards, each board reading its share once per group, all boards at once), and
-        pipelining also hides the hops' latency behind other groups' compute. With
-        speculation, one batch (`jupiter-one-batch`) takes {batch[0]:.2f}x to
-        {batch[-1]:.2f}x Jupiter's time: each group draws its own acceptance counts and the
-        unluckiest group sets the end, while a batch moves in lock step on one draw (the
-        convention of `sim.speculative`, optimistic for a batch: a real batch waits for its
-        least-accepted sequence or pads). So the comparison of the two under speculation
-        says more about that convention than about Jupiter.""",
+        f"""**Pipelining the points over the boards against one batch.** Without
+        speculation, all points in one batch (`jupiter-no-spec-one-batch`) take
+        {plain_batch[0]:.2f}x to {plain_batch[-1]:.2f}x as long as the points pipelined in
+        one group per board (`jupiter-no-spec`): a memory-bound board takes about as long
+        for a batch of 8 as for 1, so a round costs about one read of all the weights either
+        way, and pipelining also hides the hops' latency behind other groups' compute. With
+        speculation, one batch (`jupiter-one-batch`) takes
+        {"; ".join(f"{by_boards[d][0]:.2f}x to {by_boards[d][-1]:.2f}x on {d} boards"
+                   for d in boards)} Jupiter's time. Every point accepts its own drafts, a
+        group runs until its slowest point is done (finished points leave it), and the
+        request ends with the slowest point whichever way the points are grouped. What
+        grows with the number of groups is the last board's work: it runs the LM head and
+        the {s['gamma']} draft heads once per group per round, so with one group per board
+        it is the pipeline's bottleneck on many boards, while one batch pays them once per
+        round. The sampled acceptance moves these figures by several percent (seeds
+        {data["seed_spread"][0]["seeds"][0] if sp else 0} to
+        {data["seed_spread"][0]["seeds"][-1] if sp else 0}: {spread_text}).""",
+        air_text,
         f"""**Tensor parallelism over edge links is latency-bound**: every token pays
         2 x layers ring all-reduces of 2 (D - 1) link latencies each; on {m0} over {l0} with
         {boards[-1]} boards that is {tp_hi['e2e_s']:.0f} s end to end, so Jupiter's largest
@@ -191,8 +236,12 @@ def readme(data: dict[str, Any]) -> str:
         pdsim (only the abstract's headline is in REFERENCE.md), so the paper's figure is
         shown beside pdsim's, not matched.""",
     ]
-    limits = """Not modelled: a shared Wi-Fi medium (each link here is its own), link
-        jitter (mean latency only), tree-structured Medusa verification (a chain of gamma + 1
+    bullets = [b for b in bullets if b]
+    limits = """Not modelled: Wi-Fi through an access point (each frame twice on the air;
+        the boards here share one channel as an ad-hoc network would), the planner's view
+        of the medium (it splits the layers as if each hop were its own link; the chunk size
+        is chosen by simulating the medium), link jitter (mean latency only),
+        tree-structured Medusa verification (a chain of gamma + 1
         tokens is verified), the draft heads' residual blocks (each head is charged one LM
         head), answer quality (the outline/point split is taken as free of cost to quality),
         the embedding's and LM head's collectives under tensor parallelism, CPU-GPU staging
@@ -231,7 +280,9 @@ is the rest, that unit held up by a board or link busy with earlier chunks or ot
 ## Every run
 
 `jupiter-no-spec`: Jupiter without speculation; `jupiter-one-batch`: Jupiter with all points
-in one batch instead of one micro-batch per board; `jupiter-no-spec-one-batch`: neither.
+in one batch instead of one micro-batch per board; `jupiter-no-spec-one-batch`: neither;
+`{OWN_LINKS}` (wifi only): Jupiter with each link direction on air of its own instead of
+the one shared channel.
 
 {per_run}
 """

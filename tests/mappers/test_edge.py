@@ -193,3 +193,15 @@ def test_planner_hand_case():
     assert plan == type(plan)(layers=(3, 1), ttft_s=5.0)
     # with many chunks the bottleneck matters: 3 + 1 gives max 3 s; 2 + 2 gives max 4 s
     assert plan_partition(4, [fast, slow], [0.0], chunks=10).layers == (3, 1)
+
+
+def test_planner_breaks_ties_towards_balance():
+    # a 100 s hop bounds every split of 8 one-second layers over 4 equal devices: every split
+    # has the same TTFT (8 + 300 + 3 x 100 s); the planner keeps the balanced one, whose
+    # slowest device stage (2 s) is least, for the decode that reuses the split
+    from mappers.edge_plan import ChainDevice, plan_partition
+
+    chain = [ChainDevice(layer_s=1.0, layer_bytes=1, capacity_bytes=100)] * 4
+    plan = plan_partition(8, chain, [100.0] * 3, 4)
+    assert plan.layers == (2, 2, 2, 2)
+    assert plan.ttft_s == pytest.approx(8 + 300 + 3 * 100)

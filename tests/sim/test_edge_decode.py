@@ -4,16 +4,20 @@ parallelism over links (`sim.edge_tp`), against hand sums, the per-token decode 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from mappers.edge_decode import DecodeGroup
 from mappers.ir import Precision
 from mappers.models import load_model
 from sim.edge import load_multi, load_net
-from sim.edge_decode import plain_rounds, simulate_groups, spec_rounds
+from sim.edge_decode import (batch_spec_rounds, plain_rounds, sample_batch_rounds,
+                             simulate_groups, spec_rounds)
 from sim.edge_run import simulate_decode
 from sim.edge_tp import allreduce_s, shard, simulate_tp
 from sim.errors import ConfigError
+from sim.speculative import sample_accepted
 
 P = Precision()
 L7 = load_model("llama2-7b").config
@@ -73,11 +77,27 @@ def test_decode_without_the_way_back_is_refused(tmp_path):
 
 
 def test_allreduce_closed_form_on_wifi():
-    # 4 boards, 4 MB: 6 steps of 1 MB at 25 MB/s plus 3 ms = 6 x 0.043 s
-    assert allreduce_s(load_multi("orin-nx-4-wifi"), 4_000_000) == pytest.approx(0.258)
-    # 2 boards, one token's hidden state (8192 B): 2 steps of 4096 B
+    # each link its own medium: 4 boards, 4 MB: 6 steps of 1 MB at 25 MB/s plus 3 ms
+    own = replace(load_multi("orin-nx-4-wifi"), media={})
+    assert allreduce_s(own, 4_000_000) == pytest.approx(6 * 0.043)
+    # the preset's one Wi-Fi medium: a piece's airtime a = 0.04 s >= the 3 ms latency, so the
+    # air is never idle: the 2 x 4 x 3 = 24 pieces back to back, then the last one's latency
+    assert allreduce_s(load_multi("orin-nx-4-wifi"), 4_000_000) == pytest.approx(
+        24 * 0.04 + 3e-3)
+    # 2 boards, one token's hidden state (8192 B): pieces of 4096 B, a = 163.84 us < 3 ms:
+    # step 0 sends nx0's piece then nx1's; step 1 sends nx1's (its input landed first, at
+    # a + l) at a + l, then nx0's at 2a + l, landing 3a + 2l = 2 (a + l) + a
+    a = 4096 / 25e6
     assert allreduce_s(load_multi("orin-nx-2-wifi"), 8192) == pytest.approx(
-        2 * (3e-3 + 4096 / 25e6))
+        3 * a + 2 * 3e-3)
+    assert allreduce_s(replace(load_multi("orin-nx-2-wifi"), media={}), 8192) == (
+        pytest.approx(2 * (3e-3 + a)))
+    # each direction its own air (the study's ablation): a ring never queues two pieces on one
+    # direction, so the own links' figures
+    assert allreduce_s(load_multi("orin-nx-2-wifi").own_media(), 8192) == pytest.approx(
+        2 * (3e-3 + a))
+    assert allreduce_s(load_multi("orin-nx-4-wifi").own_media(), 4_000_000) == (
+        pytest.approx(6 * 0.043))
 
 
 def test_shard_by_hand_and_refusal():
@@ -89,12 +109,12 @@ def test_shard_by_hand_and_refusal():
 
 
 def test_tp_decode_charges_two_allreduces_per_layer_per_token():
-    ms = load_multi("orin-nx-2-wifi")
+    ms = load_multi("orin-nx-2-wifi")  # one shared medium: see the all-reduce test above
     r = simulate_tp(ms, L7, prompt_tokens=64, gen=3, precision=P)
-    step = 2 * (3e-3 + 4096 / 25e6)  # one token's all-reduce over 2 boards
-    assert r.decode_transfer_s == pytest.approx(2 * 64 * step)
-    prompt = 2 * (3e-3 + 64 * 4096 / 25e6)
-    assert r.prefill_transfer_s == pytest.approx(64 * prompt)
+    a = 4096 / 25e6  # one token's all-reduce over 2 boards: latency-bound, 3a + 2l
+    assert r.decode_transfer_s == pytest.approx(2 * 64 * (3 * a + 2 * 3e-3))
+    a = 64 * 4096 / 25e6  # the prompt's: airtime-bound, 4 pieces back to back + l
+    assert r.prefill_transfer_s == pytest.approx(64 * (4 * a + 3e-3))
     assert r.e2e_s == pytest.approx(r.ttft_s + r.decode_compute_s + r.decode_transfer_s)
 
 
@@ -122,3 +142,52 @@ def test_per_token_decode_without_the_way_back_exits_2(tmp_path, capsys):
                  "2"]) == 2
     err = capsys.readouterr().err
     assert "token ids from n2 back to n0" in err and err.count("\n") == 1
+
+
+def test_batch_spec_rounds_by_hand():
+    # gamma 2, 4 tokens each: A accepts 2 (3 tokens) then is capped at its last 1; B accepts
+    # none, 1 token a round; A leaves after round 1, B ends the batch after round 3
+    assert batch_spec_rounds(4, 2, [[2, 2], [0]]) == (
+        (3, (3, 1)), (3, (1, 1)), (3, (0, 1)), (3, (0, 1)))
+    # one sequence: spec_rounds' rounds, the advance per sequence
+    assert batch_spec_rounds(7, 3, [[3, 0, 1]]) == tuple(
+        (q, (a,)) for q, a in spec_rounds(7, 3, [3, 0, 1]))
+
+
+def test_sampled_batch_rounds_seeded_and_complete():
+    rounds = sample_batch_rounds(32, 4, 0.6, [7, 8, 9])
+    assert rounds == sample_batch_rounds(32, 4, 0.6, [7, 8, 9])  # deterministic
+    per_seq = [sum(a[i] for _, a in rounds) for i in range(3)]
+    assert per_seq == [32, 32, 32]
+    sizes = [sum(1 for n in a if n) for _, a in rounds]
+    assert sizes == sorted(sizes, reverse=True) and sizes[-1] >= 1  # leave, never come back
+    # each sequence draws from its own seed, whatever the batch: alone, spec_rounds' counts
+    for i, seed in enumerate((7, 8, 9)):
+        alone = spec_rounds(32, 4, sample_accepted(0.6, 4, 32, seed))
+        assert [a[i] for _, a in rounds if a[i]] == [a for _, a in alone]
+    # acceptance 1: every sequence takes gamma + 1 a round, so the batch stays whole
+    assert {a for _, a in sample_batch_rounds(10, 4, 1.0, [0, 1, 2])} == {(5, 5, 5)}
+
+
+def test_shared_medium_moves_the_same_bytes_later():
+    ms = load_multi("orin-nx-4-wifi")
+    assert set(ms.media.values()) == {"air"} and len(ms.media) == 4
+    groups = [DecodeGroup(sequences=2, context=128, rounds=plain_rounds(5)) for _ in range(4)]
+    air = simulate_groups(ms, L7, groups, precision=P)
+    own = simulate_groups(replace(ms, media={}), L7, groups, precision=P)
+    assert air.link_bytes() == own.link_bytes()
+    assert air.makespan_s >= own.makespan_s
+
+
+def test_medium_in_the_file(tmp_path):
+    text = tmp_path / "m.yaml"
+    text.write_text("name: m\ndevices:\n"
+                    "  - {name: a, hardware: jetson-orin-nx-16gb, layers: ['0-15'], "
+                    "embedding: true}\n"
+                    "  - {name: b, hardware: jetson-orin-nx-16gb, layers: ['16-31'], "
+                    "lm_head: true}\n"
+                    "links:\n  - {between: [a, b], net: wifi, medium: ch6}\n")
+    assert load_multi(str(text)).media == {"a|b": "ch6"}
+    text.write_text(text.read_text().replace("ch6", "''"))
+    with pytest.raises(ConfigError, match="medium: must be a non-empty name"):
+        load_multi(str(text))

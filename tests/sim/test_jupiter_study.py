@@ -16,8 +16,10 @@ from sim.studies.jupiter_report import plot, readme
 @pytest.fixture(scope="module")
 def data():
     plan = Outline(points=2, outline_tokens=8, point_tokens=8)
-    return jupiter.jupiter_study(models=("llama2-13b",), devices=(2,), links=("wifi",),
-                                 plan=plan, prompt=64)
+    out = jupiter.jupiter_study(models=("llama2-13b",), devices=(2,), links=("wifi",),
+                                plan=plan, prompt=64, spread=False)
+    out["seed_spread"] = [jupiter.seed_spread("llama2-13b", 2, "wifi", plan, 64, seeds=(0, 3))]
+    return out
 
 
 def test_registered():
@@ -34,7 +36,10 @@ def test_ratios_are_the_methods_own(data):
         assert v == pytest.approx(m[k]["e2e_s"] / m["jupiter"]["e2e_s"])
     assert run["reduction_best"] == pytest.approx(min(run["reduction"].values()))
     assert data["max_reduction"]["value"] == pytest.approx(max(run["reduction"].values()))
-    assert set(m) == {*jupiter.METHODS, *jupiter.ABLATIONS}
+    assert set(m) == {*jupiter.METHODS, *jupiter.ABLATIONS, jupiter.OWN_LINKS}  # wifi: shared
+    (spread,) = data["seed_spread"]  # seed 0 is the study's own run
+    assert spread["jupiter"][0] == pytest.approx(m["jupiter"]["e2e_s"])
+    assert spread["jupiter-one-batch"][0] == pytest.approx(m["jupiter-one-batch"]["e2e_s"])
 
 
 def test_folder_is_a_function_of_its_json(data, tmp_path):
