@@ -60,33 +60,63 @@ def prefetch_end_s(lead_s: float, compute_s: Sequence[float],
 class Prefetch:
     """A reuse step's read-back: ``lead_s`` (seconds before the first layer's backward),
     ``layer_s`` (one layer's backward, seconds), ``layers``, ``layer_bytes_per_token`` (one
-    layer's recorded bytes per token on one chip) and the link's ``pcie_bytes_per_s``."""
+    layer's recorded bytes per token on one chip) and the link's ``pcie_bytes_per_s``.
+
+    With a mix (`mappers.readback_mix`): ``read`` says which layers (backward order) are read
+    back, the others recomputed from their recorded input (``input_bytes_per_token``) with
+    their forward (``forward_s`` for ``step_tokens`` tokens, linear in the tokens). ``read``
+    None: every layer read back."""
 
     lead_s: float
     layer_s: float
     layers: int
     layer_bytes_per_token: int
     pcie_bytes_per_s: float
+    read: tuple[bool, ...] | None = None
+    forward_s: float = 0.0
+    input_bytes_per_token: int = 0
+    step_tokens: int = 1
+
+    @property
+    def read_layers(self) -> int:
+        """Layers whose records are read back (the rest are recomputed)."""
+        return self.layers if self.read is None else sum(self.read)
+
+    @property
+    def record_bytes_per_token(self) -> int:
+        """Bytes recorded (and offloaded, read back) per token, every layer, one chip."""
+        n = self.read_layers
+        return n * self.layer_bytes_per_token + (self.layers - n) * self.input_bytes_per_token
 
     def transfer_s(self, tokens: int) -> float:
         """Seconds to read one layer's records of ``tokens`` tokens back."""
         return tokens * self.layer_bytes_per_token / self.pcie_bytes_per_s
 
+    def end_s(self, tokens: int) -> float:
+        """When the last layer's backward ends for ``tokens`` read-back tokens (seconds)."""
+        from .readback_mix import mix_end_s
+
+        read = (True,) * self.layers if self.read is None else self.read
+        return mix_end_s(read, lead_s=self.lead_s, backward_s=self.layer_s,
+                         forward_s=self.forward_s * tokens / self.step_tokens,
+                         record_s=self.transfer_s(tokens),
+                         input_s=tokens * self.input_bytes_per_token / self.pcie_bytes_per_s)
+
     def exposed_s(self, tokens: int) -> float:
         """Seconds the read-back of ``tokens`` recorded tokens adds to the step: the prefetch
-        schedule's end less the step's own ``lead + layers x layer`` (records on chip)."""
+        schedule's end less the step's own ``lead + layers x layer`` (records on chip),
+        recomputed layers' forward included."""
         if tokens <= 0:
             return 0.0
-        n = self.layers
-        end = prefetch_end_s(self.lead_s, [self.layer_s] * n, [self.transfer_s(tokens)] * n)
-        return max(0.0, end - (self.lead_s + n * self.layer_s))
+        return max(0.0, self.end_s(tokens) - (self.lead_s + self.layers * self.layer_s))
 
     def bytes(self, tokens: int) -> int:
         """Bytes read back for ``tokens`` tokens (every layer, one chip)."""
-        return self.layers * self.layer_bytes_per_token * tokens
+        return self.record_bytes_per_token * tokens
 
     def buffer_bytes(self, tokens: int) -> int:
-        """Chip bytes of the `BUFFERS` layer buffers for a step of ``tokens`` tokens."""
+        """Chip bytes of the `BUFFERS` layer buffers for a step of ``tokens`` tokens (a
+        recomputed layer's forward refills the buffer its input came into)."""
         return BUFFERS * self.layer_bytes_per_token * tokens
 
 

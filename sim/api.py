@@ -37,6 +37,7 @@ from mappers.ir import Precision
 from mappers.train import TrainSpec
 from mappers.models import ModelConfig
 from mappers.models import load_model as _load_model_source
+from mappers.readback_mix import READBACK
 
 from sim.engine import RunResult, Workload, simulate
 from sim.errors import ConfigError
@@ -156,12 +157,13 @@ def train(system: System | str, model: ModelConfig | str, *, batch: int = 1, seq
           lora_rank: int | None = None, lora_targets: tuple[str, ...] = ("q", "v"),
           recompute: str = "none", optimizer_dtype: str = "fp32", dtype: str = "bf16",
           detail: str = "tile", reuse: str = "none",
-          pcie_bytes_per_s: float | None = None) -> TrainResult:
+          pcie_bytes_per_s: float | None = None, readback: str = "auto") -> TrainResult:
     """Cost one training step (docs/training.md): ``batch`` sequences of ``seq`` tokens, full
     fine-tuning or LoRA of rank ``lora_rank`` on ``lora_targets``, ``recompute`` ``none`` or
     ``full``, AdamW state in ``optimizer_dtype``, ``dtype`` weights, gradients and
     activations; ``reuse="activations"``: serving recorded the forward (Alchemist), its
-    records read back from the host at ``pcie_bytes_per_s`` (bytes/s; None: on the chip).
+    records read back from the host at ``pcie_bytes_per_s`` (bytes/s; None: on the chip),
+    ``readback`` ``auto`` (the best mix of read-back and recomputed layers) or ``all``.
     Times in seconds, memory in bytes, per chip."""
     system = load_system(system) if isinstance(system, str) else system
     spec = TrainSpec(batch=batch, seq=seq, lora_rank=lora_rank, lora_targets=lora_targets,
@@ -172,9 +174,11 @@ def train(system: System | str, model: ModelConfig | str, *, batch: int = 1, seq
                              or pcie <= 0):
         raise ConfigError(f"pcie_bytes_per_s: needs reuse='activations' and a positive "
                           f"number of bytes/s, got {pcie_bytes_per_s!r}")
+    if readback not in READBACK:
+        raise ConfigError(f"readback: must be one of {', '.join(READBACK)}, got {readback!r}")
     precision = Precision(weight=dtype, activation=dtype, kv=dtype)
     return train_step(system, load_model(model), spec, precision=precision, detail=detail,
-                      pcie_bytes_per_s=pcie_bytes_per_s)
+                      pcie_bytes_per_s=pcie_bytes_per_s, readback=readback)
 
 
 def finite_row(row: Mapping[str, Any]) -> dict[str, Any]:

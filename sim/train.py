@@ -6,7 +6,10 @@ Under reuse with ``pcie_bytes_per_s`` the recorded activations wait on the host 
 layer's are read back before its backward (`mappers.readback`): the step's time is the
 schedule's with the layers' backward laid out as the prefetch pipeline (the head's forward
 and backward before it, the update after it unchanged). Without it the records are taken to
-be on the chip (kept in DRAM), as the schedule alone has them.
+be on the chip (kept in DRAM), as the schedule alone has them. With ``readback="auto"`` the
+step reads back only the layers `mappers.readback_mix.best_mix` picks and recomputes the
+others' forward from their recorded input (their forward's time and FLOPs count as
+``recompute``); ``"all"`` reads every layer back.
 """
 
 from __future__ import annotations
@@ -17,10 +20,12 @@ from mappers.ir import MATMUL_KINDS, Precision
 from mappers.models import ModelConfig
 from mappers.pipeline import compile_train_graph
 from mappers.readback import Prefetch
+from mappers.readback_mix import READBACK, best_mix
 from mappers.schedule import StepSchedule, schedule
 from mappers.train import TAGS, TrainSpec, lower_train
 from mappers.train_memory import TrainMemory, saved_bytes, train_memory
 
+from sim.dtypes import nbytes
 from sim.hardware import System
 from sim.step import step_cost
 
@@ -31,7 +36,8 @@ class TrainResult:
     schedule's end), FLOPs and op time (seconds, summed over ops) by part of the step
     (`mappers.train.TAGS`), matrix-product FLOPs by part, and memory by class (bytes).
     Under reuse read back over PCIe: the ``prefetch`` and ``readback_s`` (seconds the
-    read-back adds to the schedule's end, included in ``time_s``)."""
+    read-back adds to the schedule's end, included in ``time_s``, with the recomputed
+    layers' forward under a mix)."""
 
     time_s: float
     flops: dict[str, int]
@@ -58,18 +64,28 @@ class TrainResult:
                     "bytes": self.prefetch.bytes(self.tokens),
                     "layer_transfer_s": self.prefetch.transfer_s(self.tokens),
                     "layer_backward_s": self.prefetch.layer_s,
+                    "layers_read_back": self.prefetch.read_layers,
+                    "layers_recomputed": self.prefetch.layers - self.prefetch.read_layers,
+                    "read_back": None if self.prefetch.read is None
+                    else "".join("R" if r else "C" for r in self.prefetch.read),
+                    "record_bytes_per_token": self.prefetch.record_bytes_per_token,
+                    "layer_forward_s": self.prefetch.forward_s,
                     "exposed_s": self.readback_s,
                     "buffer_bytes": self.prefetch.buffer_bytes(self.tokens)}})}
 
 
 def train_step(system: System, model: ModelConfig, spec: TrainSpec, *, precision: Precision,
-               detail: str = "tile", pcie_bytes_per_s: float | None = None) -> TrainResult:
+               detail: str = "tile", pcie_bytes_per_s: float | None = None,
+               readback: str = "all") -> TrainResult:
     """Compile, cost and schedule one training step of ``model`` on ``system``; under reuse
     with ``pcie_bytes_per_s`` (bytes/s, host to device) its records are read back from the
-    host (module docstring)."""
+    host, every layer's (``readback="all"``) or the best mix of read-back and recomputed
+    layers (``"auto"``; module docstring)."""
     if pcie_bytes_per_s is not None and (spec.reuse == "none" or not pcie_bytes_per_s > 0):
         raise ValueError(f"train_step: pcie_bytes_per_s {pcie_bytes_per_s!r} needs reuse and "
                          f"a positive bandwidth")
+    if readback not in READBACK:
+        raise ValueError(f"train_step: readback {readback!r} not in {READBACK}")
     graph = compile_train_graph(model, system, spec, precision=precision)
     sched = schedule(graph, step_cost(system, detail, graph))
     flops = dict.fromkeys(TAGS, 0)
@@ -88,6 +104,12 @@ def train_step(system: System, model: ModelConfig, spec: TrainSpec, *, precision
     prefetch, exposed = None, 0.0
     if pcie_bytes_per_s is not None:
         prefetch = _prefetch(sched, model, spec, precision, tp, pcie_bytes_per_s)
+        if readback == "auto":
+            prefetch, forward_flops = _mix(prefetch, system, model, spec, precision, detail)
+            recomputed = prefetch.layers - prefetch.read_layers
+            flops["recompute"] += recomputed * forward_flops[0]
+            matmul["recompute"] += recomputed * forward_flops[1]
+            op_time["recompute"] += recomputed * prefetch.forward_s
         exposed = prefetch.exposed_s(spec.tokens)
     return TrainResult(time_s=sched.time_s + exposed, flops=flops, matmul_flops=matmul,
                        op_time_s=op_time, memory=memory,
@@ -107,3 +129,23 @@ def _prefetch(sched: StepSchedule, model: ModelConfig, spec: TrainSpec, precisio
     per_token = saved_bytes(layer.ops, spec, precision, model, tp) // spec.tokens
     return Prefetch(lead_s=lead, layer_s=rows[0].period_s, layers=rows[0].segment.repeat,
                     layer_bytes_per_token=per_token, pcie_bytes_per_s=pcie_bytes_per_s)
+
+
+def _mix(prefetch: Prefetch, system: System, model: ModelConfig, spec: TrainSpec,
+         precision: Precision, detail: str) -> tuple[Prefetch, tuple[int, int]]:
+    """``prefetch`` with the best mix of read-back and recomputed layers
+    (`mappers.readback_mix.best_mix`) and one layer's forward FLOPs (all, matrix products):
+    the forward's time is the ``layers`` segment's period in the step without reuse, the
+    recorded input of a recomputed layer ``tokens x hidden`` activations."""
+    graph = compile_train_graph(model, system, replace(spec, reuse="none"), precision=precision)
+    sched = schedule(graph, step_cost(system, detail, graph))
+    row = next(row for row in sched.ops if row.segment.name == "layers")
+    ops = row.segment.ops
+    flops = (sum(op.flops for op in ops), sum(op.flops for op in ops if op.kind in MATMUL_KINDS))
+    input_per_token = nbytes(model.hidden_size, precision.activation)
+    tokens = spec.tokens
+    best, _ = best_mix(prefetch.layers, lead_s=prefetch.lead_s, backward_s=prefetch.layer_s,
+                       forward_s=row.period_s, record_s=prefetch.transfer_s(tokens),
+                       input_s=tokens * input_per_token / prefetch.pcie_bytes_per_s)
+    return replace(prefetch, read=best.read, forward_s=row.period_s,
+                   input_bytes_per_token=input_per_token, step_tokens=tokens), flops

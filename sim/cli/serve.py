@@ -154,6 +154,9 @@ def _training_text(training: dict | None) -> str | None:
                 rows.append((label, _count(reuse[key])))
         if isinstance(reuse.get("added_prefill_s"), (int, float)):
             rows.append(("added to prefill", seconds(reuse["added_prefill_s"])))
+        if isinstance(reuse.get("layers_read_back"), int):
+            rows.append(("layers read back", f"{reuse['layers_read_back']} "
+                         f"({reuse.get('readback')}; the others recomputed)"))
         if isinstance(reuse.get("readback_added_s"), (int, float)):
             rows.append(("added by PCIe read-back", seconds(reuse["readback_added_s"])))
         peak, cap = reuse.get("peak_sample_bytes"), reuse.get("sample_capacity_bytes")

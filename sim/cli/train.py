@@ -13,6 +13,7 @@ from sim.errors import PdsimError
 
 def add_commands(sub) -> dict:
     """Add ``pdsim train`` to the subparsers ``sub``; return its handler."""
+    from mappers.readback_mix import READBACK
     from mappers.train import LORA_TARGETS, OPTIMIZER_DTYPES, RECOMPUTE, REUSE
 
     p = sub.add_parser(
@@ -40,6 +41,10 @@ def add_commands(sub) -> dict:
                    help="with --reuse activations: the records were offloaded to the host and "
                    "are read back over PCIe at BW bytes/s, layer by layer before each "
                    "backward (default: kept on the chip, no read-back)")
+    p.add_argument("--readback", choices=READBACK, metavar="auto|all",
+                   help="with --pcie-bytes-per-s: auto (default) reads back the layers whose "
+                   "read-back pays and recomputes the others' forward from their recorded "
+                   "input; all reads every layer back")
     p.add_argument("--optimizer-dtype", choices=OPTIMIZER_DTYPES, default="fp32",
                    help="AdamW m, v and master weights (default fp32)")
     p.add_argument("--dtype", type=_dtype, default="bf16",
@@ -52,13 +57,13 @@ def add_commands(sub) -> dict:
     return {"train": _train}
 
 
-def _records(spec, pcie_bytes_per_s: float | None) -> str | None:
+def _records(spec, pcie_bytes_per_s: float | None, readback: str = "auto") -> str | None:
     """Where a reuse step's recorded activations are (None without reuse)."""
     if spec.reuse == "none":
         return None
     if pcie_bytes_per_s is None:
         return "on the chip (no --pcie-bytes-per-s: no read-back)"
-    return f"on the host, read back over PCIe at {pcie_bytes_per_s:.4g} B/s"
+    return f"on the host, read back over PCIe at {pcie_bytes_per_s:.4g} B/s ({readback})"
 
 
 def _positive_float(text: str) -> float:
@@ -82,6 +87,9 @@ def _spec(args: argparse.Namespace):
         targets = tuple(t.strip() for t in args.lora_targets.split(","))
     if args.pcie_bytes_per_s is not None and args.reuse != "activations":
         raise PdsimError("--pcie-bytes-per-s: needs --reuse activations")
+    if args.readback is not None and args.pcie_bytes_per_s is None:
+        raise PdsimError("--readback: needs --pcie-bytes-per-s (records kept on the chip are "
+                         "not read back)")
     return TrainSpec(batch=args.batch, seq=args.seq, lora_rank=args.lora_rank,
                      lora_targets=targets, recompute=args.recompute,
                      reuse=args.reuse, optimizer_dtype=args.optimizer_dtype)
@@ -98,6 +106,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.train import train_step
 
     spec = _spec(args)  # every check before any simulation
+    readback = args.readback or "auto"
     system = load_hardware(args.hw).system
     if args.tp is not None:
         system = _parallel(system, args.tp, None)
@@ -105,7 +114,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     check_trainable(model, spec, pp=system.pipeline_parallel)
     precision = Precision(weight=args.dtype, activation=args.dtype, kv=args.dtype)
     result = train_step(system, model, spec, precision=precision, detail=args.detail,
-                        pcie_bytes_per_s=args.pcie_bytes_per_s)
+                        pcie_bytes_per_s=args.pcie_bytes_per_s, readback=readback)
     out = result.as_dict()
     if args.json:
         print(to_json({"hw": system.name, "model": model.name, "batch": spec.batch,
@@ -113,7 +122,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
                        "lora_targets": list(spec.lora_targets) if spec.lora else None,
                        "recompute": spec.recompute, "reuse": spec.reuse,
                        "optimizer_dtype": spec.optimizer_dtype,
-                       "records": _records(spec, args.pcie_bytes_per_s),
+                       "records": _records(spec, args.pcie_bytes_per_s, readback),
                        "dtype": args.dtype, "tp": system.tensor_parallel, **out}))
         return 0
     mode = (f"LoRA r={spec.lora_rank} on {','.join(spec.lora_targets)}" if spec.lora
@@ -122,7 +131,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
           f"{spec.batch} x seq {spec.seq}, recompute {spec.recompute}, reuse {spec.reuse}, "
           f"AdamW state {spec.optimizer_dtype}, {args.dtype} weights and activations")
     if spec.reuse != "none":
-        print(f"recorded activations: {_records(spec, args.pcie_bytes_per_s)}")
+        print(f"recorded activations: {_records(spec, args.pcie_bytes_per_s, readback)}")
     rows = [("step time", seconds(result.time_s)),
             ("throughput", f"{result.tokens_per_s:.4g} tokens/s")]
     if result.prefetch is not None:
@@ -130,6 +139,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
         rows += [("read back over PCIe", si(rb["bytes"], "B")),
                  ("a layer: transfer / backward",
                   f"{seconds(rb['layer_transfer_s'])} / {seconds(rb['layer_backward_s'])}"),
+                 ("layers read back / recomputed",
+                  f"{rb['layers_read_back']} / {rb['layers_recomputed']}"),
                  ("added by the read-back", seconds(result.readback_s))]
     print(table(rows, "step"))
     flops = out["flops"]

@@ -25,9 +25,12 @@ the reuse step (`mappers.train`: no layers' forward) when it has them all. With
 recomputed (hedging: its tokens run the forward, each late sample counted), and the
 reused tokens' records are read back from the host before each layer's backward
 (`mappers.readback`: the exposed time of the prefetch pipeline for those tokens is added to
-the step). Samples wait in a bounded store (``sample_bytes``, dropped by ``drop``) and a step
-of ``batch x seq`` tokens is packed from them (`sim.serving.samples`); the rest of the step
-is fresh data.
+the step). With ``readback: auto`` (the default) the plan, computed once per system, reads
+back only the layers `mappers.readback_mix.best_mix` picks and recomputes the others from
+their recorded input, so serving records and offloads only those layers' full records and
+the others' inputs; ``readback: all`` records and reads back every layer. Samples wait in a
+bounded store (``sample_bytes``, dropped by ``drop``) and a step of ``batch x seq`` tokens
+is packed from them (`sim.serving.samples`); the rest of the step is fresh data.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from dataclasses import dataclass, replace
 from mappers.ir import Precision
 from mappers.models import ModelConfig
 from mappers.readback import Prefetch
+from mappers.readback_mix import READBACK
 from mappers.train import (RECOMPUTE, REUSE, TrainSpec, chip_parameters, check_trainable,
                            lower_train)
 from mappers.train_memory import saved_bytes
@@ -48,16 +52,18 @@ from sim.serving.samples import DATA, DROP, HOST_BYTES_PER_CHIP, Sample, SampleS
 _KEYS = {"batch": int, "seq": int, "lora_rank": int, "lora_targets": list,
          "recompute": str, "optimizer_dtype": str, "share": float, "chunks": int,
          "reuse": str, "pcie_bytes_per_s": float, "sample_bytes": float, "drop": str,
-         "data": str}
+         "data": str, "readback": str}
 #: Fields that only mean something with ``reuse: activations``.
-_REUSE_ONLY = ("pcie_bytes_per_s", "sample_bytes", "drop")
+_REUSE_ONLY = ("pcie_bytes_per_s", "sample_bytes", "drop", "readback")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Training:
     """The cluster's training job: the step ``spec``, the least share of each instance's time
     it gets under load (``share``, in [0, 1); 0: idle time only) and the chunks a step is
-    split into (``chunks``; None: one per layer of the model)."""
+    split into (``chunks``; None: one per layer of the model); under reuse the PCIe
+    bandwidth, the ``readback`` policy (``auto``, ``all``; `mappers.readback_mix`), the sample
+    store and its drop rule, and where a step's data comes from."""
 
     spec: TrainSpec
     share: float = 0.0
@@ -67,6 +73,7 @@ class Training:
     sample_bytes: float | None = None
     drop: str = "oldest"
     data: str = "mixed"
+    readback: str = "auto"
 
 
 def parse_training(data, where: str) -> Training:
@@ -100,9 +107,15 @@ def parse_training(data, where: str) -> Training:
         raise ConfigError(f"{at}.data: must be one of {', '.join(DATA)}, got {data['data']!r}")
     if data.get("drop", "oldest") not in DROP:
         raise ConfigError(f"{at}.drop: must be one of {', '.join(DROP)}, got {data['drop']!r}")
+    if data.get("readback", "auto") not in READBACK:
+        raise ConfigError(f"{at}.readback: must be one of {', '.join(READBACK)}, got "
+                          f"{data['readback']!r}")
     for key in _REUSE_ONLY:
         if key in data and data.get("reuse", "none") != "activations":
             raise ConfigError(f"{at}.{key}: needs reuse: activations")
+    if "readback" in data and "pcie_bytes_per_s" not in data:
+        raise ConfigError(f"{at}.readback: needs pcie_bytes_per_s (records kept in DRAM are "
+                          f"not read back)")
     pcie, store = data.get("pcie_bytes_per_s"), data.get("sample_bytes")
     for key in ("batch", "seq"):
         if key not in data:
@@ -125,7 +138,8 @@ def parse_training(data, where: str) -> Training:
                     reuse=data.get("reuse", "none"),
                     pcie_bytes_per_s=None if pcie is None else float(pcie),
                     sample_bytes=None if store is None else float(store),
-                    drop=data.get("drop", "oldest"), data=data.get("data", "mixed"))
+                    drop=data.get("drop", "oldest"), data=data.get("data", "mixed"),
+                    readback=data.get("readback", "auto"))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -176,12 +190,16 @@ def train_plan(training: Training, model: ModelConfig, system, *, precision: Pre
         return plan
     spec, tp = training.spec, system.tensor_parallel
     reused = train_step(system, model, replace(spec, reuse="activations"), precision=precision,
-                        detail=detail, pcie_bytes_per_s=training.pcie_bytes_per_s)
-    graph = lower_train(model, spec, precision=precision, tp=tp)
-    layer = next(seg for seg in graph.segments if seg.name == "layers")
-    # saved_bytes is linear in the tokens: per token exactly, times every layer
-    per_token = model.num_layers * saved_bytes(layer.ops, spec, precision, model, tp) \
-        // spec.tokens
+                        detail=detail, pcie_bytes_per_s=training.pcie_bytes_per_s,
+                        readback=training.readback)
+    if reused.prefetch is not None:  # offloaded: what the read-back mix needs, no more
+        per_token = reused.prefetch.record_bytes_per_token
+    else:
+        graph = lower_train(model, spec, precision=precision, tp=tp)
+        layer = next(seg for seg in graph.segments if seg.name == "layers")
+        # saved_bytes is linear in the tokens: per token exactly, times every layer
+        per_token = model.num_layers * saved_bytes(layer.ops, spec, precision, model, tp) \
+            // spec.tokens
     # Samples kept in DRAM: one step's tokens are the activations the job already holds; a
     # larger store takes the rest off the KV budget. Offloaded: host memory, off the chip.
     step_bytes = per_token * spec.tokens
@@ -344,7 +362,9 @@ def _readback_summary(trainers) -> dict:
     plan = trainers[0].plan
     if plan.prefetch is None:
         return {}
-    return {"readback_step_s": plan.reuse_step_s + plan.prefetch.exposed_s(plan.tokens),
+    return {"readback": "all" if plan.prefetch.read is None else "auto",
+            "layers_read_back": plan.prefetch.read_layers,
+            "readback_step_s": plan.reuse_step_s + plan.prefetch.exposed_s(plan.tokens),
             "readback_bytes": sum(t.plan.prefetch.bytes(t.reused_tokens) for t in trainers
                                   if t.plan.prefetch is not None),
             "readback_added_s": sum(t.readback_s for t in trainers)}

@@ -18,12 +18,16 @@ beyond its abstract is not in pdsim's references):
 * Configurations, each one run of the same serving simulator on the same requests:
   ``serving`` (no training), ``colocated`` (training without reuse), ``alchemist``
   (``reuse: activations``, samples offloaded over PCIe at ``PCIE_BYTES_PER_S`` to the host's
-  default 250 GB, oldest dropped). ``separate``: the training-only chip of a separate
+  default 250 GB, oldest dropped; every layer read back, ``readback: all``) and
+  ``alchemist-auto`` (the same with ``readback: auto``: the layers read back chosen by
+  `mappers.readback_mix.best_mix`, the others recomputed from their recorded input).
+  ``separate``: the training-only chip of a separate
   training cluster (`sim.train.train_step`, no serving) training every served prompt (whole
   steps of them) at the full step's rate, beside the ``serving`` run.
 * The reuse step, alone: with the records on the chip, and offloaded, read back over PCIe
-  at ``PCIE_BYTES_PER_S`` layer by layer in backward order (`mappers.readback`: two layer
-  buffers, each layer's transfer overlapping the backward of the layer before). The PCIe
+  at ``PCIE_BYTES_PER_S`` (every layer, and the ``auto`` mix) layer by layer in backward
+  order (`mappers.readback`: two layer buffers, each layer's transfer overlapping the
+  backward of the layer before). The PCIe
   bandwidth (and, at ``PCIE_BYTES_PER_S``, the record size per token) at which the read-back
   eats exactly what skipping the forward saves is solved from that schedule
   (`mappers.readback.breakeven_transfer_s`).
@@ -58,7 +62,7 @@ RESIDENT_LAYERS = BUFFERS
 TRAIN = {"batch": 2, "seq": 512, "lora_rank": 16, "lora_targets": ["q", "v"], "share": SHARE,
          "data": "served"}
 WORKLOADS = ("sharegpt", "azure-conv")
-CONFIGS = ("serving", "colocated", "alchemist")
+CONFIGS = ("serving", "colocated", "alchemist", "alchemist-auto")
 #: The paper's headline figures (abstract; REFERENCE.md).
 PAPER = {"recompute_share": [0.30, 0.42], "throughput_x": 1.72, "memory_saving": 0.47,
          "tokens_x": 2.0, "serving_latency": "negligible"}
@@ -70,8 +74,9 @@ def cluster(model: str, config: str) -> dict:
         {"hardware": HARDWARE, "role": "collocated", "batching": "vllm"}]}
     if config == "colocated":
         out["training"] = dict(TRAIN)
-    elif config == "alchemist":
-        out["training"] = {**TRAIN, "reuse": "activations", "pcie_bytes_per_s": PCIE_BYTES_PER_S}
+    elif config in ("alchemist", "alchemist-auto"):
+        out["training"] = {**TRAIN, "reuse": "activations", "pcie_bytes_per_s": PCIE_BYTES_PER_S,
+                           "readback": "all" if config == "alchemist" else "auto"}
     return out
 
 
@@ -120,10 +125,12 @@ def step_figures(model_name: str) -> dict[str, Any]:
                      lora_targets=tuple(TRAIN["lora_targets"]))
     reuse = replace(spec, reuse="activations")
     runs = {name: train_step(system, model, s, precision=prec, detail="roofline",
-                             pcie_bytes_per_s=pcie)
-            for name, s, pcie in (("none", spec, None),
-                                  ("full", replace(spec, recompute="full"), None),
-                                  ("reuse", reuse, None), ("readback", reuse, PCIE_BYTES_PER_S))}
+                             pcie_bytes_per_s=pcie, readback=rb)
+            for name, s, pcie, rb in (("none", spec, None, "all"),
+                                      ("full", replace(spec, recompute="full"), None, "all"),
+                                      ("reuse", reuse, None, "all"),
+                                      ("readback", reuse, PCIE_BYTES_PER_S, "all"),
+                                      ("readback_auto", reuse, PCIE_BYTES_PER_S, "auto"))}
     none, pre = runs["none"].memory, runs["readback"].prefetch
     fixed = none.weights + none.gradients + none.optimizer
     memory = {"separate": none.as_dict(), "separate_recompute": runs["full"].memory.as_dict(),
@@ -146,6 +153,13 @@ def step_figures(model_name: str) -> dict[str, Any]:
                 "breakeven_pcie_bytes_per_s": layer_bytes / x_even,
                 "breakeven_record_bytes_per_token":
                     x_even * PCIE_BYTES_PER_S * model.num_layers / tokens}
+    auto = runs["readback_auto"].prefetch
+    readback["auto"] = {"layers_read_back": auto.read_layers, "layers": auto.layers,
+                        "read_back": "".join("R" if r else "C" for r in auto.read),
+                        "layer_forward_s": auto.forward_s,
+                        "exposed_s": runs["readback_auto"].readback_s,
+                        "bytes": auto.bytes(tokens),
+                        "record_bytes_per_token": auto.record_bytes_per_token}
     max_tokens["alchemist_offloaded"] = min(max_tokens["alchemist_offloaded"],
                                             int(HOST_BYTES_PER_CHIP // recorded_per_token))
     # Full fine-tuning, for its recompute share only (its fp32 AdamW state does not fit)
@@ -202,6 +216,7 @@ def _ratios(step: dict, runs: dict) -> dict[str, Any]:
         "recompute_share": step["recompute_share"],
         "step_x": step["step_s"]["none"] / step["step_s"]["reuse"],
         "step_x_readback": step["step_s"]["none"] / step["step_s"]["readback"],
+        "step_x_readback_auto": step["step_s"]["none"] / step["step_s"]["readback_auto"],
         "memory_saving": 1 - mem["alchemist_offloaded"]["total"] / mem["separate"]["total"],
         "tokens_x": step["max_step_tokens"]["alchemist_offloaded"]
         / step["max_step_tokens"]["separate"]}
@@ -209,6 +224,8 @@ def _ratios(step: dict, runs: dict) -> dict[str, Any]:
         a, c, s = rows["alchemist"], rows["colocated"], rows["separate"]
         base = rows["serving"]
         out[w] = {"busy_x_separate": a["tokens_per_busy_s"] / s["tokens_per_busy_s"],
+                  "busy_x_separate_auto":
+                      rows["alchemist-auto"]["tokens_per_busy_s"] / s["tokens_per_busy_s"],
                   "busy_x_colocated": a["tokens_per_busy_s"] / c["tokens_per_busy_s"],
                   "tokens_x_colocated": a["train_tokens"] / c["train_tokens"],
                   "tokens_share_alchemist": a["train_tokens"] / s["train_tokens"],
@@ -228,10 +245,18 @@ def headline(data: dict[str, Any]) -> str:
             ["training throughput (step, all reused, on chip)", f"up to {p['throughput_x']}x"]
             + [f"{m['ratios']['step_x']:.2f}x" for m in data["models"].values()],
             [f"  read back over PCIe at {data['pcie_bytes_per_s'] / 1e9:g} GB/s", ""]
-            + [f"{m['ratios']['step_x_readback']:.2f}x" for m in data["models"].values()]]
+            + [f"{m['ratios']['step_x_readback']:.2f}x" for m in data["models"].values()],
+            ["  read back or recompute per layer (auto)", ""]
+            + [f"{m['ratios']['step_x_readback_auto']:.2f}x ("
+               f"{m['step']['readback']['auto']['layers_read_back']} of "
+               f"{m['step']['readback']['auto']['layers']} read)"
+               for m in data["models"].values()]]
     for w in WORKLOADS:
         rows.append([f"  {w}: tokens/busy s vs separate", ""]
                     + [f"{m['ratios'][w]['busy_x_separate']:.2f}x"
+                       for m in data["models"].values()])
+        rows.append([f"  {w}: the same, auto", ""]
+                    + [f"{m['ratios'][w]['busy_x_separate_auto']:.2f}x"
                        for m in data["models"].values()])
     rows += [["training memory saved", f"up to {p['memory_saving']:.0%}"]
              + [f"{m['ratios']['memory_saving']:.0%}" for m in data["models"].values()],

@@ -14,7 +14,8 @@ _LABEL = {"separate": "separate trainer", "separate_recompute": "separate, full 
           "alchemist_dram": "Alchemist, kept on chip",
           "alchemist_offloaded": "Alchemist, offloaded",
           "serving": "serving only", "colocated": "co-located, no reuse",
-          "alchemist": "co-located + reuse (Alchemist)"}
+          "alchemist": "co-located + reuse (Alchemist), read all back",
+          "alchemist-auto": "co-located + reuse, auto read/recompute"}
 
 
 def plot(data: dict[str, Any], path: Path) -> None:
@@ -28,9 +29,9 @@ def plot(data: dict[str, Any], path: Path) -> None:
     x = np.arange(len(cases))
     labels = [f"{m}\n{w}" for m, w in cases]
     ax = axes[0, 0]
-    for k, cfg in enumerate(("separate", "colocated", "alchemist")):
-        ax.bar(x + (k - 1) * 0.27, [data["models"][m]["runs"][w][cfg]["tokens_per_busy_s"]
-                                    for m, w in cases], 0.27,
+    for k, cfg in enumerate(("separate", "colocated", "alchemist", "alchemist-auto")):
+        ax.bar(x + (k - 1.5) * 0.2, [data["models"][m]["runs"][w][cfg]["tokens_per_busy_s"]
+                                     for m, w in cases], 0.2,
                label=_LABEL[cfg] if cfg != "separate" else "separate training cluster")
     ax.set_title("training tokens per second of training")
     ax.set_xticks(x, labels, fontsize=8)
@@ -51,10 +52,11 @@ def plot(data: dict[str, Any], path: Path) -> None:
     ax.legend(fontsize=8)
     for ax, metric, title in ((axes[1, 0], "ttft", "TTFT"), (axes[1, 1], "tbt", "TBT")):
         for k, cfg in enumerate(CONFIGS):
-            ax.bar(x + (k - 1) * 0.27, [1e3 * data["models"][m]["runs"][w][cfg][f"{metric}_p99_s"]
-                                        for m, w in cases], 0.27, label=_LABEL[cfg])
-            ax.plot(x + (k - 1) * 0.27, [1e3 * data["models"][m]["runs"][w][cfg][f"{metric}_p50_s"]
-                                         for m, w in cases], "k_", ms=10)
+            at = x + (k - 1.5) * 0.2
+            ax.bar(at, [1e3 * data["models"][m]["runs"][w][cfg][f"{metric}_p99_s"]
+                        for m, w in cases], 0.2, label=_LABEL[cfg])
+            ax.plot(at, [1e3 * data["models"][m]["runs"][w][cfg][f"{metric}_p50_s"]
+                         for m, w in cases], "k_", ms=8)
         ax.set_title(f"{title} p99 (bars) and p50 (ticks), ms")
         ax.set_xticks(x, labels, fontsize=8)
         ax.legend(fontsize=8)
@@ -117,6 +119,13 @@ def _readback_table(data: dict[str, Any]) -> str:
                      f"{rb['breakeven_pcie_bytes_per_s'] / 1e9:.1f}",
                      f"{rb['breakeven_record_bytes_per_token'] / 1e6:.2f}"
                      f" (of {st['record_bytes_per_token'] / 1e6:.2f})"])
+        auto = rb["auto"]
+        rows.append([f"  auto: {auto['layers_read_back']} of {auto['layers']} read back", "",
+                     "", f"{1e3 * st['step_s']['readback_auto']:.1f}",
+                     f"{auto['bytes'] / 1e9:.2f}",
+                     f"forward {1e3 * auto['layer_forward_s']:.3f}",
+                     f"{1e3 * auto['exposed_s']:.1f}", "",
+                     f"recorded {auto['record_bytes_per_token'] / 1e6:.2f}"])
     return text_table(["model", "step ms", "reuse on chip ms", "reuse read back ms",
                        "GB read back", "a layer: transfer / backward ms", "exposed ms",
                        "break-even GB/s", "break-even MB a token"], rows)
@@ -150,6 +159,22 @@ def _throughput(data: dict[str, Any]) -> str:
         verdict = (f"Read back over PCIe at {gbs:g} GB/s it keeps {r7['step_x_readback']:.2f}x"
                    f" ({why}; {1e3 * rb['exposed_s']:.1f} ms of transfer exposed); it would "
                    f"fall to 1x at {rb['breakeven_pcie_bytes_per_s'] / 1e9:.0f} GB/s.")
+    auto = rb["auto"]
+    n, layers, xa = auto["layers_read_back"], auto["layers"], r7["step_x_readback_auto"]
+    if n == layers:
+        mix = "reads every layer back: recomputing none would be faster"
+    elif n == 0:
+        mix = "reads no layer back: it recomputes every layer's forward from its recorded input"
+    else:
+        mix = (f"reads {n} of {layers} layers back (those whose transfer hides under the work "
+               f"before them) and recomputes the other {layers - n} from their recorded input")
+    gain = ("slower than" if xa < 1 else "no faster than" if xa < 1.005
+            else "faster than")
+    verdict += (f" The per-layer policy a real system would use (`readback: auto`, "
+                f"`mappers.readback_mix`) {mix}: {xa:.2f}x, {gain} recomputing everything "
+                f"(the embedding's forward and the transfers hidden under the head's work are "
+                f"what it saves), recording {auto['record_bytes_per_token'] / 1e6:.2f} MB a "
+                f"token instead of {st['record_bytes_per_token'] / 1e6:.2f}.")
     busy = [r7[w]["busy_x_separate"] for w in WORKLOADS]
     if min(busy) > r7["step_x_readback"]:
         served = (f"Beside serving the figure is above the read-back step's because hedging "
@@ -259,10 +284,9 @@ def readme(data: dict[str, Any]) -> str:
         when that share is under 1% and on a step with a prefill when it is over: TBT p99 over
         p50 serving alone, {', '.join(f"{m} {_p99_over_p50(m)}" for m in data['models'])}.""",
     ]
-    limits = """Not modelled: a trainer that chooses, step by step, between reading the
-        records back and recomputing (pdsim's reads every ready sample back and recomputes only
-        late ones), recording less (only each layer's input, recomputing the rest of the layer
-        from it), the samples' DRAM before their offload ends, a sample's attention context
+    limits = """Not modelled: a trainer that re-chooses, step by step, which layers to read
+        back (`readback: auto` chooses once per model and chip, for a full step of reused
+        tokens), the samples' DRAM before their offload ends, a sample's attention context
         across a split between steps, data-parallel gradient exchange between instances, and
         the paper's own models, GPUs and step sizes (not in pdsim's references)."""
     gbs = f"{data['pcie_bytes_per_s'] / 1e9:g} GB/s"
@@ -270,7 +294,9 @@ def readme(data: dict[str, Any]) -> str:
         buffers, overlapping the backward of the layer before (`mappers.readback`; the first
         transfers overlap the head's forward and backward). `break-even`: the PCIe bandwidth,
         or at {gbs} the record size a token, at which the read-back exposes exactly the time
-        skipping the forward saves."""
+        skipping the forward saves. `auto` rows: the mix of read-back and recomputed layers
+        (`mappers.readback_mix`; a recomputed layer's forward time in the transfer column, its
+        recorded input the only bytes it reads back)."""
     per_model = "\n\n".join(
         f"### {model}: {wk}\n\n```\n{_runs_table(m['runs'][wk])}\n```"
         for model, m in data["models"].items() for wk in WORKLOADS)

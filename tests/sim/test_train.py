@@ -86,3 +86,50 @@ def test_api_reads_back_and_refuses_a_bad_bandwidth():
     for bad, extra in ((0, {}), (-1.0, {}), ("fast", {}), (5e10, {"reuse": "none"})):
         with pytest.raises(ConfigError, match="pcie_bytes_per_s"):
             api.train("h100", "llama2-7b", pcie_bytes_per_s=bad, **{**kw, **extra})
+    with pytest.raises(ConfigError, match="readback: must be one of auto, all"):
+        api.train("h100", "llama2-7b", pcie_bytes_per_s=5e9, readback="some", **kw)
+
+
+def _toy_auto(pcie):
+    from tests.mappers.test_train import TOY
+    spec = TrainSpec(batch=2, seq=8, reuse="activations")
+    return train_step(api.load_system("h100"), TOY, spec, precision=BF16, detail="roofline",
+                      pcie_bytes_per_s=pcie, readback="auto")
+
+
+def test_auto_read_back_is_never_slower_than_all_or_recomputing_all():
+    """At the transfer-bound bandwidth (1 ms a layer, microseconds of compute) the toy
+    recomputes both layers from their inputs (64 bf16 values, 128 B a token a layer: hand
+    count), so it records 256 B a token instead of 2 x 1688; with the link free it reads
+    both back, as `all` does."""
+    from dataclasses import replace
+    from tests.mappers.test_train import TOY
+    slow_all, slow = _toy_reuse(27008e3), _toy_auto(27008e3)
+    p = slow.prefetch
+    assert p.read == (False, False) and p.input_bytes_per_token == 128
+    assert p.record_bytes_per_token == 256 and slow.as_dict()["readback"]["bytes"] == 256 * 16
+    assert slow.time_s < slow_all.time_s
+    fast_all, fast = _toy_reuse(1e30), _toy_auto(1e30)
+    assert fast.prefetch.read == (True, True)
+    assert fast.time_s == pytest.approx(fast_all.time_s, rel=1e-12)
+    # n = 0 (every layer recomputed, inputs read back at once) is the step without reuse less
+    # the embedding's forward: serving ran it, and the layers' forward runs as recompute
+    spec = TrainSpec(batch=2, seq=8)
+    none = train_step(api.load_system("h100"), TOY, spec, precision=BF16, detail="roofline")
+    chip = _toy_reuse(None)
+    zero = replace(fast.prefetch, read=(False, False))
+    embed = none.op_time_s["forward"] - 2 * fast.prefetch.forward_s - chip.op_time_s["forward"]
+    assert embed > 0
+    assert chip.time_s + zero.exposed_s(16) == pytest.approx(none.time_s - embed, rel=1e-9)
+    # the recomputed forward is counted as recompute: the layers' forward FLOPs of `none`
+    assert slow.flops["recompute"] == none.flops["forward"] - chip.flops["forward"] - \
+        sum(op.flops for seg in _graph_segments(TOY, spec) if seg.name == "embed"
+            for op in seg.ops)
+    with pytest.raises(ValueError, match="readback"):
+        train_step(api.load_system("h100"), TOY, replace(spec, reuse="activations"),
+                   precision=BF16, pcie_bytes_per_s=1e9, readback="some")
+
+
+def _graph_segments(model, spec):
+    from mappers.train import lower_train
+    return lower_train(model, spec, precision=BF16).segments

@@ -1,8 +1,8 @@
 """`pdsim reproduce alchemist` (sim/studies/alchemist.py) on a short window and one model:
 every request served in every configuration, the co-located job's rate per training second
 against `pdsim train`'s step, Alchemist's between the read-back step and the all-reused
-bound, the break-even PCIe bandwidth, the offloaded memory against the recorded bytes, and
-the files written."""
+bound, the break-even PCIe bandwidth, the offloaded memory against the recorded bytes,
+the `auto` read-back against reading every layer back, and the files written."""
 
 import pytest
 
@@ -92,3 +92,21 @@ def test_writes_the_folder(data, tmp_path):
     assert sorted(p.name for p in paths) == ["README.md", "alchemist.json", "alchemist.png"]
     text = (tmp_path / "README.md").read_text()
     assert "arXiv 2503.01066" in text and study.headline(data) in text
+
+
+def test_auto_read_back_beats_reading_all_back_and_records_less(data):
+    """`readback: auto`'s step is no slower than reading every layer back or than the step
+    that runs the forward; it records the read-back layers' records and the others' inputs
+    (llama2-7b: 4096 bf16 values, 8192 B a token a layer), and beside serving it trains at
+    least as fast per training second as reading everything back."""
+    m = data["models"]["llama2-7b"]
+    st, auto = m["step"], m["step"]["readback"]["auto"]
+    assert st["step_s"]["readback_auto"] <= min(st["step_s"]["readback"], st["step_s"]["none"])
+    n, layers = auto["layers_read_back"], auto["layers"]
+    per_layer = st["record_bytes_per_token"] // layers
+    assert auto["record_bytes_per_token"] == n * per_layer + (layers - n) * 8192
+    assert auto["read_back"].count("R") == n
+    for w in study.WORKLOADS:
+        runs = m["runs"][w]
+        assert runs["alchemist-auto"]["tokens_per_busy_s"] > \
+            runs["alchemist"]["tokens_per_busy_s"]

@@ -159,8 +159,9 @@ def test_text_summary_training_reuse_rows(capsys, tmp_path):
     rows = _section(out)
     assert list(rows) == ["steps", "training tokens/s", "recorded sequences", "reused steps",
                           "reused tokens", "hedged recomputes", "dropped samples",
-                          "cut samples", "added to prefill", "added by PCIe read-back",
-                          "sample store peak"]
+                          "cut samples", "added to prefill", "layers read back",
+                          "added by PCIe read-back", "sample store peak"]
+    assert rows["layers read back"] == f"{r['layers_read_back']} (auto; the others recomputed)"
     assert int(rows["reused tokens"].replace(",", "")) == r["reused_tokens"]
     assert int(rows["dropped samples"]) == r["dropped_samples"]
     peak, cap = rows["sample store peak"].replace(" GB", "").split(" of ")

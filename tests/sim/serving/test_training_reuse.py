@@ -41,8 +41,8 @@ def test_offloaded_plan_reads_back_what_was_recorded():
     kw = dict(precision=BF16, detail="roofline", where="t")
     spec = TrainSpec(batch=2, seq=8)
     chip = train_plan(Training(spec=spec, reuse="activations"), TOY, system, **kw)
-    host = train_plan(Training(spec=spec, reuse="activations", pcie_bytes_per_s=1e9), TOY,
-                      system, **kw)
+    host = train_plan(Training(spec=spec, reuse="activations", pcie_bytes_per_s=1e9,
+                               readback="all"), TOY, system, **kw)
     assert chip.prefetch is None
     assert host.prefetch.layers * host.prefetch.layer_bytes_per_token == 3376
     assert host.prefetch.pcie_bytes_per_s == 1e9
@@ -159,9 +159,34 @@ def test_reuse_raises_training_throughput_and_serves_every_request(capsys, tmp_p
     ("reuse: activations, pcie_bytes_per_s: -3e9", "training.pcie_bytes_per_s"),
     ("reuse: activations, pcie_bytes_per_s: fast", "training.pcie_bytes_per_s"),
     ("pcie_bytes_per_s: 3.2e+10", "training.pcie_bytes_per_s: needs reuse: activations"),
+    ("reuse: activations, pcie_bytes_per_s: 1e9, readback: some",
+     "training.readback: must be one of auto, all, got 'some'"),
+    ("reuse: activations, readback: all", "training.readback: needs pcie_bytes_per_s"),
+    ("readback: auto", "training.readback: needs reuse: activations"),
 ])
 def test_bad_reuse_fields_exit_2_one_line(capsys, tmp_path, extra, words):
     code, out, err = serve_json(capsys, tmp_path,
                                 CLUSTER + f"training: {{batch: 1, seq: 8, {extra}}}\n")
     assert code == 2 and out == ""
     assert words in err and len(err.strip().splitlines()) == 1
+
+
+def test_auto_plan_records_only_what_its_mix_reads_back():
+    """The toy at 27008 B/ms (1 ms a layer of records, microseconds of compute): `auto`
+    recomputes both layers, so serving records their inputs only, 2 x 128 B a token (hand
+    count: 64 bf16 values), against 3376 B under `all`; its reuse step is faster."""
+    from mappers.train import TrainSpec
+    from sim.api import load_system
+    from sim.serving.training import Training, train_plan
+    from tests.mappers.test_train import BF16, TOY
+
+    system = load_system("h100")
+    kw = dict(precision=BF16, detail="roofline", where="t")
+    spec = TrainSpec(batch=2, seq=8)
+    plans = {rb: train_plan(Training(spec=spec, reuse="activations", pcie_bytes_per_s=27008e3,
+                                     readback=rb), TOY, system, **kw) for rb in ("all", "auto")}
+    assert plans["all"].record_bytes_per_token == 3376
+    assert plans["auto"].record_bytes_per_token == 256
+    assert plans["auto"].prefetch.read == (False, False)
+    full = {rb: p.reuse_step_s + p.prefetch.exposed_s(16) for rb, p in plans.items()}
+    assert full["auto"] < full["all"]

@@ -118,7 +118,7 @@ def test_dram_store_beyond_one_step_comes_off_the_kv_budget():
 
 def test_a_small_store_drops_samples_in_a_serving_run(capsys, tmp_path):
     block = ("training: {batch: 1, seq: 256, lora_rank: 8, chunks: 16, reuse: activations, "
-             "pcie_bytes_per_s: 2.5e+10, sample_bytes: 2.0e+9, drop: %s}\n")
+             "pcie_bytes_per_s: 2.5e+10, readback: all, sample_bytes: 2.0e+9, drop: %s}\n")
     runs = {}
     for drop in ("oldest", "newest"):
         code, out, _ = serve_json(capsys, tmp_path, CLUSTER + block % drop)
