@@ -17,7 +17,8 @@ Full recompute keeps only each layer's input (``tokens x hidden``) and, while a 
 backward runs, that one layer's kept activations (recomputed). Transient buffers (the
 gradient of the activations in flight, workspace) are not counted. Under ``reuse``
 (activations recorded by serving) every layer's kept activations are resident, as without
-recompute: they were recorded, not recomputed.
+recompute: they were recorded, not recomputed; offloaded to the host and read back over
+PCIe (``offloaded``, `mappers.readback`), only the two layer buffers of the prefetch are.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from dataclasses import dataclass, replace
 from sim.dtypes import nbytes
 
 from .ir import Graph, Op, OpKind, Precision
+from .readback import BUFFERS
 from .models import ModelConfig
 from .train import TrainSpec, adapter_shapes, chip_parameters, master_copy, trainable_parameters
 
@@ -51,8 +53,10 @@ class TrainMemory:
 
 
 def train_memory(model: ModelConfig, spec: TrainSpec, graph: Graph, *, precision: Precision,
-                 tp: int = 1) -> TrainMemory:
-    """Memory by class of the training step ``graph`` (from `mappers.train.lower_train`)."""
+                 tp: int = 1, offloaded: bool = False) -> TrainMemory:
+    """Memory by class of the training step ``graph`` (from `mappers.train.lower_train`);
+    ``offloaded``: under reuse, the records wait on the host and are read back layer by layer
+    into `mappers.readback.BUFFERS` layer buffers (the head's kept activations stay)."""
     base = chip_parameters(model, tp)
     trainable = trainable_parameters(model, spec, tp)
     adapters = trainable if spec.lora else 0
@@ -60,6 +64,8 @@ def train_memory(model: ModelConfig, spec: TrainSpec, graph: Graph, *, precision
     gradients = nbytes(trainable, precision.weight)
     states = 2 + int(master_copy(precision.weight, spec.optimizer_dtype))  # m, v (+ master)
     optimizer = states * nbytes(trainable, spec.optimizer_dtype)
+    if offloaded and spec.reuse == "none":
+        raise ValueError("train_memory: offloaded records need reuse='activations'")
     if spec.reuse != "none":  # the recorded activations are the forward's: count those
         from .train import lower_train
         graph = lower_train(model, replace(spec, reuse="none"), precision=precision, tp=tp)
@@ -67,7 +73,9 @@ def train_memory(model: ModelConfig, spec: TrainSpec, graph: Graph, *, precision
     by_name = {seg.name: seg for seg in graph.segments}
     layer = saved_bytes(by_name["layers"].ops, spec, precision, model, tp)
     head = saved_bytes(by_name["head"].ops, spec, precision, model, tp)
-    if spec.recompute == "full":
+    if offloaded:
+        activations = BUFFERS * layer + head
+    elif spec.recompute == "full":
         layer_inputs = model.num_layers * nbytes(spec.tokens * model.hidden_size,
                                                  precision.activation)
         activations = layer_inputs + layer + head

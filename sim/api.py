@@ -155,16 +155,26 @@ def run(system: System | str, model: ModelConfig | str, *, batch: int = 1, promp
 def train(system: System | str, model: ModelConfig | str, *, batch: int = 1, seq: int = 2048,
           lora_rank: int | None = None, lora_targets: tuple[str, ...] = ("q", "v"),
           recompute: str = "none", optimizer_dtype: str = "fp32", dtype: str = "bf16",
-          detail: str = "tile") -> TrainResult:
+          detail: str = "tile", reuse: str = "none",
+          pcie_bytes_per_s: float | None = None) -> TrainResult:
     """Cost one training step (docs/training.md): ``batch`` sequences of ``seq`` tokens, full
     fine-tuning or LoRA of rank ``lora_rank`` on ``lora_targets``, ``recompute`` ``none`` or
     ``full``, AdamW state in ``optimizer_dtype``, ``dtype`` weights, gradients and
-    activations. Times in seconds, memory in bytes, per chip."""
+    activations; ``reuse="activations"``: serving recorded the forward (Alchemist), its
+    records read back from the host at ``pcie_bytes_per_s`` (bytes/s; None: on the chip).
+    Times in seconds, memory in bytes, per chip."""
     system = load_system(system) if isinstance(system, str) else system
     spec = TrainSpec(batch=batch, seq=seq, lora_rank=lora_rank, lora_targets=lora_targets,
-                     recompute=recompute, optimizer_dtype=optimizer_dtype)
+                     recompute=recompute, optimizer_dtype=optimizer_dtype, reuse=reuse)
+    pcie = pcie_bytes_per_s
+    if pcie is not None and (reuse != "activations" or isinstance(pcie, bool)
+                             or not isinstance(pcie, (int, float)) or not math.isfinite(pcie)
+                             or pcie <= 0):
+        raise ConfigError(f"pcie_bytes_per_s: needs reuse='activations' and a positive "
+                          f"number of bytes/s, got {pcie_bytes_per_s!r}")
     precision = Precision(weight=dtype, activation=dtype, kv=dtype)
-    return train_step(system, load_model(model), spec, precision=precision, detail=detail)
+    return train_step(system, load_model(model), spec, precision=precision, detail=detail,
+                      pcie_bytes_per_s=pcie_bytes_per_s)
 
 
 def finite_row(row: Mapping[str, Any]) -> dict[str, Any]:

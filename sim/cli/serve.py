@@ -154,6 +154,8 @@ def _training_text(training: dict | None) -> str | None:
                 rows.append((label, _count(reuse[key])))
         if isinstance(reuse.get("added_prefill_s"), (int, float)):
             rows.append(("added to prefill", seconds(reuse["added_prefill_s"])))
+        if isinstance(reuse.get("readback_added_s"), (int, float)):
+            rows.append(("added by PCIe read-back", seconds(reuse["readback_added_s"])))
         peak, cap = reuse.get("peak_sample_bytes"), reuse.get("sample_capacity_bytes")
         if isinstance(peak, (int, float)) and isinstance(cap, (int, float)) and cap > 0:
             rows.append(("sample store peak", f"{peak / 1e9:.3g} GB of {cap / 1e9:.3g} GB"))

@@ -5,6 +5,7 @@ writes no file."""
 from __future__ import annotations
 
 import argparse
+import math
 
 from sim.argtypes import dtype as _dtype, int_at_least as _int_at_least
 from sim.errors import PdsimError
@@ -35,6 +36,10 @@ def add_commands(sub) -> dict:
     p.add_argument("--reuse", choices=REUSE, default="none",
                    help="activations: the sequences' prefill was recorded by serving "
                    "(Alchemist), so the layers' forward is not run (default none)")
+    p.add_argument("--pcie-bytes-per-s", type=_positive_float, metavar="BW",
+                   help="with --reuse activations: the records were offloaded to the host and "
+                   "are read back over PCIe at BW bytes/s, layer by layer before each "
+                   "backward (default: kept on the chip, no read-back)")
     p.add_argument("--optimizer-dtype", choices=OPTIMIZER_DTYPES, default="fp32",
                    help="AdamW m, v and master weights (default fp32)")
     p.add_argument("--dtype", type=_dtype, default="bf16",
@@ -47,6 +52,26 @@ def add_commands(sub) -> dict:
     return {"train": _train}
 
 
+def _records(spec, pcie_bytes_per_s: float | None) -> str | None:
+    """Where a reuse step's recorded activations are (None without reuse)."""
+    if spec.reuse == "none":
+        return None
+    if pcie_bytes_per_s is None:
+        return "on the chip (no --pcie-bytes-per-s: no read-back)"
+    return f"on the host, read back over PCIe at {pcie_bytes_per_s:.4g} B/s"
+
+
+def _positive_float(text: str) -> float:
+    """A finite number > 0 (bytes/s)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive number of bytes/s, got {text!r}")
+    return value
+
+
 def _spec(args: argparse.Namespace):
     from mappers.train import TrainSpec
 
@@ -55,6 +80,8 @@ def _spec(args: argparse.Namespace):
         if args.lora_rank is None:
             raise PdsimError("--lora-targets: needs --lora-rank")
         targets = tuple(t.strip() for t in args.lora_targets.split(","))
+    if args.pcie_bytes_per_s is not None and args.reuse != "activations":
+        raise PdsimError("--pcie-bytes-per-s: needs --reuse activations")
     return TrainSpec(batch=args.batch, seq=args.seq, lora_rank=args.lora_rank,
                      lora_targets=targets, recompute=args.recompute,
                      reuse=args.reuse, optimizer_dtype=args.optimizer_dtype)
@@ -77,7 +104,8 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     model = load_model(args.model).config
     check_trainable(model, spec, pp=system.pipeline_parallel)
     precision = Precision(weight=args.dtype, activation=args.dtype, kv=args.dtype)
-    result = train_step(system, model, spec, precision=precision, detail=args.detail)
+    result = train_step(system, model, spec, precision=precision, detail=args.detail,
+                        pcie_bytes_per_s=args.pcie_bytes_per_s)
     out = result.as_dict()
     if args.json:
         print(to_json({"hw": system.name, "model": model.name, "batch": spec.batch,
@@ -85,6 +113,7 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
                        "lora_targets": list(spec.lora_targets) if spec.lora else None,
                        "recompute": spec.recompute, "reuse": spec.reuse,
                        "optimizer_dtype": spec.optimizer_dtype,
+                       "records": _records(spec, args.pcie_bytes_per_s),
                        "dtype": args.dtype, "tp": system.tensor_parallel, **out}))
         return 0
     mode = (f"LoRA r={spec.lora_rank} on {','.join(spec.lora_targets)}" if spec.lora
@@ -92,8 +121,17 @@ def _train(args: argparse.Namespace, argv: list[str]) -> int:
     print(f"{model.name} on {system.name} (tp {system.tensor_parallel}): {mode}, batch "
           f"{spec.batch} x seq {spec.seq}, recompute {spec.recompute}, reuse {spec.reuse}, "
           f"AdamW state {spec.optimizer_dtype}, {args.dtype} weights and activations")
-    print(table([("step time", seconds(result.time_s)),
-                 ("throughput", f"{result.tokens_per_s:.4g} tokens/s")], "step"))
+    if spec.reuse != "none":
+        print(f"recorded activations: {_records(spec, args.pcie_bytes_per_s)}")
+    rows = [("step time", seconds(result.time_s)),
+            ("throughput", f"{result.tokens_per_s:.4g} tokens/s")]
+    if result.prefetch is not None:
+        rb = out["readback"]
+        rows += [("read back over PCIe", si(rb["bytes"], "B")),
+                 ("a layer: transfer / backward",
+                  f"{seconds(rb['layer_transfer_s'])} / {seconds(rb['layer_backward_s'])}"),
+                 ("added by the read-back", seconds(result.readback_s))]
+    print(table(rows, "step"))
     flops = out["flops"]
     print(table([(k, si(v, "FLOP")) for k, v in flops.items()], "FLOPs by part (per chip)"))
     print(table([(k, seconds(v)) for k, v in result.op_time_s.items()],

@@ -22,9 +22,12 @@ prefill becomes a training sample; a step takes ``batch`` samples (oldest first)
 the reuse step (`mappers.train`: no layers' forward) when it has them all. With
 ``pcie_bytes_per_s`` the samples are offloaded to host over one PCIe channel per instance
 (FIFO, after the DRAM write); a sample whose offload has not ended when its step starts is
-recomputed (hedging: its tokens run the forward, each late sample counted). Samples wait in
-a bounded store (``sample_bytes``, dropped by ``drop``) and a step of ``batch x seq`` tokens
-is packed from them (`sim.serving.samples`); the rest of the step is fresh data.
+recomputed (hedging: its tokens run the forward, each late sample counted), and the
+reused tokens' records are read back from the host before each layer's backward
+(`mappers.readback`: the exposed time of the prefetch pipeline for those tokens is added to
+the step). Samples wait in a bounded store (``sample_bytes``, dropped by ``drop``) and a step
+of ``batch x seq`` tokens is packed from them (`sim.serving.samples`); the rest of the step
+is fresh data.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from dataclasses import dataclass, replace
 
 from mappers.ir import Precision
 from mappers.models import ModelConfig
+from mappers.readback import Prefetch
 from mappers.train import (RECOMPUTE, REUSE, TrainSpec, chip_parameters, check_trainable,
                            lower_train)
 from mappers.train_memory import saved_bytes
@@ -130,8 +134,10 @@ class TrainPlan:
     the bytes it keeps resident beyond the served weights (``extra_bytes``); under reuse the
     reuse step's time (``reuse_step_s``), the bytes recorded per prefilled token
     (``record_bytes_per_token``, all layers, one chip), the DRAM bandwidth they are written
-    at and the PCIe bandwidth they are offloaded at (bytes/s; None: kept in DRAM), and the
-    sample store's capacity (bytes) and drop rule (`sim.serving.samples`)."""
+    at and the PCIe bandwidth they are offloaded at (bytes/s; None: kept in DRAM), the
+    read-back of offloaded records (``prefetch``; None: kept in DRAM), and the sample store's
+    capacity (bytes) and drop rule (`sim.serving.samples`). ``reuse_step_s`` is the reuse
+    step with its records on the chip; the read-back's exposed time comes on top."""
 
     chunk_s: float
     chunks: int
@@ -147,6 +153,7 @@ class TrainPlan:
     sample_capacity_bytes: float = math.inf
     drop: str = "oldest"
     data: str = "mixed"
+    prefetch: Prefetch | None = None
 
 
 def train_plan(training: Training, model: ModelConfig, system, *, precision: Precision,
@@ -169,7 +176,7 @@ def train_plan(training: Training, model: ModelConfig, system, *, precision: Pre
         return plan
     spec, tp = training.spec, system.tensor_parallel
     reused = train_step(system, model, replace(spec, reuse="activations"), precision=precision,
-                        detail=detail)
+                        detail=detail, pcie_bytes_per_s=training.pcie_bytes_per_s)
     graph = lower_train(model, spec, precision=precision, tp=tp)
     layer = next(seg for seg in graph.segments if seg.name == "layers")
     # saved_bytes is linear in the tokens: per token exactly, times every layer
@@ -181,9 +188,11 @@ def train_plan(training: Training, model: ModelConfig, system, *, precision: Pre
     if training.pcie_bytes_per_s is None:
         capacity = training.sample_bytes or step_bytes
         extra = plan.extra_bytes + max(0, math.ceil(capacity - step_bytes))
-    else:
-        capacity, extra = training.sample_bytes or HOST_BYTES_PER_CHIP, plan.extra_bytes
-    return replace(plan, reuse_step_s=reused.time_s, record_bytes_per_token=per_token,
+    else:  # the read-back's two layer buffers, within the full step's activations or not
+        capacity = training.sample_bytes or HOST_BYTES_PER_CHIP
+        extra = max(plan.extra_bytes, reused.memory.total - served)
+    return replace(plan, reuse_step_s=reused.time_s - reused.readback_s,
+                   prefetch=reused.prefetch, record_bytes_per_token=per_token,
                    dram_bytes_per_s=system.chip.memory.bandwidth_bytes_per_s,
                    pcie_bytes_per_s=training.pcie_bytes_per_s, extra_bytes=extra,
                    sample_capacity_bytes=capacity, drop=training.drop)
@@ -207,7 +216,7 @@ class Trainer:
         self.pcie_free = 0.0
         self.recorded = self.recorded_bytes = self.reused_steps = self.hedged = 0
         self.reused_tokens = self.split = 0
-        self.record_s = 0.0
+        self.record_s = self.readback_s = 0.0
 
     @property
     def steps(self) -> int:
@@ -261,7 +270,9 @@ class Trainer:
     def _step_chunk(self, now: float) -> float:
         """A step begins: pack its samples (`SampleStore.take`); the chunk time of the step,
         the full step's for fresh and late tokens, the reuse step's for reused ones (linear
-        in the reused share of the step's tokens)."""
+        in the reused share of the step's tokens), plus, for offloaded records, the exposed
+        time of reading the reused tokens' records back (`Prefetch.exposed_s`: the layers'
+        backward is the reuse step's whichever tokens were recorded)."""
         p = self.plan
         if p.reuse_step_s is None and p.data != "served":
             return p.chunk_s
@@ -273,7 +284,9 @@ class Trainer:
         self.reused_tokens += packed.reused
         self.reused_steps += packed.reused > 0
         share = packed.reused / p.tokens
-        return (p.step_s * (1 - share) + p.reuse_step_s * share) / p.chunks
+        readback = 0.0 if p.prefetch is None else p.prefetch.exposed_s(packed.reused)
+        self.readback_s += readback
+        return (p.step_s * (1 - share) + p.reuse_step_s * share + readback) / p.chunks
 
     def finish(self) -> None:
         self.chunks_done += 1
@@ -312,6 +325,7 @@ def _reuse_summary(trainers) -> dict:
                       "recorded_bytes": sum(t.recorded_bytes for t in trainers),
                       "added_prefill_s": sum(t.record_s for t in trainers),
                       "reuse_step_s": plan.reuse_step_s,
+                      **_readback_summary(trainers),
                       "reused_steps": sum(t.reused_steps for t in trainers),
                       "hedged_recomputes": sum(t.hedged for t in trainers),
                       "reused_tokens": sum(t.reused_tokens for t in trainers),
@@ -321,3 +335,16 @@ def _reuse_summary(trainers) -> dict:
                       "dropped_samples": sum(t.samples.dropped for t in trainers),
                       "cut_samples": sum(t.samples.cut for t in trainers),
                       "dropped_bytes": sum(t.samples.dropped_bytes for t in trainers)}}
+
+
+def _readback_summary(trainers) -> dict:
+    """Offloaded records read back (empty when kept in DRAM): the reuse step with every token
+    read back (seconds, the first instance's), bytes read back and the seconds the read-back
+    added, over the run."""
+    plan = trainers[0].plan
+    if plan.prefetch is None:
+        return {}
+    return {"readback_step_s": plan.reuse_step_s + plan.prefetch.exposed_s(plan.tokens),
+            "readback_bytes": sum(t.plan.prefetch.bytes(t.reused_tokens) for t in trainers
+                                  if t.plan.prefetch is not None),
+            "readback_added_s": sum(t.readback_s for t in trainers)}

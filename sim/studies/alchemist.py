@@ -21,6 +21,12 @@ beyond its abstract is not in pdsim's references):
   default 250 GB, oldest dropped). ``separate``: the training-only chip of a separate
   training cluster (`sim.train.train_step`, no serving) training every served prompt (whole
   steps of them) at the full step's rate, beside the ``serving`` run.
+* The reuse step, alone: with the records on the chip, and offloaded, read back over PCIe
+  at ``PCIE_BYTES_PER_S`` layer by layer in backward order (`mappers.readback`: two layer
+  buffers, each layer's transfer overlapping the backward of the layer before). The PCIe
+  bandwidth (and, at ``PCIE_BYTES_PER_S``, the record size per token) at which the read-back
+  eats exactly what skipping the forward saves is solved from that schedule
+  (`mappers.readback.breakeven_transfer_s`).
 * Memory (per chip, bytes): the step's by class (`mappers.train_memory`) for the separate
   trainer without and with full recomputation, and for Alchemist with the recorded
   activations kept on the chip or offloaded, reloaded layer by layer in backward order with
@@ -35,6 +41,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from mappers.readback import BUFFERS
+
 COMMAND = "pdsim reproduce alchemist"
 MODELS = ("llama2-7b", "llama3-8b")
 HARDWARE = "h100"
@@ -44,7 +52,9 @@ SEED = 0
 SHARE = 0.2
 #: PCIe 5.0 x16 (an H100 SXM's host link, 64 GB/s a direction) at 0.8 efficiency, rounded.
 PCIE_BYTES_PER_S = 5.0e10
-RESIDENT_LAYERS = 2
+#: Layers of records on the chip while offloaded ones are read back: the one whose backward
+#: runs and the next loading (double buffering).
+RESIDENT_LAYERS = BUFFERS
 TRAIN = {"batch": 2, "seq": 512, "lora_rank": 16, "lora_targets": ["q", "v"], "share": SHARE,
          "data": "served"}
 WORKLOADS = ("sharegpt", "azure-conv")
@@ -97,8 +107,8 @@ def serving_run(model: str, config: str, requests, tables: dict) -> dict[str, An
 def step_figures(model_name: str) -> dict[str, Any]:
     """The training step alone on one chip: times, recompute share, memory by class, tokens a
     step can hold (module docstring)."""
-    from mappers.train import TrainSpec, lower_train
-    from mappers.train_memory import saved_bytes
+    from mappers.readback import breakeven_transfer_s
+    from mappers.train import TrainSpec
     from sim.api import load_model, load_system
     from sim.serving.cluster import DEFAULT_PRECISION, MEMORY_UTILISATION
     from sim.serving.samples import HOST_BYTES_PER_CHIP
@@ -108,27 +118,34 @@ def step_figures(model_name: str) -> dict[str, Any]:
     prec = DEFAULT_PRECISION
     spec = TrainSpec(batch=TRAIN["batch"], seq=TRAIN["seq"], lora_rank=TRAIN["lora_rank"],
                      lora_targets=tuple(TRAIN["lora_targets"]))
-    runs = {name: train_step(system, model, s, precision=prec, detail="roofline")
-            for name, s in (("none", spec), ("full", replace(spec, recompute="full")),
-                            ("reuse", replace(spec, reuse="activations")))}
-    graph = lower_train(model, spec, precision=prec)
-    seg = {s.name: s for s in graph.segments}
-    layer = saved_bytes(seg["layers"].ops, spec, prec, model, 1)
-    head = saved_bytes(seg["head"].ops, spec, prec, model, 1)
-    none = runs["none"].memory
+    reuse = replace(spec, reuse="activations")
+    runs = {name: train_step(system, model, s, precision=prec, detail="roofline",
+                             pcie_bytes_per_s=pcie)
+            for name, s, pcie in (("none", spec, None),
+                                  ("full", replace(spec, recompute="full"), None),
+                                  ("reuse", reuse, None), ("readback", reuse, PCIE_BYTES_PER_S))}
+    none, pre = runs["none"].memory, runs["readback"].prefetch
     fixed = none.weights + none.gradients + none.optimizer
-    offloaded = fixed + RESIDENT_LAYERS * layer + head
     memory = {"separate": none.as_dict(), "separate_recompute": runs["full"].memory.as_dict(),
               "alchemist_dram": runs["reuse"].memory.as_dict(),
-              "alchemist_offloaded": {**none.as_dict(), "activations": offloaded - fixed,
-                                      "total": offloaded}}
+              "alchemist_offloaded": runs["readback"].memory.as_dict()}
     room = MEMORY_UTILISATION * system.chip.memory.capacity_bytes - fixed
     tokens = spec.tokens
     per_token = {"separate": none.activations / tokens,
                  "separate_recompute": runs["full"].memory.activations / tokens,
-                 "alchemist_offloaded": (RESIDENT_LAYERS * layer + head) / tokens}
+                 "alchemist_offloaded": runs["readback"].memory.activations / tokens}
     max_tokens = {k: int(room // v) for k, v in per_token.items()}
-    recorded_per_token = model.num_layers * layer / tokens
+    recorded_per_token = model.num_layers * pre.layer_bytes_per_token
+    # Break-even: the per-layer transfer at which the read-back exposes exactly the time
+    # skipping the forward saves; as a bandwidth, and as a record size at PCIE_BYTES_PER_S.
+    x_even = breakeven_transfer_s(pre, runs["none"].time_s - runs["reuse"].time_s)
+    layer_bytes = pre.layer_bytes_per_token * tokens
+    readback = {"layer_transfer_s": pre.transfer_s(tokens), "layer_backward_s": pre.layer_s,
+                "lead_s": pre.lead_s, "exposed_s": runs["readback"].readback_s,
+                "bytes": pre.bytes(tokens),
+                "breakeven_pcie_bytes_per_s": layer_bytes / x_even,
+                "breakeven_record_bytes_per_token":
+                    x_even * PCIE_BYTES_PER_S * model.num_layers / tokens}
     max_tokens["alchemist_offloaded"] = min(max_tokens["alchemist_offloaded"],
                                             int(HOST_BYTES_PER_CHIP // recorded_per_token))
     # Full fine-tuning, for its recompute share only (its fp32 AdamW state does not fit)
@@ -142,7 +159,7 @@ def step_figures(model_name: str) -> dict[str, Any]:
             "flops": {k: r.flops for k, r in runs.items()},
             "recompute_share": 1 - runs["reuse"].time_s / runs["none"].time_s,
             "recompute_share_vs_full": 1 - runs["reuse"].time_s / runs["full"].time_s,
-            "memory": memory, "max_step_tokens": max_tokens,
+            "readback": readback, "memory": memory, "max_step_tokens": max_tokens,
             "record_bytes_per_token": recorded_per_token}
 
 
@@ -184,6 +201,7 @@ def _ratios(step: dict, runs: dict) -> dict[str, Any]:
     out: dict[str, Any] = {
         "recompute_share": step["recompute_share"],
         "step_x": step["step_s"]["none"] / step["step_s"]["reuse"],
+        "step_x_readback": step["step_s"]["none"] / step["step_s"]["readback"],
         "memory_saving": 1 - mem["alchemist_offloaded"]["total"] / mem["separate"]["total"],
         "tokens_x": step["max_step_tokens"]["alchemist_offloaded"]
         / step["max_step_tokens"]["separate"]}
@@ -207,8 +225,10 @@ def headline(data: dict[str, Any]) -> str:
     rows = [["recompute share of a step", f"{p['recompute_share'][0]:.0%}-"
              f"{p['recompute_share'][1]:.0%}"] + [f"{m['ratios']['recompute_share']:.0%}"
                                                   for m in data["models"].values()],
-            ["training throughput (step, all reused)", f"up to {p['throughput_x']}x"]
-            + [f"{m['ratios']['step_x']:.2f}x" for m in data["models"].values()]]
+            ["training throughput (step, all reused, on chip)", f"up to {p['throughput_x']}x"]
+            + [f"{m['ratios']['step_x']:.2f}x" for m in data["models"].values()],
+            [f"  read back over PCIe at {data['pcie_bytes_per_s'] / 1e9:g} GB/s", ""]
+            + [f"{m['ratios']['step_x_readback']:.2f}x" for m in data["models"].values()]]
     for w in WORKLOADS:
         rows.append([f"  {w}: tokens/busy s vs separate", ""]
                     + [f"{m['ratios'][w]['busy_x_separate']:.2f}x"

@@ -105,6 +105,84 @@ def _step_table(data: dict[str, Any]) -> str:
                       + ["max tokens: separate", "recompute", "offloaded"], rows)
 
 
+def _readback_table(data: dict[str, Any]) -> str:
+    rows = []
+    for model, m in data["models"].items():
+        st, rb = m["step"], m["step"]["readback"]
+        rows.append([model, f"{1e3 * st['step_s']['none']:.1f}",
+                     f"{1e3 * st['step_s']['reuse']:.1f}",
+                     f"{1e3 * st['step_s']['readback']:.1f}", f"{rb['bytes'] / 1e9:.2f}",
+                     f"{1e3 * rb['layer_transfer_s']:.3f} / {1e3 * rb['layer_backward_s']:.3f}",
+                     f"{1e3 * rb['exposed_s']:.1f}",
+                     f"{rb['breakeven_pcie_bytes_per_s'] / 1e9:.1f}",
+                     f"{rb['breakeven_record_bytes_per_token'] / 1e6:.2f}"
+                     f" (of {st['record_bytes_per_token'] / 1e6:.2f})"])
+    return text_table(["model", "step ms", "reuse on chip ms", "reuse read back ms",
+                       "GB read back", "a layer: transfer / backward ms", "exposed ms",
+                       "break-even GB/s", "break-even MB a token"], rows)
+
+
+def _throughput(data: dict[str, Any]) -> str:
+    """The throughput bullet, its wording following the sign of the read-back's effect."""
+    m7 = next(iter(data["models"].values()))
+    st, r7, rb = m7["step"], m7["ratios"], m7["step"]["readback"]
+    sg, az = (m7["runs"][k]["alchemist"]["reuse"] for k in WORKLOADS)
+    gbs = data["pcie_bytes_per_s"] / 1e9
+    tokens = data["train"]["batch"] * data["train"]["seq"]
+    fwd = (st["flops"]["none"]["forward"] - st["flops"]["reuse"]["forward"]) / tokens
+    saved = (st["step_s"]["none"] - st["step_s"]["reuse"]) / tokens
+    back = st["record_bytes_per_token"] / data["pcie_bytes_per_s"]
+    why = (f"skipping the forward saves {fwd / 1e9:.1f} GFLOP a token, "
+           f"{1e6 * saved:.0f} us a token on the chip, while the records cost "
+           f"{st['record_bytes_per_token'] / 1e6:.2f} MB a token, {1e6 * back:.0f} us a token "
+           f"at {gbs:g} GB/s; per layer of a {tokens}-token step the transfer takes "
+           f"{1e3 * rb['layer_transfer_s']:.2f} ms against {1e3 * rb['layer_backward_s']:.2f}"
+           f" ms of backward")
+    if r7["step_x_readback"] < 1:
+        verdict = (f"With the records read back over PCIe at {gbs:g} GB/s the reuse step is "
+                   f"slower than recomputing ({r7['step_x_readback']:.2f}x): {why}, so the "
+                   f"link, not the chip, sets the step and "
+                   f"{1e3 * rb['exposed_s']:.1f} ms of transfer is exposed. Reuse breaks even "
+                   f"at {rb['breakeven_pcie_bytes_per_s'] / 1e9:.0f} GB/s, or at {gbs:g} GB/s "
+                   f"with records of {rb['breakeven_record_bytes_per_token'] / 1e6:.2f} MB a "
+                   f"token (table below).")
+    else:
+        verdict = (f"Read back over PCIe at {gbs:g} GB/s it keeps {r7['step_x_readback']:.2f}x"
+                   f" ({why}; {1e3 * rb['exposed_s']:.1f} ms of transfer exposed); it would "
+                   f"fall to 1x at {rb['breakeven_pcie_bytes_per_s'] / 1e9:.0f} GB/s.")
+    busy = [r7[w]["busy_x_separate"] for w in WORKLOADS]
+    if min(busy) > r7["step_x_readback"]:
+        served = (f"Beside serving the figure is above the read-back step's because hedging "
+                  f"recomputes late samples ({sg['hedged_recomputes']} on ShareGPT, "
+                  f"{az['hedged_recomputes']} on Azure: a step starts the moment the prefill "
+                  f"that completes it ends, its offload still on the link) and a step reading "
+                  f"fewer tokens back exposes less than its share of the transfer (once a "
+                  f"layer's transfer is under its backward, only the first one shows).")
+    else:
+        served = (f"Beside serving the figure stays under the read-back step's: hedging "
+                  f"recomputes late samples ({sg['hedged_recomputes']} on ShareGPT, "
+                  f"{az['hedged_recomputes']} on Azure) at the full step's rate.")
+    return f"""**Training throughput: {r7['step_x']:.2f}x for a step whose tokens are all reused
+        with their records on the chip (the bound), {r7['step_x_readback']:.2f}x read back
+        from the host, {busy[0]:.2f}x (ShareGPT) and {busy[1]:.2f}x (Azure) per second of
+        training beside serving over the separate trainer, against up to 1.72x.** {verdict}
+        {served} Per second of wall time both co-located jobs train what the served prompts
+        supply; the separate cluster trains all of it on a chip of its own, while the
+        co-located jobs train {r7['azure-conv']['tokens_share_colocated']:.0%} (no reuse) and
+        {r7['azure-conv']['tokens_share_alchemist']:.0%} (Alchemist) of Azure's long prompts
+        within their share of the serving chip (Alchemist dropped {az['dropped_samples']}
+        samples when the host's 250 GB filled)."""
+
+
+def _chunks(m: dict[str, Any]) -> str:
+    """Whether reuse lengthens or shortens training's chunks, from the step times."""
+    st = m["step"]["step_s"]
+    if st["readback"] > st["none"]:
+        return (", and under reuse a chunk is longer than without (the step reading its records "
+                "back takes longer than recomputing, and a chunk is a fixed share of it)")
+    return ", shorter under reuse (a chunk is a fixed share of a shorter step)"
+
+
 def readme(data: dict[str, Any]) -> str:
     t = data["train"]
     w = data["workloads"]
@@ -149,19 +227,7 @@ def readme(data: dict[str, Any]) -> str:
         step, so the share falls to {m7['step']['full_ft_recompute_share']:.0%}
         ({between}). A measured step also pays costs pdsim does not model (launches, the data
         loader, framework bookkeeping), which dilute the share.""",
-        f"""**Training throughput: {r7['step_x']:.2f}x for a step whose tokens are all reused
-        (the bound), {r7['sharegpt']['busy_x_separate']:.2f}x (ShareGPT) and
-        {r7['azure-conv']['busy_x_separate']:.2f}x (Azure) per second of training over the
-        separate trainer, against up to 1.72x.** The gap to the bound is hedging: with served
-        data a step starts the moment the prefill that completes it ends, so that prompt's
-        offload is still on the PCIe link and it is recomputed ({sg['hedged_recomputes']}
-        late samples on ShareGPT, {az['hedged_recomputes']} on Azure). Per second of wall time
-        both co-located jobs train what the served prompts supply; the separate cluster
-        trains all of it on a chip of its own, while the co-located jobs train
-        {r7['azure-conv']['tokens_share_colocated']:.0%} (no reuse) and
-        {r7['azure-conv']['tokens_share_alchemist']:.0%} (Alchemist) of Azure's long prompts
-        within their share of the serving chip (Alchemist dropped
-        {az['dropped_samples']} samples when the host's 250 GB filled).""",
+        _throughput(data),
         f"""**Training memory: {r7['memory_saving']:.0%} less than the separate trainer,
         against up to 47%.** Offloading leaves {data['resident_layers']} layers of recorded
         activations on the chip: activations fall from
@@ -182,7 +248,8 @@ def readme(data: dict[str, Any]) -> str:
         {r7['azure-conv']['ttft_p99_x']:.2f}x (Azure), TBT p99
         {r7['sharegpt']['tbt_p99_x']:.2f}x and {r7['azure-conv']['tbt_p99_x']:.2f}x over
         serving alone, against negligible.** Most of it is training's chunks run between
-        serving iterations (the co-located run without reuse shows it too); the recording adds
+        serving iterations (the co-located run without reuse shows it too){_chunks(m7)}; the
+        recording adds
         {az['added_prefill_s']:.2f} s to Azure's prefill iterations over the run, writing
         {m7['step']['record_bytes_per_token'] / 1e6:.2f} MB a prompt token at the chip's DRAM
         bandwidth. On ShareGPT at 2 requests/s, TBT p99 sits near the share of token gaps a
@@ -192,11 +259,18 @@ def readme(data: dict[str, Any]) -> str:
         when that share is under 1% and on a step with a prefill when it is over: TBT p99 over
         p50 serving alone, {', '.join(f"{m} {_p99_over_p50(m)}" for m in data['models'])}.""",
     ]
-    limits = """Not modelled: reading recorded samples back over PCIe for the backward (only
-        their offload), the samples' DRAM before their offload ends, a sample's attention
-        context across a split between steps, data-parallel gradient exchange between
-        instances, and the paper's own models, GPUs and step sizes (not in pdsim's
-        references)."""
+    limits = """Not modelled: a trainer that chooses, step by step, between reading the
+        records back and recomputing (pdsim's reads every ready sample back and recomputes only
+        late ones), recording less (only each layer's input, recomputing the rest of the layer
+        from it), the samples' DRAM before their offload ends, a sample's attention context
+        across a split between steps, data-parallel gradient exchange between instances, and
+        the paper's own models, GPUs and step sizes (not in pdsim's references)."""
+    gbs = f"{data['pcie_bytes_per_s'] / 1e9:g} GB/s"
+    readback_intro = f"""Each layer's records come back over PCIe at {gbs} into two layer
+        buffers, overlapping the backward of the layer before (`mappers.readback`; the first
+        transfers overlap the head's forward and backward). `break-even`: the PCIe bandwidth,
+        or at {gbs} the record size a token, at which the read-back exposes exactly the time
+        skipping the forward saves."""
     per_model = "\n\n".join(
         f"### {model}: {wk}\n\n```\n{_runs_table(m['runs'][wk])}\n```"
         for model, m in data["models"].items() for wk in WORKLOADS)
@@ -231,6 +305,14 @@ brackets); `max tokens`: the largest step that fits (module docstring).
 
 ```
 {_step_table(data)}
+```
+
+## Reading the records back (one chip, records offloaded)
+
+{_fill(readback_intro)}
+
+```
+{_readback_table(data)}
 ```
 
 ## Every run

@@ -1,7 +1,8 @@
 """`pdsim reproduce alchemist` (sim/studies/alchemist.py) on a short window and one model:
 every request served in every configuration, the co-located job's rate per training second
-against `pdsim train`'s step, Alchemist's between that and the all-reused bound, the
-offloaded memory against the recorded bytes, and the files written."""
+against `pdsim train`'s step, Alchemist's between the read-back step and the all-reused
+bound, the break-even PCIe bandwidth, the offloaded memory against the recorded bytes, and
+the files written."""
 
 import pytest
 
@@ -37,13 +38,38 @@ def test_every_request_served_in_every_configuration(data):
 def test_training_rates_against_the_step_alone(data):
     m = data["models"]["llama2-7b"]
     tokens = study.TRAIN["batch"] * study.TRAIN["seq"]
-    full, reuse = (tokens / m["step"]["step_s"][k] for k in ("none", "reuse"))
+    full, reuse, readback = (tokens / m["step"]["step_s"][k]
+                             for k in ("none", "reuse", "readback"))
     for w in study.WORKLOADS:
         runs = m["runs"][w]
         # Without reuse the serving cluster runs pdsim train's step, chunk by chunk
         assert runs["colocated"]["tokens_per_busy_s"] == pytest.approx(full, rel=0.02)
         assert runs["separate"]["tokens_per_busy_s"] == pytest.approx(full)
-        assert full < runs["alchemist"]["tokens_per_busy_s"] <= reuse * 1.02
+        # Alchemist's steps lie between reading every token back and the on-chip bound
+        assert readback < runs["alchemist"]["tokens_per_busy_s"] <= reuse * 1.02
+
+
+def test_breakeven_bandwidth_gives_the_full_step_back(data):
+    """At the break-even PCIe bandwidth the reuse step with its records read back takes the
+    step that runs the forward's time; scaling the records instead of the link is the same."""
+    from mappers.train import TrainSpec
+    from sim.api import load_model, load_system
+    from sim.serving.cluster import DEFAULT_PRECISION
+    from sim.train import train_step
+
+    st = data["models"]["llama2-7b"]["step"]
+    rb = st["readback"]
+    spec = TrainSpec(batch=study.TRAIN["batch"], seq=study.TRAIN["seq"],
+                     lora_rank=study.TRAIN["lora_rank"],
+                     lora_targets=tuple(study.TRAIN["lora_targets"]), reuse="activations")
+    even = train_step(load_system("h100"), load_model("llama2-7b"), spec,
+                      precision=DEFAULT_PRECISION, detail="roofline",
+                      pcie_bytes_per_s=rb["breakeven_pcie_bytes_per_s"])
+    assert even.time_s == pytest.approx(st["step_s"]["none"], rel=1e-9)
+    assert rb["breakeven_record_bytes_per_token"] / st["record_bytes_per_token"] == \
+        pytest.approx(study.PCIE_BYTES_PER_S / rb["breakeven_pcie_bytes_per_s"], rel=1e-12)
+    # 3.25 MB a token at 50 GB/s: 1024 tokens' 32 layers are 3.33 GB, 66.6 ms of link alone
+    assert st["step_s"]["readback"] > rb["bytes"] / study.PCIE_BYTES_PER_S > 0.066
 
 
 def test_offloaded_memory_keeps_two_layers_of_the_recorded_bytes(data):

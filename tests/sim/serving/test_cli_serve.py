@@ -159,7 +159,8 @@ def test_text_summary_training_reuse_rows(capsys, tmp_path):
     rows = _section(out)
     assert list(rows) == ["steps", "training tokens/s", "recorded sequences", "reused steps",
                           "reused tokens", "hedged recomputes", "dropped samples",
-                          "cut samples", "added to prefill", "sample store peak"]
+                          "cut samples", "added to prefill", "added by PCIe read-back",
+                          "sample store peak"]
     assert int(rows["reused tokens"].replace(",", "")) == r["reused_tokens"]
     assert int(rows["dropped samples"]) == r["dropped_samples"]
     peak, cap = rows["sample store peak"].replace(" GB", "").split(" of ")
@@ -171,6 +172,11 @@ def test_text_summary_training_reuse_rows(capsys, tmp_path):
     number, unit = rows["added to prefill"].split()
     assert float(number) * {"s": 1, "ms": 1e-3, "us": 1e-6}[unit] == pytest.approx(
         r["added_prefill_s"], rel=1e-3)
+    number, unit = rows["added by PCIe read-back"].split()
+    assert float(number) * {"s": 1, "ms": 1e-3, "us": 1e-6}[unit] == pytest.approx(
+        r["readback_added_s"], rel=1e-3)
+    assert r["readback_added_s"] > 0 and r["readback_bytes"] == \
+        r["reused_tokens"] * r["record_bytes_per_token"]
 
 
 def test_training_text_reads_the_summary_defensively():

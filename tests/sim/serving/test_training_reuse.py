@@ -29,6 +29,27 @@ def test_record_bytes_per_token_is_the_hand_count():
     assert p.reuse_step_s < p.step_s
 
 
+def test_offloaded_plan_reads_back_what_was_recorded():
+    """With PCIe the plan's read-back moves the toy's 1688 B a token a layer, the 3376 B a
+    token recorded; the reuse step it interpolates with stays the on-chip one."""
+    from mappers.train import TrainSpec
+    from sim.api import load_system
+    from sim.serving.training import Training, train_plan
+    from tests.mappers.test_train import BF16, TOY
+
+    system = load_system("h100")
+    kw = dict(precision=BF16, detail="roofline", where="t")
+    spec = TrainSpec(batch=2, seq=8)
+    chip = train_plan(Training(spec=spec, reuse="activations"), TOY, system, **kw)
+    host = train_plan(Training(spec=spec, reuse="activations", pcie_bytes_per_s=1e9), TOY,
+                      system, **kw)
+    assert chip.prefetch is None
+    assert host.prefetch.layers * host.prefetch.layer_bytes_per_token == 3376
+    assert host.prefetch.pcie_bytes_per_s == 1e9
+    assert host.reuse_step_s == pytest.approx(chip.reuse_step_s, rel=1e-12)
+    assert host.extra_bytes == chip.extra_bytes  # 2 layers: the buffers are all of them
+
+
 def _run(pcie):
     # One 0.05 s chunk per step (0.02 s reusing); serving steps 0.01 s; 1000 B a token
     # recorded at 1 MB/s: a 10-token prefill gains 0.01 s. The first chunk runs from 0 (no
@@ -84,6 +105,33 @@ def test_offload_queue_is_fifo_and_ready_samples_are_reused():
     # chunk (0.1 x 6 / 8 + 0.04 x 2 / 8) / 2 = 0.0425 s
     assert t.start(0.19, 0) == pytest.approx(0.2325)
     assert (t.reused_steps, t.hedged, t.reused_tokens) == (2, 1, 10)
+
+
+def test_offloaded_reused_tokens_are_read_back_by_hand():
+    """The queue above, plus the read-back: 2 layers of 100 B a token (the plan's 1000 B a
+    token is what the offload moves), backward 0.001 s a layer, no head. The first step
+    reuses sample 1's 8 tokens: 0.008 s a layer over the link, so x1 0-0.008, x2
+    0.008-0.016, backward 0.008-0.009 and 0.016-0.017, against 0.002 on the chip: 0.015 s
+    more, the step 0.04 + 0.015 s in 2 chunks. The next, at 0.19, reuses 2 tokens (sample 2
+    is late: recomputed, no read-back) at 0.002 s a layer: x1 0-0.002, x2 0.002-0.004,
+    backward 0.002-0.003 and 0.004-0.005: 0.003 s more on (0.1 x 6 + 0.04 x 2) / 8 = 0.085."""
+    from mappers.readback import Prefetch
+
+    pre = Prefetch(lead_s=0.0, layer_s=0.001, layers=2, layer_bytes_per_token=100,
+                   pcie_bytes_per_s=1e5)
+    p = TrainPlan(chunk_s=0.05, chunks=2, tokens=8, step_s=0.1, extra_bytes=0, memory={},
+                  batch=1, reuse_step_s=0.04, record_bytes_per_token=1000,
+                  dram_bytes_per_s=1e6, pcie_bytes_per_s=1e5, prefetch=pre)
+    t = Trainer(plan=p, share=0.0)
+    t.record(0.0, 10)
+    t.record(0.0, 10)
+    assert t.start(0.15, 0) == pytest.approx(0.15 + 0.055 / 2)
+    t.finish()
+    t.start(0.18, 0)
+    t.finish()
+    assert t.start(0.19, 0) == pytest.approx(0.19 + 0.088 / 2)
+    assert (t.reused_tokens, t.hedged) == (10, 1)
+    assert t.readback_s == pytest.approx(0.018)
 
 
 def test_reuse_raises_training_throughput_and_serves_every_request(capsys, tmp_path):
