@@ -12,13 +12,16 @@ Pure compiler pass over a small pipeline IR; it knows no unit model. Three steps
    ``tokens x hidden x activation bytes``. The LM head runs once, on the last chunk (prefill
    produces the first token from the prompt's last position); an LM head alone on its device
    receives that position's hidden state only.
-3. `schedule_pipeline`: resource-constrained list scheduling in program order (chunk-major),
-   the rule of `mappers.schedule`: an op starts when its input is ready and its resource
-   (a device or a link, each one timeline) has finished the ops before it. So chunk ``c`` on
-   device ``d`` overlaps chunk ``c + 1`` on device ``d - 1``, and a link sends while both
-   ends compute. Times come from a cost callable the simulator supplies (`sim.edge`).
-   Link directions on a shared *medium* (one Wi-Fi channel) are not timelines of their own:
-   the medium carries one transfer's bytes at a time, first come (ready) first served.
+3. `schedule_pipeline`: event-driven list scheduling. An op is ready when its input (and, for
+   a stage's compute, the same stage's previous chunk, whose KV cache it reads) has ended;
+   each resource (a device, a link direction, or a shared *medium* such as one Wi-Fi channel
+   that several directions send on) runs, of its ready ops, the one that became ready first
+   (ties: program order), as HAT's event loop (`sim.hat_events`) does. So chunk ``c`` on
+   device ``d`` overlaps chunk ``c + 1`` on device ``d - 1``, a link sends while both ends
+   compute, and on a U-shaped split the device starts chunk ``c + 1``'s first layers while
+   chunk ``c`` is away. A transfer holds its direction (or medium) for its bytes' airtime,
+   bytes / bandwidth, and arrives the link's latency later: the latency is propagation, so
+   transfers pipeline. Times come from a cost callable the simulator supplies (`sim.edge`).
 """
 
 from __future__ import annotations
@@ -74,15 +77,24 @@ class PipeOp:
     context: int
     bytes: int = 0
     input: int = -1
+    after: int = -1  # the same stage's op for the previous chunk: its KV cache is read
 
 
 @dataclass(frozen=True, slots=True)
 class Timed:
-    """An op with its start and end in seconds from the start of the prefill."""
+    """An op with its start and end in seconds from the start of the prefill; ``free_s``:
+    when it let go of its resource (a transfer: its bytes out, before it arrives at
+    ``end_s``; a compute op: ``end_s``)."""
 
     op: PipeOp
     start_s: float
     end_s: float
+    free_s: float
+
+    @property
+    def held_s(self) -> float:
+        """Seconds the op held its resource (a transfer: its airtime, without the latency)."""
+        return self.free_s - self.start_s
 
 
 def check_split(num_layers: int, holdings: Sequence[Holding]) -> None:
@@ -170,6 +182,7 @@ def pipeline_ops(stages: Sequence[Stage], chunks: Sequence[int], hidden: int,
     the chunk's hidden state. The last stage (LM head) computes only for the last chunk."""
     ops: list[PipeOp] = []
     context = 0
+    last = [-1] * len(stages)  # each stage's op for the previous chunk
     for c, tokens in enumerate(chunks):
         prev = -1
         for s, stage in enumerate(stages):
@@ -184,8 +197,8 @@ def pipeline_ops(stages: Sequence[Stage], chunks: Sequence[int], hidden: int,
                                   bytes=hidden_bytes(moved, hidden, activation), input=prev))
                 prev = len(ops) - 1
             ops.append(PipeOp(kind=COMPUTE, chunk=c, resource=stage.device, stage=stage,
-                              tokens=tokens, context=context, input=prev))
-            prev = len(ops) - 1
+                              tokens=tokens, context=context, input=prev, after=last[s]))
+            prev = last[s] = len(ops) - 1
         context += tokens
     return tuple(ops)
 
@@ -193,76 +206,40 @@ def pipeline_ops(stages: Sequence[Stage], chunks: Sequence[int], hidden: int,
 def schedule_pipeline(ops: Sequence[PipeOp], cost: Callable[[PipeOp], float], *,
                       media: Mapping[str, str] | None = None,
                       airtime: Callable[[PipeOp], float] | None = None) -> tuple[Timed, ...]:
-    """Place each op on its resource's timeline in program order (module docstring);
-    ``cost(op)`` is its duration in seconds, asked once per op in program order.
+    """Place each op on its resource (module docstring); ``cost(op)`` is its duration in
+    seconds, asked once per op in program order (so sampled jitter follows op order).
 
-    ``media`` maps a resource (a link direction) to the shared medium it sends on. Such an op
-    holds its medium for ``airtime(op)`` seconds from its start (its bytes on the air; the rest
-    of its duration, the latency, overlaps other transfers) and ends ``cost(op)`` after its
-    start. A free medium serves the waiting op that became ready first (ties: program order),
-    without preemption; the op's direction has no timeline of its own."""
+    Every resource (a device, a link direction, a shared medium) is one FIFO by readiness: of
+    the ops waiting for it, it runs the one whose inputs (``input`` and ``after``) ended first
+    (ties: program order), without preemption. A compute op holds its device for its whole
+    duration. A transfer holds its link direction, or the medium ``media`` maps the direction
+    to, for ``airtime(op)`` seconds (its bytes on the wire; default: its whole duration) and
+    ends, arriving, ``cost(op)`` after its start: the rest, the latency, is propagation that
+    delays the receiver but not the next transfer."""
     media = media or {}
-    if not any(op.resource in media for op in ops):
-        return _in_order(ops, cost)
-    return _with_media(ops, [cost(op) for op in ops], media, airtime or cost)
-
-
-def _in_order(ops: Sequence[PipeOp], cost: Callable[[PipeOp], float]) -> tuple[Timed, ...]:
-    free: dict[str, float] = {}
-    out: list[Timed] = []
-    for op in ops:
-        ready = out[op.input].end_s if op.input >= 0 else 0.0
-        start = max(ready, free.get(op.resource, 0.0))
-        end = start + cost(op)
-        free[op.resource] = end
-        out.append(Timed(op, start, end))
-    return tuple(out)
-
-
-def _with_media(ops: Sequence[PipeOp], durations: list[float], media: Mapping[str, str],
-                airtime: Callable[[PipeOp], float]) -> tuple[Timed, ...]:
-    """Event-driven form of the list scheduler: an op on a plain resource starts when its
-    input and the op before it on the resource (program order) have ended, as in
-    `_in_order`; an op on a medium queues there once its input has ended."""
+    durations = [cost(op) for op in ops]
+    holds = [airtime(op) if airtime is not None and op.kind != COMPUTE else durations[i]
+             for i, op in enumerate(ops)]
+    channel = [media.get(op.resource, op.resource) for op in ops]
     n = len(ops)
-    before = [-1] * n  # the previous op on the same plain resource
-    after: list[list[int]] = [[] for _ in range(n)]  # ops waiting on each op's end
-    last: dict[str, int] = {}
-    for i, op in enumerate(ops):
-        if op.input >= 0:
-            after[op.input].append(i)
-        if op.resource not in media:
-            before[i] = last.get(op.resource, -1)
-            if before[i] >= 0 and before[i] != op.input:
-                after[before[i]].append(i)
-            last[op.resource] = i
+    deps = [[d for d in (op.input, getattr(op, "after", -1)) if d >= 0] for op in ops]
+    pending = [len(set(d)) for d in deps]
+    waiters: list[list[int]] = [[] for _ in range(n)]  # ops waiting on each op's end
+    for i, d in enumerate(deps):
+        for j in set(d):
+            waiters[j].append(i)
     start = [0.0] * n
-    end: list[float | None] = [None] * n
+    end = [0.0] * n
     events: list[tuple[float, int]] = []  # (end time, op)
-    queue: dict[str, list[tuple[float, int]]] = {}  # medium -> waiting (ready time, op)
-    busy: dict[str, float] = {}  # medium -> end of the airtime on it
-
-    def begin(i: int, t: float) -> None:
-        start[i] = t
-        heapq.heappush(events, (t + durations[i], i))
-
-    def arrive(i: int, t: float) -> None:
-        """Op ``i``'s dependences may have ended by ``t``: start or queue it if so."""
-        op = ops[i]
-        if op.input >= 0 and end[op.input] is None:
-            return
-        if op.resource in media:
-            heapq.heappush(queue.setdefault(media[op.resource], []), (t, i))
-        elif before[i] < 0 or end[before[i]] is not None:
-            begin(i, t)
-
-    for i, op in enumerate(ops):
-        if op.input < 0:
-            arrive(i, 0.0)
+    queue: dict[str, list[tuple[float, int]]] = {}  # resource -> waiting (ready time, op)
+    busy: dict[str, float] = {}  # resource -> when its current op lets go of it
+    for i in range(n):
+        if not pending[i]:
+            heapq.heappush(queue.setdefault(channel[i], []), (0.0, i))
     done = 0
     while done < n:
-        # the next moment something happens: an op ends, or a medium frees with ops waiting
-        t = min([events[0][0]] if events else [], default=float("inf"))
+        # the next moment something happens: an op ends, or a resource frees with ops waiting
+        t = events[0][0] if events else float("inf")
         for m, waiting in queue.items():
             if waiting:
                 t = min(t, max(busy.get(m, 0.0), waiting[0][0]))
@@ -270,17 +247,20 @@ def _with_media(ops: Sequence[PipeOp], durations: list[float], media: Mapping[st
             raise RuntimeError("schedule_pipeline: ops wait on each other (an input cycle)")
         while events and events[0][0] <= t:
             _, i = heapq.heappop(events)
-            end[i] = start[i] + durations[i]
             done += 1
-            for j in after[i]:
-                arrive(j, end[i])
+            for j in waiters[i]:
+                pending[j] -= 1
+                if not pending[j]:
+                    ready = max(end[d] for d in deps[j])
+                    heapq.heappush(queue.setdefault(channel[j], []), (ready, j))
         for m in sorted(queue):
             waiting = queue[m]
-            while waiting and busy.get(m, 0.0) <= t:
+            while waiting and busy.get(m, 0.0) <= t and waiting[0][0] <= t:
                 _, i = heapq.heappop(waiting)
-                busy[m] = t + airtime(ops[i])
-                begin(i, t)
-    return tuple(Timed(op, start[i], start[i] + durations[i]) for i, op in enumerate(ops))
+                start[i], end[i] = t, t + durations[i]
+                busy[m] = t + holds[i]
+                heapq.heappush(events, (end[i], i))
+    return tuple(Timed(op, start[i], end[i], start[i] + holds[i]) for i, op in enumerate(ops))
 
 
 def _ranges(layers: list[int]) -> str:

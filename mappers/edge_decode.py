@@ -12,9 +12,9 @@ Pure compiler pass over the pipeline IR of `mappers.edge`; it knows no unit mode
   acceptance); a sequence that has finished has left the batch, so later rounds run with fewer
   sequences.
   A group's next round waits for its own ids; between groups nothing waits but the devices and
-  links themselves. Program order is round-major (round 0 of every group, then round 1, ...),
-  so with the list scheduler of `mappers.edge`, group ``g`` on device ``d`` overlaps group
-  ``g + 1`` on device ``d - 1``.
+  links themselves, each serving the op that became ready first. Program order, which breaks
+  ties, is round-major (round 0 of every group, then round 1, ...), so with the scheduler of
+  `mappers.edge`, group ``g`` on device ``d`` overlaps group ``g + 1`` on device ``d - 1``.
 * `ring_allreduce_ops`: the ``2 (D - 1)`` steps of a ring all-reduce (reduce-scatter, then
   all-gather) over ``D`` devices, each device sending ``size / D`` bytes to the next one per
   step, a step waiting for the piece the device received in the step before.

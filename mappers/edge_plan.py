@@ -3,10 +3,13 @@ chosen by dynamic programming to minimise the pipelined prefill's TTFT under eac
 memory (Jupiter's planner, in its simplest exact form).
 
 Model: ``C`` equal chunks flow through the chain's stages (each device's block, and each hop
-between consecutive devices, is a stage with one timeline). For identical jobs in a flow
-shop every stage keeps its order, so the makespan is exactly
+between consecutive devices, is a stage with one timeline). A hop holds its link for its
+airtime and then delays the chunk by the latency, which holds nothing (a delay any number of
+chunks can be in at once). For identical jobs in a flow shop every stage keeps its order,
+so the makespan is exactly
 
-    TTFT = sum of stage times + (C - 1) x (the slowest stage's time),
+    TTFT = sum of stage times (hops: airtime + latency)
+           + (C - 1) x (the slowest stage's hold: a device's time, a hop's airtime),
 
 which `mappers.edge.schedule_pipeline` reproduces op by op (the tests check the planner
 against brute force through that scheduler, not against this formula). The formula is not a
@@ -47,12 +50,16 @@ class Plan:
 
 
 def plan_partition(num_layers: int, chain: Sequence[ChainDevice], hop_s: Sequence[float],
-                   chunks: int) -> Plan:
+                   chunks: int, hop_air_s: Sequence[float] | None = None) -> Plan:
     """The split of ``num_layers`` layers into one non-empty contiguous block per device of
-    ``chain`` (in order) that minimises TTFT (module docstring); ``hop_s[i]``: seconds to send
-    one chunk's hidden state from device ``i`` to ``i + 1``. `ConfigError` if no split fits."""
+    ``chain`` (in order) that minimises TTFT (module docstring); ``hop_s[i]``: seconds from
+    the start of sending one chunk's hidden state from device ``i`` to its arrival at
+    ``i + 1``; ``hop_air_s[i]``: the part of it the link is held (its airtime; default: all
+    of it). `ConfigError` if no split fits."""
+    hop_air_s = hop_s if hop_air_s is None else hop_air_s
     d = len(chain)
-    if d < 1 or len(hop_s) != d - 1 or chunks < 1 or num_layers < d:
+    if d < 1 or len(hop_s) != d - 1 or len(hop_air_s) != d - 1 or chunks < 1 \
+            or num_layers < d:
         raise ConfigError(f"plan: need 1 <= devices <= layers ({num_layers}), one hop between "
                           f"consecutive devices and chunks >= 1; got {d} devices, "
                           f"{len(hop_s)} hops, {chunks} chunks")
@@ -65,10 +72,10 @@ def plan_partition(num_layers: int, chain: Sequence[ChainDevice], hop_s: Sequenc
         return n * chain[k].layer_s + chain[k].fixed_s
 
     bounds = sorted({stage(k, n) for k in range(d) for n in range(1, num_layers + 1)
-                     if fits(k, n)} | set(hop_s))
+                     if fits(k, n)} | set(hop_air_s))
     best: Plan | None = None
     for bound in bounds:
-        if any(h > bound for h in hop_s):
+        if any(h > bound for h in hop_air_s):
             continue
         found = _min_sum(num_layers, d, bound, fits, stage)
         if found is None:

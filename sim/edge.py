@@ -4,8 +4,8 @@ A multi-system file (YAML) names its devices (each a hardware preset or file, `s
 the layers each holds, which holds the embedding and the LM head, and the network links
 between them (`NetLink`, presets in ``sim/presets/net/``). `simulate_prefill` costs each
 device's stage of each prompt chunk with the step simulator (`sim.step`), each hidden-state
-hop with the link model (latency + bytes / bandwidth), and lays them out with the pipeline
-scheduler of `mappers.edge`.
+hop with the link model (latency + bytes / bandwidth to arrive, the link held for the bytes'
+airtime only), and lays them out with the pipeline scheduler of `mappers.edge`.
 """
 
 from __future__ import annotations
@@ -50,7 +50,8 @@ class NetLink:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)!r}")
 
     def transfer_s(self, size_bytes: int, rng=None) -> float:
-        """Seconds to move ``size_bytes`` one way: latency + bytes / bandwidth. With ``rng``
+        """Seconds from sending ``size_bytes`` one way to their arrival: latency + bytes /
+        bandwidth (the link is held for the second term only: `schedule_links`). With ``rng``
         (a `numpy.random.Generator`) the latency is drawn from a normal of mean ``latency_s``
         and deviation ``jitter_s``, clipped at zero (a packet cannot arrive before it left)."""
         latency = self.latency_s
@@ -160,14 +161,10 @@ class MultiSystem:
         return out
 
     def own_media(self) -> MultiSystem:
-        """This system with every link direction on a medium of its own: its transfers hold
-        it for their airtime only, as on a shared medium, but nothing else shares it (the
-        shared medium's ablation)."""
-        own = {}
-        for key in self.links:
-            a, b = key.split("|")
-            own[direction(a, b)], own[direction(b, a)] = direction(a, b), direction(b, a)
-        return replace(self, media=own)
+        """This system with no shared medium: each link direction a timeline of its own, held
+        for its transfers' airtime as a medium is, but shared with nothing (the shared
+        medium's ablation)."""
+        return replace(self, media={})
 
     @property
     def holdings(self) -> tuple[Holding, ...]:
@@ -229,10 +226,11 @@ class PrefillResult:
         return out
 
     def busy_s(self) -> dict[str, float]:
-        """Busy seconds of each device and link."""
+        """Busy seconds of each device and link direction (a transfer's airtime, without
+        the latency it spends in flight)."""
         out: dict[str, float] = {}
         for t in self.timeline:
-            out[t.op.resource] = out.get(t.op.resource, 0.0) + t.end_s - t.start_s
+            out[t.op.resource] = out.get(t.op.resource, 0.0) + t.held_s
         return out
 
 
@@ -292,11 +290,9 @@ def simulate_prefill(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
 
 
 def schedule_links(ms: MultiSystem, ops, cost) -> tuple[Timed, ...]:
-    """`mappers.edge.schedule_pipeline` with ``ms``'s shared media: a transfer holds its
-    medium for its bytes' airtime, bytes / bandwidth (its latency overlaps other transfers)."""
-    if not ms.media:
-        return schedule_pipeline(ops, cost)
-
+    """`mappers.edge.schedule_pipeline` over ``ms``'s links: a transfer holds its link
+    direction, or the shared medium it sends on, for its bytes' airtime, bytes / bandwidth;
+    its latency delays its arrival but not the next transfer."""
     def airtime(op) -> float:
         return op.bytes / ms.links[link_name(*op.resource.split("->"))].bandwidth_bytes_per_s
     return schedule_pipeline(ops, cost, media=ms.direction_media(), airtime=airtime)
@@ -355,13 +351,15 @@ def plan_split(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
     chunk = min(chunk_tokens or ms.spec.chunk_tokens, prompt_tokens)
     chunks = len(chunk_sizes(prompt_tokens, chunk))
     names = [d.name for d in ms.spec.devices]
-    hops = []
+    hops, airs = [], []  # a hop's time to arrive, and the part of it the link is held
     for a, b in zip(names, names[1:]):
         link = ms.links.get(link_name(a, b))
         if link is None:
             raise ConfigError(f"--plan: devices {a} and {b} are consecutive in the file but "
                               f"no link joins them (the planner splits along the file's order)")
-        hops.append(link.transfer_s(nbytes(chunk * model.hidden_size, precision.activation)))
+        size = nbytes(chunk * model.hidden_size, precision.activation)
+        hops.append(link.transfer_s(size))
+        airs.append(size / link.bandwidth_bytes_per_s)
     context = (prompt_tokens - chunk) // 2
     counts = model.parameter_counts()
     layer_bytes = nbytes(counts["per_layer"], precision.weight) + nbytes(
@@ -386,7 +384,7 @@ def plan_split(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
                                                               precision),
                                  capacity_bytes=system.chip.memory.capacity_bytes
                                  * system.tensor_parallel * system.pipeline_parallel))
-    plan = plan_partition(model.num_layers, chain, hops, chunks)
+    plan = plan_partition(model.num_layers, chain, hops, chunks, airs)
     devices, first = [], 0
     for spec, n in zip(ms.spec.devices, plan.layers):
         devices.append(replace(spec, layers=(f"{first}-{first + n - 1}",),

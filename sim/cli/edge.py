@@ -93,7 +93,8 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
                "stages": [f"{s.device}:{_layers(s)}" for s in result.stages]}
     if args.out is not None:
         rows = [{"kind": t.op.kind, "chunk": t.op.chunk, "resource": t.op.resource,
-                 "bytes": t.op.bytes, "start_s": t.start_s, "end_s": t.end_s}
+                 "bytes": t.op.bytes, "start_s": t.start_s, "end_s": t.end_s,
+                 "free_s": t.free_s}
                 for t in result.timeline]
         atomic_text(args.out, json.dumps({**summary, "timeline": rows}, indent=1) + "\n")
     if args.json:
@@ -159,7 +160,8 @@ def _sequences(args: argparse.Namespace, ms, model, precision, choice, rng) -> i
         from sim.files import atomic_text
 
         rows = [{"kind": t.op.kind, "chunk": t.op.chunk, "resource": t.op.resource,
-                 "bytes": t.op.bytes, "start_s": t.start_s, "end_s": t.end_s}
+                 "bytes": t.op.bytes, "start_s": t.start_s, "end_s": t.end_s,
+                 "free_s": t.free_s}
                 for t in choice.prefill.timeline]
         atomic_text(args.out, json.dumps({**summary, "timeline": rows}, indent=1) + "\n")
     if args.json:

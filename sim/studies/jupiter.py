@@ -39,7 +39,8 @@ METHODS = ("one-device", "naive-pipeline", "tensor-parallel", "jupiter")
 ABLATIONS = {"jupiter-no-spec": {"gamma": 0}, "jupiter-one-batch": {"micro_batches": 1},
              "jupiter-no-spec-one-batch": {"gamma": 0, "micro_batches": 1}}
 #: Jupiter where the boards share one medium (`SHARED`), re-run with each link direction a
-#: medium of its own (`sim.edge.MultiSystem.own_media`): what sharing the air costs.
+#: timeline of its own (`sim.edge.MultiSystem.own_media`): what sharing the
+#: air costs.
 OWN_LINKS = "jupiter-own-air"
 
 

@@ -104,6 +104,54 @@ def test_one_chunk_is_the_serial_sum():
     assert max(t.end_s for t in tl) == 23.0
 
 
+def test_link_latency_pipelines_by_hand():
+    """Stage 2 s; a transfer holds its direction 2 s (bytes / bandwidth) and arrives 3 s of
+    latency later. By hand: a runs 0-2, 2-4, 4-6; the link sends 2-4, 4-6, 6-8 (the next
+    chunk's bytes go out while the previous one is in flight), arrivals 7, 9, 11; b runs 7-9,
+    9-11, 11-13: TTFT = stage + latency + C x airtime + stage = 2 + 3 + 6 + 2 = 13 s. Held
+    for the latency too, the sends would be 2-7, 7-12, 12-17 and TTFT 19."""
+    ops = pipeline_ops(route(4, _two()), (4,) * 3, 8, "fp16")
+    tl = schedule_pipeline(ops, lambda op: 2.0 if op.kind == COMPUTE else 5.0,
+                           airtime=lambda op: 2.0)
+    assert [(t.start_s, t.free_s, t.end_s) for t in tl if t.op.kind == TRANSFER] == [
+        (2.0, 4.0, 7.0), (4.0, 6.0, 9.0), (6.0, 8.0, 11.0)]
+    assert [(t.start_s, t.end_s) for t in tl if t.op.resource == "b"] == [
+        (7.0, 9.0), (9.0, 11.0), (11.0, 13.0)]
+    held = schedule_pipeline(ops, lambda op: 2.0 if op.kind == COMPUTE else 5.0)
+    assert max(t.end_s for t in held) == 19.0
+
+
+def _u_timeline(chunks: int, airtime=None):
+    """A 2-device U: dev holds the embedding + L0 and L3 + LM head, cloud L1-2. Every compute
+    1 s, every transfer 2 s from start to arrival."""
+    holds = (Holding(device="dev", layers=((0, 0), (3, 3)), embedding=True, lm_head=True),
+             Holding(device="cloud", layers=((1, 2),)))
+    ops = pipeline_ops(route(4, holds), (4,) * chunks, 8, "fp16")
+    return schedule_pipeline(ops, lambda op: 1.0 if op.kind == COMPUTE else 2.0,
+                             airtime=airtime)
+
+
+def test_u_shape_overlaps_chunks_by_hand():
+    """2 chunks on the U, airtime 0.5 s of each 2 s transfer. By hand: dev runs chunk 0's
+    first stage 0-1 and, not waiting for chunk 0 to come back, chunk 1's 1-2; up 1-3 and 2-4
+    (the link free at 1.5); cloud 3-4, 4-5; down 4-6, 5-7; dev's last stage 6-7, 7-8: TTFT
+    8 s. Chunk 1's first stage runs while chunk 0 is on the link (1-3) and in the cloud
+    (3-4). In program order (chunk 0's return stage before chunk 1's first) the device would
+    serialise the chunks: twice the one-chunk 7 s, 14 s."""
+    tl = _u_timeline(2, airtime=lambda op: 0.5)
+    spans = [(t.op.chunk, t.op.resource, t.start_s, t.end_s) for t in tl]
+    assert spans == [
+        (0, "dev", 0, 1), (0, "dev->cloud", 1, 3), (0, "cloud", 3, 4), (0, "cloud->dev", 4, 6),
+        (0, "dev", 6, 7),
+        (1, "dev", 1, 2), (1, "dev->cloud", 2, 4), (1, "cloud", 4, 5), (1, "cloud->dev", 5, 7),
+        (1, "dev", 7, 8)]
+    # chunk 1's first stage lies inside chunk 0's time away (it leaves at 1, is back at 6)
+    assert spans[1][2] <= spans[5][2] and spans[5][3] <= spans[3][3]
+    assert max(t.end_s for t in _u_timeline(1)) == 7.0
+    # held for the whole 2 s, chunk 1's hop up waits for chunk 0's (3-5): TTFT 9 s
+    assert max(t.end_s for t in _u_timeline(2)) == 9.0
+
+
 def test_lm_head_alone_gets_the_last_position_only():
     """The LM head on a device of its own: one hop of 1 x hidden x 2 bytes, on the last chunk."""
     holds = (Holding(device="a", layers=((0, 3),), embedding=True),
@@ -113,8 +161,9 @@ def test_lm_head_alone_gets_the_last_position_only():
     assert moves == [(1, 16)]
 
 
-def _brute_force(num_layers, chain, hop_s, chunks):
-    """Every split, timed by the pipeline scheduler (not by the planner's formula)."""
+def _brute_force(num_layers, chain, hop_s, chunks, hop_air):
+    """Every split, timed by the pipeline scheduler (not by the planner's formula); hop ``k``
+    takes ``hop_s[k]`` to arrive and holds its link ``hop_air[k]`` of that."""
     from itertools import combinations
 
     from mappers.edge import PipeOp
@@ -143,16 +192,17 @@ def _brute_force(num_layers, chain, hop_s, chunks):
                 return op.bytes
             dev = chain[op.context]
             return op.tokens * dev.layer_s + dev.fixed_s
-        ttft = max(t.end_s for t in schedule_pipeline(ops, cost))
+        ttft = max(t.end_s for t in schedule_pipeline(
+            ops, cost, airtime=lambda op: hop_air[int(op.resource[3:]) - 1]))
         if best is None or ttft < best[0] - 1e-12:
             best = (ttft, tuple(sizes))
     return best
 
 
 def test_planner_is_optimal_by_brute_force():
-    """Random small chains (2-4 devices, 4-9 layers, 1-5 chunks, some memory-bound): the
-    planner's TTFT equals the best of every split timed by the scheduler, and its split
-    achieves it."""
+    """Random small chains (2-4 devices, 4-9 layers, 1-5 chunks, some memory-bound, hops
+    held for all or part of their time): the planner's TTFT equals the best of every split
+    timed by the scheduler, and its split achieves it."""
     import random
 
     from mappers.edge_plan import ChainDevice, plan_partition
@@ -167,15 +217,17 @@ def test_planner_is_optimal_by_brute_force():
                              fixed_bytes=rng.choice((0, 10)),
                              capacity_bytes=rng.randint(2, layers) * 10 + 10)
                  for _ in range(d)]
-        hops = [rng.choice((0.25, 1.0, 4.0)) for _ in range(d - 1)]
+        hops = [rng.choice((0.25, 1.0, 4.0, 8.0)) for _ in range(d - 1)]
+        # the link held for all of it (latency 0), or for part: the rest latency
+        air = [h * rng.choice((1.0, 1.0, 0.5, 0.125)) for h in hops]
         chunks = rng.randint(1, 5)
-        brute = _brute_force(layers, chain, hops, chunks)
+        brute = _brute_force(layers, chain, hops, chunks, air)
         if brute is None:
             with pytest.raises(ConfigError, match="no split"):
-                plan_partition(layers, chain, hops, chunks)
+                plan_partition(layers, chain, hops, chunks, air)
             continue
-        plan = plan_partition(layers, chain, hops, chunks)
-        assert plan.ttft_s == pytest.approx(brute[0]), (chain, hops, chunks)
+        plan = plan_partition(layers, chain, hops, chunks, air)
+        assert plan.ttft_s == pytest.approx(brute[0]), (chain, hops, air, chunks)
         assert sum(plan.layers) == layers and min(plan.layers) >= 1
         checked += 1
     assert checked > 80

@@ -1,6 +1,6 @@
 """Links on a shared medium (one Wi-Fi channel) in the list scheduler of `mappers.edge`:
 timelines laid out by hand, the ring all-reduce's closed forms, and invariants (bytes, one
-transfer's airtime at a time, the in-order scheduler when no medium is named)."""
+transfer's airtime at a time, each channel FIFO by readiness)."""
 
 from __future__ import annotations
 
@@ -134,9 +134,22 @@ def test_one_airtime_at_a_time_and_inputs_respected(devices, chunks, secs, share
     for t in timed:
         if t.op.kind != TRANSFER:
             devs.setdefault(t.op.resource, []).append((t.start_s, t.end_s))
-    for spans in devs.values():  # devices keep program order, one op at a time
+    for spans in devs.values():  # a device runs one op at a time
+        spans.sort()
         assert all(x[1] <= y[0] + 1e-12 for x, y in zip(spans, spans[1:]))
-    # with no medium named, the event-driven path gives the in-order scheduler's timeline
-    plain = schedule_pipeline(ops, cost)
-    same = schedule_pipeline(ops, cost, media={"nowhere": "air"})
-    assert [(t.start_s, t.end_s) for t in plain] == [(t.start_s, t.end_s) for t in same]
+    # FIFO by readiness, work-conserving: an op that did not start when ready waited for its
+    # channel (a device, or the air), which let go of the op before it exactly then; and a
+    # channel never ran an op that became ready later than one left waiting
+    channel = {t.op.resource: ("air" if t.op.kind == TRANSFER else t.op.resource)
+               for t in timed}
+    ready = [max([timed[d].end_s for d in (t.op.input, t.op.after) if d >= 0], default=0.0)
+             for t in timed]
+    for i, t in enumerate(timed):
+        assert t.start_s >= ready[i] - 1e-12
+        mine = [u for u in timed if channel[u.op.resource] == channel[t.op.resource]]
+        if t.start_s > ready[i] + 1e-9:
+            assert any(abs(u.free_s - t.start_s) < 1e-9 for u in mine)
+        for j, u in enumerate(timed):
+            if channel[u.op.resource] == channel[t.op.resource] and j != i:
+                # u was ready (and waiting) before t was, yet t went first: never
+                assert not (ready[j] < ready[i] - 1e-9 and u.start_s > t.start_s + 1e-9)

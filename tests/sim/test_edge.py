@@ -133,6 +133,9 @@ def test_cli_json_and_timeline(tmp_path, capsys):
     assert summary["link_bytes"] == {"orin0->orin1": 600 * 4096 * 2}
     data = json.loads(out.read_text())
     assert data["ttft_s"] == summary["ttft_s"] == max(r["end_s"] for r in data["timeline"])
+    # a transfer lets go of its link when its bytes are out, a latency before it arrives
+    moves = [r for r in data["timeline"] if r["kind"] != "compute"]
+    assert moves and all(r["start_s"] < r["free_s"] < r["end_s"] for r in moves)
     assert [r["chunk"] for r in data["timeline"] if r["resource"] == "orin1"] == [0, 1, 2]
 
 

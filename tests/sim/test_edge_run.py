@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mappers.ir import Phase, Precision
+from mappers.edge import COMPUTE
 from sim.cli.main import main
 from sim.edge import load_multi, load_net, simulate_prefill, stage_time_s
 from sim.edge_run import choose_chunk, generator, simulate_decode
@@ -44,6 +45,59 @@ def test_chunking_never_increases_ttft(prompt, k, net, plan):
     again = simulate_prefill(choice.system, LLAMA7B, prompt_tokens=prompt,
                              chunk_tokens=choice.chunk_tokens)
     assert again.ttft_s == choice.prefill.ttft_s == min(choice.tried.values())
+
+
+def _ushape(k: int, m: int, net: str):
+    """hat-ushape with the device holding layers 0..k-1 and the last m, on link ``net``."""
+    ms = load_multi("hat-ushape")
+    dev, cloud = ms.spec.devices
+    devices = (replace(dev, layers=(f"0-{k - 1}", f"{32 - m}-31")),
+               replace(cloud, layers=(f"{k}-{31 - m}",)))
+    return replace(ms, spec=replace(ms.spec, devices=devices),
+                   links={key: load_net(net) for key in ms.links})
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(prompt=st.integers(1, 3000), k=st.integers(1, 4), m=st.integers(1, 4),
+       net=st.sampled_from(["ethernet-1g", "wifi", "wan"]))
+def test_chunking_never_increases_ttft_on_a_u(prompt, k, m, net):
+    """The same property on U-shaped splits (device: first k and last m layers; cloud: the
+    middle), where the device must start chunk c + 1 while chunk c is away for chunking to
+    pay; bytes conserved: the prompt's hidden states go up and come back once each."""
+    ms = _ushape(k, m, net)
+    choice = choose_chunk(ms, LLAMA7B, prompt_tokens=prompt, precision=FP16)
+    one = choose_chunk(ms, LLAMA7B, prompt_tokens=prompt, precision=FP16, candidates=(prompt,))
+    assert choice.prefill.ttft_s <= one.prefill.ttft_s
+    assert choice.prefill.transfer_bytes() == {"device->cloud": prompt * 4096 * 2,
+                                               "cloud->device": prompt * 4096 * 2}
+
+
+def test_chunks_overlap_on_hat_ushape():
+    """hat-ushape, 1024 tokens: in chunks of 128 the device runs the next chunk's first layers
+    while one is on the WAN or in the cloud, so chunking beats one chunk (it could not when
+    the device ran each chunk's return before the next chunk's start: 2.02 s against 1.64 s)."""
+    ms = load_multi("hat-ushape")
+    chunked = simulate_prefill(ms, LLAMA7B, prompt_tokens=1024, chunk_tokens=128)
+    whole = simulate_prefill(ms, LLAMA7B, prompt_tokens=1024, chunk_tokens=1024)
+    assert chunked.ttft_s < 0.7 * whole.ttft_s
+    first = {t.op.chunk: t for t in chunked.timeline
+             if t.op.kind == COMPUTE and t.op.stage.embedding}
+    back = {t.op.chunk: t for t in chunked.timeline
+            if t.op.kind == COMPUTE and t.op.stage.lm_head}
+    assert first[1].end_s <= back[0].start_s
+
+
+def test_jitter_applies_to_the_latency_not_the_airtime():
+    """With --seed each transfer arrives a sampled latency after its bytes are out: its hold
+    on the link is bytes / bandwidth, its duration that plus the draw (normal of the WAN's
+    20 ms mean and 5 ms deviation, in op order, clipped at zero)."""
+    r = simulate_prefill(load_multi("hat-ushape"), LLAMA7B, prompt_tokens=256,
+                         chunk_tokens=128, rng=generator(3))
+    moves = [t for t in r.timeline if t.op.kind != COMPUTE]
+    draws = np.random.default_rng(3).normal(2e-2, 5e-3, size=len(moves))
+    assert [t.held_s for t in moves] == pytest.approx([128 * 4096 * 2 / 12.5e6] * 4, rel=1e-12)
+    assert [t.end_s - t.free_s for t in moves] == pytest.approx(
+        [max(0.0, d) for d in draws], rel=1e-9)
 
 
 def test_chunking_wins_on_a_long_prompt():
