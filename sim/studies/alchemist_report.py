@@ -161,20 +161,33 @@ def _throughput(data: dict[str, Any]) -> str:
                    f"fall to 1x at {rb['breakeven_pcie_bytes_per_s'] / 1e9:.0f} GB/s.")
     auto = rb["auto"]
     n, layers, xa = auto["layers_read_back"], auto["layers"], r7["step_x_readback_auto"]
+    f, c, x = auto["layer_forward_s"], rb["layer_backward_s"], rb["layer_transfer_s"]
     if n == layers:
         mix = "reads every layer back: recomputing none would be faster"
     elif n == 0:
         mix = "reads no layer back: it recomputes every layer's forward from its recorded input"
     else:
-        mix = (f"reads {n} of {layers} layers back (those whose transfer hides under the work "
-               f"before them) and recomputes the other {layers - n} from their recorded input")
+        whose = ("the one whose transfer hides under the work before it" if n == 1
+                 else "those whose transfers hide under the work before them")
+        mix = (f"reads {n} of {layers} layers back ({whose}) and "
+               f"recomputes the other {layers - n} from their recorded input")
+    # Reading every other layer back pays when a read layer's transfer fits under the
+    # recomputed layer's forward and backward before it plus the forward it saves.
+    alternate = 2 * f + c
+    pays = "under" if x < alternate else "over"
     gain = ("slower than" if xa < 1 else "no faster than" if xa < 1.005
             else "faster than")
-    verdict += (f" The per-layer policy a real system would use (`readback: auto`, "
-                f"`mappers.readback_mix`) {mix}: {xa:.2f}x, {gain} recomputing everything "
-                f"(the embedding's forward and the transfers hidden under the head's work are "
-                f"what it saves), recording {auto['record_bytes_per_token'] / 1e6:.2f} MB a "
-                f"token instead of {st['record_bytes_per_token'] / 1e6:.2f}.")
+    beside = ", ".join(f"{r7[w]['busy_x_separate_auto']:.2f}x ({name})"
+                       for w, name in zip(WORKLOADS, ("ShareGPT", "Azure")))
+    mixed = (f"The per-layer policy a real system would use (`readback: auto`, "
+             f"`mappers.readback_mix`) {mix}: {xa:.2f}x, {gain} recomputing everything, "
+             f"{beside} per second of training beside serving over the separate trainer, "
+             f"recording "
+             f"{auto['record_bytes_per_token'] / 1e6:.2f} MB a token instead of "
+             f"{st['record_bytes_per_token'] / 1e6:.2f}. Reading every other layer back "
+             f"pays when a layer's transfer is under its own forward plus the recomputed "
+             f"layer's forward and backward before it: {1e3 * x:.2f} ms is {pays} "
+             f"{1e3 * alternate:.2f} ms here.")
     busy = [r7[w]["busy_x_separate"] for w in WORKLOADS]
     if min(busy) > r7["step_x_readback"]:
         served = (f"Beside serving the figure is above the read-back step's because hedging "
@@ -191,7 +204,7 @@ def _throughput(data: dict[str, Any]) -> str:
         with their records on the chip (the bound), {r7['step_x_readback']:.2f}x read back
         from the host, {busy[0]:.2f}x (ShareGPT) and {busy[1]:.2f}x (Azure) per second of
         training beside serving over the separate trainer, against up to 1.72x.** {verdict}
-        {served} Per second of wall time both co-located jobs train what the served prompts
+        {served} {mixed} Per second of wall time both co-located jobs train what the served prompts
         supply; the separate cluster trains all of it on a chip of its own, while the
         co-located jobs train {r7['azure-conv']['tokens_share_colocated']:.0%} (no reuse) and
         {r7['azure-conv']['tokens_share_alchemist']:.0%} (Alchemist) of Azure's long prompts

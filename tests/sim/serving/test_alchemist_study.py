@@ -110,3 +110,21 @@ def test_auto_read_back_beats_reading_all_back_and_records_less(data):
         runs = m["runs"][w]
         assert runs["alchemist-auto"]["tokens_per_busy_s"] > \
             runs["alchemist"]["tokens_per_busy_s"]
+
+
+def test_auto_wording_follows_the_data(data):
+    """The README's sentence on `readback: auto` follows the chosen split and the sign of its
+    gain, whatever the figures are."""
+    import copy
+
+    from sim.studies.alchemist_report import readme
+
+    for n, x, words in ((0, 1.10, "reads no layer back"), (32, 0.90, "reads every layer back"),
+                        (5, 0.95, "reads 5 of 32 layers back (those whose transfers")):
+        d = copy.deepcopy(data)
+        m = d["models"]["llama2-7b"]
+        m["step"]["readback"]["auto"]["layers_read_back"] = n
+        m["ratios"]["step_x_readback_auto"] = x
+        text = " ".join(readme(d).split())
+        assert words in text
+        assert (f"{x:.2f}x, slower than" if x < 1 else f"{x:.2f}x, faster than") in text
