@@ -35,7 +35,7 @@ def plot(data: dict[str, Any], path: Path) -> None:
                label=_LABEL[cfg] if cfg != "separate" else "separate training cluster")
     ax.set_title("training tokens per second of training")
     ax.set_xticks(x, labels, fontsize=8)
-    ax.legend(fontsize=8)
+    _legend_above_bars(ax)
     ax = axes[0, 1]
     models = list(data["models"])
     for j, model in enumerate(models):
@@ -47,7 +47,8 @@ def plot(data: dict[str, Any], path: Path) -> None:
             ax.bar(np.arange(len(_MEMORY)) + j * 0.4, v, 0.38, bottom=bottom, color=colour,
                    label=cls if j == 0 else None, alpha=1 - 0.35 * j)
             bottom += v
-    ax.set_xticks(np.arange(len(_MEMORY)) + 0.2, [_LABEL[c] for c in _MEMORY], fontsize=7)
+    ax.set_xticks(np.arange(len(_MEMORY)) + 0.2, [_LABEL[c].replace(", ", ",\n") for c in _MEMORY],
+                  fontsize=7)
     ax.set_title(f"training memory per chip, GB ({' left, '.join(models)} right)")
     ax.legend(fontsize=8)
     for ax, metric, title in ((axes[1, 0], "ttft", "TTFT"), (axes[1, 1], "tbt", "TBT")):
@@ -59,11 +60,17 @@ def plot(data: dict[str, Any], path: Path) -> None:
                          for m, w in cases], "k_", ms=8)
         ax.set_title(f"{title} p99 (bars) and p50 (ticks), ms")
         ax.set_xticks(x, labels, fontsize=8)
-        ax.legend(fontsize=8)
+        _legend_above_bars(ax)
     fig.suptitle("Alchemist on one h100: online LoRA training beside serving")
     fig.tight_layout()
     fig.savefig(path, format="png", dpi=100)
     plt.close(fig)
+
+
+def _legend_above_bars(ax) -> None:
+    """A two-column legend in headroom added above the tallest bar (so it hides no bar)."""
+    ax.set_ylim(0, ax.get_ylim()[1] * 1.4)
+    ax.legend(fontsize=8, ncol=2, loc="upper left")
 
 
 def _fill(text: str, first: str = "", rest: str = "") -> str:
