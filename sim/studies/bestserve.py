@@ -15,7 +15,6 @@ TBT within `TBT_S`; goodput = the highest rate with >= 90% of requests within bo
 
 from __future__ import annotations
 
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -43,15 +42,12 @@ def search() -> Search:
 def scenario(model: str, chips: int) -> dict[str, Any]:
     """The ranking (top `TOP` simulated) and the exhaustive simulation of one scenario."""
     s, tables = search(), {}
-    t0 = time.process_time()
     ranked = rank(model, HARDWARE, chips, s, top=TOP, tables=tables)
-    t1 = time.process_time()
     exhaustive, sims = [], 0
     for strategy, estimate in zip(ranked["strategies"], ranked["estimates"]):
         goodput, n = simulated_goodput(strategy, model, HARDWARE, s, tables, estimate)
         exhaustive.append(goodput)
         sims += n
-    t2 = time.process_time()
     labels = [st.label for st in ranked["strategies"]]
     best = max(range(len(labels)), key=lambda k: (exhaustive[k], -k))
     top = labels.index(ranked["rows"][0]["strategy"])
@@ -60,7 +56,6 @@ def scenario(model: str, chips: int) -> dict[str, Any]:
         "model": model, "chips": chips, "strategies": len(labels),
         "ranking": ranked["rows"], "rank_simulations": ranked["simulations"],
         "exhaustive_simulations": sims,
-        "rank_cpu_s": t1 - t0, "exhaustive_cpu_s": t2 - t1,
         "exhaustive": [{"strategy": lab, "estimate_rps": e, "goodput_rps": g}
                        for lab, e, g in zip(labels, ranked["estimates"], exhaustive)],
         "top_choice": labels[top], "top_choice_goodput_rps": exhaustive[top],

@@ -33,13 +33,14 @@ def readme(data: dict[str, Any]) -> str:
         f"{s['exhaustive_simulations']} |" for s in data["scenarios"])
     sections = "\n\n".join(f"### {s['model']} on {s['chips']} x {data['hardware']}\n\n"
                            f"{_ranking(s)}" for s in data["scenarios"])
-    cpu = sum(s["rank_cpu_s"] + s["exhaustive_cpu_s"] for s in data["scenarios"])
-    rank_cpu = sum(s["rank_cpu_s"] for s in data["scenarios"])
+    sims = sum(s["exhaustive_simulations"] for s in data["scenarios"])
+    rank_sims = sum(s["rank_simulations"] for s in data["scenarios"])
     return f"""# BestServe: ranking serving strategies by goodput
 
-Regenerate: `{COMMAND}` (about {cpu:.0f} s of CPU in two processes: the exhaustive
-reference simulates every strategy; the rankings alone take {rank_cpu:.0f} s). Every number is
-in `bestserve.json`. One scenario from the command line:
+Regenerate: `{COMMAND}` (two processes; the exhaustive reference simulates every strategy,
+{sims} serving simulations, against the rankings' {rank_sims}; CPU time:
+`python benchmarks/bench_rank.py`). Every number is in `bestserve.json`. One scenario from
+the command line:
 
     pdsim serve rank --model llama2-7b --hardware h100 --chips 8 --trace {TRACE} \\
         --slo ttft_p90={data['ttft_s']},tbt_p90={data['tbt_s']}
