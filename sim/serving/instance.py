@@ -59,6 +59,7 @@ class Instance:
         self.slo = dict(slo or {})
         self.peers: list[Instance] = []
         self.moved: list[Instance] = []  # instances `move` gave work since the last iteration
+        self.incoming = 0  # KV caches in flight to this (decode) instance
         # An offload controller (Adrenaline) that times this instance's iterations and hands
         # its prefilled sequences over; None: `step_time` and a plain KV hand-over.
         self.offload = None

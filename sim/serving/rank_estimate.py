@@ -12,12 +12,13 @@ A pool's rate is limited by TTFT through the M/G/1 mean wait ``W = lam E[S^2] / 
 kept under ``(TTFT - S_p90) / 2.3`` (an exponential tail's p90 is 2.3x its mean), where ``rho``
 counts every second of work a request brings to the instance (its prefill; for collocated
 instances also its decode share ``mean output x t_d(B) / B``). Disaggregated: the smaller of
-the prefill pool's rate, the decode pool's capacity and the KV link's (one prompt's KV cache
-a request over the cluster's link, one transfer at a time). Collocated (Sarathi): part of the TBT
-budget goes to the decode step (a quarter, half or three quarters: the best of the three)
-and the rest to prefill chunks riding along, so the decode batch is sized at that share and
-the prefill share of time may not stretch the mean TBT past the target:
-``t_d / (1 - lam E[S]) <= TBT``.
+the prefill pool's rate, the decode pool's capacity and the KV ports' (one prompt's KV cache
+a request, latency + bytes / bandwidth a transfer, each prefill egress and decode ingress port
+one transfer at a time, so at most ``min(prefill, decode instances)`` in flight). Collocated
+(Sarathi): part of the TBT budget goes to the decode step (a quarter, half or three
+quarters: the best of the three) and the rest to prefill chunks riding along, so the decode
+batch is sized at that share and the prefill share of time may not stretch the mean TBT
+past the target: ``t_d / (1 - lam E[S]) <= TBT``.
 """
 
 from __future__ import annotations
@@ -118,7 +119,8 @@ class Estimator:
         _, _, _, t_d, b = self._config(dtp, dpp, self.tbt)
         if b == 0:
             return 0.0
-        link = Link()  # the cluster's default KV link, one transfer at a time
+        link = Link()  # the cluster's default KV ports (`simulate_serving`)
         kv = self.kv_bytes_per_token * float(np.mean(self.prompts))
+        per_port = 1 / (link.latency_s + kv / link.bandwidth_bytes_per_s)
         return min(n_p * self._queue_rate(mean_s, second, p90, mean_s), n_d * b / (out * t_d),
-                   link.bandwidth_bytes_per_s / kv)
+                   min(n_p, n_d) * per_port)

@@ -14,8 +14,9 @@ def round_robin(instances: list, counter: list[int]):
 
 
 def least_loaded(instances: list, counter: list[int]):
-    """The instance with the fewest sequences waiting or running (first on ties)."""
-    return min(instances, key=lambda i: i.load)
+    """The instance with the fewest sequences waiting, running or on their way to it (KV
+    caches in flight; first on ties)."""
+    return min(instances, key=lambda i: i.load + i.incoming)
 
 
 ROUTERS: dict[str, Callable] = {"round_robin": round_robin, "least_loaded": least_loaded}

@@ -2,8 +2,8 @@
 simulation jumping from one to the next.
 
 A heap beat SimPy here (benchmarks/bench_serve.py): each instance's iteration is one event
-and nothing waits on shared resources but the KV link, so SimPy's generator processes add
-overhead and no modelling power.
+and nothing waits on shared resources but the KV ports (`Link`), so SimPy's generator
+processes add overhead and no modelling power.
 """
 
 from __future__ import annotations
@@ -21,8 +21,10 @@ _ARRIVE, _STEP_END, _TRANSFER_END, _TRAIN_END = 0, 1, 2, 3
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Link:
-    """The link prefill instances hand KV caches to decode instances over: one transfer at a
-    time at ``bandwidth_bytes_per_s`` after ``latency_s``."""
+    """The KV hand-over ports: every prefill instance has an egress port and every decode
+    instance an ingress port, each ``bandwidth_bytes_per_s`` with ``latency_s`` a transfer. A
+    transfer from prefill p to decode d holds p's egress and d's ingress for latency + bytes /
+    bandwidth (one transfer at a time a port); transfers between disjoint pairs overlap."""
 
     bandwidth_bytes_per_s: float = 50e9
     latency_s: float = 5e-6
@@ -34,12 +36,15 @@ class Link:
 
 @dataclass(slots=True)
 class Transfer:
-    """One KV-cache hand-over: request id, bytes, start and end (seconds)."""
+    """One KV-cache hand-over: request id, bytes, start and end (seconds), the sending
+    prefill instance's and the receiving decode instance's names."""
 
     request: int
     nbytes: int
     start_s: float
     end_s: float
+    source: str = ""
+    target: str = ""
 
 
 @dataclass(slots=True)
@@ -57,10 +62,11 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
     """Serve ``requests`` (sorted by arrival) on ``instances``. Requests enter collocated or
     prefill instances; with prefill instances each sequence, once its prompt is prefilled
     (first token out), moves its KV cache (``kv_bytes_per_token`` per cached token) over
-    ``link`` to a decode instance. An instance with a ``trainer`` (`sim.serving.training`)
-    runs training chunks while it has no serving work (or, with a time share, between serving
-    iterations while training is under its share), until the last request completes.
-    Returns every sequence with its timings."""
+    ``link`` to a decode instance (chosen by ``router`` when the transfer is issued; it waits
+    for the sender's egress and the receiver's ingress port, `Link`). An instance with a
+    ``trainer`` (`sim.serving.training`) runs training chunks while it has no serving work
+    (or, with a time share, between serving iterations while training is under its share),
+    until the last request completes. Returns every sequence with its timings."""
     # A policy marked ``takes_arrivals = False`` only serves what other instances move to it.
     entry = [i for i in instances if i.role in ("collocated", "prefill")
              and getattr(i.policy, "takes_arrivals", True)]
@@ -81,7 +87,8 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
     heapq.heapify(events)
     seqs: list[Sequence] = []
     transfers: list[Transfer] = []
-    link_free = 0.0
+    # When each instance's KV port is next free: prefill instances' egress, decode ingress.
+    port_free = {id(i): 0.0 for i in instances}
     done = 0
     now = 0.0
 
@@ -163,18 +170,24 @@ def simulate_serving(requests: list[Request], instances: list[Instance], *,
                         inst.release(seq)
                     else:  # the controller may keep the cache here (bytes 0: a sync only)
                         nbytes = inst.offload.hand_over(inst, seq, nbytes, now)
-                    start = max(now, link_free)
+                    # The receiver is chosen now (the sender must know where to write); the
+                    # ports are held for latency included, so one port is today's one link.
+                    dest = route(decode, dturns)
+                    dest.incoming += 1
+                    start = max(now, port_free[id(inst)], port_free[id(dest)])
                     end = start + link.latency_s + nbytes / link.bandwidth_bytes_per_s
-                    link_free = end
+                    port_free[id(inst)] = port_free[id(dest)] = end
                     seq.transfer_s += end - now
-                    transfers.append(Transfer(seq.request.id, nbytes, start, end))
-                    heapq.heappush(events, (end, n, _TRANSFER_END, seq, None))
+                    transfers.append(Transfer(seq.request.id, nbytes, start, end, inst.name,
+                                              dest.name))
+                    heapq.heappush(events, (end, n, _TRANSFER_END, seq, dest))
                     n += 1
             kick(inst, now)
             for other in woken:
                 kick(other, now)
         else:
-            inst = route(decode, dturns)
+            inst = batch  # the decode instance the transfer was sent to
+            inst.incoming -= 1
             inst.enqueue(obj, now)
             kick(inst, now)
     return ServeResult(seqs, instances, transfers, now)

@@ -59,7 +59,7 @@ within {data['tbt_s']} s; goodput = the highest rate with >= 90% of requests wit
 bisected to 5%, on at least {data['requests']} requests and 10 TTFT targets of arrivals per
 run. Strategies: collocated (Sarathi) instances of tp 1-8, pp 1-2, or a prefill and a decode
 pool (vLLM batching, pp 1) with every prefill:decode split that uses all chips; the KV
-cache moves over the cluster's default 50 GB/s link.
+cache moves over the cluster's default link, a 50 GB/s port on each instance.
 
 ## Ranking error against exhaustive simulation
 

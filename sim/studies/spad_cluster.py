@@ -32,7 +32,8 @@ COMMAND = "pdsim reproduce spad-cluster"
 #: CHOSEN: SPAD's chip study runs BLOOM-176B; its cluster model is not among the figures
 #: reproduced here. Llama2-70B is the other model of Splitwise, whose traces and disaggregated
 #: design the cluster study builds on; its grouped-query KV cache (320 KiB a token) keeps the
-#: KV hand-over within one link (BLOOM-176B's 4 MiB a token at 70 requests/s would not).
+#: KV hand-over within one machine's link (BLOOM-176B's 4 MiB a token at 70 requests/s would
+#: not).
 MODEL = "llama2-70b"
 TP = 8                      # SPAD: 8-chip machines; one model instance a machine
 RATE = 70.0                 # requests/s (SPAD)
@@ -42,8 +43,8 @@ TRACES = ("azure-code", "azure-conv")
 #: SPAD's SLOs: the P90 and P99 of the requests' slowdowns (latency over the same request's
 #: on an unbatched H100 machine), as SplitwiseSim, which SPAD's coauthor wrote, measures them.
 SLO_MULTIPLIERS = {"ttft_p90": 3.0, "ttft_p99": 6.0, "tbt_p90": 2.0, "tbt_p99": 5.0}
-#: The KV hand-over link: one DGX H100's 8 x 400 Gb/s InfiniBand, shared by the cluster (the
-#: simulator runs one transfer at a time), so the transfers are if anything over-charged.
+#: The KV hand-over ports: each machine's own 8 x 400 Gb/s InfiniBand (a DGX H100's), one
+#: transfer at a time out of a prefill machine and into a decode machine.
 LINK = {"bandwidth_bytes_per_s": 400e9, "latency_s": 5e-6}
 #: Sarathi-Serve's token budget for relaxed TBT targets (its paper's 2048; the simulator's
 #: default), fixed before any run. Its strict-SLO budget, 512, gives each request a slower

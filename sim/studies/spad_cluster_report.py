@@ -99,6 +99,7 @@ def readme(data: dict[str, Any]) -> str:
                   f"{c['tdp_w']:,.0f}"] for hw, c in chips.items()]
     slo = ", ".join(f"{k.replace('_p', ' P')} {v:g}x" for k, v in data["slo_multipliers"].items())
     traces = data["traces"]
+    gbps = data["link"]["bandwidth_bytes_per_s"] / 1e9
     parts = [f"""# SPAD cluster study: the cheapest clusters meeting the SLOs, H100 vs SPAD chips
 
 Regenerate with `{data['command']}` (code: `sim/studies/spad_cluster.py`, report:
@@ -125,9 +126,8 @@ simulator (`sim/serving/`, docs/serving.md), its chip presets `h100`, `spad-pref
   to its last over its later tokens, so a wait for a decode slot counts.
 - Clusters: `h100-collocated` (Sarathi-Serve chunked prefill, a {data['sarathi_budget']}-token
   budget); `h100-splitwise` (H100 prefill machines and H100 decode machines, vLLM batching in
-  each, the KV cache handed over a {data['link']['bandwidth_bytes_per_s'] / 1e9:g} GB/s
-  link); `spad` (the same with SPAD prefill-chip and decode-chip machines). Routing: least
-  loaded.
+  each, the KV cache handed over each machine's own {gbps:g} GB/s port); `spad` (the same
+  with SPAD prefill-chip and decode-chip machines). Routing: least loaded.
 - Sizing: `pdsim serve plan`'s search (`sim.serving.plan`) for the cheapest counts, at most
   {data['max_count']} machines a pool, that complete every request within every SLO.
 
@@ -211,7 +211,7 @@ def _discussion(data: dict[str, Any]) -> str:
   against them is the largest.
 - **SLO and workload details.** Arrivals are Poisson at the paper's rate for
   {data['duration_s']:g} s, not the paper's exact schedule; the slowdown SLOs follow
-  SplitwiseSim's definitions, the KV hand-over link is one machine's InfiniBand shared by the
-  whole cluster, and the Sarathi budget is fixed, not searched. None of these was tuned to
-  SPAD's result.
+  SplitwiseSim's definitions, each machine's KV hand-over port is its InfiniBand (one
+  transfer at a time out of a prefill machine and into a decode machine), and the Sarathi
+  budget is fixed, not searched. None of these was tuned to SPAD's result.
 """
