@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,50 @@ def _ranking(s: dict[str, Any], rows: int = 6) -> str:
         lines.append(f"| {k + 1} | {r['strategy']} | {r['estimate_rps']:.1f} | {sim} | "
                      f"{exhaustive[r['strategy']]:.1f} |")
     return "\n".join(lines)
+
+
+def _span(values: list[float]) -> str:
+    lo, hi = f"{min(values):.1f}", f"{max(values):.1f}"
+    return lo if lo == hi else f"{lo}-{hi}"
+
+
+def _best(s: dict[str, Any], kind: str) -> dict[str, Any]:
+    return max((e for e in s["exhaustive"] if e["strategy"].startswith(kind)),
+               key=lambda e: e["goodput_rps"])
+
+
+def _versus(data: dict[str, Any], model: str) -> str:
+    """The best disaggregated strategy against the best collocated one, per chip count."""
+    parts = []
+    for s in (s for s in data["scenarios"] if s["model"] == model):
+        d, c = _best(s, "disagg"), _best(s, "colloc")
+        side = "below" if d["goodput_rps"] < c["goodput_rps"] else "above"
+        parts.append(f"{d['goodput_rps']:.1f} req/s on {s['chips']} chips ({d['strategy']}), "
+                     f"{side} collocation's {c['goodput_rps']:.1f}")
+    wins = all(_best(s, "disagg")["goodput_rps"] < _best(s, "colloc")["goodput_rps"]
+               for s in data["scenarios"] if s["model"] == model)
+    return "; ".join(parts) + (", so collocation wins there" if wins else "")
+
+
+def _kv_bullet(data: dict[str, Any]) -> str:
+    """The KV-transfer difference, its figures from ``data``, wrapped as a Markdown bullet."""
+    one_port = [e["goodput_rps"] for s in data["scenarios"] if s["model"] == "llama2-7b"
+                for e in s["exhaustive"] if " : D 1x(" in e["strategy"]]
+    text = f"""* **KV transfer**: disaggregated strategies hand a prompt's KV cache from its prefill
+  instance's port to its decode instance's port, 50 GB/s each (the cluster's default link),
+  one transfer at a time a port; transfers between other pairs run side by side
+  (docs/serving.md). llama2-7b's cache (512 KiB a token, no grouped-query attention) of the
+  code trace's ~2k-token prompts makes a port a bottleneck: every 7B strategy with a single
+  decode instance, whose one port takes every cache, simulates at {_span(one_port)} req/s
+  whatever its prefill pool and chips. Over more ports the best 7B disaggregated strategies
+  reach {_versus(data, 'llama2-7b')}; llama2-70b's (320 KiB a token over 80 layers with 8 KV
+  heads) moves faster per request than its prefill runs, and on 16 chips a pool of three tp-4
+  prefill instances beats collocation because TTFT, not throughput, binds (pooling prompts
+  over more prefill instances shortens the queue). Ties in the ranking are strategies the
+  same bottleneck caps (the decode pool's shape does not matter once the prefill pool or a
+  port binds). BestServe's own transfer model is not reproduced."""
+    return textwrap.fill(" ".join(text.split()), width=94, subsequent_indent="  ",
+                         break_on_hyphens=False, break_long_words=False)
 
 
 _HEAD = ("| model | chips | strategies | rank's top choice | its goodput | exhaustive best | "
@@ -83,16 +128,7 @@ goodput). BestServe's published figure is the estimate error (within
   errors: an M/G/1 queue per instance ignores vLLM's batching of several prompts into one
   prefill (it underestimates prefill pools) and Sarathi's chunking (collocated TTFT); the
   decode batch is sized at the mean context, not the distribution.
-* **KV transfer**: disaggregated strategies hand a prompt's KV cache over one shared 50 GB/s
-  link, one transfer at a time (docs/serving.md). llama2-7b's cache (512 KiB a token, no
-  grouped-query attention) of the code trace's ~2k-token prompts caps every 7B disaggregated
-  strategy near 50 req/s whatever its chips, so collocation wins there; llama2-70b's (320 KiB a
-  token over 80 layers with 8 KV heads) moves faster per request than its prefill runs, and on
-  16 chips a pool of three tp-4 prefill instances beats collocation because TTFT, not
-  throughput, binds (pooling prompts over more prefill instances shortens the queue). Ties in
-  the ranking are strategies the same bottleneck caps (the decode pool's shape does not
-  matter once the prefill pool or the link binds). A cluster file with a faster `link`
-  changes the 7B ranking; BestServe's own transfer model is not reproduced.
+{_kv_bullet(data)}
 * **Strategies at zero**: every llama2-70b strategy with tp-2 (or tp-1 pp-2) instances meets
   the SLOs at no rate in simulation: one prefill of the trace's longer prompts on two h100s
   takes about the whole TTFT target, so more than 10% of requests miss it even alone, and the
