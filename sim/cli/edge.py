@@ -56,7 +56,7 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
     from sim.edge_run import choose_chunk, generator, simulate_decode
     from sim.errors import ConfigError
     from sim.cli.edge_jupiter import check_flags, compare
-    from sim.files import atomic_text, check_output
+    from sim.files import check_output
 
     _check_sequences(args)
     check_flags(args, argv)
@@ -91,18 +91,8 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
                "seed": args.seed, "busy_s": result.busy_s(),
                "link_bytes": result.transfer_bytes(),
                "stages": [f"{s.device}:{_layers(s)}" for s in result.stages]}
-    if args.out is not None:
-        rows = [{"kind": t.op.kind, "chunk": t.op.chunk, "resource": t.op.resource,
-                 "bytes": t.op.bytes, "start_s": t.start_s, "end_s": t.end_s,
-                 "free_s": t.free_s}
-                for t in result.timeline]
-        atomic_text(args.out, json.dumps({**summary, "timeline": rows}, indent=1) + "\n")
-    if args.json:
-        print(json.dumps(summary, indent=1))
+    if _emit(args, summary, result.timeline):
         return 0
-    print(f"{ms.spec.name}: {model.name}, {args.prompt}-token prompt in chunks of "
-          f"{summary['chunk_tokens']}")
-    print("route: " + " -> ".join(summary["stages"]))
     if len(choice.tried) > 1:
         print("chunk sizes tried (TTFT ms): " + ", ".join(
             f"{k}: {v * 1e3:.1f}" for k, v in choice.tried.items()))
@@ -117,6 +107,25 @@ def _edge(args: argparse.Namespace, argv: list[str]) -> int:
         print(f"  {res:<24} busy {busy * 1e3:9.2f} ms "
               f"({100 * busy / result.ttft_s:5.1f}% of TTFT){extra}")
     return 0
+
+
+def _emit(args: argparse.Namespace, summary: dict, timeline) -> bool:
+    """Write ``-o`` (the summary plus every prefill op's place in time), then print the JSON
+    summary (True: nothing more to print) or the text header (system, chunks, route)."""
+    if args.out is not None:
+        from sim.files import atomic_text
+
+        rows = [{"kind": t.op.kind, "chunk": t.op.chunk, "resource": t.op.resource,
+                 "bytes": t.op.bytes, "start_s": t.start_s, "end_s": t.end_s,
+                 "free_s": t.free_s} for t in timeline]
+        atomic_text(args.out, json.dumps({**summary, "timeline": rows}, indent=1) + "\n")
+    if args.json:
+        print(json.dumps(summary, indent=1))
+        return True
+    print(f"{summary['system']}: {summary['model']}, {summary['prompt_tokens']}-token prompt "
+          f"in chunks of {summary['chunk_tokens']}")
+    print("route: " + " -> ".join(summary["stages"]))
+    return False
 
 
 def _check_sequences(args: argparse.Namespace) -> None:
@@ -156,20 +165,8 @@ def _sequences(args: argparse.Namespace, ms, model, precision, choice, rng) -> i
                "link_bytes": choice.prefill.transfer_bytes(),
                "decode_link_bytes": run.link_bytes(),
                "stages": [f"{s.device}:{_layers(s)}" for s in choice.prefill.stages]}
-    if args.out is not None:
-        from sim.files import atomic_text
-
-        rows = [{"kind": t.op.kind, "chunk": t.op.chunk, "resource": t.op.resource,
-                 "bytes": t.op.bytes, "start_s": t.start_s, "end_s": t.end_s,
-                 "free_s": t.free_s}
-                for t in choice.prefill.timeline]
-        atomic_text(args.out, json.dumps({**summary, "timeline": rows}, indent=1) + "\n")
-    if args.json:
-        print(json.dumps(summary, indent=1))
+    if _emit(args, summary, choice.prefill.timeline):
         return 0
-    print(f"{ms.spec.name}: {model.name}, {args.prompt}-token prompt in chunks of "
-          f"{choice.chunk_tokens}")
-    print("route: " + " -> ".join(summary["stages"]))
     print(f"TTFT: {ttft * 1e3:.2f} ms")
     print(f"decode: {args.sequences} sequences x {steps} steps in {m} micro-batches: "
           f"{run.makespan_s * 1e3:.1f} ms, {args.sequences * steps / run.makespan_s:.1f} "
