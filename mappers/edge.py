@@ -263,6 +263,16 @@ def schedule_pipeline(ops: Sequence[PipeOp], cost: Callable[[PipeOp], float], *,
     return tuple(Timed(op, start[i], end[i], start[i] + holds[i]) for i, op in enumerate(ops))
 
 
+def link_bytes(timeline: Sequence[Timed]) -> dict[str, int]:
+    """Bytes moved on each link direction (``a->b``) or medium by the transfers of
+    ``timeline``."""
+    out: dict[str, int] = {}
+    for t in timeline:
+        if t.op.kind != COMPUTE:
+            out[t.op.resource] = out.get(t.op.resource, 0) + t.op.bytes
+    return out
+
+
 def _ranges(layers: list[int]) -> str:
     parts, start = [], layers[0]
     for prev, cur in zip(layers, layers[1:] + [None]):

@@ -101,11 +101,6 @@ def cloud_bytes(split: UShape, sizes: LayerBytes, tokens: int) -> int:
     return split.middle * (sizes.layer + tokens * sizes.kv_token_layer)
 
 
-def hidden_bytes(tokens: int, hidden: int, activation: str) -> int:
-    """Bytes of ``tokens`` hidden states: tokens x hidden x activation bytes."""
-    return nbytes(tokens * hidden, activation)
-
-
 def verify_positions(gamma: int) -> int:
     """Positions one verify step sends through the cloud: the round's input token (the last
     verified one) and the ``gamma`` drafts (Leviathan et al. 2023: gamma + 1 target rows)."""

@@ -48,12 +48,19 @@ def prefetch_end_s(lead_s: float, compute_s: Sequence[float],
     ends: list[float] = []     # when each layer's backward ended (its buffer released)
     done = lead_s              # when the previous layer's backward ended
     for i, (c, x) in enumerate(zip(compute_s, transfer_s)):
-        buffer = ends[i - BUFFERS] if i >= BUFFERS else 0.0
-        arrived = max(link, buffer) + x
-        link = arrived
-        done = max(arrived, done) + c
+        link, done = layer_step(link, ends[i - BUFFERS] if i >= BUFFERS else 0.0, done, c, x)
         ends.append(done)
     return done
+
+
+def layer_step(link_s: float, buffer_s: float, done_s: float, compute_s: float,
+               transfer_s: float) -> tuple[float, float]:
+    """One layer of the list schedule: its transfer starts when the link (free at
+    ``link_s``) and a buffer (free at ``buffer_s``) are, its backward when the transfer has
+    arrived and the previous backward (ended ``done_s``) has ended. Returns (arrival, which
+    frees the link; the backward's end)."""
+    arrived = max(link_s, buffer_s) + transfer_s
+    return arrived, max(arrived, done_s) + compute_s
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

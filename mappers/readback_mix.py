@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .readback import BUFFERS, prefetch_end_s
+from .readback import BUFFERS, layer_step, prefetch_end_s
 
 #: Policies: ``all`` reads every layer's records back; ``auto`` picks the layers (`best_mix`).
 READBACK = ("auto", "all")
@@ -75,8 +75,7 @@ def best_mix(layers: int, *, lead_s: float, backward_s: float, forward_s: float,
             for (link, e2, e1), read in states:
                 for r in (False, True):
                     c, x = (backward_s, record_s) if r else (forward_s + backward_s, input_s)
-                    arrived = max(link, e2 if i >= BUFFERS else 0.0) + x
-                    done = max(arrived, e1) + c
+                    arrived, done = layer_step(link, e2 if i >= BUFFERS else 0.0, e1, c, x)
                     grown.setdefault(n + r, []).append(
                         ((arrived, e1 if i >= 1 else 0.0, done), read + (r,)))
         fronts = {n: _pareto(states) for n, states in grown.items()}

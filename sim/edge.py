@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 
 from mappers.edge import (COMPUTE, Holding, PipeOp, Stage, Timed, check_split, chunk_sizes,
-                          direction, link_name, pipeline_ops, route, schedule_pipeline)
+                          direction, link_bytes, link_name, pipeline_ops, route, schedule_pipeline)
 from mappers.ir import Phase, Precision
 from mappers.models import ModelConfig
 from sim.dtypes import nbytes
@@ -160,6 +160,10 @@ class MultiSystem:
             out[direction(a, b)] = out[direction(b, a)] = medium
         return out
 
+    def link_of(self, resource: str) -> NetLink:
+        """The link a transfer on direction ``a->b`` sends over."""
+        return self.links[link_name(*resource.split("->"))]
+
     def own_media(self) -> MultiSystem:
         """This system with no shared medium: each link direction a timeline of its own, held
         for its transfers' airtime as a medium is, but shared with nothing (the shared
@@ -219,11 +223,7 @@ class PrefillResult:
 
     def transfer_bytes(self) -> dict[str, int]:
         """Bytes moved on each link direction (``a->b``)."""
-        out: dict[str, int] = {}
-        for t in self.timeline:
-            if t.op.kind != COMPUTE:
-                out[t.op.resource] = out.get(t.op.resource, 0) + t.op.bytes
-        return out
+        return link_bytes(self.timeline)
 
     def busy_s(self) -> dict[str, float]:
         """Busy seconds of each device and link direction (a transfer's airtime, without
@@ -285,7 +285,7 @@ def simulate_prefill(ms: MultiSystem, model: ModelConfig, *, prompt_tokens: int,
         if op.kind == COMPUTE:
             return stage_time_s(ms.systems[op.resource], model, op.stage, op.tokens,
                                 op.context, precision, detail)
-        return ms.links[link_name(*op.resource.split("->"))].transfer_s(op.bytes, rng)
+        return ms.link_of(op.resource).transfer_s(op.bytes, rng)
     return PrefillResult(stages=stages, timeline=schedule_links(ms, ops, cost))
 
 
@@ -294,7 +294,7 @@ def schedule_links(ms: MultiSystem, ops, cost) -> tuple[Timed, ...]:
     direction, or the shared medium it sends on, for its bytes' airtime, bytes / bandwidth;
     its latency delays its arrival but not the next transfer."""
     def airtime(op) -> float:
-        return op.bytes / ms.links[link_name(*op.resource.split("->"))].bandwidth_bytes_per_s
+        return op.bytes / ms.link_of(op.resource).bandwidth_bytes_per_s
     return schedule_pipeline(ops, cost, media=ms.direction_media(), airtime=airtime)
 
 

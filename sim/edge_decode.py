@@ -22,7 +22,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mappers.edge import COMPUTE, Stage, Timed, link_name
+from mappers.edge import COMPUTE, Stage, Timed, link_bytes, link_name
 from mappers.edge_decode import DecodeGroup, DecodeOp, decode_ops
 from mappers.ir import Phase, Precision
 from mappers.models import ModelConfig
@@ -98,11 +98,7 @@ class DecodeRun:
 
     def link_bytes(self) -> dict[str, int]:
         """Bytes moved on each link direction (``a->b``)."""
-        out: dict[str, int] = {}
-        for t in self.timeline:
-            if t.op.kind != COMPUTE:
-                out[t.op.resource] = out.get(t.op.resource, 0) + t.op.bytes
-        return out
+        return link_bytes(self.timeline)
 
     def breakdown(self) -> dict[str, float]:
         """The makespan seen by the group that finishes last: its own ops' ``compute`` and
@@ -148,7 +144,7 @@ def simulate_groups(ms: MultiSystem, model: ModelConfig, groups: Sequence[Decode
             at, ts = curves[(op.resource, op.stage, op.sequences, op.tokens)]
             extra = heads(op.sequences) if op.stage.lm_head else 0.0
             return float(np.interp(op.context, at, ts)) + extra
-        return ms.links[link_name(*op.resource.split("->"))].transfer_s(op.bytes, rng)
+        return ms.link_of(op.resource).transfer_s(op.bytes, rng)
     return DecodeRun(tuple(groups), schedule_links(ms, ops, cost))
 
 

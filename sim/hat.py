@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mappers.edge import chunk_sizes
-from mappers.hat import (TOKEN_ID_BYTES, UShape, cloud_bytes, device_bytes, hidden_bytes,
-                         layer_bytes, verify_positions)
+from mappers.edge import chunk_sizes, hidden_bytes
+from mappers.hat import (TOKEN_ID_BYTES, UShape, cloud_bytes, device_bytes, layer_bytes,
+                         verify_positions)
 from mappers.ir import Precision
 from mappers.models import ModelConfig
 from sim.edge import NetLink

@@ -6,8 +6,9 @@ import itertools
 
 import pytest
 
-from mappers.hat import (LayerBytes, UShape, cloud_bytes, device_bytes, hidden_bytes,
-                         plan_ushape, verify_positions)
+from mappers.edge import hidden_bytes
+from mappers.hat import (LayerBytes, UShape, cloud_bytes, device_bytes, plan_ushape,
+                         verify_positions)
 from sim.errors import ConfigError
 
 SIZES = LayerBytes(layer=10, embedding=100, head=50, kv_token_layer=1)
