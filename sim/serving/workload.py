@@ -115,10 +115,6 @@ def synthetic(lengths: list[Request], *, rate: float, duration_s: float,
     """Requests arriving at ``rate`` per second for ``duration_s`` seconds, with prompt and
     output lengths drawn (jointly, with replacement) from ``lengths``. Inter-arrival gaps are
     gamma with coefficient of variation ``cv`` (1: Poisson arrivals)."""
-    if not rate > 0:
-        raise ConfigError(f"--rate: must be > 0 requests/s, got {rate}")
-    if not cv > 0:
-        raise ConfigError(f"--cv: must be > 0, got {cv}")
     t = _arrivals(rate, duration_s, rng, cv)
     pick = rng.integers(0, len(lengths), len(t))
     return [Request(id=i, arrival_s=float(a), prompt_tokens=lengths[k].prompt_tokens,
@@ -132,10 +128,6 @@ def sharegpt(*, rate: float, duration_s: float, rng: np.random.Generator,
     (`sim.serving.sharegpt`) drawn after the arrivals from the same ``rng``."""
     from sim.serving.sharegpt import sharegpt_lengths
 
-    if not rate > 0:
-        raise ConfigError(f"--rate: must be > 0 requests/s, got {rate}")
-    if not cv > 0:
-        raise ConfigError(f"--cv: must be > 0, got {cv}")
     t = _arrivals(rate, duration_s, rng, cv)
     prompts, outputs = sharegpt_lengths(len(t), rng)
     return [Request(id=i, arrival_s=float(a), prompt_tokens=int(p), output_tokens=int(o))
@@ -144,7 +136,12 @@ def sharegpt(*, rate: float, duration_s: float, rng: np.random.Generator,
 
 def _arrivals(rate: float, duration_s: float, rng: np.random.Generator, cv: float) -> np.ndarray:
     """Arrival times (s) in [0, ``duration_s``): gamma gaps of mean ``1 / rate`` and
-    coefficient of variation ``cv``."""
+    coefficient of variation ``cv``; `ConfigError` naming ``--rate`` / ``--cv`` unless both
+    are > 0."""
+    if not rate > 0:
+        raise ConfigError(f"--rate: must be > 0 requests/s, got {rate}")
+    if not cv > 0:
+        raise ConfigError(f"--cv: must be > 0, got {cv}")
     shape = 1 / cv**2
     n = int(rate * duration_s * 1.2 + 50)
     gaps = rng.gamma(shape, 1 / (rate * shape), n)
